@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use nuage_store::{Db, StoreResult};
+use nuage_store::{sqlx, Db, StoreResult};
 
 /// What a token scoped to one project of one user grants.
 #[derive(Debug, Clone)]

@@ -22,6 +22,6 @@ pub mod token;
 
 pub use error::{IdentityError, IdentityResult};
 pub use service::{
-    Bootstrap, BootstrapOutcome, Identity, IdentityConfig, NewProject, NewUser, ProjectPatch,
+    AssignmentFilter, Bootstrap, BootstrapOutcome, Identity, IdentityConfig, NewProject, NewUser, ProjectPatch,
     UserPatch,
 };

@@ -57,6 +57,10 @@ impl std::fmt::Debug for Identity {
 pub struct Bootstrap {
     /// The admin's password; generated when `None`.
     pub admin_password: Option<String>,
+    /// The admin's access key id and secret; generated when `None`. Callers
+    /// that must write credentials down before committing them (so a crash
+    /// can't lose them) generate both up front.
+    pub access_key: Option<(String, String)>,
 }
 
 /// The result of [`Identity::bootstrap`]; secrets are present only when this
@@ -209,6 +213,13 @@ impl Identity {
 
     // ---------------------------------------------------------------- bootstrap
 
+    /// True once [`Identity::bootstrap`] has created the admin user.
+    pub async fn is_bootstrapped(&self) -> IdentityResult<bool> {
+        Ok(repo::find_user_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin")
+            .await?
+            .is_some())
+    }
+
     /// Creates the Default domain, the `admin` project and user, the roles
     /// and an access key for the admin, unless they exist. Idempotent: a
     /// second call reports `created: false` and changes nothing.
@@ -303,9 +314,11 @@ impl Identity {
             now,
         )
         .await?;
-        let secret = id::secret(40);
+        let (access_key_id, secret) = b
+            .access_key
+            .unwrap_or_else(|| (id::access_key_id(), id::secret(40)));
         let key = AccessKey {
-            access_key_id: id::access_key_id(),
+            access_key_id,
             secret: Some(secret.clone()),
             user_id: user.id.clone(),
             project_id: project.id.clone(),

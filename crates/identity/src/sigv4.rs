@@ -344,6 +344,11 @@ pub fn parse(req: &SignedRequest<'_>) -> Result<Option<SigV4Auth>, SigV4Error> {
 
 fn parse_header_form(req: &SignedRequest<'_>, value: &str) -> Result<SigV4Auth, SigV4Error> {
     let value = value.trim_matches([' ', '\t']);
+    if value.is_empty() {
+        return Err(SigV4Error::MalformedHeader(
+            "the Authorization header is empty".into(),
+        ));
+    }
     let (algorithm, rest) = match value.split_once([' ', '\t']) {
         Some((a, r)) => (a, r),
         None => (value, ""),
@@ -857,17 +862,37 @@ fn check_signature(
     let mut provided = [0u8; 32];
     hex::decode_to_slice(auth.signature.as_bytes(), &mut provided)
         .map_err(|_| SigV4Error::SignatureDoesNotMatch)?;
-    let mut hasher = Sha256::new();
-    write_canonical_request(&mut hasher, req, auth)?;
-    let canonical_hash: [u8; 32] = hasher.finalize().into();
-    let mut mac = mac_with_key(&[key]);
-    write_string_to_sign(&mut mac, auth, &canonical_hash);
-    let expected: [u8; 32] = mac.finalize().into_bytes().into();
+    let expected = raw_signature(req, auth, key)?;
     if bool::from(expected.ct_eq(&provided)) {
         Ok(())
     } else {
         Err(SigV4Error::SignatureDoesNotMatch)
     }
+}
+
+fn raw_signature(
+    req: &SignedRequest<'_>,
+    auth: &SigV4Auth,
+    key: &[u8; 32],
+) -> Result<[u8; 32], SigV4Error> {
+    let mut hasher = Sha256::new();
+    write_canonical_request(&mut hasher, req, auth)?;
+    let canonical_hash: [u8; 32] = hasher.finalize().into();
+    let mut mac = mac_with_key(&[key]);
+    write_string_to_sign(&mut mac, auth, &canonical_hash);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// The signature (lowercase hex) that `auth` should carry for `req` under
+/// `key` ([`signing_key`]); `auth.signature` itself is ignored. For signing
+/// clients and tests: a verifier uses [`verify`], which compares in constant
+/// time.
+pub fn compute_signature(
+    req: &SignedRequest<'_>,
+    auth: &SigV4Auth,
+    key: &[u8; 32],
+) -> Result<String, SigV4Error> {
+    raw_signature(req, auth, key).map(hex::encode)
 }
 
 /// The canonical request the signature covers, for diagnostics (AWS echoes
@@ -899,12 +924,16 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac(&[&k_service], &[TERMINATOR.as_bytes()])
 }
 
-/// Signature of one aws-chunked chunk (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`):
-/// HMAC with `key` of `"AWS4-HMAC-SHA256-PAYLOAD\n" + amz_date + "\n" + scope
-/// + "\n" + previous_signature + "\n" + hex(sha256("")) + "\n" +
-/// hex(sha256(chunk))`, as lowercase hex. The first chunk's previous
-/// signature is the request's ([`SigV4Auth::signature`]), `scope` is
-/// [`SigV4Auth::scope`].
+/// Signature of one aws-chunked chunk (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`),
+/// as lowercase hex: the HMAC with `key` of
+///
+/// ```text
+/// "AWS4-HMAC-SHA256-PAYLOAD\n" + amz_date + "\n" + scope + "\n" + previous_signature
+///     + "\n" + hex(sha256("")) + "\n" + hex(sha256(chunk))
+/// ```
+///
+/// The first chunk's previous signature is the request's
+/// ([`SigV4Auth::signature`]); `scope` is [`SigV4Auth::scope`].
 pub fn chunk_signature(
     key: &[u8; 32],
     amz_date: &str,
@@ -1727,12 +1756,7 @@ mod tests {
     fn sign_for_tests(r: &SignedRequest<'_>, auth: &SigV4Auth, secret: &str) -> String {
         let c = &auth.credential;
         let key = signing_key(secret, &c.date, &c.region, &c.service);
-        let mut hasher = Sha256::new();
-        write_canonical_request(&mut hasher, r, auth).unwrap();
-        let hash: [u8; 32] = hasher.finalize().into();
-        let mut mac = mac_with_key(&[&key]);
-        write_string_to_sign(&mut mac, auth, &hash);
-        hex::encode(mac.finalize().into_bytes())
+        compute_signature(r, auth, &key).unwrap()
     }
 
     // --- negative cases --------------------------------------------------------------

@@ -1,0 +1,56 @@
+//! The one place where a request's credentials become a principal.
+//!
+//! Every front door calls [`authenticate`]; it accepts a Keystone token
+//! (`X-Auth-Token`, or `Authorization: Bearer` for the native API and
+//! kubectl), or an AWS SigV4 signature (header or presigned URL). Policy is
+//! not checked here: core services do it with the principal, so the rules are
+//! the same whichever door a call came through.
+
+use http::request::Parts;
+use nuage_identity::sigv4::SignedRequest;
+use nuage_identity::IdentityError;
+use nuage_model::identity::Principal;
+
+use crate::Core;
+
+/// sha256 of the empty string: the payload hash of a request without body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The bearer token of a request, if it carries one.
+pub fn token(parts: &Parts) -> Option<&str> {
+    if let Some(t) = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim());
+    }
+    parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Authenticates a request. `Ok(None)` means it carries no credentials at
+/// all; bad credentials are an error. `body_sha256` is the hex sha256 of the
+/// body when the caller has read it (needed for SigV4 without
+/// `x-amz-content-sha256`); `None` for a request without body.
+pub async fn authenticate(
+    core: &Core,
+    parts: &Parts,
+    body_sha256: Option<&str>,
+) -> Result<Option<Principal>, IdentityError> {
+    if let Some(t) = token(parts) {
+        return core.identity.validate(t).await.map(Some);
+    }
+    let req = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body_sha256: Some(body_sha256.unwrap_or(EMPTY_SHA256)),
+    };
+    Ok(core
+        .identity
+        .authenticate_sigv4(&req)
+        .await?
+        .map(|(principal, _)| principal))
+}

@@ -1,0 +1,136 @@
+//! Per-request context: request ids and Prometheus metrics.
+//!
+//! Every response carries a request id (`x-request-id`, and the names
+//! OpenStack and AWS clients print: `x-openstack-request-id`,
+//! `x-amz-request-id`). Error bodies need the same id, so the middleware also
+//! makes it available to the handler's task through [`request_id`].
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::route::Dialect;
+use crate::SharedCore;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled by this task, or `"-"` outside one.
+pub fn request_id() -> String {
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .unwrap_or_else(|_| "-".to_string())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    dialect: &'static str,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DialectLabel {
+    dialect: &'static str,
+}
+
+/// The server's Prometheus metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<DialectLabel, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("nuage");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<DialectLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(
+                [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0].into_iter(),
+            )
+        });
+        registry.register("http_requests", "HTTP requests handled", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            latency.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+        }
+    }
+
+    /// The registry, for services that add metrics of their own.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Assigns the request id, times the request and counts it.
+pub async fn middleware(State(core): State<SharedCore>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
+    let dialect = Dialect::of(&req);
+    let method = req.method().as_str().to_string();
+    let start = Instant::now();
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    let status = resp.status().as_u16();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        let h = resp.headers_mut();
+        h.insert("x-request-id", v.clone());
+        h.insert("x-openstack-request-id", v.clone());
+        h.insert("x-amz-request-id", v);
+    }
+    let label = dialect.label();
+    core.metrics
+        .latency
+        .get_or_create(&DialectLabel { dialect: label })
+        .observe(start.elapsed().as_secs_f64());
+    core.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            dialect: label,
+            method,
+            status,
+        })
+        .inc();
+    if status >= 500 {
+        tracing::warn!(request_id = %id, dialect = label, status, "request failed");
+    } else {
+        tracing::debug!(request_id = %id, dialect = label, status, "request");
+    }
+    resp
+}

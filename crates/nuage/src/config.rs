@@ -1,0 +1,155 @@
+//! Server settings: flags, then `NUAGE_*` environment variables, then the
+//! TOML config file, then built-in defaults, in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// `nuage serve` flags; each has an environment variable of the same name.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Where nuage keeps its state (database, keys, admin.env).
+    #[arg(long, env = "NUAGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address and port of the one HTTP endpoint of every API.
+    #[arg(long, env = "NUAGE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// State store URL: sqlite://PATH (default: DATA_DIR/nuage.db) or postgres://...
+    #[arg(long, env = "NUAGE_DATABASE")]
+    pub database: Option<String>,
+    /// TOML config file (default: DATA_DIR/nuage.toml when it exists).
+    #[arg(long, env = "NUAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Serve HTTPS with a certificate from nuage's own CA (the default when
+    /// the listen address is not loopback).
+    #[arg(long, env = "NUAGE_TLS")]
+    pub tls: Option<bool>,
+    /// Log format: human or json.
+    #[arg(long, env = "NUAGE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Region name clients use (AWS_DEFAULT_REGION, OS_REGION_NAME).
+    #[arg(long, env = "NUAGE_REGION")]
+    pub region: Option<String>,
+    /// URL clients reach this server at, when it differs from the listen
+    /// address (behind a proxy or NAT).
+    #[arg(long, env = "NUAGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// The config file's shape; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    tls: Option<bool>,
+    log_format: Option<LogFormat>,
+    region: Option<String>,
+    public_url: Option<String>,
+    token_ttl_secs: Option<u64>,
+}
+
+/// Settings after every source has been applied.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub database: String,
+    pub tls: bool,
+    pub log_format: LogFormat,
+    pub region: String,
+    pub public_url: String,
+    pub token_ttl_secs: u64,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
+pub const DEFAULT_REGION: &str = "nuage-1";
+
+fn default_data_dir() -> PathBuf {
+    // Root gets the system location; anyone else a directory of their own.
+    // /proc/self is owned by the process's effective uid.
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    if root {
+        PathBuf::from("/var/lib/nuage")
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".local/share/nuage"))
+            .unwrap_or_else(|| PathBuf::from("nuage-data"))
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("the config file {} is not valid", path.display()))
+}
+
+impl Config {
+    pub fn resolve(args: ServeArgs) -> Result<Config> {
+        let explicit = args.config.clone();
+        let pre_data_dir = args.data_dir.clone();
+        let file = match &explicit {
+            Some(p) => read_file(p)?,
+            None => {
+                let dir = pre_data_dir.clone().unwrap_or_else(default_data_dir);
+                let p = dir.join("nuage.toml");
+                if p.exists() {
+                    read_file(&p)?
+                } else {
+                    FileConfig::default()
+                }
+            }
+        };
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
+        let listen = match args.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN.parse().context("the default listen address")?,
+        };
+        let database = args
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("nuage.db").display()));
+        let tls = args
+            .tls
+            .or(file.tls)
+            .unwrap_or_else(|| !listen.ip().is_loopback());
+        let scheme = if tls { "https" } else { "http" };
+        let public_url = args.public_url.or(file.public_url).unwrap_or_else(|| {
+            let host = if listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else if listen.is_ipv6() {
+                format!("[{}]", listen.ip())
+            } else {
+                listen.ip().to_string()
+            };
+            let host = if tls && listen.ip().is_loopback() {
+                // Certificates name localhost; clients verify the name.
+                "localhost".to_string()
+            } else {
+                host
+            };
+            format!("{scheme}://{host}:{}", listen.port())
+        });
+        Ok(Config {
+            data_dir,
+            listen,
+            database,
+            tls,
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            region: args.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            token_ttl_secs: file.token_ttl_secs.unwrap_or(3600),
+        })
+    }
+}
