@@ -179,6 +179,12 @@ impl Identity {
         &self.db
     }
 
+    /// How long a token lives; front doors that show a token's issue time
+    /// (Keystone's `issued_at`) derive it from the expiry with this.
+    pub fn token_ttl(&self) -> Duration {
+        self.cfg.token_ttl
+    }
+
     /// Starts the task that follows changes made by other controllers and
     /// purges expired revocations. It ends when the runtime shuts down.
     pub fn spawn_refresher(&self) -> tokio::task::JoinHandle<()> {
@@ -450,6 +456,33 @@ impl Identity {
             None => return Ok(None),
         };
         Ok(repo::find_project_by_name(db, &domain.id, id_or_name).await?)
+    }
+
+    /// Password login by user id or name (in `domain`, default Default) and
+    /// project id or name: the one entry every front door uses, so an
+    /// unknown user and a wrong password get the same answer everywhere.
+    pub async fn login(
+        &self,
+        user: &str,
+        domain: Option<&str>,
+        password: &str,
+        project: Option<&str>,
+        project_domain: Option<&str>,
+    ) -> IdentityResult<(String, Principal)> {
+        let Some(u) = self.find_user(user, domain).await? else {
+            tracing::info!(user, "password authentication failed: unknown user");
+            return Err(IdentityError::Unauthenticated("the user name or password is wrong"));
+        };
+        let project_id = match project {
+            Some(p) => Some(
+                self.find_project(p, project_domain.or(domain))
+                    .await?
+                    .ok_or(IdentityError::Unauthenticated("the project does not exist"))?
+                    .id,
+            ),
+            None => None,
+        };
+        self.authenticate_password(&u, password, project_id.as_deref()).await
     }
 
     /// Password authentication, scoped to a project: the user's default

@@ -89,24 +89,9 @@ struct TokenRequest {
 }
 
 async fn issue_token(State(core): State<SharedCore>, Json(req): Json<TokenRequest>) -> Result<Response> {
-    let wrong = || NativeError::unauthenticated("the user name or password is wrong");
-    let Some(u) = core.identity.find_user(&req.user, req.domain.as_deref()).await? else {
-        tracing::info!(user = %req.user, "token request for an unknown user");
-        return Err(wrong());
-    };
-    let project_id = match &req.project {
-        Some(p) => Some(
-            core.identity
-                .find_project(p, req.domain.as_deref())
-                .await?
-                .ok_or_else(|| NativeError::unauthenticated(format!("project {p} not found")))?
-                .id,
-        ),
-        None => None,
-    };
     let (token, p) = core
         .identity
-        .authenticate_password(&u, &req.password, project_id.as_deref())
+        .login(&req.user, req.domain.as_deref(), &req.password, req.project.as_deref(), None)
         .await?;
     let mut body = principal_view(&p);
     body["token"] = Value::String(token.clone());

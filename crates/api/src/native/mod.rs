@@ -108,3 +108,43 @@ pub fn router(core: SharedCore) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(core)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every route in the code is in the OpenAPI document with the same
+    /// methods, and the document names nothing the code lacks.
+    #[test]
+    fn openapi_matches_routes() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        let sources = [include_str!("mod.rs"), include_str!("identity.rs")];
+        let mut seen = std::collections::BTreeSet::new();
+        for src in sources {
+            for chunk in src.split(".route(").skip(1) {
+                let Some(path) = chunk.split('"').nth(1) else { continue };
+                if !path.starts_with("/nuage/v1") {
+                    continue;
+                }
+                let call = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
+                let documented = paths
+                    .get(path)
+                    .unwrap_or_else(|| panic!("route {path} is not in openapi.json"));
+                for m in ["get", "post", "put", "patch", "delete", "head"] {
+                    let in_code = call.contains(&format!("{m}(")) && !call.contains(&format!("_{m}("))
+                        || call.contains(&format!(".{m}("))
+                        || call.contains(&format!(" {m}("))
+                        || call.contains(&format!("({m}("));
+                    assert_eq!(
+                        in_code,
+                        documented.get(m).is_some(),
+                        "{m} {path}: code and openapi.json disagree"
+                    );
+                }
+                seen.insert(path.to_string());
+            }
+        }
+        for p in paths.keys() {
+            assert!(seen.contains(p), "openapi.json documents {p}, which no route serves");
+        }
+    }
+}

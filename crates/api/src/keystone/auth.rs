@@ -1,0 +1,382 @@
+//! Tokens (`/v3/auth/tokens`), the service catalog and the `/v3/auth/*`
+//! helpers clients call after authenticating.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use nuage_model::identity::{Principal, User};
+use nuage_model::{ErrorKind, HasKind};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::{base_url, collection, resources::project_view, timestamp, Caller, Json, KeystoneError, Params, Result};
+use crate::{Core, SharedCore};
+
+/// The service catalog of a token scoped to `_project_id`. nuage has one
+/// endpoint, so every service lists the same URL for the public, internal
+/// and admin interfaces.
+///
+/// Add each OpenStack service here as its dialect lands, as
+/// `(type, name, url)`; the project id is for services whose URLs carry it:
+///
+/// ```text
+/// ("compute", "nova", format!("{base}/compute/v2.1")),
+/// ("image", "glance", format!("{base}/image")),
+/// ("volumev3", "cinderv3", format!("{base}/volume/v3/{project_id}")),
+/// ("network", "neutron", format!("{base}/network")),
+/// ("object-store", "swift", format!("{base}/v1/AUTH_{project_id}")),
+/// ("orchestration", "heat", format!("{base}/orchestration/v1/{project_id}")),
+/// ```
+pub fn catalog(core: &Core, _project_id: &str) -> Vec<Value> {
+    let base = core.public_url.trim_end_matches('/');
+    let services: Vec<(&str, &str, String)> = vec![("identity", "keystone", format!("{base}/v3"))];
+    services
+        .into_iter()
+        .map(|(kind, name, url)| {
+            let endpoints: Vec<Value> = ["public", "internal", "admin"]
+                .iter()
+                .map(|interface| {
+                    json!({
+                        "id": stable_id(&[kind, interface, &core.region]),
+                        "interface": interface,
+                        "region_id": core.region,
+                        "region": core.region,
+                        "url": url,
+                    })
+                })
+                .collect();
+            json!({
+                "id": stable_id(&[kind]),
+                "type": kind,
+                "name": name,
+                "endpoints": endpoints,
+            })
+        })
+        .collect()
+}
+
+/// A 32-hex-digit id derived from `parts`, so catalog ids stay the same
+/// across restarts and controllers without being stored.
+fn stable_id(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+// ---------------------------------------------------------------- requests
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthBody {
+    auth: AuthRequest,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthRequest {
+    identity: IdentityRequest,
+    /// An object (`{"project": ...}`), or the string `"unscoped"` that
+    /// keystoneauth sends; read by [`scope_project`].
+    #[serde(default)]
+    scope: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityRequest {
+    methods: Vec<String>,
+    #[serde(default)]
+    password: Option<PasswordMethod>,
+    #[serde(default)]
+    token: Option<TokenMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordMethod {
+    user: PasswordUser,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordUser {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain: Option<IdOrName>,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenMethod {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdOrName {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl IdOrName {
+    /// The domain reference for the core's lookups, which take an id or a name.
+    fn reference(&self, what: &str) -> Result<&str> {
+        self.id
+            .as_deref()
+            .or(self.name.as_deref())
+            .ok_or_else(|| KeystoneError::bad_request(format!("Expecting to find id or name in {what}.")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeProject {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain: Option<IdOrName>,
+}
+
+fn unauthorized() -> KeystoneError {
+    KeystoneError::unauthorized("The request you have made requires authentication.")
+}
+
+/// The project a token request asks for: `None` when unscoped, which nuage
+/// answers with a token on the user's default project (nuage has no
+/// unscoped tokens). Domain, system and trust scopes are refused with 401,
+/// as Keystone refuses a scope the user holds no role on.
+async fn scope_project(core: &Core, scope: Option<Value>) -> Result<Option<String>> {
+    let obj = match scope {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s == "unscoped" => return Ok(None),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(KeystoneError::bad_request("scope must be an object or \"unscoped\".")),
+    };
+    if obj.len() > 1 {
+        return Err(KeystoneError::bad_request(
+            "Specifying more than one scope target is not allowed.",
+        ));
+    }
+    let Some((kind, value)) = obj.into_iter().next() else {
+        return Ok(None);
+    };
+    match kind.as_str() {
+        "project" => {}
+        "unscoped" => return Ok(None),
+        "domain" | "system" | "OS-TRUST:trust" => {
+            return Err(KeystoneError::unauthorized(format!(
+                "nuage issues project-scoped tokens only; a {kind} scope is not available."
+            )))
+        }
+        other => return Err(KeystoneError::bad_request(format!("Unknown scope {other}."))),
+    }
+    let p: ScopeProject = serde_json::from_value(value)
+        .map_err(|e| KeystoneError::bad_request(format!("The project scope is not valid: {e}")))?;
+    let found = match (&p.id, &p.name) {
+        (Some(id), _) => core.identity.find_project(id, None).await?.filter(|x| &x.id == id),
+        (None, Some(name)) => {
+            let domain = p
+                .domain
+                .as_ref()
+                .ok_or_else(|| KeystoneError::bad_request("Expecting to find domain in project."))?
+                .reference("domain")?;
+            core.identity.find_project(name, Some(domain)).await?
+        }
+        (None, None) => return Err(KeystoneError::bad_request("Expecting to find id or name in project.")),
+    };
+    match found {
+        Some(project) => Ok(Some(project.id)),
+        None => Err(KeystoneError::unauthorized("Could not find the project of the requested scope.")),
+    }
+}
+
+async fn password_user(core: &Core, u: &PasswordUser) -> Result<Option<User>> {
+    match (&u.id, &u.name) {
+        (Some(id), _) => Ok(core.identity.find_user(id, None).await?.filter(|x| &x.id == id)),
+        (None, Some(name)) => {
+            let domain = u
+                .domain
+                .as_ref()
+                .ok_or_else(|| KeystoneError::bad_request("Expecting to find domain in user."))?
+                .reference("domain")?;
+            Ok(core.identity.find_user(name, Some(domain)).await?)
+        }
+        (None, None) => Err(KeystoneError::bad_request("Expecting to find id or name in user.")),
+    }
+}
+
+// ---------------------------------------------------------------- token body
+
+async fn domain_ref(core: &Core, caller: &Principal, id: &str) -> Result<Value> {
+    let d = core.identity.get_domain(caller, id).await?;
+    Ok(json!({"id": d.id, "name": d.name}))
+}
+
+/// The `token` object of Keystone's token answers.
+async fn token_body(core: &Core, p: &Principal, with_catalog: bool) -> Result<Value> {
+    let roles = core.identity.list_roles(p, None).await?;
+    let roles: Vec<Value> = p
+        .roles
+        .iter()
+        .filter_map(|n| roles.iter().find(|r| &r.name == n))
+        .map(|r| json!({"id": r.id, "name": r.name}))
+        .collect();
+    let ttl = i64::try_from(core.identity.token_ttl().as_millis()).unwrap_or(0);
+    let mut token = json!({
+        "methods": [p.method],
+        "user": {
+            "id": p.user_id,
+            "name": p.user_name,
+            "domain": domain_ref(core, p, &p.domain_id).await?,
+            "password_expires_at": null,
+        },
+        "project": {
+            "id": p.project_id,
+            "name": p.project_name,
+            "domain": domain_ref(core, p, &p.project_domain_id).await?,
+        },
+        "roles": roles,
+        "expires_at": timestamp(p.expires_at),
+        "issued_at": timestamp(p.expires_at.saturating_sub(ttl)),
+        "audit_ids": [p.audit_id],
+        "is_domain": false,
+    });
+    if with_catalog {
+        token["catalog"] = Value::Array(catalog(core, &p.project_id));
+    }
+    Ok(json!({ "token": token }))
+}
+
+fn with_subject_token(mut resp: Response, token: &str) -> Result<Response> {
+    let v = HeaderValue::from_str(token)
+        .map_err(|_| KeystoneError::bad_request("The token cannot be sent in a header."))?;
+    resp.headers_mut().insert("x-subject-token", v);
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- handlers
+
+/// `POST /v3/auth/tokens`: password or token authentication.
+async fn issue(State(core): State<SharedCore>, q: Params, Json(body): Json<AuthBody>) -> Result<Response> {
+    let AuthRequest { identity, scope } = body.auth;
+    let project_id = scope_project(&core, scope).await?;
+    let (token, principal) = match identity.methods.as_slice() {
+        [] => return Err(KeystoneError::bad_request("Expecting to find methods in identity.")),
+        [m] if m == "password" => {
+            let pw = identity
+                .password
+                .ok_or_else(|| KeystoneError::bad_request("Expecting to find password in identity."))?;
+            let Some(user) = password_user(&core, &pw.user).await? else {
+                tracing::info!("token request for an unknown user");
+                return Err(unauthorized());
+            };
+            core.identity
+                .authenticate_password(&user, &pw.user.password, project_id.as_deref())
+                .await?
+        }
+        [m] if m == "token" => {
+            let t = identity
+                .token
+                .ok_or_else(|| KeystoneError::bad_request("Expecting to find token in identity."))?;
+            core.identity.authenticate_token(&t.id, project_id.as_deref()).await?
+        }
+        _ => {
+            return Err(KeystoneError::unauthorized(
+                "Attempted to authenticate with an unsupported method: nuage supports password or token.",
+            ))
+        }
+    };
+    let body = token_body(&core, &principal, !q.flag("nocatalog")).await?;
+    with_subject_token((StatusCode::CREATED, axum::Json(body)).into_response(), &token)
+}
+
+fn subject(headers: &HeaderMap) -> Result<&str> {
+    headers
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| KeystoneError::bad_request("Expecting to find the X-Subject-Token header."))
+}
+
+/// A subject token that does not validate is "not found", as in Keystone;
+/// the caller's own token was already checked by [`Caller`].
+fn subject_error(e: nuage_identity::IdentityError) -> KeystoneError {
+    if e.kind() == ErrorKind::Unauthenticated {
+        KeystoneError::not_found(format!("Could not find token: {e}."))
+    } else {
+        e.into()
+    }
+}
+
+/// `GET` (and `HEAD`) `/v3/auth/tokens`: validates `X-Subject-Token`.
+async fn check(State(core): State<SharedCore>, Caller(_): Caller, headers: HeaderMap, q: Params) -> Result<Response> {
+    let token = subject(&headers)?;
+    let p = core.identity.validate(token).await.map_err(subject_error)?;
+    let body = token_body(&core, &p, !q.flag("nocatalog")).await?;
+    with_subject_token(axum::Json(body).into_response(), token)
+}
+
+/// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token`.
+async fn revoke(State(core): State<SharedCore>, Caller(caller): Caller, headers: HeaderMap) -> Result<StatusCode> {
+    let token = subject(&headers)?;
+    core.identity.revoke_token(&caller, token).await.map_err(subject_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn auth_catalog(State(core): State<SharedCore>, Caller(p): Caller) -> Response {
+    axum::Json(json!({
+        "catalog": catalog(&core, &p.project_id),
+        "links": {"self": format!("{}/auth/catalog", base_url(&core)), "previous": null, "next": null},
+    }))
+    .into_response()
+}
+
+/// The projects the caller may scope a token to.
+async fn auth_projects(State(core): State<SharedCore>, Caller(p): Caller, uri: Uri) -> Result<Response> {
+    let list = core.identity.list_user_projects(&p, &p.user_id).await?;
+    let items = list.iter().map(|x| project_view(&core, x)).collect();
+    Ok(collection(&core, &uri, "projects", items))
+}
+
+/// The domains the caller may scope a token to: none, since nuage issues
+/// project-scoped tokens only.
+async fn auth_domains(State(core): State<SharedCore>, Caller(_): Caller, uri: Uri) -> Response {
+    collection(&core, &uri, "domains", Vec::new())
+}
+
+pub(super) fn routes() -> Router<SharedCore> {
+    Router::new()
+        .route("/v3/auth/tokens", get(check).post(issue).delete(revoke))
+        .route("/v3/auth/catalog", get(auth_catalog))
+        .route("/v3/auth/projects", get(auth_projects))
+        .route("/v3/auth/domains", get(auth_domains))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_ids_are_hex32_and_distinct() {
+        let a = stable_id(&["identity", "public", "r"]);
+        let b = stable_id(&["identity", "admin", "r"]);
+        assert!(nuage_model::id::is_hex32(&a), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(a, stable_id(&["identity", "public", "r"]));
+    }
+}

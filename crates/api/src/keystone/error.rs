@@ -1,0 +1,103 @@
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use nuage_model::{ErrorKind, HasKind};
+
+/// An error in Keystone's shape: `{"error": {"code", "message", "title"}}`,
+/// where `code` is the HTTP status as a number. The `WWW-Authenticate`
+/// header of 401 answers is added by the router, which knows the public URL.
+#[derive(Debug)]
+pub struct KeystoneError {
+    status: StatusCode,
+    message: String,
+}
+
+impl KeystoneError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        KeystoneError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn of_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message,
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn from_json_rejection(rej: JsonRejection) -> Self {
+        match rej {
+            JsonRejection::MissingJsonContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "The request body must be JSON, sent with Content-Type: application/json.",
+            ),
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is larger than {} bytes.", super::BODY_LIMIT),
+            ),
+            other => Self::bad_request(format!("The request body is not valid: {}", other.body_text())),
+        }
+    }
+
+    pub fn from_query_rejection(rej: QueryRejection) -> Self {
+        Self::bad_request(format!("The query string is not valid: {}", rej.body_text()))
+    }
+}
+
+/// Keystone's title for a status: the standard reason phrase, with the
+/// wording Keystone uses for 413.
+fn title(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        s => s.canonical_reason().unwrap_or("Error"),
+    }
+}
+
+impl<E: HasKind + std::error::Error> From<E> for KeystoneError {
+    fn from(e: E) -> Self {
+        let kind = e.kind();
+        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
+            // The cause may name tables or hosts: log it, don't send it.
+            tracing::error!(request_id = %crate::context::request_id(), error = %e, source = ?e.source(), "internal error");
+            return Self::of_kind(
+                kind,
+                format!(
+                    "An unexpected error prevented the server from fulfilling your request; the server log has the details under request id {}.",
+                    crate::context::request_id()
+                ),
+            );
+        }
+        Self::of_kind(kind, e.to_string())
+    }
+}
+
+impl IntoResponse for KeystoneError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "title": title(self.status),
+            }
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,282 @@
+//! A real `nuage serve` for integration tests: a temp data dir, a free port
+//! on loopback, the admin.env it writes, and ways to stop it (SIGTERM or
+//! SIGKILL) and start it again on the same data.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn nuage_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_nuage")
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Options for [`Server::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub database: Option<String>,
+    pub tls: bool,
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub opts: Options,
+    child: Option<Child>,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Server {
+    /// A server on SQLite in a fresh data directory.
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    /// A server on a fresh PostgreSQL database (NUAGE_TEST_POSTGRES).
+    pub async fn start_postgres() -> Server {
+        let url = nuage_store::testing::fresh_postgres_url()
+            .await
+            .expect("a fresh PostgreSQL database");
+        Self::start_with(Options {
+            database: Some(url),
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Server {
+            port: free_port(),
+            stdout_path: dir.path().join("stdout.log"),
+            stderr_path: dir.path().join("stderr.log"),
+            dir,
+            opts,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(nuage_bin());
+        c.arg("serve")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port));
+        if let Some(db) = &self.opts.database {
+            c.arg("--database").arg(db);
+        }
+        if self.opts.tls {
+            c.arg("--tls").arg("true");
+        }
+        c.env_remove("NUAGE_DATA_DIR").env_remove("NUAGE_LISTEN").env_remove("NUAGE_DATABASE");
+        for (k, v) in &self.opts.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Starts the process and waits until /healthz answers.
+    pub fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stdout_path)
+            .expect("stdout log");
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .expect("stderr log");
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start nuage serve");
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!("nuage serve exited with {status} before serving:\n{}", self.logs());
+                }
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.data_dir().join("admin.env").exists()
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("nuage serve did not start within {timeout:?}:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        )
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    fn signal(&mut self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+        }
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill9(&mut self) {
+        self.signal("KILL");
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let mut c = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("nuage serve ignored SIGTERM for 15 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.opts.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The URL the server advertises in admin.env.
+    pub fn url(&self) -> String {
+        self.env()
+            .get("NUAGE_URL")
+            .cloned()
+            .unwrap_or_else(|| format!("{}://127.0.0.1:{}", self.scheme(), self.port))
+    }
+
+    /// The variables admin.env exports.
+    pub fn env(&self) -> HashMap<String, String> {
+        parse_env_file(&self.data_dir().join("admin.env"))
+    }
+
+    /// An HTTP client that trusts the server's CA when TLS is on.
+    pub fn http(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if self.opts.tls {
+            let ca = std::fs::read(self.data_dir().join("tls/ca.pem")).expect("ca.pem");
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA"));
+        }
+        b.build().expect("client")
+    }
+
+    /// A token for `user` with `password`, optionally scoped to `project`.
+    pub async fn token_for(&self, user: &str, password: &str, project: Option<&str>) -> String {
+        let mut body = serde_json::json!({"user": user, "password": password});
+        if let Some(p) = project {
+            body["project"] = serde_json::json!(p);
+        }
+        let r = self
+            .http()
+            .post(format!("{}/nuage/v1/tokens", self.url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(r.status(), 201, "token for {user}: {}", r.text().await.unwrap_or_default());
+        let v: serde_json::Value = r.json().await.expect("token json");
+        v["token"].as_str().expect("token").to_string()
+    }
+
+    /// The admin's token.
+    pub async fn admin_token(&self) -> String {
+        let pw = self.env().get("OS_PASSWORD").cloned().expect("OS_PASSWORD in admin.env");
+        self.token_for("admin", &pw, None).await
+    }
+
+    /// Runs a client command (`nuage`, `openstack`, `aws`, ...) with the
+    /// admin.env environment and `HOME` in the temp dir.
+    pub fn client(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        for (k, v) in self.env() {
+            c.env(k, v);
+        }
+        c
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn parse_env_file(path: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .map(|v| v.replace(r"'\''", "'"))
+                .unwrap_or_else(|| v.to_string());
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Runs `cmd`, returning (success, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("run client command");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
