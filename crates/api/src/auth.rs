@@ -41,16 +41,36 @@ pub async fn authenticate(
     if let Some(t) = token(parts) {
         return core.identity.validate(t).await.map(Some);
     }
+    // HTTP/2 carries the host in :authority, which SigV4 signs as `host`.
+    let with_host;
+    let headers = if parts.headers.contains_key(http::header::HOST) {
+        &parts.headers
+    } else {
+        let mut h = parts.headers.clone();
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        {
+            h.insert(http::header::HOST, v);
+        }
+        with_host = h;
+        &with_host
+    };
     let req = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
+        headers,
         body_sha256: Some(body_sha256.unwrap_or(EMPTY_SHA256)),
     };
-    Ok(core
-        .identity
-        .authenticate_sigv4(&req)
-        .await?
-        .map(|(principal, _)| principal))
+    match core.identity.authenticate_sigv4(&req).await? {
+        Some((principal, auth)) => {
+            // Routing sent s3- and ec2-scoped signatures to their dialects;
+            // what reaches here must be scoped to this region and `nuage`.
+            auth.check_scope(&core.region, "nuage")?;
+            Ok(Some(principal))
+        }
+        None => Ok(None),
+    }
 }

@@ -199,7 +199,7 @@ impl Identity {
                 if let Err(e) = this.cache.refresh(&this.db).await {
                     tracing::warn!(error = %e, "identity cache refresh failed");
                 }
-                if n % 600 == 0 {
+                if n.is_multiple_of(600) {
                     if let Err(e) = repo::purge_revocations(this.db.writer(), now_ms()).await {
                         tracing::warn!(error = %e, "purging expired revocations failed");
                     }

@@ -24,7 +24,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../migrations/0001_identity.sql"),
 }];
 
-const PG_LOCK_KEY: i64 = 0x6e75_6167_65; // "nuage"
+const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"
 
 fn render(sql: &str, dialect: Dialect) -> String {
     let blob = match dialect {
