@@ -18,7 +18,11 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 
 /// The bearer token of a request, if it carries one.
 pub fn token(parts: &Parts) -> Option<&str> {
-    if let Some(t) = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
+    if let Some(t) = parts
+        .headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+    {
         return Some(t.trim());
     }
     parts

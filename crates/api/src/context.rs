@@ -63,7 +63,10 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<DialectLabel, Histogram>::new_with_constructor(|| {
             Histogram::new(
-                [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0].into_iter(),
+                [
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                ]
+                .into_iter(),
             )
         });
         registry.register("http_requests", "HTTP requests handled", requests.clone());
@@ -105,6 +108,8 @@ pub async fn middleware(State(core): State<SharedCore>, req: Request, next: Next
         .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
     let dialect = Dialect::of(&req);
     let method = req.method().as_str().to_string();
+    // The path only: query strings may carry presigned signatures.
+    let path = req.uri().path().to_string();
     let start = Instant::now();
     let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     let status = resp.status().as_u16();
@@ -123,14 +128,18 @@ pub async fn middleware(State(core): State<SharedCore>, req: Request, next: Next
         .requests
         .get_or_create(&RequestLabels {
             dialect: label,
-            method,
+            method: method.clone(),
             status,
         })
         .inc();
-    if status >= 500 {
-        tracing::warn!(request_id = %id, dialect = label, status, "request failed");
-    } else {
-        tracing::debug!(request_id = %id, dialect = label, status, "request");
+    match status {
+        500.. => {
+            tracing::warn!(request_id = %id, dialect = label, %method, %path, status, "request failed")
+        }
+        400..=499 => {
+            tracing::info!(request_id = %id, dialect = label, %method, %path, status, "request refused")
+        }
+        _ => tracing::debug!(request_id = %id, dialect = label, %method, %path, status, "request"),
     }
     resp
 }

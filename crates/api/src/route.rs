@@ -28,8 +28,23 @@ use crate::{context, keystone, native, SharedCore};
 /// Bucket names S3 must refuse, since unsigned requests on those paths
 /// belong to another dialect.
 pub const RESERVED_BUCKET_NAMES: &[&str] = &[
-    "nuage", "v1", "v2", "v3", "api", "apis", "healthz", "metrics", "dashboard", "compute",
-    "image", "network", "volume", "orchestration", "version", "openapi", "static",
+    "nuage",
+    "v1",
+    "v2",
+    "v3",
+    "api",
+    "apis",
+    "healthz",
+    "metrics",
+    "dashboard",
+    "compute",
+    "image",
+    "network",
+    "volume",
+    "orchestration",
+    "version",
+    "openapi",
+    "static",
 ];
 
 /// The front door a request belongs to.
@@ -67,11 +82,7 @@ impl Dialect {
             }
         }
         let path = req.uri().path();
-        let first = path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .unwrap_or("");
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
         match first {
             "nuage" => Dialect::Native,
             "v3" => Dialect::Keystone,
@@ -174,7 +185,10 @@ pub fn router(core: SharedCore) -> Router {
     };
     Router::new()
         .fallback(dispatch)
-        .layer(axum::middleware::from_fn_with_state(core, context::middleware))
+        .layer(axum::middleware::from_fn_with_state(
+            core,
+            context::middleware,
+        ))
         .layer(CatchPanicLayer::new())
 }
 
@@ -192,25 +206,50 @@ mod tests {
 
     #[test]
     fn classifies() {
-        assert_eq!(Dialect::of(&req("GET", "/nuage/v1/projects", &[])), Dialect::Native);
-        assert_eq!(Dialect::of(&req("POST", "/v3/auth/tokens", &[])), Dialect::Keystone);
-        assert_eq!(Dialect::of(&req("GET", "/v1/AUTH_abc/c", &[])), Dialect::Swift);
+        assert_eq!(
+            Dialect::of(&req("GET", "/nuage/v1/projects", &[])),
+            Dialect::Native
+        );
+        assert_eq!(
+            Dialect::of(&req("POST", "/v3/auth/tokens", &[])),
+            Dialect::Keystone
+        );
+        assert_eq!(
+            Dialect::of(&req("GET", "/v1/AUTH_abc/c", &[])),
+            Dialect::Swift
+        );
         assert_eq!(Dialect::of(&req("GET", "/v1/other", &[])), Dialect::S3);
-        assert_eq!(Dialect::of(&req("GET", "/api/v1/pods", &[])), Dialect::Kubernetes);
+        assert_eq!(
+            Dialect::of(&req("GET", "/api/v1/pods", &[])),
+            Dialect::Kubernetes
+        );
         assert_eq!(Dialect::of(&req("GET", "/mybucket/key", &[])), Dialect::S3);
         assert_eq!(Dialect::of(&req("GET", "/healthz", &[])), Dialect::Ops);
         let s3 = "AWS4-HMAC-SHA256 Credential=AKIA/20260101/nuage-1/s3/aws4_request, SignedHeaders=host, Signature=00";
-        assert_eq!(Dialect::of(&req("GET", "/v3/key", &[("authorization", s3)])), Dialect::S3);
-        let ec2 = s3.replace("/s3/", "/ec2/");
-        assert_eq!(Dialect::of(&req("POST", "/", &[("authorization", &ec2)])), Dialect::Ec2);
         assert_eq!(
-            Dialect::of(&req("POST", "/", &[("content-type", "application/x-www-form-urlencoded")])),
+            Dialect::of(&req("GET", "/v3/key", &[("authorization", s3)])),
+            Dialect::S3
+        );
+        let ec2 = s3.replace("/s3/", "/ec2/");
+        assert_eq!(
+            Dialect::of(&req("POST", "/", &[("authorization", &ec2)])),
+            Dialect::Ec2
+        );
+        assert_eq!(
+            Dialect::of(&req(
+                "POST",
+                "/",
+                &[("content-type", "application/x-www-form-urlencoded")]
+            )),
             Dialect::Ec2
         );
         assert_eq!(
             Dialect::of(&req("GET", "/b/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F20260101%2Fr%2Fs3%2Faws4_request", &[])),
             Dialect::S3
         );
-        assert_eq!(Dialect::of(&req("GET", "/?Action=DescribeInstances", &[])), Dialect::Ec2);
+        assert_eq!(
+            Dialect::of(&req("GET", "/?Action=DescribeInstances", &[])),
+            Dialect::Ec2
+        );
     }
 }

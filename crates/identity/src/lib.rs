@@ -22,6 +22,6 @@ pub mod token;
 
 pub use error::{IdentityError, IdentityResult};
 pub use service::{
-    AssignmentFilter, Bootstrap, BootstrapOutcome, Identity, IdentityConfig, NewProject, NewUser, ProjectPatch,
-    UserPatch,
+    AssignmentFilter, Bootstrap, BootstrapOutcome, Identity, IdentityConfig, NewProject, NewUser,
+    ProjectPatch, UserPatch,
 };

@@ -30,10 +30,14 @@ pub fn verify(password: &str, stored: &str) -> bool {
 /// Refuses passwords too weak to protect anything.
 pub fn check_strength(password: &str) -> IdentityResult<()> {
     if password.chars().count() < 8 {
-        return Err(IdentityError::invalid("password must have at least 8 characters"));
+        return Err(IdentityError::invalid(
+            "password must have at least 8 characters",
+        ));
     }
     if password.len() > 1024 {
-        return Err(IdentityError::invalid("password must be at most 1024 bytes"));
+        return Err(IdentityError::invalid(
+            "password must be at most 1024 bytes",
+        ));
     }
     Ok(())
 }

@@ -74,13 +74,17 @@ pub async fn insert_domain<'e>(e: impl AnyExecutor<'e>, d: &Domain, now: i64) ->
 }
 
 pub async fn list_domains<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<Domain>> {
-    let rows: Vec<DomainRow> = sqlx::query_as(&format!("SELECT {DOMAIN_COLS} FROM domains ORDER BY name"))
-        .fetch_all(e)
-        .await?;
+    let rows: Vec<DomainRow> =
+        sqlx::query_as(&format!("SELECT {DOMAIN_COLS} FROM domains ORDER BY name"))
+            .fetch_all(e)
+            .await?;
     Ok(rows.into_iter().map(domain).collect())
 }
 
-pub async fn find_domain<'e>(e: impl AnyExecutor<'e>, id_or_name: &str) -> StoreResult<Option<Domain>> {
+pub async fn find_domain<'e>(
+    e: impl AnyExecutor<'e>,
+    id_or_name: &str,
+) -> StoreResult<Option<Domain>> {
     let row: Option<DomainRow> = sqlx::query_as(&format!(
         "SELECT {DOMAIN_COLS} FROM domains WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1"
     ))
@@ -110,11 +114,12 @@ pub async fn insert_project<'e>(e: impl AnyExecutor<'e>, p: &Project, now: i64) 
 }
 
 pub async fn get_project<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<Project>> {
-    let row: Option<ProjectRow> =
-        sqlx::query_as(&format!("SELECT {PROJECT_COLS} FROM projects WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(e)
-            .await?;
+    let row: Option<ProjectRow> = sqlx::query_as(&format!(
+        "SELECT {PROJECT_COLS} FROM projects WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
     Ok(row.map(project))
 }
 
@@ -151,7 +156,10 @@ pub async fn list_projects<'e>(
 }
 
 /// Projects on which `user_id` holds a role, directly or through a group.
-pub async fn list_user_projects<'e>(e: impl AnyExecutor<'e>, user_id: &str) -> StoreResult<Vec<Project>> {
+pub async fn list_user_projects<'e>(
+    e: impl AnyExecutor<'e>,
+    user_id: &str,
+) -> StoreResult<Vec<Project>> {
     let rows: Vec<ProjectRow> = sqlx::query_as(&format!(
         "SELECT {PROJECT_COLS} FROM projects WHERE id IN (\
            SELECT target_id FROM assignments WHERE target_type = 'project' AND (\
@@ -227,10 +235,11 @@ pub async fn insert_user<'e>(
 }
 
 pub async fn get_user<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<User>> {
-    let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(e)
-        .await?;
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(e)
+            .await?;
     Ok(row.map(user))
 }
 
@@ -249,11 +258,15 @@ pub async fn find_user_by_name<'e>(
     Ok(row.map(user))
 }
 
-pub async fn password_hash<'e>(e: impl AnyExecutor<'e>, user_id: &str) -> StoreResult<Option<String>> {
-    let row: Option<(Option<String>,)> = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(e)
-        .await?;
+pub async fn password_hash<'e>(
+    e: impl AnyExecutor<'e>,
+    user_id: &str,
+) -> StoreResult<Option<String>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(e)
+            .await?;
     Ok(row.and_then(|r| r.0))
 }
 
@@ -315,7 +328,11 @@ pub async fn delete_user(tx: &mut nuage_store::Tx, id: &str) -> StoreResult<bool
     Ok(res.rows_affected() > 0)
 }
 
-pub async fn revoke_user_tokens<'e>(e: impl AnyExecutor<'e>, user_id: &str, before: i64) -> StoreResult<()> {
+pub async fn revoke_user_tokens<'e>(
+    e: impl AnyExecutor<'e>,
+    user_id: &str,
+    before: i64,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO user_revocations (user_id, revoked_before) VALUES ($1, $2) \
          ON CONFLICT (user_id) DO UPDATE SET revoked_before = $2",
@@ -367,7 +384,10 @@ pub async fn get_group<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Opt
     Ok(row.map(group))
 }
 
-pub async fn list_groups<'e>(e: impl AnyExecutor<'e>, name: Option<&str>) -> StoreResult<Vec<Group>> {
+pub async fn list_groups<'e>(
+    e: impl AnyExecutor<'e>,
+    name: Option<&str>,
+) -> StoreResult<Vec<Group>> {
     let rows: Vec<GroupRow> = sqlx::query_as(
         "SELECT id, name, domain_id, description, version FROM user_groups \
          WHERE ($1 IS NULL OR name = $1) ORDER BY name, id",
@@ -390,7 +410,11 @@ pub async fn delete_group(tx: &mut nuage_store::Tx, id: &str) -> StoreResult<boo
     Ok(res.rows_affected() > 0)
 }
 
-pub async fn add_member<'e>(e: impl AnyExecutor<'e>, group_id: &str, user_id: &str) -> StoreResult<()> {
+pub async fn add_member<'e>(
+    e: impl AnyExecutor<'e>,
+    group_id: &str,
+    user_id: &str,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO group_members (group_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
@@ -401,7 +425,11 @@ pub async fn add_member<'e>(e: impl AnyExecutor<'e>, group_id: &str, user_id: &s
     Ok(())
 }
 
-pub async fn remove_member<'e>(e: impl AnyExecutor<'e>, group_id: &str, user_id: &str) -> StoreResult<bool> {
+pub async fn remove_member<'e>(
+    e: impl AnyExecutor<'e>,
+    group_id: &str,
+    user_id: &str,
+) -> StoreResult<bool> {
     let res = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
         .bind(group_id)
         .bind(user_id)
@@ -490,7 +518,11 @@ fn target_parts(t: &Target) -> (&'static str, &str) {
     }
 }
 
-pub async fn insert_assignment<'e>(e: impl AnyExecutor<'e>, a: &Assignment, now: i64) -> StoreResult<()> {
+pub async fn insert_assignment<'e>(
+    e: impl AnyExecutor<'e>,
+    a: &Assignment,
+    now: i64,
+) -> StoreResult<()> {
     let (at, aid) = actor_parts(&a.actor);
     let (tt, tid) = target_parts(&a.target);
     sqlx::query(
@@ -609,7 +641,11 @@ fn access_key(r: KeyRow) -> AccessKey {
     }
 }
 
-pub async fn insert_access_key<'e>(e: impl AnyExecutor<'e>, k: &AccessKey, secret: &str) -> StoreResult<()> {
+pub async fn insert_access_key<'e>(
+    e: impl AnyExecutor<'e>,
+    k: &AccessKey,
+    secret: &str,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO access_keys (access_key_id, secret, user_id, project_id, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -625,7 +661,10 @@ pub async fn insert_access_key<'e>(e: impl AnyExecutor<'e>, k: &AccessKey, secre
     Ok(())
 }
 
-pub async fn get_access_key<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<AccessKey>> {
+pub async fn get_access_key<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+) -> StoreResult<Option<AccessKey>> {
     let row: Option<KeyRow> = sqlx::query_as(
         "SELECT access_key_id, secret, user_id, project_id, created_at FROM access_keys WHERE access_key_id = $1",
     )
@@ -635,7 +674,10 @@ pub async fn get_access_key<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResul
     Ok(row.map(access_key))
 }
 
-pub async fn list_access_keys<'e>(e: impl AnyExecutor<'e>, user_id: Option<&str>) -> StoreResult<Vec<AccessKey>> {
+pub async fn list_access_keys<'e>(
+    e: impl AnyExecutor<'e>,
+    user_id: Option<&str>,
+) -> StoreResult<Vec<AccessKey>> {
     let rows: Vec<KeyRow> = sqlx::query_as(
         "SELECT access_key_id, secret, user_id, project_id, created_at FROM access_keys \
          WHERE ($1 IS NULL OR user_id = $1) ORDER BY created_at, access_key_id",
@@ -656,7 +698,12 @@ pub async fn delete_access_key<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreRe
 
 // ---- tokens ----
 
-pub async fn revoke_token<'e>(e: impl AnyExecutor<'e>, audit_id: &str, expires_at: i64, now: i64) -> StoreResult<()> {
+pub async fn revoke_token<'e>(
+    e: impl AnyExecutor<'e>,
+    audit_id: &str,
+    expires_at: i64,
+    now: i64,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO revoked_tokens (audit_id, expires_at, revoked_at) VALUES ($1, $2, $3) \
          ON CONFLICT (audit_id) DO NOTHING",
@@ -689,7 +736,12 @@ pub async fn get_secret<'e>(e: impl AnyExecutor<'e>, name: &str) -> StoreResult<
 
 /// Stores `value` under `name` unless a value is there already; returns the
 /// value that won, so controllers starting together agree on one key.
-pub async fn put_secret_once(tx: &mut nuage_store::Tx, name: &str, value: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+pub async fn put_secret_once(
+    tx: &mut nuage_store::Tx,
+    name: &str,
+    value: &[u8],
+    now: i64,
+) -> StoreResult<Vec<u8>> {
     sqlx::query(
         "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
     )

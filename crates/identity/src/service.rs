@@ -14,8 +14,8 @@ use nuage_store::{now_ms, Db, StoreError};
 use crate::cache::{Cache, KeyEntry, Scoped, AREA};
 use crate::error::{IdentityError, IdentityResult};
 use crate::policy::{authorize, implied, Rule};
-pub use crate::repo::AssignmentFilter;
 use crate::repo;
+pub use crate::repo::AssignmentFilter;
 use crate::sigv4::{self, SignedRequest};
 use crate::token::{Claims, Method, TokenKey};
 
@@ -120,7 +120,9 @@ const TOKEN_KEY_SECRET: &str = "identity.token_key";
 
 fn check_name(kind: &str, name: &str, max: usize) -> IdentityResult<()> {
     if name.trim().is_empty() {
-        return Err(IdentityError::invalid(format!("{kind} name must not be empty")));
+        return Err(IdentityError::invalid(format!(
+            "{kind} name must not be empty"
+        )));
     }
     if name.chars().count() > max {
         return Err(IdentityError::invalid(format!(
@@ -137,7 +139,9 @@ fn check_name(kind: &str, name: &str, max: usize) -> IdentityResult<()> {
 
 fn check_description(d: &str) -> IdentityResult<()> {
     if d.chars().count() > 1024 {
-        return Err(IdentityError::invalid("description must be at most 1024 characters"));
+        return Err(IdentityError::invalid(
+            "description must be at most 1024 characters",
+        ));
     }
     Ok(())
 }
@@ -221,17 +225,22 @@ impl Identity {
 
     /// True once [`Identity::bootstrap`] has created the admin user.
     pub async fn is_bootstrapped(&self) -> IdentityResult<bool> {
-        Ok(repo::find_user_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin")
-            .await?
-            .is_some())
+        Ok(
+            repo::find_user_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin")
+                .await?
+                .is_some(),
+        )
     }
 
     /// Creates the Default domain, the `admin` project and user, the roles
     /// and an access key for the admin, unless they exist. Idempotent: a
     /// second call reports `created: false` and changes nothing.
     pub async fn bootstrap(&self, b: Bootstrap) -> IdentityResult<BootstrapOutcome> {
-        if let Some(u) = repo::find_user_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin").await? {
-            let p = repo::find_project_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin").await?;
+        if let Some(u) =
+            repo::find_user_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin").await?
+        {
+            let p =
+                repo::find_project_by_name(self.db.reader(), DEFAULT_DOMAIN_ID, "admin").await?;
             return Ok(BootstrapOutcome {
                 created: false,
                 admin_user_id: u.id,
@@ -249,7 +258,10 @@ impl Identity {
                 .map_err(|_| IdentityError::Hash)??
         };
         let mut tx = self.db.begin().await?;
-        if repo::find_domain(&mut *tx, DEFAULT_DOMAIN_ID).await?.is_none() {
+        if repo::find_domain(&mut *tx, DEFAULT_DOMAIN_ID)
+            .await?
+            .is_none()
+        {
             repo::insert_domain(
                 &mut *tx,
                 &Domain {
@@ -285,7 +297,8 @@ impl Identity {
                 admin_role_id = role.id;
             }
         }
-        let project = match repo::find_project_by_name(&mut *tx, DEFAULT_DOMAIN_ID, "admin").await? {
+        let project = match repo::find_project_by_name(&mut *tx, DEFAULT_DOMAIN_ID, "admin").await?
+        {
             Some(p) => p,
             None => {
                 let p = Project {
@@ -404,13 +417,22 @@ impl Identity {
         }
     }
 
-    async fn issue(&self, user_id: &str, project_id: &str, method: Method) -> IdentityResult<(String, Principal)> {
+    async fn issue(
+        &self,
+        user_id: &str,
+        project_id: &str,
+        method: Method,
+    ) -> IdentityResult<(String, Principal)> {
         let s = self.scoped(user_id, project_id).await?;
         if !s.active {
-            return Err(IdentityError::Unauthenticated("the user or project is disabled or gone"));
+            return Err(IdentityError::Unauthenticated(
+                "the user or project is disabled or gone",
+            ));
         }
         if s.roles.is_empty() {
-            return Err(IdentityError::Unauthenticated("the user has no role on the project"));
+            return Err(IdentityError::Unauthenticated(
+                "the user has no role on the project",
+            ));
         }
         let now = now_ms();
         let claims = Claims {
@@ -424,12 +446,18 @@ impl Identity {
         let token = self
             .key
             .issue(&claims)
-            .ok_or(IdentityError::Unauthenticated("the user or project id cannot be put in a token"))?;
+            .ok_or(IdentityError::Unauthenticated(
+                "the user or project id cannot be put in a token",
+            ))?;
         Ok((token, Self::principal(&claims, &s, method.as_str())))
     }
 
     /// Resolves a user by id, or by name within a domain (id or name).
-    pub async fn find_user(&self, id_or_name: &str, domain: Option<&str>) -> IdentityResult<Option<User>> {
+    pub async fn find_user(
+        &self,
+        id_or_name: &str,
+        domain: Option<&str>,
+    ) -> IdentityResult<Option<User>> {
         let db = self.db.reader();
         if domain.is_none() {
             if let Some(u) = repo::get_user(db, id_or_name).await? {
@@ -444,7 +472,11 @@ impl Identity {
     }
 
     /// Resolves a project by id, or by name within a domain (id or name).
-    pub async fn find_project(&self, id_or_name: &str, domain: Option<&str>) -> IdentityResult<Option<Project>> {
+    pub async fn find_project(
+        &self,
+        id_or_name: &str,
+        domain: Option<&str>,
+    ) -> IdentityResult<Option<Project>> {
         let db = self.db.reader();
         if domain.is_none() {
             if let Some(p) = repo::get_project(db, id_or_name).await? {
@@ -471,7 +503,9 @@ impl Identity {
     ) -> IdentityResult<(String, Principal)> {
         let Some(u) = self.find_user(user, domain).await? else {
             tracing::info!(user, "password authentication failed: unknown user");
-            return Err(IdentityError::Unauthenticated("the user name or password is wrong"));
+            return Err(IdentityError::Unauthenticated(
+                "the user name or password is wrong",
+            ));
         };
         let project_id = match project {
             Some(p) => Some(
@@ -482,7 +516,8 @@ impl Identity {
             ),
             None => None,
         };
-        self.authenticate_password(&u, password, project_id.as_deref()).await
+        self.authenticate_password(&u, password, project_id.as_deref())
+            .await
     }
 
     /// Password authentication, scoped to a project: the user's default
@@ -522,7 +557,11 @@ impl Identity {
 
     /// Exchanges a valid token for a new one, possibly scoped to another
     /// project on which the user has a role.
-    pub async fn authenticate_token(&self, token: &str, project_id: Option<&str>) -> IdentityResult<(String, Principal)> {
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        project_id: Option<&str>,
+    ) -> IdentityResult<(String, Principal)> {
         let p = self.validate(token).await?;
         let project = project_id.unwrap_or(&p.project_id).to_string();
         let (t, mut principal) = self.issue(&p.user_id, &project, Method::Token).await?;
@@ -558,7 +597,11 @@ impl Identity {
     /// Revokes `token`. A user may revoke its own tokens; an admin any token.
     pub async fn revoke_token(&self, caller: &Principal, token: &str) -> IdentityResult<()> {
         let target = self.validate(token).await?;
-        authorize(caller, "identity:revoke_token", Rule::SelfOrAdmin(&target.user_id))?;
+        authorize(
+            caller,
+            "identity:revoke_token",
+            Rule::SelfOrAdmin(&target.user_id),
+        )?;
         let mut tx = self.db.begin().await?;
         repo::revoke_token(&mut *tx, &target.audit_id, target.expires_at, now_ms()).await?;
         self.commit(tx).await?;
@@ -576,7 +619,9 @@ impl Identity {
         let Some(auth) = sigv4::parse(req)? else {
             return Ok(None);
         };
-        let key = self.access_key_entry(&auth.credential.access_key_id).await?;
+        let key = self
+            .access_key_entry(&auth.credential.access_key_id)
+            .await?;
         sigv4::verify(req, &auth, &key.secret, chrono::Utc::now())?;
         let s = self.scoped(&key.user_id, &key.project_id).await?;
         if !s.active || s.roles.is_empty() {
@@ -635,7 +680,12 @@ impl Identity {
         Ok(d)
     }
 
-    pub async fn create_domain(&self, caller: &Principal, name: &str, description: &str) -> IdentityResult<Domain> {
+    pub async fn create_domain(
+        &self,
+        caller: &Principal,
+        name: &str,
+        description: &str,
+    ) -> IdentityResult<Domain> {
         authorize(caller, "identity:create_domain", Rule::Admin)?;
         check_name("domain", name, 64)?;
         check_description(description)?;
@@ -662,7 +712,11 @@ impl Identity {
 
     // ----------------------------------------------------------------- projects
 
-    pub async fn create_project(&self, caller: &Principal, new: NewProject) -> IdentityResult<Project> {
+    pub async fn create_project(
+        &self,
+        caller: &Principal,
+        new: NewProject,
+    ) -> IdentityResult<Project> {
         authorize(caller, "identity:create_project", Rule::Admin)?;
         check_name("project", &new.name, 64)?;
         check_description(&new.description)?;
@@ -701,8 +755,16 @@ impl Identity {
     }
 
     /// The projects `user_id` holds a role on.
-    pub async fn list_user_projects(&self, caller: &Principal, user_id: &str) -> IdentityResult<Vec<Project>> {
-        authorize(caller, "identity:list_user_projects", Rule::SelfOrAdmin(user_id))?;
+    pub async fn list_user_projects(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+    ) -> IdentityResult<Vec<Project>> {
+        authorize(
+            caller,
+            "identity:list_user_projects",
+            Rule::SelfOrAdmin(user_id),
+        )?;
         Ok(repo::list_user_projects(self.db.reader(), user_id).await?)
     }
 
@@ -720,7 +782,12 @@ impl Identity {
         Ok(p)
     }
 
-    pub async fn update_project(&self, caller: &Principal, id: &str, patch: ProjectPatch) -> IdentityResult<Project> {
+    pub async fn update_project(
+        &self,
+        caller: &Principal,
+        id: &str,
+        patch: ProjectPatch,
+    ) -> IdentityResult<Project> {
         authorize(caller, "identity:update_project", Rule::Admin)?;
         let mut p = repo::get_project(self.db.reader(), id)
             .await?
@@ -772,7 +839,9 @@ impl Identity {
         let domain_id = self.resolve_domain(new.domain_id.as_deref()).await?;
         if let Some(p) = &new.default_project_id {
             if repo::get_project(self.db.reader(), p).await?.is_none() {
-                return Err(IdentityError::invalid(format!("default project {p} does not exist")));
+                return Err(IdentityError::invalid(format!(
+                    "default project {p} does not exist"
+                )));
             }
         }
         let hash = match new.password {
@@ -802,7 +871,12 @@ impl Identity {
         Ok(u)
     }
 
-    pub async fn list_users(&self, caller: &Principal, name: Option<&str>, domain_id: Option<&str>) -> IdentityResult<Vec<User>> {
+    pub async fn list_users(
+        &self,
+        caller: &Principal,
+        name: Option<&str>,
+        domain_id: Option<&str>,
+    ) -> IdentityResult<Vec<User>> {
         let all = repo::list_users(self.db.reader(), name, domain_id).await?;
         if caller.is_admin() {
             return Ok(all);
@@ -821,7 +895,12 @@ impl Identity {
 
     /// Changes a user. A user may change its own password; everything else
     /// needs admin. A password change or disabling revokes the user's tokens.
-    pub async fn update_user(&self, caller: &Principal, id: &str, patch: UserPatch) -> IdentityResult<User> {
+    pub async fn update_user(
+        &self,
+        caller: &Principal,
+        id: &str,
+        patch: UserPatch,
+    ) -> IdentityResult<User> {
         let only_password = patch.name.is_none()
             && patch.email.is_none()
             && patch.default_project_id.is_none()
@@ -849,7 +928,9 @@ impl Identity {
         if let Some(p) = patch.default_project_id {
             if let Some(p) = &p {
                 if repo::get_project(self.db.reader(), p).await?.is_none() {
-                    return Err(IdentityError::invalid(format!("default project {p} does not exist")));
+                    return Err(IdentityError::invalid(format!(
+                        "default project {p} does not exist"
+                    )));
                 }
             }
             u.default_project_id = p;
@@ -896,7 +977,13 @@ impl Identity {
 
     // ------------------------------------------------------------------- groups
 
-    pub async fn create_group(&self, caller: &Principal, name: &str, domain: Option<&str>, description: &str) -> IdentityResult<Group> {
+    pub async fn create_group(
+        &self,
+        caller: &Principal,
+        name: &str,
+        domain: Option<&str>,
+        description: &str,
+    ) -> IdentityResult<Group> {
         authorize(caller, "identity:create_group", Rule::Admin)?;
         check_name("group", name, 64)?;
         check_description(description)?;
@@ -913,7 +1000,11 @@ impl Identity {
         Ok(g)
     }
 
-    pub async fn list_groups(&self, caller: &Principal, name: Option<&str>) -> IdentityResult<Vec<Group>> {
+    pub async fn list_groups(
+        &self,
+        caller: &Principal,
+        name: Option<&str>,
+    ) -> IdentityResult<Vec<Group>> {
         authorize(caller, "identity:list_groups", Rule::Admin)?;
         Ok(repo::list_groups(self.db.reader(), name).await?)
     }
@@ -934,7 +1025,12 @@ impl Identity {
         self.commit(tx).await
     }
 
-    pub async fn add_user_to_group(&self, caller: &Principal, group_id: &str, user_id: &str) -> IdentityResult<()> {
+    pub async fn add_user_to_group(
+        &self,
+        caller: &Principal,
+        group_id: &str,
+        user_id: &str,
+    ) -> IdentityResult<()> {
         authorize(caller, "identity:add_user_to_group", Rule::Admin)?;
         if repo::get_group(self.db.reader(), group_id).await?.is_none() {
             return Err(not_found(format!("group {group_id}")));
@@ -947,7 +1043,12 @@ impl Identity {
         self.commit(tx).await
     }
 
-    pub async fn remove_user_from_group(&self, caller: &Principal, group_id: &str, user_id: &str) -> IdentityResult<()> {
+    pub async fn remove_user_from_group(
+        &self,
+        caller: &Principal,
+        group_id: &str,
+        user_id: &str,
+    ) -> IdentityResult<()> {
         authorize(caller, "identity:remove_user_from_group", Rule::Admin)?;
         let mut tx = self.db.begin().await?;
         if !repo::remove_member(&mut *tx, group_id, user_id).await? {
@@ -956,14 +1057,23 @@ impl Identity {
         self.commit(tx).await
     }
 
-    pub async fn list_group_users(&self, caller: &Principal, group_id: &str) -> IdentityResult<Vec<User>> {
+    pub async fn list_group_users(
+        &self,
+        caller: &Principal,
+        group_id: &str,
+    ) -> IdentityResult<Vec<User>> {
         authorize(caller, "identity:list_group_users", Rule::Admin)?;
         Ok(repo::group_users(self.db.reader(), group_id).await?)
     }
 
     // -------------------------------------------------------------------- roles
 
-    pub async fn create_role(&self, caller: &Principal, name: &str, description: &str) -> IdentityResult<Role> {
+    pub async fn create_role(
+        &self,
+        caller: &Principal,
+        name: &str,
+        description: &str,
+    ) -> IdentityResult<Role> {
         authorize(caller, "identity:create_role", Rule::Admin)?;
         check_name("role", name, 64)?;
         check_description(description)?;
@@ -980,7 +1090,11 @@ impl Identity {
 
     /// Any authenticated caller may list roles: their names are not secret
     /// and users need them to read their own assignments.
-    pub async fn list_roles(&self, _caller: &Principal, name: Option<&str>) -> IdentityResult<Vec<Role>> {
+    pub async fn list_roles(
+        &self,
+        _caller: &Principal,
+        name: Option<&str>,
+    ) -> IdentityResult<Vec<Role>> {
         Ok(repo::list_roles(self.db.reader(), name).await?)
     }
 
@@ -1006,13 +1120,21 @@ impl Identity {
     async fn check_assignment_parts(&self, a: &Assignment) -> IdentityResult<()> {
         let db = self.db.reader();
         match &a.actor {
-            Actor::User(u) if repo::get_user(db, u).await?.is_none() => return Err(not_found(format!("user {u}"))),
-            Actor::Group(g) if repo::get_group(db, g).await?.is_none() => return Err(not_found(format!("group {g}"))),
+            Actor::User(u) if repo::get_user(db, u).await?.is_none() => {
+                return Err(not_found(format!("user {u}")))
+            }
+            Actor::Group(g) if repo::get_group(db, g).await?.is_none() => {
+                return Err(not_found(format!("group {g}")))
+            }
             _ => {}
         }
         match &a.target {
-            Target::Project(p) if repo::get_project(db, p).await?.is_none() => return Err(not_found(format!("project {p}"))),
-            Target::Domain(d) if repo::find_domain(db, d).await?.is_none() => return Err(not_found(format!("domain {d}"))),
+            Target::Project(p) if repo::get_project(db, p).await?.is_none() => {
+                return Err(not_found(format!("project {p}")))
+            }
+            Target::Domain(d) if repo::find_domain(db, d).await?.is_none() => {
+                return Err(not_found(format!("domain {d}")))
+            }
             _ => {}
         }
         if repo::find_role(db, &a.role_id).await?.is_none() {
@@ -1112,15 +1234,30 @@ impl Identity {
 
     /// Creates an access key for `user_id` on `project_id`. A user may make
     /// keys for itself on projects it has a role on; the secret is returned.
-    pub async fn create_access_key(&self, caller: &Principal, user_id: &str, project_id: &str) -> IdentityResult<AccessKey> {
-        authorize(caller, "identity:ec2_create_credential", Rule::SelfOrAdmin(user_id))?;
+    pub async fn create_access_key(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        project_id: &str,
+    ) -> IdentityResult<AccessKey> {
+        authorize(
+            caller,
+            "identity:ec2_create_credential",
+            Rule::SelfOrAdmin(user_id),
+        )?;
         if repo::get_user(self.db.reader(), user_id).await?.is_none() {
             return Err(not_found(format!("user {user_id}")));
         }
-        if repo::get_project(self.db.reader(), project_id).await?.is_none() {
+        if repo::get_project(self.db.reader(), project_id)
+            .await?
+            .is_none()
+        {
             return Err(not_found(format!("project {project_id}")));
         }
-        if repo::user_project_roles(self.db.reader(), user_id, project_id).await?.is_empty() {
+        if repo::user_project_roles(self.db.reader(), user_id, project_id)
+            .await?
+            .is_empty()
+        {
             return Err(IdentityError::Forbidden {
                 action: "identity:ec2_create_credential".into(),
                 reason: "the user has no role on that project".into(),
@@ -1144,25 +1281,47 @@ impl Identity {
     /// The access keys of `user_id`, or of everyone for an admin asking with
     /// `None`. Secrets are included only for the owner and admins, as the
     /// OS-EC2 API does.
-    pub async fn list_access_keys(&self, caller: &Principal, user_id: Option<&str>) -> IdentityResult<Vec<AccessKey>> {
+    pub async fn list_access_keys(
+        &self,
+        caller: &Principal,
+        user_id: Option<&str>,
+    ) -> IdentityResult<Vec<AccessKey>> {
         match user_id {
-            Some(u) => authorize(caller, "identity:ec2_list_credentials", Rule::SelfOrAdmin(u))?,
+            Some(u) => authorize(
+                caller,
+                "identity:ec2_list_credentials",
+                Rule::SelfOrAdmin(u),
+            )?,
             None => authorize(caller, "identity:ec2_list_credentials", Rule::Admin)?,
         }
         Ok(repo::list_access_keys(self.db.reader(), user_id).await?)
     }
 
-    pub async fn get_access_key(&self, caller: &Principal, access_key_id: &str) -> IdentityResult<AccessKey> {
+    pub async fn get_access_key(
+        &self,
+        caller: &Principal,
+        access_key_id: &str,
+    ) -> IdentityResult<AccessKey> {
         let k = repo::get_access_key(self.db.reader(), access_key_id)
             .await?
             .ok_or_else(|| not_found(format!("access key {access_key_id}")))?;
-        if authorize(caller, "identity:ec2_get_credential", Rule::SelfOrAdmin(&k.user_id)).is_err() {
+        if authorize(
+            caller,
+            "identity:ec2_get_credential",
+            Rule::SelfOrAdmin(&k.user_id),
+        )
+        .is_err()
+        {
             return Err(not_found(format!("access key {access_key_id}")));
         }
         Ok(k)
     }
 
-    pub async fn delete_access_key(&self, caller: &Principal, access_key_id: &str) -> IdentityResult<()> {
+    pub async fn delete_access_key(
+        &self,
+        caller: &Principal,
+        access_key_id: &str,
+    ) -> IdentityResult<()> {
         let k = self.get_access_key(caller, access_key_id).await?;
         let mut tx = self.db.begin().await?;
         repo::delete_access_key(&mut *tx, &k.access_key_id).await?;
@@ -1176,7 +1335,10 @@ impl Identity {
     /// A project's quotas, defaults filled in for resources never set.
     pub async fn quotas(&self, caller: &Principal, project_id: &str) -> IdentityResult<Vec<Quota>> {
         authorize(caller, "identity:get_quotas", Rule::ProjectRead(project_id))?;
-        if repo::get_project(self.db.reader(), project_id).await?.is_none() {
+        if repo::get_project(self.db.reader(), project_id)
+            .await?
+            .is_none()
+        {
             return Err(not_found(format!("project {project_id}")));
         }
         let set = repo::list_quotas(self.db.reader(), project_id).await?;
@@ -1208,7 +1370,13 @@ impl Identity {
             .ok_or_else(|| IdentityError::invalid(format!("unknown quota resource {resource}")))
     }
 
-    pub async fn set_quota(&self, caller: &Principal, project_id: &str, resource: &str, limit: i64) -> IdentityResult<Quota> {
+    pub async fn set_quota(
+        &self,
+        caller: &Principal,
+        project_id: &str,
+        resource: &str,
+        limit: i64,
+    ) -> IdentityResult<Quota> {
         authorize(caller, "identity:set_quota", Rule::Admin)?;
         if !QUOTA_RESOURCES.iter().any(|(r, _)| *r == resource) {
             let known: Vec<_> = QUOTA_RESOURCES.iter().map(|(r, _)| *r).collect();
@@ -1218,7 +1386,9 @@ impl Identity {
             )));
         }
         if limit < -1 {
-            return Err(IdentityError::invalid("a quota limit is -1 (unlimited) or at least 0"));
+            return Err(IdentityError::invalid(
+                "a quota limit is -1 (unlimited) or at least 0",
+            ));
         }
         let q = Quota {
             project_id: project_id.into(),

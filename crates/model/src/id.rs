@@ -20,7 +20,9 @@ pub fn ec2(prefix: &str) -> String {
 
 /// True when `s` looks like an id made by [`hex32`].
 pub fn is_hex32(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// Random bytes encoded for secrets (passwords, EC2 secret keys): 40 chars of

@@ -29,7 +29,9 @@ pub fn pending_path(cfg: &Config) -> PathBuf {
 }
 
 fn shell_quote(v: &str) -> String {
-    if v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/:._-@+=,".contains(&b)) {
+    if v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/:._-@+=,".contains(&b))
+    {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\'', r"'\''"))
@@ -126,9 +128,18 @@ pub fn refresh(cfg: &Config, tls: Option<&TlsFiles>) -> Result<bool> {
     let endpoint = endpoint_vars(cfg, tls);
     vars.retain(|(k, _)| {
         !endpoint.iter().any(|(e, _)| e == k)
-            && !["NUAGE_CACERT", "AWS_CA_BUNDLE", "OS_CACERT", "REQUESTS_CA_BUNDLE"].contains(&k.as_str())
+            && ![
+                "NUAGE_CACERT",
+                "AWS_CA_BUNDLE",
+                "OS_CACERT",
+                "REQUESTS_CA_BUNDLE",
+            ]
+            .contains(&k.as_str())
     });
-    let mut all: Vec<(String, String)> = endpoint.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let mut all: Vec<(String, String)> = endpoint
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
     all.extend(vars);
     write_private(&p, render(&all).as_bytes())?;
     Ok(true)

@@ -79,7 +79,9 @@ fn default_data_dir() -> PathBuf {
     // Root gets the system location; anyone else a directory of their own.
     // /proc/self is owned by the process's effective uid.
     use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
     if root {
         PathBuf::from("/var/lib/nuage")
     } else {
@@ -92,7 +94,8 @@ fn default_data_dir() -> PathBuf {
 fn read_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("the config file {} is not valid", path.display()))
+    toml::from_str(&text)
+        .with_context(|| format!("the config file {} is not valid", path.display()))
 }
 
 impl Config {
@@ -111,10 +114,15 @@ impl Config {
                 }
             }
         };
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
         let listen = match args.listen.or(file.listen) {
             Some(l) => l,
-            None => DEFAULT_LISTEN.parse().context("the default listen address")?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .context("the default listen address")?,
         };
         let database = args
             .database
@@ -146,8 +154,14 @@ impl Config {
             listen,
             database,
             tls,
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
-            region: args.region.or(file.region).unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            region: args
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| DEFAULT_REGION.to_string()),
             public_url: public_url.trim_end_matches('/').to_string(),
             token_ttl_secs: file.token_ttl_secs.unwrap_or(3600),
         })

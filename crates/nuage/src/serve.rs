@@ -47,8 +47,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let cfg = Config::resolve(args)?;
     init_logging(cfg.log_format);
 
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            cfg.data_dir.display()
+        )
+    })?;
     std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict {}", cfg.data_dir.display()))?;
 
@@ -186,7 +190,10 @@ fn print_banner(cfg: &Config, env_path: &std::path::Path, first: Option<&Credent
     if let Some(c) = first {
         out.push_str("First start: created the admin user, project and access key.\n");
         out.push_str(&format!("  user: admin   password: {}\n", c.password));
-        out.push_str(&format!("  access key id: {} (secret in admin.env)\n", c.access_key_id));
+        out.push_str(&format!(
+            "  access key id: {} (secret in admin.env)\n",
+            c.access_key_id
+        ));
     }
     out.push_str(&format!(
         "Credentials for every client: source {}\n  then: nuage project list | openstack token issue | aws --endpoint-url \"$NUAGE_URL\" ...\n",

@@ -21,8 +21,12 @@ pub struct TlsFiles {
 fn ca_params() -> CertificateParams {
     let mut params = CertificateParams::default();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, "nuage CA");
-    params.distinguished_name.push(DnType::OrganizationName, "nuage");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "nuage CA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "nuage");
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.not_after = rcgen::date_time_ymd(2046, 1, 1);
     params
@@ -55,7 +59,9 @@ pub fn ensure(dir: &Path, ip: IpAddr) -> Result<TlsFiles> {
     let fresh = files.cert.exists()
         && files.key.exists()
         && files.ca_cert.exists()
-        && std::fs::read_to_string(&names_file).map(|s| s == wanted).unwrap_or(false);
+        && std::fs::read_to_string(&names_file)
+            .map(|s| s == wanted)
+            .unwrap_or(false);
     if fresh {
         return Ok(files);
     }

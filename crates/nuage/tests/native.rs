@@ -20,7 +20,13 @@ async fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn send(s: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn send(
+    s: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut rb = s
         .http()
@@ -36,8 +42,18 @@ async fn send(s: &Server, token: &str, method: &str, path: &str, body: Option<Va
 
 fn assert_error(v: &Value, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-    assert!(v["error"]["request_id"].as_str().is_some_and(|m| m.starts_with("req-")), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    assert!(
+        v["error"]["request_id"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("req-")),
+        "{v}"
+    );
 }
 
 async fn project_names(s: &Server, token: &str) -> Vec<String> {
@@ -52,8 +68,20 @@ async fn project_names(s: &Server, token: &str) -> Vec<String> {
 }
 
 /// Creates a user with `role` on a new project; returns (project id, token).
-async fn member_of_new_project(s: &Server, admin: &str, name: &str, role: &str) -> (String, String) {
-    let (st, p) = send(s, admin, "POST", "/nuage/v1/projects", Some(json!({"name": name}))).await;
+async fn member_of_new_project(
+    s: &Server,
+    admin: &str,
+    name: &str,
+    role: &str,
+) -> (String, String) {
+    let (st, p) = send(
+        s,
+        admin,
+        "POST",
+        "/nuage/v1/projects",
+        Some(json!({"name": name})),
+    )
+    .await;
     assert_eq!(st, 201, "{p}");
     let user = format!("{name}-user");
     let (st, u) = send(
@@ -65,7 +93,14 @@ async fn member_of_new_project(s: &Server, admin: &str, name: &str, role: &str) 
     )
     .await;
     assert_eq!(st, 201, "{u}");
-    let (st, v) = send(s, admin, "PUT", &format!("/nuage/v1/projects/{name}/users/{user}/roles/{role}"), None).await;
+    let (st, v) = send(
+        s,
+        admin,
+        "PUT",
+        &format!("/nuage/v1/projects/{name}/users/{user}/roles/{role}"),
+        None,
+    )
+    .await;
     assert_eq!(st, 204, "{v}");
     let token = s.token_for(&user, "password-123", None).await;
     (p["id"].as_str().expect("id").to_string(), token)
@@ -75,25 +110,48 @@ async fn member_of_new_project(s: &Server, admin: &str, name: &str, role: &str) 
 async fn first_start_bootstraps_and_writes_a_private_admin_env() {
     let s = Server::start();
     let env_path = s.data_dir().join("admin.env");
-    let mode = std::fs::metadata(&env_path).expect("admin.env").permissions().mode();
+    let mode = std::fs::metadata(&env_path)
+        .expect("admin.env")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "admin.env must be 0600");
-    let db_mode = std::fs::metadata(s.data_dir().join("nuage.db")).expect("db").permissions().mode();
+    let db_mode = std::fs::metadata(s.data_dir().join("nuage.db"))
+        .expect("db")
+        .permissions()
+        .mode();
     assert_eq!(db_mode & 0o777, 0o600, "the database holds secrets");
     let env = s.env();
     for k in [
-        "NUAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "OS_AUTH_URL",
-        "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME", "OS_USER_DOMAIN_NAME", "OS_PROJECT_DOMAIN_NAME",
+        "NUAGE_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+        "OS_AUTH_URL",
+        "OS_USERNAME",
+        "OS_PASSWORD",
+        "OS_PROJECT_NAME",
+        "OS_USER_DOMAIN_NAME",
+        "OS_PROJECT_DOMAIN_NAME",
         "OS_IDENTITY_API_VERSION",
     ] {
-        assert!(env.get(k).is_some_and(|v| !v.is_empty()), "admin.env lacks {k}");
+        assert!(
+            env.get(k).is_some_and(|v| !v.is_empty()),
+            "admin.env lacks {k}"
+        );
     }
     assert_eq!(env["OS_AUTH_URL"], format!("{}/v3", env["NUAGE_URL"]));
     let banner = std::fs::read_to_string(&s.stdout_path).expect("stdout");
     assert!(banner.contains(&env["NUAGE_URL"]), "{banner}");
-    assert!(banner.contains(&env["OS_PASSWORD"]), "first start prints the password: {banner}");
+    assert!(
+        banner.contains(&env["OS_PASSWORD"]),
+        "first start prints the password: {banner}"
+    );
     // Secrets never reach the log.
     let log = std::fs::read_to_string(&s.stderr_path).expect("stderr");
-    assert!(!log.contains(&env["OS_PASSWORD"]) && !log.contains(&env["AWS_SECRET_ACCESS_KEY"]), "{log}");
+    assert!(
+        !log.contains(&env["OS_PASSWORD"]) && !log.contains(&env["AWS_SECRET_ACCESS_KEY"]),
+        "{log}"
+    );
 
     let token = s.admin_token().await;
     let (st, who) = get(&s, &token, "/nuage/v1/tokens/self").await;
@@ -102,8 +160,16 @@ async fn first_start_bootstraps_and_writes_a_private_admin_env() {
     assert_eq!(who["project"]["name"], "admin");
     assert_eq!(who["roles"], json!(["admin", "member", "reader"]));
     let (_, roles) = get(&s, &token, "/nuage/v1/roles").await;
-    let names: Vec<_> = roles["items"].as_array().expect("roles").iter().map(|r| r["name"].clone()).collect();
-    assert_eq!(names, vec![json!("admin"), json!("member"), json!("reader")]);
+    let names: Vec<_> = roles["items"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![json!("admin"), json!("member"), json!("reader")]
+    );
     let (_, d) = get(&s, &token, "/nuage/v1/domains/default").await;
     assert_eq!(d["name"], "Default");
 }
@@ -112,7 +178,11 @@ async fn first_start_bootstraps_and_writes_a_private_admin_env() {
 async fn restart_keeps_credentials_and_does_not_bootstrap_again() {
     let mut s = Server::start();
     let before = s.env();
-    assert!(s.terminate().success(), "SIGTERM must end nuage cleanly:\n{}", s.logs());
+    assert!(
+        s.terminate().success(),
+        "SIGTERM must end nuage cleanly:\n{}",
+        s.logs()
+    );
     s.spawn();
     let after = s.env();
     assert_eq!(before, after);
@@ -128,7 +198,11 @@ async fn a_crash_between_bootstrap_and_admin_env_loses_no_credentials() {
     s.kill9();
     // As if the process died after the bootstrap committed but before the
     // renamed admin.env reached the disk.
-    std::fs::rename(s.data_dir().join("admin.env"), s.data_dir().join("admin.env.new")).expect("rename");
+    std::fs::rename(
+        s.data_dir().join("admin.env"),
+        s.data_dir().join("admin.env.new"),
+    )
+    .expect("rename");
     s.spawn();
     assert_eq!(s.env(), before);
     s.admin_token().await;
@@ -138,13 +212,30 @@ async fn a_crash_between_bootstrap_and_admin_env_loses_no_credentials() {
 async fn every_response_carries_a_request_id_and_ops_endpoints_answer() {
     let s = Server::start();
     let c = s.http();
-    for path in ["/healthz", "/metrics", "/nuage/v1", "/nuage/v1/projects", "/nuage/v1/nope"] {
-        let r = c.get(format!("{}{path}", s.url())).send().await.expect("GET");
+    for path in [
+        "/healthz",
+        "/metrics",
+        "/nuage/v1",
+        "/nuage/v1/projects",
+        "/nuage/v1/nope",
+    ] {
+        let r = c
+            .get(format!("{}{path}", s.url()))
+            .send()
+            .await
+            .expect("GET");
         for h in ["x-request-id", "x-openstack-request-id", "x-amz-request-id"] {
             assert!(r.headers().get(h).is_some(), "{path} lacks {h}");
         }
     }
-    let m = c.get(format!("{}/metrics", s.url())).send().await.expect("metrics").text().await.expect("text");
+    let m = c
+        .get(format!("{}/metrics", s.url()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     assert!(m.contains("nuage_http_requests_total"), "{m}");
     assert!(m.contains("nuage_http_request_duration_seconds"), "{m}");
     let api: Value = c
@@ -155,35 +246,76 @@ async fn every_response_carries_a_request_id_and_ops_endpoints_answer() {
         .json()
         .await
         .expect("json");
-    assert!(api["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{api}");
+    assert!(
+        api["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{api}"
+    );
 }
 
 #[tokio::test]
 async fn project_and_user_lifecycle_with_quotas() {
     let s = Server::start();
     let admin = s.admin_token().await;
-    let (st, p) = send(&s, &admin, "POST", "/nuage/v1/projects", Some(json!({"name": "web", "description": "d"}))).await;
+    let (st, p) = send(
+        &s,
+        &admin,
+        "POST",
+        "/nuage/v1/projects",
+        Some(json!({"name": "web", "description": "d"})),
+    )
+    .await;
     assert_eq!(st, 201, "{p}");
     assert_eq!(p["version"], 1);
-    let (st, p2) = send(&s, &admin, "PATCH", "/nuage/v1/projects/web", Some(json!({"description": "e", "version": 1}))).await;
+    let (st, p2) = send(
+        &s,
+        &admin,
+        "PATCH",
+        "/nuage/v1/projects/web",
+        Some(json!({"description": "e", "version": 1})),
+    )
+    .await;
     assert_eq!(st, 200, "{p2}");
     assert_eq!(p2["version"], 2);
     // A stale version is refused: no silent overwrite.
-    let (st, e) = send(&s, &admin, "PATCH", "/nuage/v1/projects/web", Some(json!({"description": "f", "version": 1}))).await;
+    let (st, e) = send(
+        &s,
+        &admin,
+        "PATCH",
+        "/nuage/v1/projects/web",
+        Some(json!({"description": "f", "version": 1})),
+    )
+    .await;
     assert_eq!(st, 409, "{e}");
     assert_error(&e, "conflict");
     let (_, p3) = get(&s, &admin, "/nuage/v1/projects/web").await;
     assert_eq!(p3["description"], "e");
 
-    let (st, q) = send(&s, &admin, "PUT", "/nuage/v1/projects/web/quotas", Some(json!({"instances": 3, "bytes": -1}))).await;
+    let (st, q) = send(
+        &s,
+        &admin,
+        "PUT",
+        "/nuage/v1/projects/web/quotas",
+        Some(json!({"instances": 3, "bytes": -1})),
+    )
+    .await;
     assert_eq!(st, 200, "{q}");
     assert_eq!(q["quotas"]["instances"], 3);
     assert_eq!(q["quotas"]["bytes"], -1);
     assert_eq!(q["quotas"]["cores"], 40, "defaults fill the rest");
-    let (st, e) = send(&s, &admin, "PUT", "/nuage/v1/projects/web/quotas", Some(json!({"instances": 5, "nonsense": 1}))).await;
+    let (st, e) = send(
+        &s,
+        &admin,
+        "PUT",
+        "/nuage/v1/projects/web/quotas",
+        Some(json!({"instances": 5, "nonsense": 1})),
+    )
+    .await;
     assert_eq!(st, 400, "{e}");
     let (_, q2) = get(&s, &admin, "/nuage/v1/projects/web/quotas").await;
-    assert_eq!(q2["quotas"]["instances"], 3, "a refused quota update changes nothing");
+    assert_eq!(
+        q2["quotas"]["instances"], 3,
+        "a refused quota update changes nothing"
+    );
 
     let (st, _) = send(&s, &admin, "DELETE", "/nuage/v1/projects/web", None).await;
     assert_eq!(st, 204);
@@ -210,31 +342,91 @@ async fn members_readers_and_other_projects() {
     assert_eq!(project_names(&s, &member).await, vec!["alpha"]);
     let (st, users) = get(&s, &member, "/nuage/v1/users").await;
     assert_eq!(st, 200);
-    assert_eq!(users["items"].as_array().map(Vec::len), Some(1), "a member sees only itself");
+    assert_eq!(
+        users["items"].as_array().map(Vec::len),
+        Some(1),
+        "a member sees only itself"
+    );
 
     // Identity administration needs admin.
     let before = project_names(&s, &admin).await;
-    let (st, e) = send(&s, &member, "POST", "/nuage/v1/projects", Some(json!({"name": "evil"}))).await;
+    let (st, e) = send(
+        &s,
+        &member,
+        "POST",
+        "/nuage/v1/projects",
+        Some(json!({"name": "evil"})),
+    )
+    .await;
     assert_eq!(st, 403, "{e}");
-    let (st, _) = send(&s, &member, "PUT", &format!("/nuage/v1/projects/{p2}/users/alpha-user/roles/member"), None).await;
+    let (st, _) = send(
+        &s,
+        &member,
+        "PUT",
+        &format!("/nuage/v1/projects/{p2}/users/alpha-user/roles/member"),
+        None,
+    )
+    .await;
     assert_eq!(st, 403);
-    let (st, _) = send(&s, &reader, "PUT", "/nuage/v1/projects/beta/quotas", Some(json!({"instances": 100}))).await;
+    let (st, _) = send(
+        &s,
+        &reader,
+        "PUT",
+        "/nuage/v1/projects/beta/quotas",
+        Some(json!({"instances": 100})),
+    )
+    .await;
     assert_eq!(st, 403);
-    assert_eq!(project_names(&s, &admin).await, before, "refused calls changed nothing");
+    assert_eq!(
+        project_names(&s, &admin).await,
+        before,
+        "refused calls changed nothing"
+    );
 
     // A member may make access keys for itself, on its own project only.
-    let (st, k) = send(&s, &member, "POST", "/nuage/v1/users/alpha-user/access-keys", None).await;
+    let (st, k) = send(
+        &s,
+        &member,
+        "POST",
+        "/nuage/v1/users/alpha-user/access-keys",
+        None,
+    )
+    .await;
     assert_eq!(st, 201, "{k}");
     assert!(k["secret"].as_str().is_some_and(|x| x.len() == 40));
-    let (st, _) = send(&s, &member, "POST", "/nuage/v1/users/alpha-user/access-keys", Some(json!({"project": "beta"}))).await;
+    let (st, _) = send(
+        &s,
+        &member,
+        "POST",
+        "/nuage/v1/users/alpha-user/access-keys",
+        Some(json!({"project": "beta"})),
+    )
+    .await;
     assert_eq!(st, 403);
-    let (st, _) = send(&s, &member, "POST", "/nuage/v1/users/beta-user/access-keys", None).await;
+    let (st, _) = send(
+        &s,
+        &member,
+        "POST",
+        "/nuage/v1/users/beta-user/access-keys",
+        None,
+    )
+    .await;
     assert_eq!(st, 403);
     let (_, list) = get(&s, &member, "/nuage/v1/users/alpha-user/access-keys").await;
-    assert!(list["items"][0].get("secret").is_none(), "listing never shows secrets: {list}");
+    assert!(
+        list["items"][0].get("secret").is_none(),
+        "listing never shows secrets: {list}"
+    );
 
     // Removing the role takes effect at once for existing tokens.
-    let (st, _) = send(&s, &admin, "DELETE", "/nuage/v1/projects/alpha/users/alpha-user/roles/member", None).await;
+    let (st, _) = send(
+        &s,
+        &admin,
+        "DELETE",
+        "/nuage/v1/projects/alpha/users/alpha-user/roles/member",
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
     let (st, e) = get(&s, &member, "/nuage/v1/tokens/self").await;
     assert_eq!(st, 401, "{e}");
@@ -250,7 +442,13 @@ async fn tokens_revoked_expired_or_forged_are_refused() {
     let (st, e) = get(&s, &admin, "/nuage/v1/projects").await;
     assert_eq!(st, 401, "{e}");
     assert_error(&e, "unauthenticated");
-    assert!(e["error"]["message"].as_str().unwrap_or("").contains("revoked"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("revoked"),
+        "{e}"
+    );
     let (st, _) = get(&s, &other, "/nuage/v1/projects").await;
     assert_eq!(st, 200, "revoking one token leaves the others");
 
@@ -273,7 +471,10 @@ async fn tokens_revoked_expired_or_forged_are_refused() {
             .expect("post");
         assert_eq!(r.status(), 401);
         let v: Value = r.json().await.expect("json");
-        assert_eq!(v["error"]["message"], "the request could not be authenticated: the user name or password is wrong");
+        assert_eq!(
+            v["error"]["message"],
+            "the request could not be authenticated: the user name or password is wrong"
+        );
     }
 }
 
@@ -291,7 +492,13 @@ async fn tokens_expire() {
     tokio::time::sleep(Duration::from_millis(1300)).await;
     let (st, e) = get(&s, &t, "/nuage/v1/projects").await;
     assert_eq!(st, 401);
-    assert!(e["error"]["message"].as_str().unwrap_or("").contains("expired"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expired"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -303,17 +510,78 @@ async fn bad_input_is_refused_in_the_native_dialect_and_changes_nothing() {
     let c = s.http();
 
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("malformed json", c.post(&url).header("content-type", "application/json").body("{\"name\": "), 400, "invalid_request"),
-        ("wrong content type", c.post(&url).header("content-type", "text/plain").body("{\"name\":\"x\"}"), 415, "unsupported_media_type"),
-        ("unknown field", c.post(&url).json(&json!({"name": "x", "colour": "red"})), 400, "invalid_request"),
-        ("missing field", c.post(&url).json(&json!({"description": "x"})), 400, "invalid_request"),
-        ("wrong type", c.post(&url).json(&json!({"name": 7})), 400, "invalid_request"),
-        ("empty name", c.post(&url).json(&json!({"name": "  "})), 400, "invalid_request"),
-        ("control chars", c.post(&url).json(&json!({"name": "a\u{7}b"})), 400, "invalid_request"),
-        ("too long name", c.post(&url).json(&json!({"name": "x".repeat(65)})), 400, "invalid_request"),
-        ("duplicate name", c.post(&url).json(&json!({"name": "admin"})), 409, "already_exists"),
-        ("oversized body", c.post(&url).header("content-type", "application/json").body(format!("{{\"name\":\"{}\"}}", "x".repeat(2 << 20))), 413, "too_large"),
-        ("unknown domain", c.post(&url).json(&json!({"name": "x", "domain": "nope"})), 400, "invalid_request"),
+        (
+            "malformed json",
+            c.post(&url)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+            400,
+            "invalid_request",
+        ),
+        (
+            "wrong content type",
+            c.post(&url)
+                .header("content-type", "text/plain")
+                .body("{\"name\":\"x\"}"),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "unknown field",
+            c.post(&url).json(&json!({"name": "x", "colour": "red"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "missing field",
+            c.post(&url).json(&json!({"description": "x"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "wrong type",
+            c.post(&url).json(&json!({"name": 7})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "empty name",
+            c.post(&url).json(&json!({"name": "  "})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "control chars",
+            c.post(&url).json(&json!({"name": "a\u{7}b"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "too long name",
+            c.post(&url).json(&json!({"name": "x".repeat(65)})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "duplicate name",
+            c.post(&url).json(&json!({"name": "admin"})),
+            409,
+            "already_exists",
+        ),
+        (
+            "oversized body",
+            c.post(&url)
+                .header("content-type", "application/json")
+                .body(format!("{{\"name\":\"{}\"}}", "x".repeat(2 << 20))),
+            413,
+            "too_large",
+        ),
+        (
+            "unknown domain",
+            c.post(&url).json(&json!({"name": "x", "domain": "nope"})),
+            400,
+            "invalid_request",
+        ),
     ];
     for (what, rb, status, code) in cases {
         let r = rb.header("x-auth-token", &admin).send().await.expect(what);
@@ -323,15 +591,30 @@ async fn bad_input_is_refused_in_the_native_dialect_and_changes_nothing() {
     }
     for (what, method, path) in [
         ("invalid project id", "GET", "/nuage/v1/projects/not-an-id"),
-        ("invalid user id", "DELETE", "/nuage/v1/users/0123456789abcdef0123456789abcdef"),
-        ("invalid role", "PUT", "/nuage/v1/projects/admin/users/admin/roles/nope"),
+        (
+            "invalid user id",
+            "DELETE",
+            "/nuage/v1/users/0123456789abcdef0123456789abcdef",
+        ),
+        (
+            "invalid role",
+            "PUT",
+            "/nuage/v1/projects/admin/users/admin/roles/nope",
+        ),
         ("unknown route", "GET", "/nuage/v1/frobnicators"),
     ] {
         let (st, v) = send(&s, &admin, method, path, None).await;
         assert_eq!(st, 404, "{what}: {v}");
         assert_error(&v, "not_found");
     }
-    let (st, v) = send(&s, &admin, "POST", "/nuage/v1/users", Some(json!({"name": "weak", "password": "short"}))).await;
+    let (st, v) = send(
+        &s,
+        &admin,
+        "POST",
+        "/nuage/v1/users",
+        Some(json!({"name": "weak", "password": "short"})),
+    )
+    .await;
     assert_eq!(st, 400, "{v}");
     let (st, v) = send(&s, &admin, "DELETE", "/nuage/v1/roles/admin", None).await;
     assert_eq!(st, 409, "built-in roles stay: {v}");
@@ -358,7 +641,11 @@ try:
 except urllib.error.HTTPError as e:
     print(e.code)
 "#;
-    let (ok, out, err) = common::run(s.client("python3").args(["-c", script, "x", "AWS_SECRET_ACCESS_KEY"]));
+    let (ok, out, err) =
+        common::run(
+            s.client("python3")
+                .args(["-c", script, "x", "AWS_SECRET_ACCESS_KEY"]),
+        );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "200", "{err}");
     let (ok, out, err) = common::run(
@@ -385,7 +672,13 @@ async fn kill_9_loses_nothing_acknowledged() {
             let mut acked = Vec::new();
             for i in 0..10_000 {
                 let name = format!("p{i}");
-                match http.post(&url).header("x-auth-token", &admin).json(&json!({"name": name})).send().await {
+                match http
+                    .post(&url)
+                    .header("x-auth-token", &admin)
+                    .json(&json!({"name": name}))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 201 => acked.push(name),
                     _ => break,
                 }
@@ -396,12 +689,19 @@ async fn kill_9_loses_nothing_acknowledged() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     s.kill9();
     let acked = writer.await.expect("writer");
-    assert!(acked.len() > 5, "the writer made progress ({} projects)", acked.len());
+    assert!(
+        acked.len() > 5,
+        "the writer made progress ({} projects)",
+        acked.len()
+    );
     s.spawn();
     let admin = s.admin_token().await;
     let names = project_names(&s, &admin).await;
     for n in &acked {
-        assert!(names.contains(n), "acknowledged project {n} lost after kill -9");
+        assert!(
+            names.contains(n),
+            "acknowledged project {n} lost after kill -9"
+        );
     }
 }
 
@@ -412,18 +712,36 @@ async fn tls_serves_https_with_nuages_own_ca() {
         ..Options::default()
     });
     let env = s.env();
-    assert!(env["NUAGE_URL"].starts_with("https://localhost:"), "{env:?}");
+    assert!(
+        env["NUAGE_URL"].starts_with("https://localhost:"),
+        "{env:?}"
+    );
     for k in ["AWS_CA_BUNDLE", "OS_CACERT", "NUAGE_CACERT"] {
-        assert_eq!(env[k], s.data_dir().join("tls/ca.pem").display().to_string());
+        assert_eq!(
+            env[k],
+            s.data_dir().join("tls/ca.pem").display().to_string()
+        );
     }
-    let key_mode = std::fs::metadata(s.data_dir().join("tls/ca-key.pem")).expect("key").permissions().mode();
+    let key_mode = std::fs::metadata(s.data_dir().join("tls/ca-key.pem"))
+        .expect("key")
+        .permissions()
+        .mode();
     assert_eq!(key_mode & 0o777, 0o600);
     s.admin_token().await;
     // A client that doesn't trust the CA is refused by TLS itself.
     let plain = reqwest::Client::builder().build().expect("client");
-    assert!(plain.get(format!("{}/healthz", s.url())).send().await.is_err());
+    assert!(plain
+        .get(format!("{}/healthz", s.url()))
+        .send()
+        .await
+        .is_err());
     // curl verifies with the exported bundle.
-    let (ok, out, err) = common::run(s.client("curl").args(["-sS", "--cacert", &env["NUAGE_CACERT"], &format!("{}/healthz", env["NUAGE_URL"])]));
+    let (ok, out, err) = common::run(s.client("curl").args([
+        "-sS",
+        "--cacert",
+        &env["NUAGE_CACERT"],
+        &format!("{}/healthz", env["NUAGE_URL"]),
+    ]));
     assert!(ok, "{err}");
     assert_eq!(out, "ok\n");
 }
@@ -432,12 +750,28 @@ async fn tls_serves_https_with_nuages_own_ca() {
 async fn postgres_serves_the_same_api() {
     let mut s = Server::start_postgres().await;
     let admin = s.admin_token().await;
-    let (st, p) = send(&s, &admin, "POST", "/nuage/v1/projects", Some(json!({"name": "on-pg"}))).await;
+    let (st, p) = send(
+        &s,
+        &admin,
+        "POST",
+        "/nuage/v1/projects",
+        Some(json!({"name": "on-pg"})),
+    )
+    .await;
     assert_eq!(st, 201, "{p}");
-    let (st, e) = send(&s, &admin, "POST", "/nuage/v1/projects", Some(json!({"name": "on-pg"}))).await;
+    let (st, e) = send(
+        &s,
+        &admin,
+        "POST",
+        "/nuage/v1/projects",
+        Some(json!({"name": "on-pg"})),
+    )
+    .await;
     assert_eq!(st, 409, "{e}");
     s.kill9();
     s.spawn();
     let admin = s.admin_token().await;
-    assert!(project_names(&s, &admin).await.contains(&"on-pg".to_string()));
+    assert!(project_names(&s, &admin)
+        .await
+        .contains(&"on-pg".to_string()));
 }

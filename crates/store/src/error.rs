@@ -24,7 +24,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("the database schema is at version {found}, newer than this nuage ({known}); upgrade nuage")]
+    #[error(
+        "the database schema is at version {found}, newer than this nuage ({known}); upgrade nuage"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("database query failed")]
     Query(#[source] sqlx::Error),

@@ -95,15 +95,21 @@ async fn run_locked(db: &Db, conn: &mut sqlx::AnyConnection) -> StoreResult<()> 
         for stmt in statements(&sql) {
             tx.execute(stmt.as_str()).await.map_err(fail)?;
         }
-        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-            .bind(m.version)
-            .bind(m.name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
-        tracing::info!(version = m.version, name = m.name, "applied schema migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
     }
     Ok(())
 }
@@ -123,7 +129,9 @@ mod tests {
 
     #[test]
     fn splits_statements() {
-        let s = statements("-- c; d\nCREATE TABLE a (x INT);\n\n-- only comment\n;CREATE INDEX i ON a(x);");
+        let s = statements(
+            "-- c; d\nCREATE TABLE a (x INT);\n\n-- only comment\n;CREATE INDEX i ON a(x);",
+        );
         assert_eq!(s.len(), 2);
     }
 }

@@ -41,7 +41,9 @@ async fn unique_names_are_reported_as_already_exists() {
     for engine in ENGINES {
         let t = fresh(engine).await.expect("open");
         insert_domain(&t.db, "d1", "same").await.expect("first");
-        let err = insert_domain(&t.db, "d2", "same").await.expect_err("duplicate");
+        let err = insert_domain(&t.db, "d2", "same")
+            .await
+            .expect_err("duplicate");
         assert!(
             matches!(err, StoreError::AlreadyExists { .. }),
             "{engine}: {err:?}"
@@ -114,9 +116,15 @@ async fn committed_writes_survive_reopening() {
 #[tokio::test]
 async fn bad_urls_are_refused_with_a_reason() {
     let err = Db::open("mysql://nope").await.expect_err("refused");
-    assert!(err.to_string().contains("cannot open the database"), "{err}");
+    assert!(
+        err.to_string().contains("cannot open the database"),
+        "{err}"
+    );
     let err = Db::open("postgres://nuage:secretpw@127.0.0.1:1/x")
         .await
         .expect_err("refused");
-    assert!(!err.to_string().contains("secretpw"), "password leaked: {err}");
+    assert!(
+        !err.to_string().contains("secretpw"),
+        "password leaked: {err}"
+    );
 }

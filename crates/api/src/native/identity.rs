@@ -88,10 +88,19 @@ struct TokenRequest {
     project: Option<String>,
 }
 
-async fn issue_token(State(core): State<SharedCore>, Json(req): Json<TokenRequest>) -> Result<Response> {
+async fn issue_token(
+    State(core): State<SharedCore>,
+    Json(req): Json<TokenRequest>,
+) -> Result<Response> {
     let (token, p) = core
         .identity
-        .login(&req.user, req.domain.as_deref(), &req.password, req.project.as_deref(), None)
+        .login(
+            &req.user,
+            req.domain.as_deref(),
+            &req.password,
+            req.project.as_deref(),
+            None,
+        )
         .await?;
     let mut body = principal_view(&p);
     body["token"] = Value::String(token.clone());
@@ -106,9 +115,14 @@ async fn whoami(Caller(p): Caller) -> Response {
     axum::Json(principal_view(&p)).into_response()
 }
 
-async fn revoke_own_token(State(core): State<SharedCore>, Caller(p): Caller, parts: http::request::Parts) -> Result<StatusCode> {
-    let token = crate::auth::token(&parts)
-        .ok_or_else(|| NativeError::invalid("only a token can be revoked; this request was signed"))?;
+async fn revoke_own_token(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    parts: http::request::Parts,
+) -> Result<StatusCode> {
+    let token = crate::auth::token(&parts).ok_or_else(|| {
+        NativeError::invalid("only a token can be revoked; this request was signed")
+    })?;
     core.identity.revoke_token(&p, token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -127,11 +141,23 @@ async fn list_domains(State(core): State<SharedCore>, Caller(p): Caller) -> Resu
     Ok(items(core.identity.list_domains(&p).await?))
 }
 
-async fn create_domain(State(core): State<SharedCore>, Caller(p): Caller, Json(d): Json<NewDomain>) -> Result<Response> {
-    Ok(created(core.identity.create_domain(&p, &d.name, &d.description).await?))
+async fn create_domain(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Json(d): Json<NewDomain>,
+) -> Result<Response> {
+    Ok(created(
+        core.identity
+            .create_domain(&p, &d.name, &d.description)
+            .await?,
+    ))
 }
 
-async fn get_domain(State(core): State<SharedCore>, Caller(p): Caller, Path(d): Path<String>) -> Result<Response> {
+async fn get_domain(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(d): Path<String>,
+) -> Result<Response> {
     Ok(axum::Json(core.identity.get_domain(&p, &d).await?).into_response())
 }
 
@@ -168,15 +194,27 @@ struct PatchProject {
     version: Option<i64>,
 }
 
-async fn list_projects(State(core): State<SharedCore>, Caller(p): Caller, Query(f): Query<NameFilter>) -> Result<Response> {
+async fn list_projects(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Query(f): Query<NameFilter>,
+) -> Result<Response> {
     let domain = match &f.domain {
         Some(d) => Some(core.identity.get_domain(&p, d).await?.id),
         None => None,
     };
-    Ok(items(core.identity.list_projects(&p, f.name.as_deref(), domain.as_deref()).await?))
+    Ok(items(
+        core.identity
+            .list_projects(&p, f.name.as_deref(), domain.as_deref())
+            .await?,
+    ))
 }
 
-async fn create_project(State(core): State<SharedCore>, Caller(p): Caller, Json(c): Json<CreateProject>) -> Result<Response> {
+async fn create_project(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Json(c): Json<CreateProject>,
+) -> Result<Response> {
     let new = NewProject {
         name: c.name,
         domain_id: c.domain,
@@ -186,7 +224,11 @@ async fn create_project(State(core): State<SharedCore>, Caller(p): Caller, Json(
     Ok(created(core.identity.create_project(&p, new).await?))
 }
 
-async fn get_project(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn get_project(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let proj = project(&core, &id).await?;
     Ok(axum::Json(core.identity.get_project(&p, &proj.id).await?).into_response())
 }
@@ -207,13 +249,21 @@ async fn update_project(
     Ok(axum::Json(core.identity.update_project(&p, &proj.id, patch).await?).into_response())
 }
 
-async fn delete_project(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_project(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     let proj = project(&core, &id).await?;
     core.identity.delete_project(&p, &proj.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_quotas(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn get_quotas(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let proj = project(&core, &id).await?;
     let q = core.identity.quotas(&p, &proj.id).await?;
     let map: BTreeMap<String, i64> = q.into_iter().map(|q| (q.resource, q.limit)).collect();
@@ -228,12 +278,20 @@ async fn set_quotas(
 ) -> Result<Response> {
     let proj = project(&core, &id).await?;
     if limits.is_empty() {
-        return Err(NativeError::invalid("give at least one quota, e.g. {\"instances\": 10}"));
+        return Err(NativeError::invalid(
+            "give at least one quota, e.g. {\"instances\": 10}",
+        ));
     }
     // Validate every name before changing anything.
     for r in limits.keys() {
-        if !nuage_model::identity::QUOTA_RESOURCES.iter().any(|(k, _)| k == r) {
-            let known: Vec<_> = nuage_model::identity::QUOTA_RESOURCES.iter().map(|(k, _)| *k).collect();
+        if !nuage_model::identity::QUOTA_RESOURCES
+            .iter()
+            .any(|(k, _)| k == r)
+        {
+            let known: Vec<_> = nuage_model::identity::QUOTA_RESOURCES
+                .iter()
+                .map(|(k, _)| *k)
+                .collect();
             return Err(NativeError::invalid(format!(
                 "unknown quota resource {r}; known: {}",
                 known.join(", ")
@@ -281,20 +339,34 @@ struct PatchUser {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
 
-async fn list_users(State(core): State<SharedCore>, Caller(p): Caller, Query(f): Query<NameFilter>) -> Result<Response> {
+async fn list_users(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Query(f): Query<NameFilter>,
+) -> Result<Response> {
     let domain = match &f.domain {
         Some(d) => Some(core.identity.get_domain(&p, d).await?.id),
         None => None,
     };
-    Ok(items(core.identity.list_users(&p, f.name.as_deref(), domain.as_deref()).await?))
+    Ok(items(
+        core.identity
+            .list_users(&p, f.name.as_deref(), domain.as_deref())
+            .await?,
+    ))
 }
 
-async fn create_user(State(core): State<SharedCore>, Caller(p): Caller, Json(c): Json<CreateUser>) -> Result<Response> {
+async fn create_user(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Json(c): Json<CreateUser>,
+) -> Result<Response> {
     let default_project_id = match &c.default_project {
         Some(dp) => Some(project(&core, dp).await?.id),
         None => None,
@@ -310,7 +382,11 @@ async fn create_user(State(core): State<SharedCore>, Caller(p): Caller, Json(c):
     Ok(created(core.identity.create_user(&p, new).await?))
 }
 
-async fn get_user(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn get_user(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let u = user(&core, &id).await?;
     Ok(axum::Json(core.identity.get_user(&p, &u.id).await?).into_response())
 }
@@ -338,13 +414,21 @@ async fn update_user(
     Ok(axum::Json(core.identity.update_user(&p, &u.id, patch).await?).into_response())
 }
 
-async fn delete_user(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_user(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     let u = user(&core, &id).await?;
     core.identity.delete_user(&p, &u.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn user_projects(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn user_projects(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let u = user(&core, &id).await?;
     Ok(items(core.identity.list_user_projects(&p, &u.id).await?))
 }
@@ -358,7 +442,11 @@ struct CreateKey {
     project: Option<String>,
 }
 
-async fn list_keys(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn list_keys(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let u = user(&core, &id).await?;
     let mut keys = core.identity.list_access_keys(&p, Some(&u.id)).await?;
     // Listing never shows secrets; they are shown once, at creation.
@@ -379,30 +467,47 @@ async fn create_key(
     let c: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
         CreateKey::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| NativeError::invalid(format!("the body is not valid: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| NativeError::invalid(format!("the body is not valid: {e}")))?
     };
     let project_id = match &c.project {
         Some(pr) => project(&core, pr).await?.id,
         None => p.project_id.clone(),
     };
-    Ok(created(core.identity.create_access_key(&p, &u.id, &project_id).await?))
+    Ok(created(
+        core.identity
+            .create_access_key(&p, &u.id, &project_id)
+            .await?,
+    ))
 }
 
-async fn get_key(State(core): State<SharedCore>, Caller(p): Caller, Path((id, key)): Path<(String, String)>) -> Result<Response> {
+async fn get_key(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response> {
     let u = user(&core, &id).await?;
     let mut k = core.identity.get_access_key(&p, &key).await?;
     if k.user_id != u.id {
-        return Err(NativeError::not_found(format!("access key {key} not found")));
+        return Err(NativeError::not_found(format!(
+            "access key {key} not found"
+        )));
     }
     k.secret = None;
     Ok(axum::Json(k).into_response())
 }
 
-async fn delete_key(State(core): State<SharedCore>, Caller(p): Caller, Path((id, key)): Path<(String, String)>) -> Result<StatusCode> {
+async fn delete_key(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<StatusCode> {
     let u = user(&core, &id).await?;
     let k = core.identity.get_access_key(&p, &key).await?;
     if k.user_id != u.id {
-        return Err(NativeError::not_found(format!("access key {key} not found")));
+        return Err(NativeError::not_found(format!(
+            "access key {key} not found"
+        )));
     }
     core.identity.delete_access_key(&p, &key).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -418,19 +523,41 @@ struct CreateRole {
     description: String,
 }
 
-async fn list_roles(State(core): State<SharedCore>, Caller(p): Caller, Query(f): Query<NameFilter>) -> Result<Response> {
-    Ok(items(core.identity.list_roles(&p, f.name.as_deref()).await?))
+async fn list_roles(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Query(f): Query<NameFilter>,
+) -> Result<Response> {
+    Ok(items(
+        core.identity.list_roles(&p, f.name.as_deref()).await?,
+    ))
 }
 
-async fn create_role(State(core): State<SharedCore>, Caller(p): Caller, Json(c): Json<CreateRole>) -> Result<Response> {
-    Ok(created(core.identity.create_role(&p, &c.name, &c.description).await?))
+async fn create_role(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Json(c): Json<CreateRole>,
+) -> Result<Response> {
+    Ok(created(
+        core.identity
+            .create_role(&p, &c.name, &c.description)
+            .await?,
+    ))
 }
 
-async fn get_role(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn get_role(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     Ok(axum::Json(role(&core, &p, &id).await?).into_response())
 }
 
-async fn delete_role(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_role(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     core.identity.delete_role(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -495,7 +622,13 @@ async fn list_assignments(
     Ok(items(view))
 }
 
-async fn assignment(core: &SharedCore, caller: &Principal, target: (&str, &str), actor: (&str, &str), r: &str) -> Result<Assignment> {
+async fn assignment(
+    core: &SharedCore,
+    caller: &Principal,
+    target: (&str, &str),
+    actor: (&str, &str),
+    r: &str,
+) -> Result<Assignment> {
     let target = match target.0 {
         "projects" => Target::Project(project(core, target.1).await?.id),
         _ => Target::Domain(core.identity.get_domain(caller, target.1).await?.id),
@@ -515,19 +648,29 @@ type GrantPath = Path<(String, String, String, String, String)>;
 
 fn grant_kinds(tk: &str, ak: &str) -> Result<()> {
     if !matches!(tk, "projects" | "domains") || !matches!(ak, "users" | "groups") {
-        return Err(NativeError::not_found("no such route in the native API; see /nuage/v1/openapi.json"));
+        return Err(NativeError::not_found(
+            "no such route in the native API; see /nuage/v1/openapi.json",
+        ));
     }
     Ok(())
 }
 
-async fn grant(State(core): State<SharedCore>, Caller(p): Caller, Path((tk, t, ak, a, r)): GrantPath) -> Result<StatusCode> {
+async fn grant(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((tk, t, ak, a, r)): GrantPath,
+) -> Result<StatusCode> {
     grant_kinds(&tk, &ak)?;
     let asg = assignment(&core, &p, (&tk, &t), (&ak, &a), &r).await?;
     core.identity.grant(&p, &asg).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn check_grant(State(core): State<SharedCore>, Caller(p): Caller, Path((tk, t, ak, a, r)): GrantPath) -> Result<StatusCode> {
+async fn check_grant(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((tk, t, ak, a, r)): GrantPath,
+) -> Result<StatusCode> {
     grant_kinds(&tk, &ak)?;
     let asg = assignment(&core, &p, (&tk, &t), (&ak, &a), &r).await?;
     if core.identity.check_grant(&p, &asg).await? {
@@ -537,7 +680,11 @@ async fn check_grant(State(core): State<SharedCore>, Caller(p): Caller, Path((tk
     }
 }
 
-async fn revoke_grant(State(core): State<SharedCore>, Caller(p): Caller, Path((tk, t, ak, a, r)): GrantPath) -> Result<StatusCode> {
+async fn revoke_grant(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((tk, t, ak, a, r)): GrantPath,
+) -> Result<StatusCode> {
     grant_kinds(&tk, &ak)?;
     let asg = assignment(&core, &p, (&tk, &t), (&ak, &a), &r).await?;
     core.identity.revoke_grant(&p, &asg).await?;
@@ -556,11 +703,21 @@ struct CreateGroup {
     description: String,
 }
 
-async fn list_groups(State(core): State<SharedCore>, Caller(p): Caller, Query(f): Query<NameFilter>) -> Result<Response> {
-    Ok(items(core.identity.list_groups(&p, f.name.as_deref()).await?))
+async fn list_groups(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Query(f): Query<NameFilter>,
+) -> Result<Response> {
+    Ok(items(
+        core.identity.list_groups(&p, f.name.as_deref()).await?,
+    ))
 }
 
-async fn create_group(State(core): State<SharedCore>, Caller(p): Caller, Json(c): Json<CreateGroup>) -> Result<Response> {
+async fn create_group(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Json(c): Json<CreateGroup>,
+) -> Result<Response> {
     Ok(created(
         core.identity
             .create_group(&p, &c.name, c.domain.as_deref(), &c.description)
@@ -568,54 +725,90 @@ async fn create_group(State(core): State<SharedCore>, Caller(p): Caller, Json(c)
     ))
 }
 
-async fn get_group(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn get_group(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     Ok(axum::Json(group(&core, &p, &id).await?).into_response())
 }
 
-async fn delete_group(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_group(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     let g = group(&core, &p, &id).await?;
     core.identity.delete_group(&p, &g.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn group_users(State(core): State<SharedCore>, Caller(p): Caller, Path(id): Path<String>) -> Result<Response> {
+async fn group_users(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let g = group(&core, &p, &id).await?;
     Ok(items(core.identity.list_group_users(&p, &g.id).await?))
 }
 
-async fn add_group_user(State(core): State<SharedCore>, Caller(p): Caller, Path((g, u)): Path<(String, String)>) -> Result<StatusCode> {
+async fn add_group_user(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((g, u)): Path<(String, String)>,
+) -> Result<StatusCode> {
     let g = group(&core, &p, &g).await?;
     let u = user(&core, &u).await?;
     core.identity.add_user_to_group(&p, &g.id, &u.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn remove_group_user(State(core): State<SharedCore>, Caller(p): Caller, Path((g, u)): Path<(String, String)>) -> Result<StatusCode> {
+async fn remove_group_user(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((g, u)): Path<(String, String)>,
+) -> Result<StatusCode> {
     let g = group(&core, &p, &g).await?;
     let u = user(&core, &u).await?;
-    core.identity.remove_user_from_group(&p, &g.id, &u.id).await?;
+    core.identity
+        .remove_user_from_group(&p, &g.id, &u.id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(super) fn routes() -> Router<SharedCore> {
     Router::new()
         .route("/nuage/v1/tokens", axum::routing::post(issue_token))
-        .route("/nuage/v1/tokens/self", get(whoami).delete(revoke_own_token))
+        .route(
+            "/nuage/v1/tokens/self",
+            get(whoami).delete(revoke_own_token),
+        )
         .route("/nuage/v1/domains", get(list_domains).post(create_domain))
         .route("/nuage/v1/domains/{domain}", get(get_domain))
-        .route("/nuage/v1/projects", get(list_projects).post(create_project))
+        .route(
+            "/nuage/v1/projects",
+            get(list_projects).post(create_project),
+        )
         .route(
             "/nuage/v1/projects/{project}",
-            get(get_project).patch(update_project).delete(delete_project),
+            get(get_project)
+                .patch(update_project)
+                .delete(delete_project),
         )
-        .route("/nuage/v1/projects/{project}/quotas", get(get_quotas).put(set_quotas))
+        .route(
+            "/nuage/v1/projects/{project}/quotas",
+            get(get_quotas).put(set_quotas),
+        )
         .route("/nuage/v1/users", get(list_users).post(create_user))
         .route(
             "/nuage/v1/users/{user}",
             get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/nuage/v1/users/{user}/projects", get(user_projects))
-        .route("/nuage/v1/users/{user}/access-keys", get(list_keys).post(create_key))
+        .route(
+            "/nuage/v1/users/{user}/access-keys",
+            get(list_keys).post(create_key),
+        )
         .route(
             "/nuage/v1/users/{user}/access-keys/{key}",
             get(get_key).delete(delete_key),
@@ -628,7 +821,10 @@ pub(super) fn routes() -> Router<SharedCore> {
             put(grant).head(check_grant).delete(revoke_grant),
         )
         .route("/nuage/v1/groups", get(list_groups).post(create_group))
-        .route("/nuage/v1/groups/{group}", get(get_group).delete(delete_group))
+        .route(
+            "/nuage/v1/groups/{group}",
+            get(get_group).delete(delete_group),
+        )
         .route("/nuage/v1/groups/{group}/users", get(group_users))
         .route(
             "/nuage/v1/groups/{group}/users/{user}",

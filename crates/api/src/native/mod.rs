@@ -34,7 +34,10 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<SharedCore> for Caller {
     type Rejection = NativeError;
 
-    async fn from_request_parts(parts: &mut Parts, core: &SharedCore) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        core: &SharedCore,
+    ) -> Result<Self, Self::Rejection> {
         match crate::auth::authenticate(core, parts, None).await {
             Ok(Some(p)) => Ok(Caller(p)),
             Ok(None) => Err(NativeError::unauthenticated(
@@ -121,7 +124,9 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for src in sources {
             for chunk in src.split(".route(").skip(1) {
-                let Some(path) = chunk.split('"').nth(1) else { continue };
+                let Some(path) = chunk.split('"').nth(1) else {
+                    continue;
+                };
                 if !path.starts_with("/nuage/v1") {
                     continue;
                 }
@@ -130,7 +135,8 @@ mod tests {
                     .get(path)
                     .unwrap_or_else(|| panic!("route {path} is not in openapi.json"));
                 for m in ["get", "post", "put", "patch", "delete", "head"] {
-                    let in_code = call.contains(&format!("{m}(")) && !call.contains(&format!("_{m}("))
+                    let in_code = call.contains(&format!("{m}("))
+                        && !call.contains(&format!("_{m}("))
                         || call.contains(&format!(".{m}("))
                         || call.contains(&format!(" {m}("))
                         || call.contains(&format!("({m}("));
@@ -144,7 +150,10 @@ mod tests {
             }
         }
         for p in paths.keys() {
-            assert!(seen.contains(p), "openapi.json documents {p}, which no route serves");
+            assert!(
+                seen.contains(p),
+                "openapi.json documents {p}, which no route serves"
+            );
         }
     }
 }

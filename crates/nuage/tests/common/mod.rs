@@ -82,7 +82,9 @@ impl Server {
         if self.opts.tls {
             c.arg("--tls").arg("true");
         }
-        c.env_remove("NUAGE_DATA_DIR").env_remove("NUAGE_LISTEN").env_remove("NUAGE_DATABASE");
+        c.env_remove("NUAGE_DATA_DIR")
+            .env_remove("NUAGE_LISTEN")
+            .env_remove("NUAGE_DATABASE");
         for (k, v) in &self.opts.env {
             c.env(k, v);
         }
@@ -117,7 +119,10 @@ impl Server {
         loop {
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    panic!("nuage serve exited with {status} before serving:\n{}", self.logs());
+                    panic!(
+                        "nuage serve exited with {status} before serving:\n{}",
+                        self.logs()
+                    );
                 }
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
@@ -126,7 +131,10 @@ impl Server {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("nuage serve did not start within {timeout:?}:\n{}", self.logs());
+                panic!(
+                    "nuage serve did not start within {timeout:?}:\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -146,7 +154,10 @@ impl Server {
 
     fn signal(&mut self, sig: &str) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(pid.to_string())
+                .status();
         }
     }
 
@@ -219,14 +230,23 @@ impl Server {
             .send()
             .await
             .expect("token request");
-        assert_eq!(r.status(), 201, "token for {user}: {}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            r.status(),
+            201,
+            "token for {user}: {}",
+            r.text().await.unwrap_or_default()
+        );
         let v: serde_json::Value = r.json().await.expect("token json");
         v["token"].as_str().expect("token").to_string()
     }
 
     /// The admin's token.
     pub async fn admin_token(&self) -> String {
-        let pw = self.env().get("OS_PASSWORD").cloned().expect("OS_PASSWORD in admin.env");
+        let pw = self
+            .env()
+            .get("OS_PASSWORD")
+            .cloned()
+            .expect("OS_PASSWORD in admin.env");
         self.token_for("admin", &pw, None).await
     }
 
