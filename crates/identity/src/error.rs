@@ -12,6 +12,9 @@ pub enum IdentityError {
     Forbidden { action: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+    /// The operation is not allowed in the resource's current state.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -32,6 +35,7 @@ impl HasKind for IdentityError {
             IdentityError::Unauthenticated(_) => ErrorKind::Unauthenticated,
             IdentityError::Forbidden { .. } => ErrorKind::Forbidden,
             IdentityError::Invalid(_) => ErrorKind::Invalid,
+            IdentityError::Conflict(_) => ErrorKind::Conflict,
             IdentityError::Store(e) => e.kind(),
             IdentityError::SigV4(e) => e.kind(),
             IdentityError::Hash => ErrorKind::Internal,

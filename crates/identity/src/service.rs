@@ -818,8 +818,8 @@ impl Identity {
     pub async fn delete_project(&self, caller: &Principal, id: &str) -> IdentityResult<()> {
         authorize(caller, "identity:delete_project", Rule::Admin)?;
         if id == caller.project_id {
-            return Err(conflict(
-                "the project your token is scoped to (use a token scoped to another project)",
+            return Err(IdentityError::Conflict(
+                "cannot delete the project your token is scoped to; use a token scoped to another project".into(),
             ));
         }
         let mut tx = self.db.begin().await?;
@@ -964,7 +964,9 @@ impl Identity {
     pub async fn delete_user(&self, caller: &Principal, id: &str) -> IdentityResult<()> {
         authorize(caller, "identity:delete_user", Rule::Admin)?;
         if id == caller.user_id {
-            return Err(conflict("your own user (another admin must delete it)"));
+            return Err(IdentityError::Conflict(
+                "cannot delete your own user; another admin must do it".into(),
+            ));
         }
         let mut tx = self.db.begin().await?;
         if !repo::delete_user(&mut tx, id).await? {
@@ -1108,7 +1110,10 @@ impl Identity {
         authorize(caller, "identity:delete_role", Rule::Admin)?;
         let role = self.get_role(caller, id).await?;
         if [ROLE_ADMIN, ROLE_MEMBER, ROLE_READER].contains(&role.name.as_str()) {
-            return Err(conflict(format!("role {} is built in and", role.name)));
+            return Err(IdentityError::Conflict(format!(
+                "role {} is built in and cannot be deleted",
+                role.name
+            )));
         }
         let mut tx = self.db.begin().await?;
         repo::delete_role(&mut *tx, &role.id).await?;
@@ -1116,6 +1121,17 @@ impl Identity {
     }
 
     // -------------------------------------------------------------- assignments
+
+    /// The assignment with its role named by id (callers may give a name).
+    async fn with_role_id(&self, a: &Assignment) -> IdentityResult<Assignment> {
+        let role = repo::find_role(self.db.reader(), &a.role_id)
+            .await?
+            .ok_or_else(|| not_found(format!("role {}", a.role_id)))?;
+        Ok(Assignment {
+            role_id: role.id,
+            ..a.clone()
+        })
+    }
 
     async fn check_assignment_parts(&self, a: &Assignment) -> IdentityResult<()> {
         let db = self.db.reader();
@@ -1137,14 +1153,12 @@ impl Identity {
             }
             _ => {}
         }
-        if repo::find_role(db, &a.role_id).await?.is_none() {
-            return Err(not_found(format!("role {}", a.role_id)));
-        }
         Ok(())
     }
 
     pub async fn grant(&self, caller: &Principal, a: &Assignment) -> IdentityResult<()> {
         authorize(caller, "identity:create_grant", Rule::Admin)?;
+        let a = &self.with_role_id(a).await?;
         self.check_assignment_parts(a).await?;
         let mut tx = self.db.begin().await?;
         repo::insert_assignment(&mut *tx, a, now_ms()).await?;
@@ -1155,6 +1169,7 @@ impl Identity {
 
     pub async fn revoke_grant(&self, caller: &Principal, a: &Assignment) -> IdentityResult<()> {
         authorize(caller, "identity:revoke_grant", Rule::Admin)?;
+        let a = &self.with_role_id(a).await?;
         let mut tx = self.db.begin().await?;
         if !repo::delete_assignment(&mut *tx, a).await? {
             return Err(not_found("role assignment"));
@@ -1171,6 +1186,7 @@ impl Identity {
         } else {
             authorize(caller, "identity:check_grant", Rule::Admin)?;
         }
+        let a = &self.with_role_id(a).await?;
         let found = repo::list_assignments(
             self.db.reader(),
             &AssignmentFilter {

@@ -775,3 +775,32 @@ async fn postgres_serves_the_same_api() {
         .await
         .contains(&"on-pg".to_string()));
 }
+
+#[tokio::test]
+async fn json_logs_are_json_and_hold_no_secrets() {
+    let s = Server::start_with(Options {
+        env: vec![("NUAGE_LOG_FORMAT".into(), "json".into())],
+        ..Options::default()
+    });
+    let admin = s.admin_token().await;
+    let (st, _) = get(&s, "nu1_bogus", "/nuage/v1/projects").await;
+    assert_eq!(st, 401);
+    let (st, _) = get(&s, &admin, "/nuage/v1/projects/nope").await;
+    assert_eq!(st, 404);
+    let log = std::fs::read_to_string(&s.stderr_path).expect("log");
+    let mut refused = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"] == "request refused" {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 2, "refused requests are logged:\n{log}");
+    let env = s.env();
+    assert!(
+        !log.contains(&env["OS_PASSWORD"])
+            && !log.contains(&admin)
+            && !log.contains(&env["AWS_SECRET_ACCESS_KEY"])
+    );
+}

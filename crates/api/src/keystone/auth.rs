@@ -6,13 +6,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use nuage_identity::IdentityError;
 use nuage_model::identity::{Principal, User};
 use nuage_model::{ErrorKind, HasKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::{base_url, collection, resources::project_view, timestamp, Caller, Json, KeystoneError, Params, Result};
+use super::{
+    base_url, collection, resources::project_view, timestamp, Caller, Json, KeystoneError, Params,
+    Result,
+};
 use crate::{Core, SharedCore};
 
 /// The service catalog of a token scoped to `_project_id`. nuage has one
@@ -133,10 +137,9 @@ struct IdOrName {
 impl IdOrName {
     /// The domain reference for the core's lookups, which take an id or a name.
     fn reference(&self, what: &str) -> Result<&str> {
-        self.id
-            .as_deref()
-            .or(self.name.as_deref())
-            .ok_or_else(|| KeystoneError::bad_request(format!("Expecting to find id or name in {what}.")))
+        self.id.as_deref().or(self.name.as_deref()).ok_or_else(|| {
+            KeystoneError::bad_request(format!("Expecting to find id or name in {what}."))
+        })
     }
 }
 
@@ -164,7 +167,11 @@ async fn scope_project(core: &Core, scope: Option<Value>) -> Result<Option<Strin
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s == "unscoped" => return Ok(None),
         Some(Value::Object(o)) => o,
-        Some(_) => return Err(KeystoneError::bad_request("scope must be an object or \"unscoped\".")),
+        Some(_) => {
+            return Err(KeystoneError::bad_request(
+                "scope must be an object or \"unscoped\".",
+            ))
+        }
     };
     if obj.len() > 1 {
         return Err(KeystoneError::bad_request(
@@ -182,12 +189,20 @@ async fn scope_project(core: &Core, scope: Option<Value>) -> Result<Option<Strin
                 "nuage issues project-scoped tokens only; a {kind} scope is not available."
             )))
         }
-        other => return Err(KeystoneError::bad_request(format!("Unknown scope {other}."))),
+        other => {
+            return Err(KeystoneError::bad_request(format!(
+                "Unknown scope {other}."
+            )))
+        }
     }
     let p: ScopeProject = serde_json::from_value(value)
         .map_err(|e| KeystoneError::bad_request(format!("The project scope is not valid: {e}")))?;
     let found = match (&p.id, &p.name) {
-        (Some(id), _) => core.identity.find_project(id, None).await?.filter(|x| &x.id == id),
+        (Some(id), _) => core
+            .identity
+            .find_project(id, None)
+            .await?
+            .filter(|x| &x.id == id),
         (None, Some(name)) => {
             let domain = p
                 .domain
@@ -196,17 +211,27 @@ async fn scope_project(core: &Core, scope: Option<Value>) -> Result<Option<Strin
                 .reference("domain")?;
             core.identity.find_project(name, Some(domain)).await?
         }
-        (None, None) => return Err(KeystoneError::bad_request("Expecting to find id or name in project.")),
+        (None, None) => {
+            return Err(KeystoneError::bad_request(
+                "Expecting to find id or name in project.",
+            ))
+        }
     };
     match found {
         Some(project) => Ok(Some(project.id)),
-        None => Err(KeystoneError::unauthorized("Could not find the project of the requested scope.")),
+        None => Err(KeystoneError::unauthorized(
+            "Could not find the project of the requested scope.",
+        )),
     }
 }
 
 async fn password_user(core: &Core, u: &PasswordUser) -> Result<Option<User>> {
     match (&u.id, &u.name) {
-        (Some(id), _) => Ok(core.identity.find_user(id, None).await?.filter(|x| &x.id == id)),
+        (Some(id), _) => Ok(core
+            .identity
+            .find_user(id, None)
+            .await?
+            .filter(|x| &x.id == id)),
         (None, Some(name)) => {
             let domain = u
                 .domain
@@ -215,7 +240,9 @@ async fn password_user(core: &Core, u: &PasswordUser) -> Result<Option<User>> {
                 .reference("domain")?;
             Ok(core.identity.find_user(name, Some(domain)).await?)
         }
-        (None, None) => Err(KeystoneError::bad_request("Expecting to find id or name in user.")),
+        (None, None) => Err(KeystoneError::bad_request(
+            "Expecting to find id or name in user.",
+        )),
     }
 }
 
@@ -271,7 +298,11 @@ fn with_subject_token(mut resp: Response, token: &str) -> Result<Response> {
 // ---------------------------------------------------------------- handlers
 
 /// `POST /v3/auth/tokens`: password or token authentication.
-async fn issue(State(core): State<SharedCore>, q: Params, Json(body): Json<AuthBody>) -> Result<Response> {
+async fn issue(
+    State(core): State<SharedCore>,
+    q: Params,
+    Json(body): Json<AuthBody>,
+) -> Result<Response> {
     let AuthRequest { identity, scope } = body.auth;
     let project_id = scope_project(&core, scope).await?;
     let (token, principal) = match identity.methods.as_slice() {
@@ -301,7 +332,10 @@ async fn issue(State(core): State<SharedCore>, q: Params, Json(body): Json<AuthB
         }
     };
     let body = token_body(&core, &principal, !q.flag("nocatalog")).await?;
-    with_subject_token((StatusCode::CREATED, axum::Json(body)).into_response(), &token)
+    with_subject_token(
+        (StatusCode::CREATED, axum::Json(body)).into_response(),
+        &token,
+    )
 }
 
 fn subject(headers: &HeaderMap) -> Result<&str> {
@@ -315,16 +349,25 @@ fn subject(headers: &HeaderMap) -> Result<&str> {
 
 /// A subject token that does not validate is "not found", as in Keystone;
 /// the caller's own token was already checked by [`Caller`].
-fn subject_error(e: nuage_identity::IdentityError) -> KeystoneError {
-    if e.kind() == ErrorKind::Unauthenticated {
-        KeystoneError::not_found(format!("Could not find token: {e}."))
-    } else {
-        e.into()
+fn subject_error(e: IdentityError) -> KeystoneError {
+    match e {
+        IdentityError::Unauthenticated(reason) => {
+            KeystoneError::not_found(format!("Could not find token: {reason}."))
+        }
+        e if e.kind() == ErrorKind::Unauthenticated => {
+            KeystoneError::not_found(format!("Could not find token: {e}."))
+        }
+        e => e.into(),
     }
 }
 
 /// `GET` (and `HEAD`) `/v3/auth/tokens`: validates `X-Subject-Token`.
-async fn check(State(core): State<SharedCore>, Caller(_): Caller, headers: HeaderMap, q: Params) -> Result<Response> {
+async fn check(
+    State(core): State<SharedCore>,
+    Caller(_): Caller,
+    headers: HeaderMap,
+    q: Params,
+) -> Result<Response> {
     let token = subject(&headers)?;
     let p = core.identity.validate(token).await.map_err(subject_error)?;
     let body = token_body(&core, &p, !q.flag("nocatalog")).await?;
@@ -332,9 +375,16 @@ async fn check(State(core): State<SharedCore>, Caller(_): Caller, headers: Heade
 }
 
 /// `DELETE /v3/auth/tokens`: revokes `X-Subject-Token`.
-async fn revoke(State(core): State<SharedCore>, Caller(caller): Caller, headers: HeaderMap) -> Result<StatusCode> {
+async fn revoke(
+    State(core): State<SharedCore>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
     let token = subject(&headers)?;
-    core.identity.revoke_token(&caller, token).await.map_err(subject_error)?;
+    core.identity
+        .revoke_token(&caller, token)
+        .await
+        .map_err(subject_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -347,7 +397,11 @@ async fn auth_catalog(State(core): State<SharedCore>, Caller(p): Caller) -> Resp
 }
 
 /// The projects the caller may scope a token to.
-async fn auth_projects(State(core): State<SharedCore>, Caller(p): Caller, uri: Uri) -> Result<Response> {
+async fn auth_projects(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    uri: Uri,
+) -> Result<Response> {
     let list = core.identity.list_user_projects(&p, &p.user_id).await?;
     let items = list.iter().map(|x| project_view(&core, x)).collect();
     Ok(collection(&core, &uri, "projects", items))

@@ -49,16 +49,27 @@ impl KeystoneError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "The request body must be JSON, sent with Content-Type: application/json.",
             ),
-            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("The request body is larger than {} bytes.", super::BODY_LIMIT),
-            ),
-            other => Self::bad_request(format!("The request body is not valid: {}", other.body_text())),
+            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "The request body is larger than {} bytes.",
+                        super::BODY_LIMIT
+                    ),
+                )
+            }
+            other => Self::bad_request(format!(
+                "The request body is not valid: {}",
+                other.body_text()
+            )),
         }
     }
 
     pub fn from_query_rejection(rej: QueryRejection) -> Self {
-        Self::bad_request(format!("The query string is not valid: {}", rej.body_text()))
+        Self::bad_request(format!(
+            "The query string is not valid: {}",
+            rej.body_text()
+        ))
     }
 }
 

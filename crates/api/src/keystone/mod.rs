@@ -168,7 +168,9 @@ async fn version(axum::extract::State(core): axum::extract::State<SharedCore>) -
 }
 
 async fn unknown_route() -> KeystoneError {
-    KeystoneError::not_found("The resource could not be found: nuage does not serve this Identity API path.")
+    KeystoneError::not_found(
+        "The resource could not be found: nuage does not serve this Identity API path.",
+    )
 }
 
 /// The Keystone API's routes.
@@ -199,7 +201,8 @@ pub fn router(core: SharedCore) -> Router {
             let www = www.clone();
             async move {
                 if resp.status() == StatusCode::UNAUTHORIZED {
-                    resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, www);
+                    resp.headers_mut()
+                        .insert(http::header::WWW_AUTHENTICATE, www);
                 }
                 resp
             }
@@ -214,10 +217,16 @@ mod tests {
     #[test]
     fn flags_read_like_keystone() {
         let p = Params(
-            [("a", ""), ("b", "0"), ("c", "False"), ("d", "true"), ("e", "1")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            [
+                ("a", ""),
+                ("b", "0"),
+                ("c", "False"),
+                ("d", "true"),
+                ("e", "1"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         );
         assert!(p.flag("a"));
         assert!(!p.flag("b"));
@@ -230,7 +239,10 @@ mod tests {
 
     #[test]
     fn timestamps_have_microseconds() {
-        assert_eq!(timestamp(1_700_000_000_123), json!("2023-11-14T22:13:20.123000Z"));
+        assert_eq!(
+            timestamp(1_700_000_000_123),
+            json!("2023-11-14T22:13:20.123000Z")
+        );
         assert_eq!(timestamp(i64::MAX), Value::Null);
     }
 }

@@ -1,0 +1,1173 @@
+//! The Keystone v3 dialect, driven by the real `openstack` CLI
+//! (python3-openstackclient) and by raw HTTP for the inputs a client would
+//! never send.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+
+/// A response: status, `X-Subject-Token` and `WWW-Authenticate` if any, and
+/// the JSON body (`Null` when there is none).
+struct Resp {
+    status: u16,
+    subject: Option<String>,
+    www: Option<String>,
+    body: Value,
+}
+
+async fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut rb = s.http().request(m, format!("{}{path}", s.url()));
+    if let Some(t) = token {
+        rb = rb.header("x-auth-token", t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    finish(rb).await
+}
+
+async fn finish(rb: reqwest::RequestBuilder) -> Resp {
+    let r = rb.send().await.expect("request");
+    let header = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let subject = header("x-subject-token");
+    let www = header("www-authenticate");
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(Value::Null);
+    Resp {
+        status,
+        subject,
+        www,
+        body,
+    }
+}
+
+/// Keystone's error shape, with the status repeated as a number.
+fn assert_error(r: &Resp, status: u16) {
+    assert_eq!(r.status, status, "{}", r.body);
+    let e = &r.body["error"];
+    assert_eq!(e["code"], json!(status), "{}", r.body);
+    assert!(
+        e["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{}",
+        r.body
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        r.body
+    );
+    if status == 401 {
+        let www = r.www.as_deref().unwrap_or_default();
+        assert!(
+            www.starts_with("Keystone uri=") && www.contains("/v3"),
+            "{www:?}"
+        );
+    }
+}
+
+fn password_auth(user: &str, password: &str, project: Option<&str>) -> Value {
+    let mut auth = json!({
+        "identity": {
+            "methods": ["password"],
+            "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}},
+        }
+    });
+    if let Some(p) = project {
+        auth["scope"] = json!({"project": {"name": p, "domain": {"id": "default"}}});
+    }
+    json!({ "auth": auth })
+}
+
+/// A token for `user` in the Default domain, or the failed response.
+async fn login(
+    s: &Server,
+    user: &str,
+    password: &str,
+    project: Option<&str>,
+) -> Result<String, Resp> {
+    let r = call(
+        s,
+        "POST",
+        "/v3/auth/tokens",
+        None,
+        Some(password_auth(user, password, project)),
+    )
+    .await;
+    match (r.status, &r.subject) {
+        (201, Some(t)) => Ok(t.clone()),
+        _ => Err(r),
+    }
+}
+
+async fn admin_token(s: &Server) -> String {
+    let pw = s.env().get("OS_PASSWORD").cloned().expect("OS_PASSWORD");
+    match login(s, "admin", &pw, Some("admin")).await {
+        Ok(t) => t,
+        Err(r) => panic!("admin login: {} {}", r.status, r.body),
+    }
+}
+
+/// Names of the projects `token` can list.
+async fn project_names(s: &Server, token: &str) -> Vec<String> {
+    let r = call(s, "GET", "/v3/projects", Some(token), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut names: Vec<String> = r.body["projects"]
+        .as_array()
+        .expect("projects")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn create(s: &Server, token: &str, path: &str, key: &str, body: Value) -> Value {
+    let r = call(s, "POST", path, Some(token), Some(json!({ key: body }))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body[key].clone()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+async fn role_id(s: &Server, token: &str, name: &str) -> String {
+    let r = call(
+        s,
+        "GET",
+        &format!("/v3/roles?name={name}"),
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    id(&r.body["roles"][0])
+}
+
+/// A project, a user with `password` and `member` on it; returns their ids.
+async fn member_setup(s: &Server, admin: &str, name: &str, password: &str) -> (String, String) {
+    let p = create(
+        s,
+        admin,
+        "/v3/projects",
+        "project",
+        json!({"name": name, "domain_id": "default"}),
+    )
+    .await;
+    let u = create(
+        s,
+        admin,
+        "/v3/users",
+        "user",
+        json!({"name": format!("{name}-user"), "password": password, "default_project_id": id(&p)}),
+    )
+    .await;
+    let member = role_id(s, admin, "member").await;
+    let r = call(
+        s,
+        "PUT",
+        &format!("/v3/projects/{}/users/{}/roles/{member}", id(&p), id(&u)),
+        Some(admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    (id(&p), id(&u))
+}
+
+// ------------------------------------------------------------------ openstack CLI
+
+/// Runs `openstack ARGS -f json` with admin.env plus `env`; returns the
+/// parsed output, or the stderr on failure.
+fn osc(s: &Server, env: &[(&str, &str)], args: &[&str]) -> Result<Value, String> {
+    let mut c = s.client("openstack");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args);
+    let json_out = !matches!(args.first(), Some(&"role") if args.get(1) == Some(&"add"))
+        && !args.contains(&"delete");
+    if json_out {
+        c.args(["-f", "json"]);
+    }
+    let (ok, out, err) = common::run(&mut c);
+    if !ok {
+        return Err(err);
+    }
+    if !json_out {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&out).map_err(|e| format!("output is not JSON ({e}): {out}\n{err}"))
+}
+
+fn osc_ok(s: &Server, env: &[(&str, &str)], args: &[&str]) -> Value {
+    osc(s, env, args).unwrap_or_else(|e| panic!("openstack {}: {e}", args.join(" ")))
+}
+
+fn names(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .expect("list")
+        .iter()
+        .map(|x| x[key].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn openstack_cli_manages_identity() {
+    let s = Server::start();
+    let env = s.env();
+    let none: &[(&str, &str)] = &[];
+
+    let tok = osc_ok(&s, none, &["token", "issue"]);
+    assert!(tok["id"].as_str().is_some_and(|t| !t.is_empty()), "{tok}");
+    let admin_project = tok["project_id"].as_str().expect("project_id").to_string();
+    let admin_user = tok["user_id"].as_str().expect("user_id").to_string();
+    assert!(tok["expires"].as_str().is_some(), "{tok}");
+
+    let p = osc_ok(
+        &s,
+        none,
+        &[
+            "project",
+            "create",
+            "--description",
+            "from the CLI",
+            "cli-proj",
+        ],
+    );
+    assert_eq!(p["name"], "cli-proj", "{p}");
+    assert_eq!(p["domain_id"], "default", "{p}");
+    assert_eq!(p["enabled"], true, "{p}");
+    let proj = id(&p);
+    let list = osc_ok(&s, none, &["project", "list"]);
+    let mut listed = names(&list, "Name");
+    listed.sort();
+    assert_eq!(listed, ["admin", "cli-proj"], "{list}");
+    let shown = osc_ok(&s, none, &["project", "show", "cli-proj"]);
+    assert_eq!(shown["id"], json!(proj), "{shown}");
+    assert_eq!(shown["description"], "from the CLI", "{shown}");
+
+    let pw = "Cli-user-pass-1234";
+    let u = osc_ok(
+        &s,
+        none,
+        &[
+            "user",
+            "create",
+            "--password",
+            pw,
+            "--project",
+            "cli-proj",
+            "cli-user",
+        ],
+    );
+    assert_eq!(u["name"], "cli-user", "{u}");
+    assert_eq!(u["default_project_id"], json!(proj), "{u}");
+    let user = id(&u);
+    assert!(names(&osc_ok(&s, none, &["user", "list"]), "Name").contains(&"cli-user".to_string()));
+
+    osc_ok(
+        &s,
+        none,
+        &[
+            "role",
+            "add",
+            "--project",
+            "cli-proj",
+            "--user",
+            "cli-user",
+            "member",
+        ],
+    );
+    let assignments = osc_ok(&s, none, &["role", "assignment", "list", "--names"]);
+    let rows = assignments.as_array().expect("assignments");
+    assert!(
+        rows.iter().any(|a| a["Role"] == "member"
+            && a["User"] == "cli-user@Default"
+            && a["Project"] == "cli-proj@Default"),
+        "{assignments}"
+    );
+    assert!(
+        rows.iter().any(|a| a["Role"] == "admin"
+            && a["User"] == "admin@Default"
+            && a["Project"] == "admin@Default"),
+        "{assignments}"
+    );
+
+    // EC2 credentials: the admin's own, on its project.
+    let c = osc_ok(&s, none, &["ec2", "credentials", "create"]);
+    let access = c["access"].as_str().expect("access").to_string();
+    assert_eq!(c["secret"].as_str().map(str::len), Some(40), "{c}");
+    assert_eq!(c["project_id"], json!(admin_project), "{c}");
+    assert_eq!(c["user_id"], json!(admin_user), "{c}");
+    let creds = osc_ok(&s, none, &["ec2", "credentials", "list"]);
+    let accesses = names(&creds, "Access");
+    assert!(accesses.contains(&access), "{creds}");
+    assert!(
+        accesses.contains(&env["AWS_ACCESS_KEY_ID"]),
+        "the bootstrap key is listed: {creds}"
+    );
+    osc_ok(&s, none, &["ec2", "credentials", "delete", &access]);
+    let creds = osc_ok(&s, none, &["ec2", "credentials", "list"]);
+    assert!(!names(&creds, "Access").contains(&access), "{creds}");
+
+    // The new user logs in with its own password.
+    let as_user = [
+        ("OS_USERNAME", "cli-user"),
+        ("OS_PASSWORD", pw),
+        ("OS_PROJECT_NAME", "cli-proj"),
+    ];
+    let t = osc_ok(&s, &as_user, &["token", "issue"]);
+    assert_eq!(t["project_id"], json!(proj), "{t}");
+    assert_eq!(t["user_id"], json!(user), "{t}");
+    // A member cannot create projects...
+    let err = osc(&s, &as_user, &["project", "create", "not-allowed"])
+        .expect_err("member created a project");
+    assert!(err.contains("HTTP 403"), "{err}");
+    // ... sees only its own project, and cannot see another one.
+    let theirs = osc_ok(&s, &as_user, &["project", "list"]);
+    assert_eq!(names(&theirs, "Name"), ["cli-proj"], "{theirs}");
+    let err =
+        osc(&s, &as_user, &["project", "show", "admin"]).expect_err("member saw the admin project");
+    assert!(err.contains("No project"), "{err}");
+    // It makes EC2 credentials for itself, on its project.
+    let c = osc_ok(&s, &as_user, &["ec2", "credentials", "create"]);
+    assert_eq!(c["project_id"], json!(proj), "{c}");
+    assert_eq!(c["user_id"], json!(user), "{c}");
+
+    let admin = admin_token(&s).await;
+    assert_eq!(
+        project_names(&s, &admin).await,
+        ["admin", "cli-proj"],
+        "the refused create changed nothing"
+    );
+
+    osc_ok(&s, none, &["user", "delete", "cli-user"]);
+    osc_ok(&s, none, &["project", "delete", "cli-proj"]);
+    assert_eq!(
+        names(&osc_ok(&s, none, &["project", "list"]), "Name"),
+        ["admin"]
+    );
+    let users = osc_ok(&s, none, &["user", "list"]);
+    assert_eq!(names(&users, "Name"), ["admin"], "{users}");
+}
+
+// ------------------------------------------------------------------ raw HTTP
+
+#[tokio::test]
+async fn version_document_for_discovery() {
+    let s = Server::start();
+    for path in ["/v3", "/v3/"] {
+        let r = call(&s, "GET", path, None, None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = &r.body["version"];
+        assert_eq!(v["id"], "v3.14", "{v}");
+        assert_eq!(v["status"], "stable", "{v}");
+        assert!(v["updated"].as_str().is_some(), "{v}");
+        assert_eq!(v["links"][0]["rel"], "self", "{v}");
+        assert_eq!(
+            v["links"][0]["href"],
+            json!(format!("{}/v3/", s.url())),
+            "{v}"
+        );
+        assert_eq!(
+            v["media-types"][0]["type"], "application/vnd.openstack.identity-v3+json",
+            "{v}"
+        );
+    }
+    // Anything else needs a token, and says where to get one.
+    let r = call(&s, "GET", "/v3/projects", None, None).await;
+    assert_error(&r, 401);
+    let r = call(
+        &s,
+        "GET",
+        "/v3/no-such-thing",
+        Some(&admin_token(&s).await),
+        None,
+    )
+    .await;
+    assert_error(&r, 404);
+}
+
+#[tokio::test]
+async fn token_lifecycle() {
+    let s = Server::start();
+    let env = s.env();
+    let pw = env["OS_PASSWORD"].clone();
+
+    // Password, by user and project name.
+    let r = call(
+        &s,
+        "POST",
+        "/v3/auth/tokens",
+        None,
+        Some(password_auth("admin", &pw, Some("admin"))),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.subject.clone().expect("X-Subject-Token");
+    let t = &r.body["token"];
+    assert_eq!(t["methods"], json!(["password"]), "{t}");
+    assert_eq!(t["user"]["name"], "admin");
+    assert_eq!(
+        t["user"]["domain"],
+        json!({"id": "default", "name": "Default"})
+    );
+    assert_eq!(t["user"]["password_expires_at"], Value::Null);
+    assert_eq!(t["project"]["name"], "admin");
+    assert_eq!(
+        t["project"]["domain"],
+        json!({"id": "default", "name": "Default"})
+    );
+    assert_eq!(t["is_domain"], false);
+    let role_names: Vec<&str> = t["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        role_names.contains(&"admin") && role_names.contains(&"member"),
+        "{t}"
+    );
+    assert!(
+        t["roles"][0]["id"].as_str().is_some_and(|i| i.len() == 32),
+        "{t}"
+    );
+    for k in ["expires_at", "issued_at"] {
+        let ts = t[k].as_str().expect(k);
+        assert!(
+            ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.',
+            "{k}: {ts}"
+        );
+    }
+    assert_eq!(t["audit_ids"].as_array().map(Vec::len), Some(1), "{t}");
+    let identity = t["catalog"]
+        .as_array()
+        .expect("catalog")
+        .iter()
+        .find(|c| c["type"] == "identity")
+        .expect("identity in the catalog");
+    assert_eq!(identity["name"], "keystone");
+    let eps = identity["endpoints"].as_array().expect("endpoints");
+    let mut interfaces: Vec<&str> = eps.iter().filter_map(|e| e["interface"].as_str()).collect();
+    interfaces.sort();
+    assert_eq!(interfaces, ["admin", "internal", "public"]);
+    for e in eps {
+        assert_eq!(e["url"], json!(format!("{}/v3", s.url())), "{e}");
+        assert_eq!(e["region_id"], json!(env["OS_REGION_NAME"]), "{e}");
+        assert_eq!(e["region"], json!(env["OS_REGION_NAME"]), "{e}");
+    }
+    let user_id = t["user"]["id"].as_str().expect("user id").to_string();
+    let project_id = t["project"]["id"].as_str().expect("project id").to_string();
+
+    // Password by user id and project id, without the catalog.
+    let by_id = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {"id": user_id, "password": pw}}},
+        "scope": {"project": {"id": project_id}},
+    }});
+    let r = call(&s, "POST", "/v3/auth/tokens?nocatalog", None, Some(by_id)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.body["token"].get("catalog").is_none(), "{}", r.body);
+    assert_eq!(r.body["token"]["project"]["id"], json!(project_id));
+
+    // Unscoped: the user's default project.
+    let r = call(
+        &s,
+        "POST",
+        "/v3/auth/tokens",
+        None,
+        Some(password_auth("admin", &pw, None)),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["token"]["project"]["id"], json!(project_id));
+
+    // Token method, as keystoneauth rescopes.
+    let rescope = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": token}}, "scope": "unscoped"}});
+    let r = call(&s, "POST", "/v3/auth/tokens", None, Some(rescope)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["token"]["methods"], json!(["token"]));
+    let second = r.subject.clone().expect("X-Subject-Token");
+
+    // Validation: GET gives the same body, HEAD the status.
+    let check = |method: &'static str, subject: String| {
+        let rb = s
+            .http()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                format!("{}/v3/auth/tokens", s.url()),
+            )
+            .header("x-auth-token", &token)
+            .header("x-subject-token", subject);
+        finish(rb)
+    };
+    let r = check("GET", second.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.subject.as_deref(), Some(second.as_str()));
+    assert_eq!(r.body["token"]["user"]["id"], json!(user_id));
+    assert!(r.body["token"]["catalog"].is_array());
+    assert_eq!(check("HEAD", second.clone()).await.status, 200);
+    assert_error(&check("GET", "nu1_not-a-token".into()).await, 404);
+    assert_eq!(check("HEAD", "garbage".into()).await.status, 404);
+
+    // Catalog and projects for the token.
+    let r = call(&s, "GET", "/v3/auth/catalog", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["catalog"][0]["type"], "identity");
+    let r = call(&s, "GET", "/v3/auth/projects", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["projects"][0]["id"], json!(project_id));
+    assert_eq!(r.body["links"]["next"], Value::Null);
+
+    // Revocation: 204, then the token is refused as a caller (401) and as a
+    // subject (404).
+    assert_eq!(check("DELETE", second.clone()).await.status, 204);
+    let r = call(&s, "GET", "/v3/projects", Some(&second), None).await;
+    assert_error(&r, 401);
+    assert_error(&check("GET", second.clone()).await, 404);
+    assert_error(&check("DELETE", second).await, 404);
+    // The other token still works.
+    assert_eq!(project_names(&s, &token).await, ["admin"]);
+
+    // A tampered token is no token.
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert_error(
+        &call(&s, "GET", "/v3/projects", Some(&tampered), None).await,
+        401,
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    let cfg = tempfile::tempdir().expect("temp dir");
+    let path = cfg.path().join("nuage.toml");
+    std::fs::write(&path, "token_ttl_secs = 3\n").expect("config");
+    let s = Server::start_with(common::Options {
+        env: vec![("NUAGE_CONFIG".into(), path.display().to_string())],
+        ..common::Options::default()
+    });
+    let token = admin_token(&s).await;
+    let r = call(&s, "GET", "/v3/projects", Some(&token), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_error(
+        &call(&s, "GET", "/v3/projects", Some(&token), None).await,
+        401,
+    );
+    // As the subject of a check, by a fresh token: not found.
+    let fresh = admin_token(&s).await;
+    let rb = s
+        .http()
+        .get(format!("{}/v3/auth/tokens", s.url()))
+        .header("x-auth-token", &fresh)
+        .header("x-subject-token", &token);
+    assert_error(&finish(rb).await, 404);
+}
+
+#[tokio::test]
+async fn bad_authentication_changes_nothing() {
+    let s = Server::start();
+    let pw = s.env()["OS_PASSWORD"].clone();
+    let admin = admin_token(&s).await;
+    let before = project_names(&s, &admin).await;
+
+    // Unknown user, wrong password, unknown project: 401, no token.
+    for body in [
+        password_auth("nobody", "whatever-password", None),
+        password_auth("admin", "wrong-password", Some("admin")),
+        password_auth("admin", &pw, Some("no-such-project")),
+    ] {
+        let r = call(&s, "POST", "/v3/auth/tokens", None, Some(body)).await;
+        assert_error(&r, 401);
+        assert!(r.subject.is_none());
+    }
+    // A token that is not one.
+    let bogus = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "nu1_bogus"}}}});
+    assert_error(
+        &call(&s, "POST", "/v3/auth/tokens", None, Some(bogus)).await,
+        401,
+    );
+    // Unsupported method and scope.
+    let totp = json!({"auth": {"identity": {"methods": ["totp"]}}});
+    assert_error(
+        &call(&s, "POST", "/v3/auth/tokens", None, Some(totp)).await,
+        401,
+    );
+    let mut domain_scope = password_auth("admin", &pw, None);
+    domain_scope["auth"]["scope"] = json!({"domain": {"id": "default"}});
+    assert_error(
+        &call(&s, "POST", "/v3/auth/tokens", None, Some(domain_scope)).await,
+        401,
+    );
+    // Malformed requests: 400.
+    for body in [
+        json!({"auth": {"identity": {"methods": []}}}),
+        json!({"auth": {"identity": {"methods": ["password"]}}}),
+        json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "password": pw}}}}}),
+        json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": pw, "extra": 1}}}}}),
+        json!({"nonsense": true}),
+    ] {
+        assert_error(
+            &call(&s, "POST", "/v3/auth/tokens", None, Some(body)).await,
+            400,
+        );
+    }
+    let r = finish(
+        s.http()
+            .post(format!("{}/v3/auth/tokens", s.url()))
+            .header("content-type", "application/json")
+            .body("{\"auth\": {"),
+    )
+    .await;
+    assert_error(&r, 400);
+    let r = finish(
+        s.http()
+            .post(format!("{}/v3/auth/tokens", s.url()))
+            .body("auth=admin"),
+    )
+    .await;
+    assert_error(&r, 415);
+
+    assert_eq!(project_names(&s, &admin).await, before);
+    // The admin's password still works.
+    login(&s, "admin", &pw, Some("admin"))
+        .await
+        .map_err(|r| r.body)
+        .expect("admin login");
+}
+
+#[tokio::test]
+async fn bad_requests_change_nothing() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let p = create(
+        &s,
+        &admin,
+        "/v3/projects",
+        "project",
+        json!({"name": "existing"}),
+    )
+    .await;
+    assert_eq!(p["domain_id"], "default");
+    assert_eq!(p["parent_id"], "default");
+    assert_eq!(
+        p["links"]["self"],
+        json!(format!("{}/v3/projects/{}", s.url(), id(&p)))
+    );
+    let before = project_names(&s, &admin).await;
+    let url = format!("{}/v3/projects", s.url());
+
+    // Malformed JSON, wrong content type, oversized body.
+    let raw = |ct: &str, body: Vec<u8>| {
+        s.http()
+            .post(&url)
+            .header("x-auth-token", &admin)
+            .header("content-type", ct)
+            .body(body)
+    };
+    assert_error(
+        &finish(raw(
+            "application/json",
+            b"{\"project\": {\"name\": ".to_vec(),
+        ))
+        .await,
+        400,
+    );
+    assert_error(
+        &finish(raw(
+            "text/plain",
+            b"{\"project\": {\"name\": \"x\"}}".to_vec(),
+        ))
+        .await,
+        415,
+    );
+    let mut big = b"{\"project\": {\"name\": \"big\", \"description\": \"".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 2 << 20));
+    big.extend(b"\"}}");
+    assert_error(&finish(raw("application/json", big)).await, 413);
+    // Unknown or missing fields, unsupported attributes, bad names.
+    for body in [
+        json!({"project": {"name": "x", "colour": "blue"}}),
+        json!({"project": {"description": "no name"}}),
+        json!({"name": "not wrapped"}),
+        json!({"project": {"name": "x", "tags": ["a"]}}),
+        json!({"project": {"name": ""}}),
+        json!({"project": {"name": 42}}),
+    ] {
+        assert_error(
+            &call(&s, "POST", "/v3/projects", Some(&admin), Some(body)).await,
+            400,
+        );
+    }
+    // A duplicate name.
+    let dup = call(
+        &s,
+        "POST",
+        "/v3/projects",
+        Some(&admin),
+        Some(json!({"project": {"name": "existing"}})),
+    )
+    .await;
+    assert_error(&dup, 409);
+
+    // Invalid ids: 404 everywhere, names are not ids.
+    let member = role_id(&s, &admin, "member").await;
+    let users = call(&s, "GET", "/v3/users?name=admin", Some(&admin), None).await;
+    let admin_id = id(&users.body["users"][0]);
+    for path in [
+        "/v3/projects/0123456789abcdef0123456789abcdef".to_string(),
+        "/v3/projects/existing".to_string(),
+        "/v3/users/0123456789abcdef0123456789abcdef".to_string(),
+        "/v3/users/admin".to_string(),
+        "/v3/roles/member".to_string(),
+        "/v3/groups/nope".to_string(),
+        "/v3/domains/Default".to_string(),
+        format!("/v3/projects/{}/users/{admin_id}/roles/{member}", id(&p)),
+        format!("/v3/users/{admin_id}/credentials/OS-EC2/AKIANOTAKEY"),
+    ] {
+        assert_error(&call(&s, "GET", &path, Some(&admin), None).await, 404);
+    }
+    for (method, path) in [
+        (
+            "DELETE",
+            "/v3/projects/0123456789abcdef0123456789abcdef".to_string(),
+        ),
+        (
+            "DELETE",
+            "/v3/users/0123456789abcdef0123456789abcdef".to_string(),
+        ),
+        (
+            "PUT",
+            format!(
+                "/v3/projects/{}/users/{admin_id}/roles/0123456789abcdef0123456789abcdef",
+                id(&p)
+            ),
+        ),
+        (
+            "PUT",
+            format!(
+                "/v3/projects/{}/users/0123456789abcdef0123456789abcdef/roles/{member}",
+                id(&p)
+            ),
+        ),
+        (
+            "PUT",
+            format!(
+                "/v3/projects/0123456789abcdef0123456789abcdef/users/{admin_id}/roles/{member}"
+            ),
+        ),
+        (
+            "DELETE",
+            format!("/v3/projects/{}/users/{admin_id}/roles/{member}", id(&p)),
+        ),
+    ] {
+        assert_error(&call(&s, method, &path, Some(&admin), None).await, 404);
+    }
+    let patch = call(
+        &s,
+        "PATCH",
+        "/v3/projects/0123456789abcdef0123456789abcdef",
+        Some(&admin),
+        Some(json!({"project": {"name": "x"}})),
+    )
+    .await;
+    assert_error(&patch, 404);
+    assert_error(
+        &call(&s, "PUT", "/v3/projects", Some(&admin), None).await,
+        405,
+    );
+
+    assert_eq!(project_names(&s, &admin).await, before);
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v3/projects/{}/users/{admin_id}/roles", id(&p)),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(r.body["roles"], json!([]), "no grant was made: {}", r.body);
+}
+
+#[tokio::test]
+async fn members_stay_in_their_project() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let pw = "Member-pass-12345";
+    let (mine, me) = member_setup(&s, &admin, "mine", pw).await;
+    let other = create(
+        &s,
+        &admin,
+        "/v3/projects",
+        "project",
+        json!({"name": "other"}),
+    )
+    .await;
+    let other = id(&other);
+    let member = role_id(&s, &admin, "member").await;
+    let before = project_names(&s, &admin).await;
+
+    let t = login(&s, "mine-user", pw, Some("mine"))
+        .await
+        .map_err(|r| r.body)
+        .expect("member login");
+    let r = call(&s, "GET", "/v3/auth/tokens", Some(&t), None).await;
+    assert_error(&r, 400); // no X-Subject-Token
+    assert_eq!(project_names(&s, &t).await, ["mine"]);
+    let r = call(&s, "GET", &format!("/v3/projects/{mine}"), Some(&t), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Another project is invisible, and acting on it is forbidden.
+    assert_error(
+        &call(&s, "GET", &format!("/v3/projects/{other}"), Some(&t), None).await,
+        404,
+    );
+    let forbidden = [
+        (
+            "POST",
+            "/v3/projects".to_string(),
+            Some(json!({"project": {"name": "mine2"}})),
+        ),
+        (
+            "PATCH",
+            format!("/v3/projects/{other}"),
+            Some(json!({"project": {"name": "taken"}})),
+        ),
+        ("DELETE", format!("/v3/projects/{other}"), None),
+        (
+            "PUT",
+            format!("/v3/projects/{other}/users/{me}/roles/{member}"),
+            None,
+        ),
+        (
+            "PUT",
+            format!("/v3/projects/{mine}/users/{me}/roles/{member}"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v3/users/{me}/credentials/OS-EC2"),
+            Some(json!({"tenant_id": other})),
+        ),
+        (
+            "POST",
+            "/v3/users".to_string(),
+            Some(json!({"user": {"name": "sneaky"}})),
+        ),
+        ("GET", "/v3/groups".to_string(), None),
+    ];
+    for (method, path, body) in forbidden {
+        let r = call(&s, method, &path, Some(&t), body).await;
+        assert_error(&r, 403);
+    }
+    // Its own assignments only; the admin's are not listed.
+    let r = call(
+        &s,
+        "GET",
+        "/v3/role_assignments?include_names",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r.body["role_assignments"].as_array().expect("list");
+    assert_eq!(list.len(), 1, "{}", r.body);
+    assert_eq!(list[0]["user"]["name"], "mine-user");
+    assert_eq!(list[0]["scope"]["project"]["name"], "mine");
+    let admin_assignments = call(
+        &s,
+        "GET",
+        "/v3/role_assignments?scope.project.id=x&user.id=y",
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_error(&admin_assignments, 403);
+
+    // Its own EC2 credential, on its project, visible only to itself.
+    let r = call(
+        &s,
+        "POST",
+        &format!("/v3/users/{me}/credentials/OS-EC2"),
+        Some(&t),
+        Some(json!({"tenant_id": mine})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let c = &r.body["credential"];
+    assert_eq!(c["tenant_id"], json!(mine));
+    assert_eq!(c["trust_id"], Value::Null);
+    let access = c["access"].as_str().expect("access").to_string();
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v3/users/{me}/credentials/OS-EC2/{access}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["credential"]["secret"], c["secret"]);
+    let admin_keys = call(&s, "GET", "/v3/users?name=admin", Some(&admin), None).await;
+    let admin_id = id(&admin_keys.body["users"][0]);
+    assert_error(
+        &call(
+            &s,
+            "GET",
+            &format!("/v3/users/{admin_id}/credentials/OS-EC2"),
+            Some(&t),
+            None,
+        )
+        .await,
+        403,
+    );
+    let env_key = s.env()["AWS_ACCESS_KEY_ID"].clone();
+    let r = call(
+        &s,
+        "DELETE",
+        &format!("/v3/users/{me}/credentials/OS-EC2/{env_key}"),
+        Some(&t),
+        None,
+    )
+    .await;
+    assert_error(&r, 404);
+
+    assert_eq!(project_names(&s, &admin).await, before);
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v3/users/{admin_id}/credentials/OS-EC2"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert!(r.body["credentials"]
+        .as_array()
+        .expect("creds")
+        .iter()
+        .any(|k| k["access"] == json!(env_key)));
+}
+
+#[tokio::test]
+async fn password_change_needs_the_original() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let old = "Old-password-1234";
+    let new = "New-password-5678";
+    let (_, me) = member_setup(&s, &admin, "pw", old).await;
+    let t = login(&s, "pw-user", old, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("login");
+    let path = format!("/v3/users/{me}/password");
+
+    let wrong = json!({"user": {"password": new, "original_password": "not-it-at-all"}});
+    assert_error(&call(&s, "POST", &path, Some(&t), Some(wrong)).await, 401);
+    login(&s, "pw-user", old, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("old password still works");
+    assert_error(
+        &call(
+            &s,
+            "POST",
+            &path,
+            Some(&t),
+            Some(json!({"user": {"password": new}})),
+        )
+        .await,
+        400,
+    );
+
+    let right = json!({"user": {"password": new, "original_password": old}});
+    let r = call(&s, "POST", &path, Some(&t), Some(right)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_error(
+        &login(&s, "pw-user", old, None)
+            .await
+            .expect_err("old password refused"),
+        401,
+    );
+    login(&s, "pw-user", new, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("new password");
+    // The change revoked the tokens made with the old password.
+    assert_error(&call(&s, "GET", "/v3/projects", Some(&t), None).await, 401);
+}
+
+#[tokio::test]
+async fn groups_and_effective_assignments() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let (proj, user) = member_setup(&s, &admin, "grp", "Group-pass-12345").await;
+    let g = create(
+        &s,
+        &admin,
+        "/v3/groups",
+        "group",
+        json!({"name": "ops", "description": "on call"}),
+    )
+    .await;
+    assert_eq!(g["domain_id"], "default");
+    let g = id(&g);
+    let reader = role_id(&s, &admin, "reader").await;
+
+    let member_path = format!("/v3/groups/{g}/users/{user}");
+    assert_eq!(
+        call(&s, "HEAD", &member_path, Some(&admin), None)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        call(&s, "PUT", &member_path, Some(&admin), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call(&s, "HEAD", &member_path, Some(&admin), None)
+            .await
+            .status,
+        204
+    );
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v3/groups/{g}/users"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(names(&r.body["users"], "name"), ["grp-user"]);
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v3/users/{user}/groups"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(names(&r.body["groups"], "name"), ["ops"]);
+
+    let grant = format!("/v3/projects/{proj}/groups/{g}/roles/{reader}");
+    assert_eq!(
+        call(&s, "PUT", &grant, Some(&admin), None).await.status,
+        204
+    );
+    assert_eq!(
+        call(&s, "HEAD", &grant, Some(&admin), None).await.status,
+        204
+    );
+
+    let q = format!("/v3/role_assignments?scope.project.id={proj}");
+    let r = call(&s, "GET", &q, Some(&admin), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let direct = r.body["role_assignments"].as_array().expect("list").clone();
+    assert_eq!(direct.len(), 2, "{}", r.body);
+    let by_group = direct
+        .iter()
+        .find(|a| a.get("group").is_some())
+        .expect("group grant");
+    assert_eq!(by_group["group"], json!({"id": g}));
+    assert_eq!(by_group["role"], json!({"id": reader}));
+    assert_eq!(by_group["scope"], json!({"project": {"id": proj}}));
+    assert_eq!(
+        by_group["links"]["assignment"],
+        json!(format!(
+            "{}/v3/projects/{proj}/groups/{g}/roles/{reader}",
+            s.url()
+        ))
+    );
+    assert_eq!(r.body["links"]["previous"], Value::Null);
+
+    let r = call(
+        &s,
+        "GET",
+        &format!("{q}&effective&include_names=True"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    let effective = r.body["role_assignments"].as_array().expect("list");
+    assert_eq!(effective.len(), 2, "{}", r.body);
+    for a in effective {
+        assert_eq!(a["user"]["name"], "grp-user", "{a}");
+        assert_eq!(
+            a["user"]["domain"],
+            json!({"id": "default", "name": "Default"}),
+            "{a}"
+        );
+        assert_eq!(a["scope"]["project"]["name"], "grp", "{a}");
+    }
+    let mut roles: Vec<&str> = effective
+        .iter()
+        .filter_map(|a| a["role"]["name"].as_str())
+        .collect();
+    roles.sort();
+    assert_eq!(roles, ["member", "reader"]);
+
+    assert_eq!(
+        call(&s, "DELETE", &grant, Some(&admin), None).await.status,
+        204
+    );
+    assert_eq!(
+        call(&s, "HEAD", &grant, Some(&admin), None).await.status,
+        404
+    );
+    assert_eq!(
+        call(&s, "DELETE", &member_path, Some(&admin), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        call(&s, "DELETE", &format!("/v3/groups/{g}"), Some(&admin), None)
+            .await
+            .status,
+        204
+    );
+    assert_error(
+        &call(&s, "GET", &format!("/v3/groups/{g}"), Some(&admin), None).await,
+        404,
+    );
+}
+
+#[tokio::test]
+async fn postgres_serves_keystone() {
+    let s = Server::start_postgres().await;
+    let admin = admin_token(&s).await;
+    let (proj, _) = member_setup(&s, &admin, "pg", "Postgres-pass-1234").await;
+    let t = login(&s, "pg-user", "Postgres-pass-1234", Some("pg"))
+        .await
+        .map_err(|r| r.body)
+        .expect("login");
+    let r = call(&s, "GET", "/v3/auth/projects", Some(&t), None).await;
+    assert_eq!(r.body["projects"][0]["id"], json!(proj), "{}", r.body);
+    let dup = call(
+        &s,
+        "POST",
+        "/v3/projects",
+        Some(&admin),
+        Some(json!({"project": {"name": "pg"}})),
+    )
+    .await;
+    assert_error(&dup, 409);
+}
