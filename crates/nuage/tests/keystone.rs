@@ -699,7 +699,7 @@ async fn bad_requests_change_nothing() {
         415,
     );
     let mut big = b"{\"project\": {\"name\": \"big\", \"description\": \"".to_vec();
-    big.extend(std::iter::repeat_n(b'a', 2 << 20));
+    big.extend(std::iter::repeat_n(b'a', (1 << 20) + 1024));
     big.extend(b"\"}}");
     assert_error(&finish(raw("application/json", big)).await, 413);
     // Unknown or missing fields, unsupported attributes, bad names.
