@@ -34,8 +34,22 @@ pub fn request_id() -> String {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     dialect: &'static str,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// A method name without allocating: labels only need the common ones.
+fn method_label(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -104,9 +118,10 @@ pub async fn middleware(State(core): State<SharedCore>, req: Request, next: Next
         .map(str::to_string)
         .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4()));
     let dialect = Dialect::of(&req);
-    let method = req.method().as_str().to_string();
-    // The path only: query strings may carry presigned signatures.
-    let path = req.uri().path().to_string();
+    let method = method_label(req.method());
+    // Kept for the log line; only its path is logged, since query strings
+    // may carry presigned signatures. Cloning a Uri shares its bytes.
+    let uri = req.uri().clone();
     let start = Instant::now();
     let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
     let status = resp.status().as_u16();
@@ -125,18 +140,20 @@ pub async fn middleware(State(core): State<SharedCore>, req: Request, next: Next
         .requests
         .get_or_create(&RequestLabels {
             dialect: label,
-            method: method.clone(),
+            method,
             status,
         })
         .inc();
     match status {
         500.. => {
-            tracing::warn!(request_id = %id, dialect = label, %method, %path, status, "request failed")
+            tracing::warn!(request_id = %id, dialect = label, method, path = uri.path(), status, "request failed")
         }
         400..=499 => {
-            tracing::info!(request_id = %id, dialect = label, %method, %path, status, "request refused")
+            tracing::info!(request_id = %id, dialect = label, method, path = uri.path(), status, "request refused")
         }
-        _ => tracing::debug!(request_id = %id, dialect = label, %method, %path, status, "request"),
+        _ => {
+            tracing::debug!(request_id = %id, dialect = label, method, path = uri.path(), status, "request")
+        }
     }
     resp
 }
