@@ -31,6 +31,26 @@ pub fn request_id() -> String {
         .unwrap_or_else(|_| "-".to_string())
 }
 
+/// What a client may be told about a core error, for every dialect: its
+/// kind and a message. Internal and unavailable errors may name tables or
+/// hosts in their causes, so those are logged here with the request id and
+/// replaced by a generic message pointing at the log.
+pub fn public_error<E: nuage_model::HasKind + std::error::Error>(
+    e: &E,
+) -> (nuage_model::ErrorKind, String) {
+    use nuage_model::ErrorKind;
+    let kind = e.kind();
+    if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
+        let id = request_id();
+        tracing::error!(request_id = %id, error = %e, source = ?e.source(), "internal error");
+        return (
+            kind,
+            format!("nuage failed to handle the request; the server log has the details under request id {id}"),
+        );
+    }
+    (kind, e.to_string())
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     dialect: &'static str,

@@ -84,19 +84,8 @@ fn title(status: StatusCode) -> &'static str {
 
 impl<E: HasKind + std::error::Error> From<E> for KeystoneError {
     fn from(e: E) -> Self {
-        let kind = e.kind();
-        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
-            // The cause may name tables or hosts: log it, don't send it.
-            tracing::error!(request_id = %crate::context::request_id(), error = %e, source = ?e.source(), "internal error");
-            return Self::of_kind(
-                kind,
-                format!(
-                    "An unexpected error prevented the server from fulfilling your request; the server log has the details under request id {}.",
-                    crate::context::request_id()
-                ),
-            );
-        }
-        Self::of_kind(kind, e.to_string())
+        let (kind, message) = crate::context::public_error(&e);
+        Self::of_kind(kind, message)
     }
 }
 

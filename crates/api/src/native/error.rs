@@ -60,19 +60,8 @@ impl NativeError {
 
 impl<E: HasKind + std::error::Error> From<E> for NativeError {
     fn from(e: E) -> Self {
-        let kind = e.kind();
-        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
-            // The cause may name tables or hosts: log it, don't send it.
-            tracing::error!(request_id = %crate::context::request_id(), error = %e, source = ?e.source(), "internal error");
-            return Self::of_kind(
-                kind,
-                format!(
-                    "nuage failed to handle the request; the server log has the details under request id {}",
-                    crate::context::request_id()
-                ),
-            );
-        }
-        Self::of_kind(kind, e.to_string())
+        let (kind, message) = crate::context::public_error(&e);
+        Self::of_kind(kind, message)
     }
 }
 
