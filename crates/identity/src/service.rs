@@ -961,6 +961,47 @@ impl Identity {
         Ok(u)
     }
 
+    /// A user changes its own password, proving it knows the current one (as
+    /// Keystone's `POST /v3/users/{id}/password` requires). Its tokens are
+    /// revoked, as with any password change.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        user_id: &str,
+        original: &str,
+        new: &str,
+    ) -> IdentityResult<()> {
+        authorize(
+            caller,
+            "identity:change_password",
+            Rule::SelfOrAdmin(user_id),
+        )?;
+        let hash = repo::password_hash(self.db.reader(), user_id).await?;
+        let original = original.to_string();
+        let ok = match hash {
+            Some(h) => tokio::task::spawn_blocking(move || crate::password::verify(&original, &h))
+                .await
+                .map_err(|_| IdentityError::Hash)?,
+            None => false,
+        };
+        if !ok {
+            tracing::info!(user_id, "password change refused: wrong original password");
+            return Err(IdentityError::Unauthenticated(
+                "the original password is wrong",
+            ));
+        }
+        self.update_user(
+            caller,
+            user_id,
+            UserPatch {
+                password: Some(new.to_string()),
+                ..UserPatch::default()
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn delete_user(&self, caller: &Principal, id: &str) -> IdentityResult<()> {
         authorize(caller, "identity:delete_user", Rule::Admin)?;
         if id == caller.user_id {

@@ -506,15 +506,9 @@ async fn change_password(
     Json(b): Json<UserBody<PasswordChange>>,
 ) -> Result<StatusCode> {
     let u = core.identity.get_user(&p, &id).await?;
-    let scope = (u.id == p.user_id).then_some(p.project_id.as_str());
     core.identity
-        .authenticate_password(&u, &b.user.original_password, scope)
+        .change_password(&p, &u.id, &b.user.original_password, &b.user.password)
         .await?;
-    let patch = UserPatch {
-        password: Some(b.user.password),
-        ..UserPatch::default()
-    };
-    core.identity.update_user(&p, &u.id, patch).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
