@@ -184,7 +184,8 @@ fn print_banner(cfg: &Config, env_path: &std::path::Path, first: Option<&Credent
     let mut out = String::new();
     out.push_str(&format!("nuage is serving at {}\n", cfg.public_url));
     out.push_str(&format!(
-        "  EC2, S3: {url}   Keystone v3: {url}/v3   Swift: {url}/v1   native: {url}/nuage/v1\n",
+        "  Keystone v3: {url}/v3   native API: {url}/nuage/v1 (OpenAPI: {url}/nuage/v1/openapi.json)\n  \
+         every other API (EC2, S3, Swift, ...) will be served at this same URL\n",
         url = cfg.public_url
     ));
     if let Some(c) = first {
@@ -196,7 +197,7 @@ fn print_banner(cfg: &Config, env_path: &std::path::Path, first: Option<&Credent
         ));
     }
     out.push_str(&format!(
-        "Credentials for every client: source {}\n  then: nuage project list | openstack token issue | aws --endpoint-url \"$NUAGE_URL\" ...\n",
+        "Credentials for every client: source {}\n  then: nuage project list | openstack token issue\n",
         env_path.display()
     ));
     let _ = std::io::stdout().write_all(out.as_bytes());
