@@ -3,7 +3,7 @@
 //! Sources, first match wins: command-line flags; the environment
 //! (`NUAGE_URL`, `NUAGE_TOKEN`, `OS_USERNAME`, ...); the user's
 //! `config.toml`; and the `admin.env` file that `nuage serve` writes
-//! (`NUAGE_ENV_FILE`, or `/var/lib/nuage/admin.env` when it is readable).
+//! (`NUAGE_ENV_FILE`, or `$NUAGE_DATA_DIR/admin.env`, default `/var/lib/nuage/admin.env`, when it is readable).
 //!
 //! The URL and the CA file are each taken from the first source that has
 //! them. Credentials hang together: the user (or token) comes from the first
@@ -18,7 +18,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 
 /// Where `nuage serve` writes its admin.env by default.
-pub const DEFAULT_ENV_FILE: &str = "/var/lib/nuage/admin.env";
+/// The admin.env that `nuage serve` writes in its data directory: under
+/// `NUAGE_DATA_DIR` when set (as for the server), else /var/lib/nuage.
+pub fn default_env_file() -> String {
+    match std::env::var("NUAGE_DATA_DIR") {
+        Ok(d) if !d.is_empty() => format!("{}/admin.env", d.trim_end_matches('/')),
+        _ => "/var/lib/nuage/admin.env".to_string(),
+    }
+}
 
 /// The connection flags, given before the command
 /// (`nuage --user alice --password ... project list`).
@@ -201,16 +208,17 @@ fn env_file_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<(Option<Layer>
         let vars = parse_env_file(&text);
         return Ok((Some(vars_layer(p, &|k| vars.get(k).cloned())), None));
     }
-    match std::fs::read_to_string(DEFAULT_ENV_FILE) {
+    let default_env_file = default_env_file();
+    match std::fs::read_to_string(&default_env_file) {
         Ok(text) => {
             let vars = parse_env_file(&text);
-            Ok((Some(vars_layer(DEFAULT_ENV_FILE.into(), &|k| vars.get(k).cloned())), None))
+            Ok((Some(vars_layer(default_env_file.clone().into(), &|k| vars.get(k).cloned())), None))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, None)),
         Err(e) => Ok((
             None,
             Some(format!(
-                "{DEFAULT_ENV_FILE} exists but cannot be read ({e}): use sudo, or copy it somewhere private"
+                "{default_env_file} exists but cannot be read ({e}): use sudo, or copy it somewhere private"
             )),
         )),
     }
@@ -243,8 +251,9 @@ pub fn resolve(
         .unwrap_or_else(|| "~/.config/nuage/config.toml".into());
     let Some(url) = layers.iter().find_map(|l| l.url.clone()) else {
         let mut msg = format!(
-            "no nuage endpoint is configured: run `source {DEFAULT_ENV_FILE}` (the file `nuage serve` writes in its data directory), \
-             or pass --url with --user and --password, or set NUAGE_URL, OS_USERNAME and OS_PASSWORD, or write {config}"
+            "no nuage endpoint is configured: run `source {}` (the file `nuage serve` writes in its data directory), \
+             or pass --url with --user and --password, or set NUAGE_URL, OS_USERNAME and OS_PASSWORD, or write {config}",
+            default_env_file()
         );
         if let Some(h) = hint {
             msg.push_str(&format!(" ({h})"));
@@ -259,7 +268,8 @@ pub fn resolve(
     else {
         bail!(
             "no credentials for {url}: pass --user and --password (or --token), set OS_USERNAME and OS_PASSWORD \
-             (e.g. `source {DEFAULT_ENV_FILE}`), or add user and password to {config}"
+             (e.g. `source {}`), or add user and password to {config}",
+            default_env_file()
         );
     };
     let strong = &layers[..=idx];
