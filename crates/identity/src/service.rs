@@ -594,6 +594,23 @@ impl Identity {
         Ok(Self::principal(&claims, &s, claims.method.as_str()))
     }
 
+    /// Validates someone's token on behalf of `caller` (Keystone's
+    /// `GET /v3/auth/tokens`): a user may inspect its own tokens, an admin
+    /// anyone's.
+    pub async fn inspect_token(
+        &self,
+        caller: &Principal,
+        token: &str,
+    ) -> IdentityResult<Principal> {
+        let target = self.validate(token).await?;
+        authorize(
+            caller,
+            "identity:validate_token",
+            Rule::SelfOrAdmin(&target.user_id),
+        )?;
+        Ok(target)
+    }
+
     /// Revokes `token`. A user may revoke its own tokens; an admin any token.
     pub async fn revoke_token(&self, caller: &Principal, token: &str) -> IdentityResult<()> {
         let target = self.validate(token).await?;

@@ -364,12 +364,16 @@ fn subject_error(e: IdentityError) -> KeystoneError {
 /// `GET` (and `HEAD`) `/v3/auth/tokens`: validates `X-Subject-Token`.
 async fn check(
     State(core): State<SharedCore>,
-    Caller(_): Caller,
+    Caller(caller): Caller,
     headers: HeaderMap,
     q: Params,
 ) -> Result<Response> {
     let token = subject(&headers)?;
-    let p = core.identity.validate(token).await.map_err(subject_error)?;
+    let p = core
+        .identity
+        .inspect_token(&caller, token)
+        .await
+        .map_err(subject_error)?;
     let body = token_body(&core, &p, !q.flag("nocatalog")).await?;
     with_subject_token(axum::Json(body).into_response(), token)
 }
