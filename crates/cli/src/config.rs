@@ -212,7 +212,7 @@ fn env_file_layer(get: &dyn Fn(&str) -> Option<String>) -> Result<(Option<Layer>
     match std::fs::read_to_string(&default_env_file) {
         Ok(text) => {
             let vars = parse_env_file(&text);
-            Ok((Some(vars_layer(default_env_file.clone().into(), &|k| vars.get(k).cloned())), None))
+            Ok((Some(vars_layer(default_env_file.clone(), &|k| vars.get(k).cloned())), None))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((None, None)),
         Err(e) => Ok((
