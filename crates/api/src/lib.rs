@@ -25,6 +25,7 @@ pub use route::{router, Dialect, RESERVED_BUCKET_NAMES};
 #[derive(Clone, Debug)]
 pub struct Core {
     pub identity: Identity,
+    pub compute: nuage_compute::Compute,
     /// The region name clients must use (AWS_DEFAULT_REGION, OS region).
     pub region: String,
     /// The URL clients reach this server at, for catalogs and links.

@@ -236,6 +236,27 @@ impl Client {
         if let Some(b) = body {
             rb = rb.json(b);
         }
+        self.answer(rb).await
+    }
+
+    /// Uploads `len` bytes streamed from `body` with PUT. Without the
+    /// 120 s request timeout: gigabytes take long to send, and the server
+    /// checks the archive before it answers.
+    pub async fn put_stream(&self, path: &[&str], body: reqwest::Body, len: u64) -> Result<Value> {
+        let rb = self
+            .http
+            .put(self.url(path, &[])?)
+            .header("accept", "application/json")
+            .header("x-auth-token", &self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .timeout(Duration::from_secs(24 * 3600))
+            .body(body);
+        Ok(self.answer(rb).await?.unwrap_or(Value::Null))
+    }
+
+    /// Sends a request and reads its answer: `Ok(None)` when empty (204).
+    async fn answer(&self, rb: reqwest::RequestBuilder) -> Result<Option<Value>> {
         let resp = rb
             .send()
             .await

@@ -1,7 +1,9 @@
 //! The `nuage` command-line client: every `nuage ...` command except
 //! `nuage serve`. Nouns follow the openstack CLI (`nuage project list`,
 //! `nuage role add --project P --user U member`); each noun is a module with
-//! its own clap `Cmd` enum and `run`.
+//! its own clap `Cmd` enum and `run`. Compute also has the aws CLI's `ec2`
+//! verbs at the top level (`nuage run-instances ...`, in compute.rs), with
+//! aws's names and flags.
 //!
 //! Exit codes: 0 on success, 1 when the server refuses or fails (the
 //! message is printed as `nuage: <message> (HTTP 404, request id ...)`) or
@@ -9,15 +11,22 @@
 
 mod access_key;
 mod client;
+mod compute;
 mod config;
 mod domain;
 mod group;
+mod images;
+mod instance_type;
+mod keypairs;
+mod node;
 mod output;
 mod project;
 mod quota;
 mod role;
+mod shorthand;
 mod token;
 mod user;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -78,6 +87,17 @@ enum Command {
     /// Project quotas
     #[command(subcommand)]
     Quota(quota::Cmd),
+    /// Images: import, build, list, share
+    #[command(subcommand)]
+    Image(images::Cmd),
+    /// Instance types (sizes)
+    #[command(subcommand)]
+    InstanceType(instance_type::Cmd),
+    /// Compute nodes
+    #[command(subcommand)]
+    Node(node::Cmd),
+    #[command(flatten)]
+    Compute(compute::Verb),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +157,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
             access_key::run(c, ctx).await
         }
         Command::Quota(c) => quota::run(c, ctx).await,
+        Command::Image(c) => images::run(c, ctx).await,
+        Command::InstanceType(c) => instance_type::run(c, ctx).await,
+        Command::Node(c) => node::run(c, ctx).await,
+        Command::Compute(v) => compute::run(v, ctx).await,
     }
 }
 

@@ -74,17 +74,22 @@ impl<'a> Col<'a> {
     }
 }
 
-/// Prints a list answer: the JSON as is, or a table of `rows`.
-pub fn list(format: Format, answer: &Value, rows: &[Value], cols: &[Col<'_>]) {
-    if format == Format::Json {
-        return json(answer);
-    }
+/// The table of `rows`.
+pub fn table(rows: &[Value], cols: &[Col<'_>]) -> String {
     let headers: Vec<&str> = cols.iter().map(|c| c.header).collect();
     let mut t = new_table(&headers);
     for r in rows {
         t.add_row(cols.iter().map(|c| (c.get)(r)));
     }
-    println!("{t}");
+    t.to_string()
+}
+
+/// Prints a list answer: the JSON as is, or a table of `rows`.
+pub fn list(format: Format, answer: &Value, rows: &[Value], cols: &[Col<'_>]) {
+    if format == Format::Json {
+        return json(answer);
+    }
+    println!("{}", table(rows, cols));
 }
 
 /// Flattens an object into `(field, value)` pairs, nested objects as `a.b`.
@@ -149,11 +154,19 @@ pub fn rfc3339_ms(ms: i64) -> String {
     )
 }
 
-/// A `created_at`-style millisecond field as RFC 3339, if it is a number.
+/// A time field for a table: milliseconds as RFC 3339, and RFC 3339
+/// strings without their fractional seconds, which only widen columns.
 pub fn time_cell(v: &Value) -> String {
-    match v.as_i64() {
-        Some(ms) => rfc3339_ms(ms),
-        None => cell(v),
+    if let Some(ms) = v.as_i64() {
+        return rfc3339_ms(ms);
+    }
+    let s = cell(v);
+    match (s.find('T'), s.rfind('.')) {
+        (Some(t), Some(dot)) if dot > t => {
+            let digits = s[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+            format!("{}{}", &s[..dot], &s[dot + 1 + digits..])
+        }
+        _ => s,
     }
 }
 
@@ -167,6 +180,24 @@ mod tests {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_ms(1_795_713_596_010), "2026-11-26T17:19:56Z");
         assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn time_cells() {
+        assert_eq!(time_cell(&json!(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            time_cell(&json!("2026-11-26T17:19:56.123456Z")),
+            "2026-11-26T17:19:56Z"
+        );
+        assert_eq!(
+            time_cell(&json!("2026-11-26T17:19:56.5+01:00")),
+            "2026-11-26T17:19:56+01:00"
+        );
+        assert_eq!(
+            time_cell(&json!("2026-11-26T17:19:56Z")),
+            "2026-11-26T17:19:56Z"
+        );
+        assert_eq!(time_cell(&Value::Null), "");
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Internal,
     /// A backing service (database, runtime) is unavailable.
     Unavailable,
+    /// No node can take what was asked (Nova's NoValidHost, EC2's
+    /// InsufficientInstanceCapacity); the message says why and is public.
+    InsufficientCapacity,
 }
 
 impl ErrorKind {
@@ -45,7 +48,7 @@ impl ErrorKind {
             ErrorKind::QuotaExceeded => 413,
             ErrorKind::TooLarge => 413,
             ErrorKind::Internal => 500,
-            ErrorKind::Unavailable => 503,
+            ErrorKind::Unavailable | ErrorKind::InsufficientCapacity => 503,
         }
     }
 
@@ -59,6 +62,7 @@ impl ErrorKind {
             ErrorKind::AlreadyExists => "already_exists",
             ErrorKind::Conflict => "conflict",
             ErrorKind::QuotaExceeded => "quota_exceeded",
+            ErrorKind::InsufficientCapacity => "insufficient_capacity",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Internal => "internal",
             ErrorKind::Unavailable => "unavailable",

@@ -36,6 +36,27 @@ pub struct ServeArgs {
     /// address (behind a proxy or NAT).
     #[arg(long, env = "NUAGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// What runs instances on this node: container (runc), fake (simulated,
+    /// for tests at scale) or none (no local compute node).
+    #[arg(long, env = "NUAGE_COMPUTE_DRIVER")]
+    pub compute_driver: Option<ComputeDriverKind>,
+    /// This node's availability zone (default: the region's name + "a").
+    #[arg(long, env = "NUAGE_AVAILABILITY_ZONE")]
+    pub availability_zone: Option<String>,
+    /// vCPUs the scheduler gives out per physical core (default 16).
+    #[arg(long, env = "NUAGE_CPU_ALLOCATION_RATIO")]
+    pub cpu_allocation_ratio: Option<f64>,
+    /// RAM the scheduler gives out per MiB of the node (default 1.0).
+    #[arg(long, env = "NUAGE_RAM_ALLOCATION_RATIO")]
+    pub ram_allocation_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDriverKind {
+    Container,
+    Fake,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -57,6 +78,16 @@ struct FileConfig {
     region: Option<String>,
     public_url: Option<String>,
     token_ttl_secs: Option<u64>,
+    compute_driver: Option<ComputeDriverKind>,
+    availability_zone: Option<String>,
+    /// The OCI runtime binary (default: runc on PATH).
+    runtime: Option<PathBuf>,
+    /// The cgroup under which instances' cgroups are made.
+    cgroup_parent: Option<String>,
+    /// How long a stop waits for an instance's init before killing it.
+    stop_grace_secs: Option<u64>,
+    cpu_allocation_ratio: Option<f64>,
+    ram_allocation_ratio: Option<f64>,
 }
 
 /// Settings after every source has been applied.
@@ -70,6 +101,13 @@ pub struct Config {
     pub region: String,
     pub public_url: String,
     pub token_ttl_secs: u64,
+    pub compute_driver: ComputeDriverKind,
+    pub availability_zone: String,
+    pub runtime: PathBuf,
+    pub cgroup_parent: String,
+    pub stop_grace_secs: u64,
+    pub cpu_allocation_ratio: Option<f64>,
+    pub ram_allocation_ratio: Option<f64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
@@ -149,7 +187,41 @@ impl Config {
             };
             format!("{scheme}://{host}:{}", listen.port())
         });
+        let region = args
+            .region
+            .or(file.region)
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        // Servers sharing a machine (tests, several data dirs) must not see
+        // each other's instance cgroups as orphans.
+        let cgroup_parent = file.cgroup_parent.unwrap_or_else(|| {
+            if data_dir == Path::new("/var/lib/nuage") {
+                "nuage".to_string()
+            } else {
+                // FNV-1a: stable across builds, unlike std's hasher.
+                let h = data_dir
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .iter()
+                    .fold(0x811c_9dc5u32, |h, b| {
+                        (h ^ *b as u32).wrapping_mul(0x0100_0193)
+                    });
+                format!("nuage-{h:08x}")
+            }
+        });
         Ok(Config {
+            compute_driver: args
+                .compute_driver
+                .or(file.compute_driver)
+                .unwrap_or(ComputeDriverKind::Container),
+            availability_zone: args
+                .availability_zone
+                .or(file.availability_zone)
+                .unwrap_or_else(|| format!("{region}a")),
+            runtime: file.runtime.unwrap_or_else(|| PathBuf::from("runc")),
+            cgroup_parent,
+            stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
+            cpu_allocation_ratio: args.cpu_allocation_ratio.or(file.cpu_allocation_ratio),
+            ram_allocation_ratio: args.ram_allocation_ratio.or(file.ram_allocation_ratio),
             data_dir,
             listen,
             database,
@@ -158,10 +230,7 @@ impl Config {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
-            region: args
-                .region
-                .or(file.region)
-                .unwrap_or_else(|| DEFAULT_REGION.to_string()),
+            region,
             public_url: public_url.trim_end_matches('/').to_string(),
             token_ttl_secs: file.token_ttl_secs.unwrap_or(3600),
         })

@@ -10,8 +10,9 @@ use nuage_identity::{Bootstrap, Identity, IdentityConfig};
 use nuage_store::Db;
 
 use crate::adminenv::{self, Credentials};
-use crate::config::{Config, LogFormat, ServeArgs};
+use crate::config::{ComputeDriverKind, Config, LogFormat, ServeArgs};
 use crate::tls;
+use nuage_compute::{Compute, ComputeConfig, LocalAgent, NodeRegistration};
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NUAGE_LOG")
@@ -113,8 +114,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let _refresher = identity.spawn_refresher();
 
+    let compute = start_compute(&cfg, &db, &identity).await?;
+    let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
+    let compute_task = {
+        let compute = compute.clone();
+        tokio::spawn(async move { compute.run(controllers_stopped).await })
+    };
+
     let core = Arc::new(Core {
         identity,
+        compute,
         region: cfg.region.clone(),
         public_url: cfg.public_url.clone(),
         metrics: Arc::new(Metrics::new()),
@@ -159,9 +168,102 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .await?
         }
     }
+    let _ = stop_controllers.send(true);
+    if tokio::time::timeout(Duration::from_secs(20), compute_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("reconcilers still busy after 20 s; stopping anyway");
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the compute service and registers this machine's node agent with
+/// the configured driver.
+async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Compute> {
+    let images = nuage_image::ImageStore::open(&cfg.data_dir.join("images"))
+        .context("cannot open the image store")?;
+    let compute = Compute::open(
+        db.clone(),
+        identity.clone(),
+        images.clone(),
+        ComputeConfig {
+            region: cfg.region.clone(),
+            default_zone: cfg.availability_zone.clone(),
+            stop_grace: Duration::from_secs(cfg.stop_grace_secs),
+            scheduler: scheduler_config(cfg)?,
+            ..ComputeConfig::default()
+        },
+    )
+    .await
+    .context("cannot start the compute service")?;
+    let driver: Arc<dyn nuage_driver::ComputeDriver> = match cfg.compute_driver {
+        ComputeDriverKind::None => return Ok(compute),
+        ComputeDriverKind::Fake => Arc::new(nuage_driver::fake::FakeDriver::new(
+            nuage_driver::Capacity {
+                vcpus: 64,
+                ram_mib: 256 * 1024,
+                disk_gib: 2048,
+                arch: std::env::consts::ARCH.to_string(),
+                hypervisor: "fake".into(),
+            },
+        )),
+        ComputeDriverKind::Container => Arc::new(
+            nuage_driver_container::ContainerDriver::new(nuage_driver_container::ContainerConfig {
+                state_dir: cfg.data_dir.join("compute"),
+                runtime: cfg.runtime.clone(),
+                cgroup_parent: cfg.cgroup_parent.clone(),
+            })
+            .context("cannot start the container driver (is runc installed?)")?,
+        ),
+    };
+    let name = node_name();
+    let agent = Arc::new(LocalAgent::new(format!("node-{name}"), driver, images));
+    compute
+        .register_agent(
+            agent,
+            NodeRegistration {
+                id: format!("node-{name}"),
+                name,
+                availability_zone: Some(cfg.availability_zone.clone()),
+                labels: Default::default(),
+            },
+        )
+        .await
+        .context("cannot register the local compute node")?;
+    Ok(compute)
+}
+
+fn scheduler_config(cfg: &Config) -> Result<nuage_scheduler::SchedulerConfig> {
+    let mut s = nuage_scheduler::SchedulerConfig::default();
+    for (name, value, slot) in [
+        (
+            "cpu_allocation_ratio",
+            cfg.cpu_allocation_ratio,
+            &mut s.cpu_allocation_ratio,
+        ),
+        (
+            "ram_allocation_ratio",
+            cfg.ram_allocation_ratio,
+            &mut s.ram_allocation_ratio,
+        ),
+    ] {
+        if let Some(v) = value {
+            anyhow::ensure!(v.is_finite() && v > 0.0, "{name} must be a positive number");
+            *slot = v;
+        }
+    }
+    Ok(s)
+}
+
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".into())
 }
 
 /// The database holds secrets (the token key, access key secrets): create

@@ -150,7 +150,7 @@ impl<K: Clone + Eq + std::hash::Hash> Handle<K> {
 
 /// Runs a [`Reconciler`] over the keys of one resource kind.
 ///
-/// ```ignore
+/// ```text
 /// let controller = Controller::new("instances", InstanceReconciler::new(db.clone()))
 ///     .concurrency(8)
 ///     .resync(Duration::from_secs(300), move || list_instance_ids(db.clone()))

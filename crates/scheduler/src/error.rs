@@ -68,6 +68,6 @@ impl HasKind for NoValidHost {
     /// Not the caller's fault and possibly temporary (capacity frees up, nodes
     /// come back): EC2's InsufficientInstanceCapacity, HTTP 503.
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Unavailable
+        ErrorKind::InsufficientCapacity
     }
 }

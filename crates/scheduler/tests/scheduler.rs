@@ -253,7 +253,7 @@ fn no_valid_host_names_each_filter_with_counts() {
     assert_eq!(total, nodes.len(), "every node is counted once");
     assert_eq!(
         nuage_model::HasKind::kind(&err),
-        nuage_model::ErrorKind::Unavailable
+        nuage_model::ErrorKind::InsufficientCapacity
     );
 }
 

@@ -18,11 +18,18 @@ pub(crate) struct Migration {
 }
 
 /// Every schema change, in order. Never edit a released entry: add one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "identity",
-    sql: include_str!("../migrations/0001_identity.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "identity",
+        sql: include_str!("../migrations/0001_identity.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "compute",
+        sql: include_str!("../migrations/0002_compute.sql"),
+    },
+];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"
 

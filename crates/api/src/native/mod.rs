@@ -5,6 +5,7 @@
 //! Errors are `{"error": {"code", "message", "request_id"}}` with the HTTP
 //! status of the error's kind. Lists are `{"items": [...]}`.
 
+mod compute;
 mod error;
 mod identity;
 
@@ -96,6 +97,7 @@ pub fn routes() -> Router<SharedCore> {
         .route("/nuage/v1", get(version))
         .route("/nuage/v1/openapi.json", get(openapi))
         .merge(identity::routes())
+        .merge(compute::routes())
 }
 
 pub fn router(core: SharedCore) -> Router {
@@ -120,7 +122,11 @@ mod tests {
     fn openapi_matches_routes() {
         let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
         let paths = doc["paths"].as_object().expect("paths");
-        let sources = [include_str!("mod.rs"), include_str!("identity.rs")];
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("identity.rs"),
+            include_str!("compute.rs"),
+        ];
         let mut seen = std::collections::BTreeSet::new();
         for src in sources {
             for chunk in src.split(".route(").skip(1) {

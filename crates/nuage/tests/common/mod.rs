@@ -272,7 +272,84 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        cleanup_node(&self.data_dir());
     }
+}
+
+/// The cgroup parent `nuage serve` derives from its data dir (FNV-1a).
+pub fn cgroup_parent(data_dir: &Path) -> String {
+    let h = data_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ *b as u32).wrapping_mul(0x0100_0193)
+        });
+    format!("nuage-{h:08x}")
+}
+
+/// Instances outlive a killed server (runc runs them detached, as a real
+/// node keeps running its instances); a test's server takes its own down
+/// with it so nothing leaks into the next test: containers, mounts under
+/// the data dir, cgroups.
+pub fn cleanup_node(data_dir: &Path) {
+    let root = data_dir.join("compute/runc");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force"])
+                .arg(e.file_name())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let parent = cgroup_parent(data_dir);
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let dir = hierarchy.path().join(&parent);
+        if let Ok(children) = std::fs::read_dir(&dir) {
+            for c in children.flatten() {
+                if c.path().is_dir() {
+                    kill_cgroup(&c.path());
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    for m in mounts_under(data_dir) {
+        let _ = Command::new("umount").arg("-l").arg(&m).status();
+    }
+}
+
+fn kill_cgroup(dir: &Path) {
+    for f in ["cgroup.procs", "tasks"] {
+        if let Ok(pids) = std::fs::read_to_string(dir.join(f)) {
+            for pid in pids.split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+    }
+}
+
+/// Mount points under `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let prefix = dir.to_string_lossy().to_string();
+    let mut v: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(PathBuf::from)
+        .collect();
+    v.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    v
 }
 
 pub fn parse_env_file(path: &Path) -> HashMap<String, String> {

@@ -1,0 +1,642 @@
+//! Instances: run (quota, scheduling and the new rows in one transaction),
+//! describe with EC2's filters and pagination, the state-changing actions,
+//! long-polls for a state, and console output.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use base64::Engine;
+use nuage_identity::policy::{authorize, Rule};
+use nuage_model::identity::Principal;
+use nuage_scheduler::{Arch, GroupRef, ImageProperties, Policy, Request};
+use nuage_store::{Dialect, StoreError};
+use serde::Deserialize;
+
+use crate::types::{Desired, Instance, State, StateChange};
+use crate::{now, repo, Compute, ComputeError, ComputeResult, MAX_USER_DATA};
+
+/// What `POST /instances` (RunInstances) asks for.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    pub image_id: String,
+    pub instance_type: String,
+    #[serde(default)]
+    pub min_count: Option<u32>,
+    #[serde(default)]
+    pub max_count: Option<u32>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// Base64, at most 16 KiB once decoded.
+    #[serde(default)]
+    pub user_data: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub placement_group: Option<String>,
+    /// Makes the request idempotent: a retry with the same token returns
+    /// the instances of the first.
+    #[serde(default)]
+    pub client_token: Option<String>,
+}
+
+/// The state-changing actions on instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Stop,
+    Start,
+    Reboot,
+    Terminate,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "stop" => Some(Action::Stop),
+            "start" => Some(Action::Start),
+            "reboot" => Some(Action::Reboot),
+            "terminate" => Some(Action::Terminate),
+            _ => None,
+        }
+    }
+}
+
+/// DescribeInstances' filters and pagination, from query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceQuery {
+    /// Ids that must all exist (EC2's `--instance-ids`): an unknown one is
+    /// an error, unlike the `instance-id` filter.
+    pub instance_ids: Vec<String>,
+    pub filters: Vec<(String, Vec<String>)>,
+    pub max_results: Option<usize>,
+    pub next_token: Option<String>,
+    /// Admins only: every project's instances.
+    pub all_projects: bool,
+}
+
+const FILTERS: &[&str] = &[
+    "instance-id",
+    "instance-state-name",
+    "instance-type",
+    "image-id",
+    "availability-zone",
+    "key-name",
+    "reservation-id",
+    "placement-group-name",
+    "tag-key",
+    "node",
+];
+
+impl InstanceQuery {
+    /// Reads `name=v1,v2` pairs; `tag:KEY=v` filters on a tag's value.
+    pub fn from_pairs(pairs: &[(String, String)]) -> ComputeResult<InstanceQuery> {
+        let mut q = InstanceQuery::default();
+        for (k, v) in pairs {
+            let values = || {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            };
+            match k.as_str() {
+                "instance_ids" => q.instance_ids.extend(values()),
+                "max_results" => {
+                    let n: usize = v
+                        .parse()
+                        .map_err(|_| ComputeError::invalid("max_results must be a number"))?;
+                    if !(1..=1000).contains(&n) {
+                        return Err(ComputeError::invalid("max_results must be 1 to 1000"));
+                    }
+                    q.max_results = Some(n);
+                }
+                "next_token" => q.next_token = Some(v.clone()),
+                "all_projects" => q.all_projects = v == "true" || v == "1",
+                name if FILTERS.contains(&name) || name.starts_with("tag:") => {
+                    q.filters.push((name.to_string(), values()))
+                }
+                other => {
+                    return Err(ComputeError::invalid(format!(
+                        "unknown filter {other:?}; known: {}, tag:KEY",
+                        FILTERS.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, i: &Instance) -> bool {
+        self.filters.iter().all(|(name, values)| {
+            let any = |x: &str| values.iter().any(|v| v == x);
+            match name.as_str() {
+                "instance-id" => any(&i.id),
+                "instance-state-name" => any(i.state.as_str()),
+                "instance-type" => any(&i.instance_type),
+                "image-id" => any(&i.image_id),
+                "availability-zone" => any(&i.availability_zone),
+                "key-name" => i.key_name.as_deref().is_some_and(any),
+                "reservation-id" => any(&i.reservation_id),
+                "placement-group-name" => i.placement_group.as_deref().is_some_and(any),
+                "node" => any(&i.node),
+                "tag-key" => i.tags.keys().any(|k| any(k)),
+                tag => {
+                    let key = tag.trim_start_matches("tag:");
+                    i.tags.get(key).is_some_and(|v| values.is_empty() || any(v))
+                }
+            }
+        })
+    }
+}
+
+/// One page of instances.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Instance>,
+    pub next_token: Option<String>,
+}
+
+fn sort_key(i: &Instance) -> String {
+    format!("{:016x}:{:08x}:{}", i.launch_ms, i.launch_index, i.id)
+}
+
+fn check_tags(tags: &BTreeMap<String, String>) -> ComputeResult<()> {
+    if tags.len() > 50 {
+        return Err(ComputeError::invalid("an instance has at most 50 tags"));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            return Err(ComputeError::invalid(format!(
+                "tag {k:?}: keys are 1 to 128 characters, values at most 256"
+            )));
+        }
+        if k.starts_with("aws:") || k.starts_with("nuage:") {
+            return Err(ComputeError::invalid(format!(
+                "tag {k:?}: the aws: and nuage: prefixes are reserved"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Compute {
+    /// Launches between `min_count` and `max_count` instances (as many as
+    /// quota and capacity allow), all or nothing below `min_count`.
+    pub async fn run_instances(
+        &self,
+        caller: &Principal,
+        req: RunRequest,
+    ) -> ComputeResult<Vec<Instance>> {
+        let project = caller.project_id.clone();
+        authorize(
+            caller,
+            "compute:run_instances",
+            Rule::ProjectWrite(&project),
+        )?;
+        let min = req.min_count.unwrap_or(1);
+        let max = req.max_count.unwrap_or(min);
+        if min == 0 || max < min || max > 1000 {
+            return Err(ComputeError::invalid(format!(
+                "count {min}..{max}: min_count must be at least 1 and at most max_count, max_count at most 1000"
+            )));
+        }
+        let user_data = match &req.user_data {
+            None => None,
+            Some(b64) => {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| {
+                        ComputeError::invalid(format!("user_data is not valid base64: {e}"))
+                    })?;
+                if data.len() > MAX_USER_DATA {
+                    return Err(ComputeError::invalid(format!(
+                        "user data is {} bytes; the limit is {MAX_USER_DATA} bytes (16 KiB)",
+                        data.len()
+                    )));
+                }
+                Some(data)
+            }
+        };
+        check_tags(&req.tags)?;
+        if let Some(token) = &req.client_token {
+            if token.is_empty() || token.len() > 64 {
+                return Err(ComputeError::invalid("client_token is 1 to 64 characters"));
+            }
+            let previous = repo::instances_by_token(self.db().reader(), &project, token).await?;
+            if !previous.is_empty() {
+                return Ok(previous);
+            }
+        }
+        let image = self.get_image(caller, &req.image_id).await?;
+        if image.status != "active" {
+            return Err(ComputeError::invalid(format!(
+                "image {} is {}; only active images can be launched",
+                image.id, image.status
+            )));
+        }
+        let itype = repo::get_type(self.db().reader(), &req.instance_type)
+            .await?
+            .ok_or_else(|| {
+                ComputeError::invalid(format!(
+                    "instance type {} does not exist",
+                    req.instance_type
+                ))
+            })?;
+        if let Some(k) = &req.key_name {
+            repo::get_key(self.db().reader(), &project, k)
+                .await?
+                .ok_or_else(|| ComputeError::not_found(format!("key pair {k} not found")))?;
+        }
+        let group = match &req.placement_group {
+            None => None,
+            Some(name) => {
+                let g = repo::get_group(self.db().reader(), &project, name)
+                    .await?
+                    .ok_or_else(|| {
+                        ComputeError::not_found(format!("placement group {name} not found"))
+                    })?;
+                Some(GroupRef {
+                    id: g.id,
+                    policy: if g.strategy == "cluster" {
+                        Policy::Affinity
+                    } else {
+                        Policy::AntiAffinity
+                    },
+                })
+            }
+        };
+        if let Some(az) = &req.availability_zone {
+            let zones = self.availability_zones(caller).await?;
+            if !zones.iter().any(|z| &z.name == az) {
+                return Err(ComputeError::invalid(format!(
+                    "availability zone {az} does not exist"
+                )));
+            }
+        }
+        let limit = |r: &'static str| {
+            let id = self.inner.identity.clone();
+            let p = project.clone();
+            async move { id.quota_limit(&p, r).await }
+        };
+        let (lim_n, lim_c, lim_r) = (
+            limit("instances").await?,
+            limit("cores").await?,
+            limit("ram").await?,
+        );
+        let arch = match &image.architecture {
+            Some(a) => Some(a.parse::<Arch>().map_err(ComputeError::Invalid)?),
+            None => None,
+        };
+
+        let mut tx = self.db().begin().await?;
+        if self.db().dialect() == Dialect::Postgres {
+            // One scheduler decision at a time across controllers.
+            nuage_store::sqlx::query("SELECT pg_advisory_xact_lock(7364) ")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+        }
+        let (used_n, used_c, used_r) = repo::project_usage(&mut *tx, &project).await?;
+        let fit = |limit: i64, used: i64, each: i64| -> i64 {
+            if limit < 0 {
+                i64::MAX
+            } else {
+                ((limit - used) / each.max(1)).max(0)
+            }
+        };
+        let by_quota = [
+            ("instances", fit(lim_n, used_n, 1), lim_n, used_n, 1),
+            (
+                "cores",
+                fit(lim_c, used_c, itype.vcpus as i64),
+                lim_c,
+                used_c,
+                itype.vcpus as i64,
+            ),
+            (
+                "ram",
+                fit(lim_r, used_r, itype.memory_mib as i64),
+                lim_r,
+                used_r,
+                itype.memory_mib as i64,
+            ),
+        ];
+        let allowed = by_quota.iter().map(|q| q.1).min().unwrap_or(0);
+        if allowed < min as i64 {
+            let (res, _, lim, used, each) = by_quota
+                .iter()
+                .find(|q| q.1 < min as i64)
+                .copied()
+                .unwrap_or(by_quota[0]);
+            return Err(ComputeError::QuotaExceeded(format!(
+                "quota exceeded for {res}: {min} instance(s) of {} need {} more, the project uses {used} of {lim}",
+                itype.name,
+                each * min as i64
+            )));
+        }
+        let upper = (max as i64).min(allowed) as u32;
+        let mut nodes = self.node_states(&mut tx).await?;
+        let request = Request {
+            vcpus: itype.vcpus,
+            ram_mib: itype.memory_mib,
+            disk_gib: itype.disk_gib,
+            arch: None,
+            az: req.availability_zone.clone(),
+            image_properties: ImageProperties {
+                arch,
+                hypervisor_type: None,
+                required_labels: BTreeMap::new(),
+            },
+            group: group.clone(),
+            count: upper,
+        };
+        let placements = {
+            let mut s = self
+                .inner
+                .scheduler
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            s.place_range(&mut nodes, &request, min, upper)
+                .map_err(|e| ComputeError::NoCapacity(e.to_string()))?
+        };
+        let reservation = nuage_model::id::ec2("r");
+        let launch = now();
+        let mut out = Vec::with_capacity(placements.len());
+        for (idx, p) in placements.iter().enumerate() {
+            let id = nuage_model::id::ec2("i");
+            let node = &nodes[p.node_index];
+            let inst = Instance {
+                id: id.clone(),
+                reservation_id: reservation.clone(),
+                project_id: project.clone(),
+                user_id: caller.user_id.clone(),
+                image_id: image.id.clone(),
+                instance_type: itype.name.clone(),
+                vcpus: itype.vcpus,
+                memory_mib: itype.memory_mib,
+                disk_gib: itype.disk_gib,
+                state: State::Pending,
+                state_code: State::Pending.code(),
+                state_reason: None,
+                status: "BUILD",
+                key_name: req.key_name.clone(),
+                availability_zone: node.az.clone(),
+                placement_group: group.as_ref().map(|g| g.id.clone()),
+                node: p.node_id.clone(),
+                hostname: id.clone(),
+                launch_index: idx as u32,
+                launch_time: crate::types::rfc3339(launch),
+                terminated_at: None,
+                tags: req.tags.clone(),
+                oom_kills: 0,
+                desired: Desired::Running,
+                reboot_requested: 0,
+                reboot_done: 0,
+                launch_ms: launch,
+                terminated_ms: None,
+                client_token: req.client_token.clone(),
+            };
+            repo::insert_instance(
+                &mut *tx,
+                repo::NewInstance {
+                    inst: &inst,
+                    user_data: user_data.as_deref(),
+                },
+                launch,
+            )
+            .await?;
+            out.push(inst);
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(project = %project, reservation = %reservation, count = out.len(), instance_type = %itype.name, image = %image.id, "instances launched");
+        self.trigger(out.iter().map(|i| i.id.clone()));
+        Ok(out)
+    }
+
+    /// An instance the caller may read; another project's is "not found".
+    pub async fn get_instance(&self, caller: &Principal, id: &str) -> ComputeResult<Instance> {
+        let missing = || ComputeError::not_found(format!("instance {id} not found"));
+        if !id.starts_with("i-") || id.len() > 32 {
+            return Err(ComputeError::invalid(format!(
+                "{id:?} is not an instance id (i-…)"
+            )));
+        }
+        let inst = repo::get_instance(self.db().reader(), id)
+            .await?
+            .ok_or_else(missing)?;
+        authorize(
+            caller,
+            "compute:describe_instances",
+            Rule::ProjectRead(&inst.project_id),
+        )
+        .map_err(|_| missing())?;
+        Ok(inst)
+    }
+
+    pub async fn describe_instances(
+        &self,
+        caller: &Principal,
+        q: &InstanceQuery,
+    ) -> ComputeResult<Page> {
+        authorize(
+            caller,
+            "compute:describe_instances",
+            Rule::ProjectRead(&caller.project_id),
+        )?;
+        let scope = if q.all_projects {
+            authorize(caller, "compute:describe_all_instances", Rule::Admin)?;
+            None
+        } else {
+            Some(caller.project_id.as_str())
+        };
+        let all = repo::list_instances(self.db().reader(), scope).await?;
+        if !q.instance_ids.is_empty() {
+            let have: HashSet<&str> = all.iter().map(|i| i.id.as_str()).collect();
+            if let Some(missing) = q.instance_ids.iter().find(|id| !have.contains(id.as_str())) {
+                return Err(ComputeError::not_found(format!(
+                    "instance {missing} not found"
+                )));
+            }
+        }
+        let ids: HashSet<&str> = q.instance_ids.iter().map(String::as_str).collect();
+        let mut items: Vec<Instance> = all
+            .into_iter()
+            .filter(|i| ids.is_empty() || ids.contains(i.id.as_str()))
+            .filter(|i| q.matches(i))
+            .collect();
+        if let Some(t) = &q.next_token {
+            let after = String::from_utf8(
+                hex::decode(t).map_err(|_| ComputeError::invalid("next_token is not valid"))?,
+            )
+            .map_err(|_| ComputeError::invalid("next_token is not valid"))?;
+            items.retain(|i| sort_key(i) > after);
+        }
+        let mut next_token = None;
+        if let Some(n) = q.max_results {
+            if items.len() > n {
+                items.truncate(n);
+                next_token = items.last().map(|i| hex::encode(sort_key(i)));
+            }
+        }
+        Ok(Page { items, next_token })
+    }
+
+    /// Waits until the instance is in `target` (or can no longer get there,
+    /// or `timeout` passes), then returns it.
+    pub async fn wait_for(
+        &self,
+        caller: &Principal,
+        id: &str,
+        target: State,
+        timeout: Duration,
+    ) -> ComputeResult<Instance> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let inst = self.get_instance(caller, id).await?;
+            let hopeless = inst.state == State::Terminated
+                || (target == State::Running && inst.desired != Desired::Running)
+                || (target == State::Stopped && inst.desired == Desired::Terminated);
+            if inst.state == target || hopeless || tokio::time::Instant::now() >= deadline {
+                return Ok(inst);
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Stops, starts, reboots or terminates instances: every id is checked
+    /// first, and one that is unknown, foreign or in the wrong state fails
+    /// the whole call with nothing changed.
+    pub async fn act(
+        &self,
+        caller: &Principal,
+        action: Action,
+        ids: &[String],
+        force: bool,
+    ) -> ComputeResult<Vec<StateChange>> {
+        if ids.is_empty() {
+            return Err(ComputeError::invalid("name at least one instance id"));
+        }
+        let verb = match action {
+            Action::Stop => "stop",
+            Action::Start => "start",
+            Action::Reboot => "reboot",
+            Action::Terminate => "terminate",
+        };
+        let mut plan = Vec::with_capacity(ids.len());
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let inst = self.get_instance(caller, id).await?;
+            authorize(
+                caller,
+                &format!("compute:{verb}_instances"),
+                Rule::ProjectWrite(&inst.project_id),
+            )?;
+            let s = inst.state;
+            let wrong = |why: &str| {
+                Err(ComputeError::conflict(format!(
+                    "cannot {verb} instance {id}: it is {}{why}",
+                    s.as_str()
+                )))
+            };
+            // (new desired, new state, reboot) or None for "already there".
+            let change: Option<(Desired, State, bool)> = match (action, s) {
+                (Action::Stop, State::Running) => Some((Desired::Stopped, State::Stopping, false)),
+                (Action::Stop, State::Stopping | State::Stopped) => None,
+                (Action::Stop, State::Pending) => return wrong("; wait until it is running"),
+                (Action::Start, State::Stopped) => Some((Desired::Running, State::Pending, false)),
+                (Action::Start, State::Pending | State::Running) => None,
+                (Action::Start, State::Stopping) => return wrong("; wait until it is stopped"),
+                (Action::Reboot, State::Running) => Some((Desired::Running, State::Running, true)),
+                (Action::Reboot, _) => return wrong("; only running instances can be rebooted"),
+                (Action::Terminate, State::ShuttingDown | State::Terminated) => {
+                    return wrong(" already")
+                }
+                (Action::Terminate, _) => Some((Desired::Terminated, State::ShuttingDown, false)),
+                (_, State::ShuttingDown | State::Terminated) => return wrong(""),
+            };
+            plan.push((inst, change));
+        }
+        let mut tx = self.db().begin().await?;
+        let mut out = Vec::with_capacity(plan.len());
+        for (inst, change) in &plan {
+            match change {
+                None => out.push(StateChange {
+                    instance_id: inst.id.clone(),
+                    previous_state: inst.state,
+                    current_state: inst.state,
+                }),
+                Some((desired, state, reboot)) => {
+                    if !repo::set_desired(
+                        &mut *tx,
+                        &inst.id,
+                        inst.state,
+                        *desired,
+                        *state,
+                        *reboot,
+                        now(),
+                    )
+                    .await?
+                    {
+                        return Err(ComputeError::conflict(format!(
+                            "instance {} changed state meanwhile; nothing was done, try again",
+                            inst.id
+                        )));
+                    }
+                    out.push(StateChange {
+                        instance_id: inst.id.clone(),
+                        previous_state: inst.state,
+                        current_state: *state,
+                    });
+                }
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        if force && action == Action::Stop {
+            let mut f = self
+                .inner
+                .force_stop
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            f.extend(plan.iter().map(|(i, _)| i.id.clone()));
+        }
+        tracing::info!(action = verb, count = out.len(), "instance action");
+        self.notify_changed();
+        self.trigger(
+            plan.iter()
+                .filter(|(_, c)| c.is_some())
+                .map(|(i, _)| i.id.clone()),
+        );
+        Ok(out)
+    }
+
+    /// The last `max_bytes` of the instance's console, as text.
+    pub async fn console_output(
+        &self,
+        caller: &Principal,
+        id: &str,
+        max_bytes: usize,
+    ) -> ComputeResult<String> {
+        let inst = self.get_instance(caller, id).await?;
+        let Some(agent) = self.agent(&inst.node) else {
+            return Ok(String::new());
+        };
+        let bytes = agent
+            .console(&inst.id, max_bytes.clamp(1, 1 << 20))
+            .await
+            .map_err(|e| {
+                ComputeError::internal(format!("reading the console of {}", inst.id), e)
+            })?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}

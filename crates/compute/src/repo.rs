@@ -1,0 +1,889 @@
+//! The compute service's SQL, written once for SQLite and PostgreSQL.
+
+use std::collections::BTreeMap;
+
+use nuage_store::sqlx::{self, AnyExecutor};
+use nuage_store::{StoreError, StoreResult};
+
+use crate::types::{
+    rfc3339, Desired, Image, Instance, InstanceType, KeyPair, Launch, PlacementGroup, State,
+    StateReason, Visibility,
+};
+
+// ------------------------------------------------------------------ images
+
+type ImageRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+const IMAGE_COLS: &str = "id, name, project_id, status, visibility, format, architecture, size, \
+                          sha256, properties, config, version, created_at";
+
+fn image(r: ImageRow) -> Image {
+    let launch: Launch = serde_json::from_str(&r.10).unwrap_or_default();
+    Image {
+        id: r.0,
+        name: r.1,
+        owner: r.2,
+        status: r.3,
+        visibility: Visibility::parse(&r.4).unwrap_or(Visibility::Private),
+        format: r.5,
+        architecture: r.6,
+        size: r.7,
+        sha256: r.8,
+        properties: serde_json::from_str(&r.9).unwrap_or_default(),
+        command: launch.command.clone(),
+        launch,
+        version: r.11,
+        created_at: rfc3339(r.12),
+        members: Vec::new(),
+    }
+}
+
+pub async fn insert_image<'e>(e: impl AnyExecutor<'e>, i: &Image, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO images (id, name, project_id, status, visibility, format, architecture, size, \
+         sha256, properties, config, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)",
+    )
+    .bind(&i.id)
+    .bind(&i.name)
+    .bind(&i.owner)
+    .bind(&i.status)
+    .bind(i.visibility.as_str())
+    .bind(&i.format)
+    .bind(&i.architecture)
+    .bind(i.size)
+    .bind(&i.sha256)
+    .bind(serde_json::to_string(&i.properties).unwrap_or_else(|_| "{}".into()))
+    .bind(serde_json::to_string(&i.launch).unwrap_or_else(|_| "{}".into()))
+    .bind(now)
+    .execute(e)
+    .await
+    .map_err(|err| StoreError::unique(err, format!("an image named {}", i.name)))?;
+    Ok(())
+}
+
+/// Writes every mutable field if the version still matches (optimistic
+/// concurrency); false when someone else changed the image first.
+pub async fn update_image<'e>(e: impl AnyExecutor<'e>, i: &Image, now: i64) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE images SET name = $1, status = $2, visibility = $3, format = $4, \
+         architecture = $5, size = $6, sha256 = $7, properties = $8, config = $9, \
+         version = version + 1, updated_at = $10 WHERE id = $11 AND version = $12",
+    )
+    .bind(&i.name)
+    .bind(&i.status)
+    .bind(i.visibility.as_str())
+    .bind(&i.format)
+    .bind(&i.architecture)
+    .bind(i.size)
+    .bind(&i.sha256)
+    .bind(serde_json::to_string(&i.properties).unwrap_or_else(|_| "{}".into()))
+    .bind(serde_json::to_string(&i.launch).unwrap_or_else(|_| "{}".into()))
+    .bind(now)
+    .bind(&i.id)
+    .bind(i.version)
+    .execute(e)
+    .await
+    .map_err(|err| StoreError::unique(err, format!("an image named {}", i.name)))?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn get_image<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<Image>> {
+    let row: Option<ImageRow> =
+        sqlx::query_as(&format!("SELECT {IMAGE_COLS} FROM images WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(e)
+            .await?;
+    Ok(row.map(image))
+}
+
+/// Images of `project` named `name`, then any visible image of that name.
+pub async fn images_named<'e>(e: impl AnyExecutor<'e>, name: &str) -> StoreResult<Vec<Image>> {
+    let rows: Vec<ImageRow> = sqlx::query_as(&format!(
+        "SELECT {IMAGE_COLS} FROM images WHERE name = $1 ORDER BY created_at"
+    ))
+    .bind(name)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(image).collect())
+}
+
+pub async fn list_images<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<Image>> {
+    let rows: Vec<ImageRow> = sqlx::query_as(&format!(
+        "SELECT {IMAGE_COLS} FROM images ORDER BY name, created_at"
+    ))
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(image).collect())
+}
+
+pub async fn delete_image<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<bool> {
+    let r = sqlx::query("DELETE FROM images WHERE id = $1")
+        .bind(id)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn reset_saving_images<'e>(e: impl AnyExecutor<'e>, now: i64) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE images SET status = 'queued', version = version + 1, updated_at = $1 \
+         WHERE status = 'saving'",
+    )
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn image_members<'e>(
+    e: impl AnyExecutor<'e>,
+) -> StoreResult<BTreeMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT image_id, project_id FROM image_members ORDER BY project_id")
+            .fetch_all(e)
+            .await?;
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, p) in rows {
+        m.entry(i).or_default().push(p);
+    }
+    Ok(m)
+}
+
+pub async fn add_member<'e>(
+    e: impl AnyExecutor<'e>,
+    image: &str,
+    project: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO image_members (image_id, project_id, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (image_id, project_id) DO NOTHING",
+    )
+    .bind(image)
+    .bind(project)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_member<'e>(
+    e: impl AnyExecutor<'e>,
+    image: &str,
+    project: &str,
+) -> StoreResult<bool> {
+    let r = sqlx::query("DELETE FROM image_members WHERE image_id = $1 AND project_id = $2")
+        .bind(image)
+        .bind(project)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Instances not yet terminated that run `image`.
+pub async fn instances_using_image<'e>(e: impl AnyExecutor<'e>, image: &str) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM instances WHERE image_id = $1 AND state <> 'terminated'",
+    )
+    .bind(image)
+    .fetch_one(e)
+    .await?;
+    Ok(n)
+}
+
+/// The content digests some image still holds.
+pub async fn live_digests<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT sha256 FROM images WHERE sha256 IS NOT NULL")
+            .fetch_all(e)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+// ---------------------------------------------------------- instance types
+
+type TypeRow = (String, i64, i64, i64, i64, i64, i64);
+
+fn itype(r: TypeRow) -> InstanceType {
+    InstanceType {
+        name: r.0,
+        vcpus: r.1 as u32,
+        memory_mib: r.2 as u64,
+        disk_gib: r.3 as u64,
+        pids_limit: r.4 as u32,
+        io_weight: r.5 as u16,
+        builtin: r.6 != 0,
+    }
+}
+
+const TYPE_COLS: &str = "name, vcpus, memory_mib, disk_gib, pids_limit, io_weight, builtin";
+
+pub async fn insert_type<'e>(
+    e: impl AnyExecutor<'e>,
+    t: &InstanceType,
+    now: i64,
+    ignore_existing: bool,
+) -> StoreResult<()> {
+    let conflict = if ignore_existing {
+        " ON CONFLICT (name) DO NOTHING"
+    } else {
+        ""
+    };
+    sqlx::query(&format!(
+        "INSERT INTO instance_types ({TYPE_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8){conflict}"
+    ))
+    .bind(&t.name)
+    .bind(t.vcpus as i64)
+    .bind(t.memory_mib as i64)
+    .bind(t.disk_gib as i64)
+    .bind(t.pids_limit as i64)
+    .bind(t.io_weight as i64)
+    .bind(t.builtin as i64)
+    .bind(now)
+    .execute(e)
+    .await
+    .map_err(|err| StoreError::unique(err, format!("instance type {}", t.name)))?;
+    Ok(())
+}
+
+pub async fn get_type<'e>(
+    e: impl AnyExecutor<'e>,
+    name: &str,
+) -> StoreResult<Option<InstanceType>> {
+    let row: Option<TypeRow> = sqlx::query_as(&format!(
+        "SELECT {TYPE_COLS} FROM instance_types WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.map(itype))
+}
+
+pub async fn list_types<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<InstanceType>> {
+    let rows: Vec<TypeRow> = sqlx::query_as(&format!(
+        "SELECT {TYPE_COLS} FROM instance_types ORDER BY vcpus, memory_mib, name"
+    ))
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(itype).collect())
+}
+
+pub async fn delete_type<'e>(e: impl AnyExecutor<'e>, name: &str) -> StoreResult<bool> {
+    let r = sqlx::query("DELETE FROM instance_types WHERE name = $1")
+        .bind(name)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+// --------------------------------------------------------------- key pairs
+
+type KeyRow = (String, String, String, String, String, i64);
+
+fn keypair(r: KeyRow) -> KeyPair {
+    KeyPair {
+        id: r.0,
+        name: r.1,
+        key_type: r.2,
+        fingerprint: r.3,
+        public_key: r.4,
+        created_at: rfc3339(r.5),
+        private_key: None,
+    }
+}
+
+pub async fn insert_key<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    k: &KeyPair,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO key_pairs (id, project_id, name, key_type, fingerprint, public_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&k.id)
+    .bind(project)
+    .bind(&k.name)
+    .bind(&k.key_type)
+    .bind(&k.fingerprint)
+    .bind(&k.public_key)
+    .bind(now)
+    .execute(e)
+    .await
+    .map_err(|err| StoreError::unique(err, format!("key pair {}", k.name)))?;
+    Ok(())
+}
+
+pub async fn get_key<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    name: &str,
+) -> StoreResult<Option<KeyPair>> {
+    let row: Option<KeyRow> = sqlx::query_as(
+        "SELECT id, name, key_type, fingerprint, public_key, created_at FROM key_pairs \
+         WHERE project_id = $1 AND name = $2",
+    )
+    .bind(project)
+    .bind(name)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.map(keypair))
+}
+
+pub async fn list_keys<'e>(e: impl AnyExecutor<'e>, project: &str) -> StoreResult<Vec<KeyPair>> {
+    let rows: Vec<KeyRow> = sqlx::query_as(
+        "SELECT id, name, key_type, fingerprint, public_key, created_at FROM key_pairs \
+         WHERE project_id = $1 ORDER BY name",
+    )
+    .bind(project)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(keypair).collect())
+}
+
+pub async fn delete_key<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    name: &str,
+) -> StoreResult<bool> {
+    let r = sqlx::query("DELETE FROM key_pairs WHERE project_id = $1 AND name = $2")
+        .bind(project)
+        .bind(name)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+// -------------------------------------------------------- placement groups
+
+type GroupRow = (String, String, String, i64);
+
+fn group(r: GroupRow) -> PlacementGroup {
+    PlacementGroup {
+        id: r.0,
+        name: r.1,
+        strategy: r.2,
+        created_at: rfc3339(r.3),
+    }
+}
+
+pub async fn insert_group<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    g: &PlacementGroup,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO placement_groups (id, project_id, name, strategy, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&g.id)
+    .bind(project)
+    .bind(&g.name)
+    .bind(&g.strategy)
+    .bind(now)
+    .execute(e)
+    .await
+    .map_err(|err| StoreError::unique(err, format!("placement group {}", g.name)))?;
+    Ok(())
+}
+
+pub async fn get_group<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    name: &str,
+) -> StoreResult<Option<PlacementGroup>> {
+    let row: Option<GroupRow> = sqlx::query_as(
+        "SELECT id, name, strategy, created_at FROM placement_groups WHERE project_id = $1 AND name = $2",
+    )
+    .bind(project)
+    .bind(name)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.map(group))
+}
+
+pub async fn list_groups<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+) -> StoreResult<Vec<PlacementGroup>> {
+    let rows: Vec<GroupRow> = sqlx::query_as(
+        "SELECT id, name, strategy, created_at FROM placement_groups WHERE project_id = $1 ORDER BY name",
+    )
+    .bind(project)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(group).collect())
+}
+
+pub async fn delete_group<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    name: &str,
+) -> StoreResult<bool> {
+    let r = sqlx::query("DELETE FROM placement_groups WHERE project_id = $1 AND name = $2")
+        .bind(project)
+        .bind(name)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn instances_in_group<'e>(e: impl AnyExecutor<'e>, group_id: &str) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM instances WHERE placement_group = $1 AND state <> 'terminated'",
+    )
+    .bind(group_id)
+    .fetch_one(e)
+    .await?;
+    Ok(n)
+}
+
+// ------------------------------------------------------------------- nodes
+
+pub type NodeRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+);
+
+pub const NODE_COLS: &str = "id, name, availability_zone, arch, hypervisor, vcpus, ram_mib, \
+                             disk_gib, labels, enabled, heartbeat_at";
+
+pub async fn list_nodes<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<NodeRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {NODE_COLS} FROM nodes ORDER BY name"))
+            .fetch_all(e)
+            .await?,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn upsert_node<'e>(e: impl AnyExecutor<'e>, r: &NodeRow, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO nodes (id, name, availability_zone, arch, hypervisor, vcpus, ram_mib, disk_gib, \
+         labels, enabled, heartbeat_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, availability_zone = excluded.availability_zone, \
+         arch = excluded.arch, hypervisor = excluded.hypervisor, vcpus = excluded.vcpus, \
+         ram_mib = excluded.ram_mib, disk_gib = excluded.disk_gib, labels = excluded.labels, \
+         heartbeat_at = excluded.heartbeat_at",
+    )
+    .bind(&r.0)
+    .bind(&r.1)
+    .bind(&r.2)
+    .bind(&r.3)
+    .bind(&r.4)
+    .bind(r.5)
+    .bind(r.6)
+    .bind(r.7)
+    .bind(&r.8)
+    .bind(r.9)
+    .bind(r.10)
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Per node: (node id, instances, vcpus, ram, disk) held by instances not
+/// yet terminated; a stopped instance keeps its place, as its disk does.
+pub async fn node_usage<'e>(
+    e: impl AnyExecutor<'e>,
+) -> StoreResult<Vec<(String, i64, i64, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT node_id, COUNT(*), CAST(SUM(vcpus) AS BIGINT), CAST(SUM(memory_mib) AS BIGINT), \
+         CAST(SUM(disk_gib) AS BIGINT) FROM instances WHERE state <> 'terminated' GROUP BY node_id",
+    )
+    .fetch_all(e)
+    .await?)
+}
+
+pub async fn node_groups<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT node_id, placement_group FROM instances \
+         WHERE state <> 'terminated' AND placement_group IS NOT NULL",
+    )
+    .fetch_all(e)
+    .await?)
+}
+
+// --------------------------------------------------------------- instances
+
+const INSTANCE_COLS: &str = "id, reservation_id, project_id, user_id, image_id, instance_type, \
+    vcpus, memory_mib, disk_gib, node_id, availability_zone, placement_group, key_name, tags, \
+    hostname, launch_index, client_token, desired, reboot_requested, reboot_done, state, \
+    state_reason, oom_kills, launch_time, terminated_at";
+
+/// The first twelve columns of [`INSTANCE_COLS`].
+type RawA = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+);
+
+/// The other thirteen.
+type RawB = (
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// A raw row split in two tuples (sqlx decodes tuples of at most 16).
+struct Raw {
+    a: RawA,
+    b: RawB,
+}
+
+fn instance(raw: Raw) -> Instance {
+    let (a, b) = (raw.a, raw.b);
+    let state = State::parse(&b.8).unwrap_or(State::Pending);
+    let desired = Desired::parse(&b.5).unwrap_or(Desired::Running);
+    let state_reason: Option<StateReason> =
+        b.9.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    let failed = state_reason
+        .as_ref()
+        .is_some_and(|r| r.code.starts_with("Server."));
+    Instance {
+        id: a.0,
+        reservation_id: a.1,
+        project_id: a.2,
+        user_id: a.3,
+        image_id: a.4,
+        instance_type: a.5,
+        vcpus: a.6 as u32,
+        memory_mib: a.7 as u64,
+        disk_gib: a.8 as u64,
+        node: a.9,
+        availability_zone: a.10,
+        placement_group: a.11,
+        key_name: b.0,
+        tags: serde_json::from_str(&b.1).unwrap_or_default(),
+        hostname: b.2,
+        launch_index: b.3 as u32,
+        client_token: b.4,
+        desired,
+        reboot_requested: b.6,
+        reboot_done: b.7,
+        state,
+        state_code: state.code(),
+        status: Instance::nova_status(state, desired, b.6 > b.7, failed),
+        state_reason,
+        oom_kills: b.10 as u64,
+        launch_ms: b.11,
+        launch_time: rfc3339(b.11),
+        terminated_ms: b.12,
+        terminated_at: b.12.map(rfc3339),
+    }
+}
+
+/// Decodes rows selected with [`INSTANCE_COLS`].
+fn decode(rows: Vec<nuage_store::sqlx::any::AnyRow>) -> StoreResult<Vec<Instance>> {
+    use sqlx::Row;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let raw = Raw {
+            a: (
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+                r.try_get(7)?,
+                r.try_get(8)?,
+                r.try_get(9)?,
+                r.try_get(10)?,
+                r.try_get(11)?,
+            ),
+            b: (
+                r.try_get(12)?,
+                r.try_get(13)?,
+                r.try_get(14)?,
+                r.try_get(15)?,
+                r.try_get(16)?,
+                r.try_get(17)?,
+                r.try_get(18)?,
+                r.try_get(19)?,
+                r.try_get(20)?,
+                r.try_get(21)?,
+                r.try_get(22)?,
+                r.try_get(23)?,
+                r.try_get(24)?,
+            ),
+        };
+        out.push(instance(raw));
+    }
+    Ok(out)
+}
+
+pub struct NewInstance<'a> {
+    pub inst: &'a Instance,
+    pub user_data: Option<&'a [u8]>,
+}
+
+pub async fn insert_instance<'e>(
+    e: impl AnyExecutor<'e>,
+    n: NewInstance<'_>,
+    now: i64,
+) -> StoreResult<()> {
+    let i = n.inst;
+    sqlx::query(
+        "INSERT INTO instances (id, reservation_id, project_id, user_id, image_id, instance_type, \
+         vcpus, memory_mib, disk_gib, node_id, availability_zone, placement_group, key_name, \
+         user_data, tags, hostname, launch_index, client_token, desired, state, launch_time, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $21)",
+    )
+    .bind(&i.id)
+    .bind(&i.reservation_id)
+    .bind(&i.project_id)
+    .bind(&i.user_id)
+    .bind(&i.image_id)
+    .bind(&i.instance_type)
+    .bind(i.vcpus as i64)
+    .bind(i.memory_mib as i64)
+    .bind(i.disk_gib as i64)
+    .bind(&i.node)
+    .bind(&i.availability_zone)
+    .bind(&i.placement_group)
+    .bind(&i.key_name)
+    .bind(n.user_data.map(|d| d.to_vec()))
+    .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "{}".into()))
+    .bind(&i.hostname)
+    .bind(i.launch_index as i64)
+    .bind(&i.client_token)
+    .bind(i.desired.as_str())
+    .bind(i.state.as_str())
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_instance<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<Instance>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {INSTANCE_COLS} FROM instances WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_all(e)
+    .await?;
+    Ok(decode(rows)?.into_iter().next())
+}
+
+/// Instances of a project (or of every project), oldest first.
+pub async fn list_instances<'e>(
+    e: impl AnyExecutor<'e>,
+    project: Option<&str>,
+) -> StoreResult<Vec<Instance>> {
+    let rows = match project {
+        Some(p) => {
+            sqlx::query(&format!(
+                "SELECT {INSTANCE_COLS} FROM instances WHERE project_id = $1 \
+                 ORDER BY launch_time, launch_index, id"
+            ))
+            .bind(p)
+            .fetch_all(e)
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {INSTANCE_COLS} FROM instances ORDER BY launch_time, launch_index, id"
+            ))
+            .fetch_all(e)
+            .await?
+        }
+    };
+    decode(rows)
+}
+
+pub async fn instances_by_token<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    token: &str,
+) -> StoreResult<Vec<Instance>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {INSTANCE_COLS} FROM instances WHERE project_id = $1 AND client_token = $2 \
+         ORDER BY launch_index"
+    ))
+    .bind(project)
+    .bind(token)
+    .fetch_all(e)
+    .await?;
+    decode(rows)
+}
+
+/// Ids of the instances on `node` that the reconciler must look at: all
+/// but those terminated (nothing of them is left on the node).
+pub async fn node_instance_ids<'e>(
+    e: impl AnyExecutor<'e>,
+    node: &str,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM instances WHERE node_id = $1 AND state <> 'terminated'")
+            .bind(node)
+            .fetch_all(e)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn user_data<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<Vec<u8>>> {
+    let row: Option<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT user_data FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(e)
+            .await?;
+    Ok(row.and_then(|r| r.0))
+}
+
+/// Project usage for quotas: (instances, vcpus, ram MiB) not terminated.
+pub async fn project_usage<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+) -> StoreResult<(i64, i64, i64)> {
+    let (n, c, r): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(vcpus) AS BIGINT), CAST(SUM(memory_mib) AS BIGINT) FROM instances \
+         WHERE project_id = $1 AND desired <> 'terminated'",
+    )
+    .bind(project)
+    .fetch_one(e)
+    .await?;
+    Ok((n, c.unwrap_or(0), r.unwrap_or(0)))
+}
+
+/// The API's write: the desired state (and the state EC2 shows at once),
+/// if the instance is still at `version`.
+pub async fn set_desired<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    version_state: State,
+    desired: Desired,
+    state: State,
+    reboot: bool,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE instances SET desired = $1, state = $2, \
+         reboot_requested = reboot_requested + $3, version = version + 1, updated_at = $4 \
+         WHERE id = $5 AND state = $6",
+    )
+    .bind(desired.as_str())
+    .bind(state.as_str())
+    .bind(reboot as i64)
+    .bind(now)
+    .bind(id)
+    .bind(version_state.as_str())
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The reconciler's write: what it observed, applied only if the desired
+/// state is still the one it acted on (else the next pass acts again).
+#[allow(clippy::too_many_arguments)]
+pub async fn set_observed<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    acted_on: Desired,
+    state: State,
+    reason: Option<&StateReason>,
+    oom_kills: u64,
+    reboot_done: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let terminated_at = (state == State::Terminated).then_some(now);
+    let r = sqlx::query(
+        "UPDATE instances SET state = $1, state_reason = $2, oom_kills = $3, \
+         reboot_done = $4, terminated_at = COALESCE(terminated_at, $5), updated_at = $6 \
+         WHERE id = $7 AND desired = $8",
+    )
+    .bind(state.as_str())
+    .bind(reason.map(|r| serde_json::to_string(r).unwrap_or_default()))
+    .bind(oom_kills as i64)
+    .bind(reboot_done)
+    .bind(terminated_at)
+    .bind(now)
+    .bind(id)
+    .bind(acted_on.as_str())
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The reconciler's decision to change what is desired (a failed launch
+/// is terminated; an init that exits stops its instance, as EC2's
+/// instance-initiated shutdown).
+pub async fn reconciler_set_desired<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    from: Desired,
+    to: Desired,
+    reason: &StateReason,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE instances SET desired = $1, state_reason = $2, version = version + 1, updated_at = $3 \
+         WHERE id = $4 AND desired = $5",
+    )
+    .bind(to.as_str())
+    .bind(serde_json::to_string(reason).unwrap_or_default())
+    .bind(now)
+    .bind(id)
+    .bind(from.as_str())
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Forgets instances terminated before `before` (EC2 shows them for about
+/// an hour).
+pub async fn purge_terminated<'e>(e: impl AnyExecutor<'e>, before: i64) -> StoreResult<u64> {
+    let r = sqlx::query("DELETE FROM instances WHERE state = 'terminated' AND terminated_at < $1")
+        .bind(before)
+        .execute(e)
+        .await?;
+    Ok(r.rows_affected())
+}

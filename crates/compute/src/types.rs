@@ -1,0 +1,280 @@
+//! The compute resources as the API shows them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the epoch as RFC 3339, as every API dialect shows time.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Who may launch an image (Glance's visibility).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Its project only.
+    Private,
+    /// Its project and the projects it is shared with (members).
+    Shared,
+    /// Every project; only admins may publish.
+    Public,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Shared => "shared",
+            Visibility::Public => "public",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "private" => Some(Visibility::Private),
+            "shared" => Some(Visibility::Shared),
+            "public" => Some(Visibility::Public),
+            _ => None,
+        }
+    }
+}
+
+/// How to start an image's init: from its OCI config, or found in a rootfs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+    /// `queued` (registered, no data yet), `saving` (upload in progress),
+    /// `active` (launchable).
+    pub status: String,
+    pub format: Option<String>,
+    pub architecture: Option<String>,
+    pub size: Option<i64>,
+    pub sha256: Option<String>,
+    pub visibility: Visibility,
+    pub owner: String,
+    pub members: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    #[serde(skip)]
+    pub launch: Launch,
+    pub created_at: String,
+    #[serde(skip)]
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceType {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub pids_limit: u32,
+    pub io_weight: u16,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyPair {
+    pub id: String,
+    pub name: String,
+    pub key_type: String,
+    pub fingerprint: String,
+    pub public_key: String,
+    pub created_at: String,
+    /// Only in the answer to a create that generated the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementGroup {
+    pub id: String,
+    pub name: String,
+    /// `cluster` (together: affinity) or `spread` (apart: anti-affinity).
+    pub strategy: String,
+    pub created_at: String,
+}
+
+/// EC2's instance states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Running,
+        State::Stopping,
+        State::Stopped,
+        State::ShuttingDown,
+        State::Terminated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::ShuttingDown => "shutting-down",
+            State::Terminated => "terminated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// EC2's numeric state code.
+    pub fn code(self) -> u8 {
+        match self {
+            State::Pending => 0,
+            State::Running => 16,
+            State::ShuttingDown => 32,
+            State::Terminated => 48,
+            State::Stopping => 64,
+            State::Stopped => 80,
+        }
+    }
+}
+
+/// What the user wants of an instance; the reconciler makes it so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    Running,
+    Stopped,
+    Terminated,
+}
+
+impl Desired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+            Desired::Terminated => "terminated",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Desired> {
+        match s {
+            "running" => Some(Desired::Running),
+            "stopped" => Some(Desired::Stopped),
+            "terminated" => Some(Desired::Terminated),
+            _ => None,
+        }
+    }
+}
+
+/// Why an instance is in its state, as EC2's StateReason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateReason {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub reservation_id: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub image_id: String,
+    pub instance_type: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub state: State,
+    pub state_code: u8,
+    pub state_reason: Option<StateReason>,
+    /// The OpenStack (Nova) status of the same state.
+    pub status: &'static str,
+    pub key_name: Option<String>,
+    pub availability_zone: String,
+    pub placement_group: Option<String>,
+    pub node: String,
+    pub hostname: String,
+    pub launch_index: u32,
+    pub launch_time: String,
+    pub terminated_at: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub oom_kills: u64,
+    #[serde(skip)]
+    pub desired: Desired,
+    #[serde(skip)]
+    pub reboot_requested: i64,
+    #[serde(skip)]
+    pub reboot_done: i64,
+    #[serde(skip)]
+    pub launch_ms: i64,
+    #[serde(skip)]
+    pub terminated_ms: Option<i64>,
+    #[serde(skip)]
+    pub client_token: Option<String>,
+}
+
+impl Instance {
+    /// Nova's status for this instance.
+    pub fn nova_status(state: State, desired: Desired, reboot: bool, failed: bool) -> &'static str {
+        if failed {
+            return "ERROR";
+        }
+        match state {
+            State::Pending => "BUILD",
+            State::Running if reboot => "REBOOT",
+            State::Running | State::Stopping => "ACTIVE",
+            State::Stopped => "SHUTOFF",
+            State::ShuttingDown if desired == Desired::Terminated => "ACTIVE",
+            State::ShuttingDown | State::Terminated => "DELETED",
+        }
+    }
+}
+
+/// One state change made by an action, as EC2's InstanceStateChange.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateChange {
+    pub instance_id: String,
+    pub previous_state: State,
+    pub current_state: State,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub availability_zone: String,
+    pub arch: String,
+    pub hypervisor: String,
+    pub vcpus: u32,
+    pub ram_mib: u64,
+    pub disk_gib: u64,
+    pub used_vcpus: u32,
+    pub used_ram_mib: u64,
+    pub used_disk_gib: u64,
+    pub instances: u32,
+    pub labels: BTreeMap<String, String>,
+    pub enabled: bool,
+    pub heartbeat_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AvailabilityZone {
+    pub name: String,
+    pub state: &'static str,
+    pub region: String,
+}

@@ -1,0 +1,958 @@
+//! The container compute driver: every instance is an OCI container run by
+//! Debian's `runc`, detached (no shim, no per-instance daemon: an idle
+//! instance costs the node its own processes and nothing else).
+//!
+//! Per instance, under the state directory:
+//!
+//! ```text
+//! instances/<id>/upper, work   overlayfs copy-on-write layer over the shared image
+//!                rootfs        the overlay mount, the container's /
+//!                config.json   the OCI bundle's spec (bundle = instances/<id>)
+//!                config-drive/ the config drive, bind-mounted read-only at /mnt/config
+//!                hosts         bind-mounted read-only at /etc/hosts
+//!                console.log   the init's stdout and stderr (bounded, kept across restarts)
+//!                init          "<pid> <start time>" of the running init (init.pid: runc's)
+//!                oom           OOM kills of earlier incarnations (cgroups die on stop)
+//!                runc.log      runc's own messages of the last start (JSON)
+//! netns/<id>                   bind mount keeping the instance's network namespace
+//! runc/<id>                    runc's own state (`runc --root`)
+//! ```
+//!
+//! runc's cgroupfs manager creates each instance's cgroups at
+//! `/<cgroup_parent>/<id>` and deletes them on `runc delete`; the driver
+//! only probes which limit files the kernel has (so the spec never asks runc
+//! for a write that fails) and removes what runc leaves or forgets. Observing
+//! an instance reads files only; stopping signals the init through a pidfd;
+//! only starting (`runc run -d`) and deleting (`runc delete --force`) exec
+//! runc. Exits are watched with one pidfd per running instance registered in
+//! tokio, and reported to the [`EventSink`]. At most `4 × CPUs` starts run
+//! at once; the rest queue (more would only make runc processes fight over
+//! the CPUs).
+//!
+//! Not yet: user namespaces (the container's root is the host's root, held
+//! by capabilities, no-new-privileges, masked /proc paths and cgroups), a
+//! seccomp filter, and disk quotas on the upper directory.
+
+mod cgroups;
+mod console;
+mod mounts;
+mod procfs;
+mod runc;
+mod spec;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use nuage_driver::{
+    Capacity, ComputeDriver, ConfigFile, DriverError, DriverResult, EventSink, InstanceSpec,
+    Observed, Power,
+};
+use rustix::process::{PidfdFlags, Signal};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use crate::cgroups::Cgroups;
+use crate::procfs::InitRecord;
+use crate::runc::Runc;
+
+/// How long a SIGKILLed init may take to be gone before the driver reports
+/// a failure (a process stuck in uninterruptible sleep).
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// Starts in flight per CPU; more only make runc processes fight for the
+/// CPUs and every start slower.
+const START_SLOTS_PER_CPU: usize = 4;
+
+/// Where and with what the driver runs containers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerConfig {
+    /// Everything the driver keeps on the node (see the crate docs).
+    pub state_dir: PathBuf,
+    /// The OCI runtime: `runc`, found on `PATH` when not absolute.
+    pub runtime: PathBuf,
+    /// The cgroup under which every instance's cgroup is made, in every
+    /// hierarchy (`/<cgroup_parent>/<id>`).
+    pub cgroup_parent: String,
+}
+
+impl ContainerConfig {
+    /// The production defaults: `runc` from `PATH`, cgroup parent `nuage`.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        ContainerConfig {
+            state_dir: state_dir.into(),
+            runtime: PathBuf::from("runc"),
+            cgroup_parent: "nuage".to_string(),
+        }
+    }
+}
+
+/// The container driver. Cheap to clone; clones share watchers and state.
+#[derive(Clone)]
+pub struct ContainerDriver {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ContainerDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerDriver")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: ContainerConfig,
+    instances: PathBuf,
+    netns_dir: PathBuf,
+    runc: Runc,
+    cgroups: Cgroups,
+    nofile_hard: u64,
+    /// Bounds how many instances start at once (see [`START_SLOTS_PER_CPU`]).
+    start_slots: tokio::sync::Semaphore,
+    sink: RwLock<Option<EventSink>>,
+    /// At most one exit watcher per running instance.
+    watchers: Mutex<HashMap<String, Watcher>>,
+    next_watcher: AtomicU64,
+}
+
+struct Watcher {
+    generation: u64,
+    task: tokio::task::AbortHandle,
+}
+
+/// The files of one instance.
+struct InstancePaths {
+    dir: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    rootfs: PathBuf,
+    config: PathBuf,
+    config_drive: PathBuf,
+    hosts: PathBuf,
+    console: PathBuf,
+    init: PathBuf,
+    pid_file: PathBuf,
+    oom: PathBuf,
+    runc_log: PathBuf,
+    netns: PathBuf,
+}
+
+impl ContainerDriver {
+    /// Prepares the state directory, finds the runtime, detects the cgroup
+    /// layout (v1 or v2, swap and block I/O weight support) and raises this
+    /// process's open-file soft limit to its hard limit (one pidfd per
+    /// running instance). Blocking; call it at startup.
+    pub fn new(config: ContainerConfig) -> DriverResult<ContainerDriver> {
+        let startup = |what: &str, e: &dyn std::fmt::Display| {
+            DriverError::Failed(format!("container driver: {what}: {e}"))
+        };
+        if !valid_name(&config.cgroup_parent) {
+            return Err(DriverError::Invalid(format!(
+                "container driver: bad cgroup parent {:?}",
+                config.cgroup_parent
+            )));
+        }
+        let runtime = find_runtime(&config.runtime).ok_or_else(|| {
+            DriverError::Invalid(format!(
+                "container driver: OCI runtime {} not found",
+                config.runtime.display()
+            ))
+        })?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(|e| startup(&format!("creating {}", config.state_dir.display()), &e))?;
+        let state_dir = std::fs::canonicalize(&config.state_dir)
+            .map_err(|e| startup(&format!("resolving {}", config.state_dir.display()), &e))?;
+        if !mounts::overlay_safe(&state_dir) {
+            return Err(DriverError::Invalid(format!(
+                "container driver: state dir {} has characters overlayfs options cannot carry (, : \\)",
+                state_dir.display()
+            )));
+        }
+        let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o711));
+        let instances = state_dir.join("instances");
+        let netns_dir = state_dir.join("netns");
+        let runc_root = state_dir.join("runc");
+        for d in [&instances, &netns_dir, &runc_root] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| startup(&format!("creating {}", d.display()), &e))?;
+            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
+        }
+        let cgroups =
+            Cgroups::detect(&config.cgroup_parent).map_err(|e| startup("detecting cgroups", &e))?;
+        tracing::info!(
+            cgroup_v2 = cgroups.unified,
+            swap_limit = cgroups.swap_limit,
+            io_weight = cgroups.io_weight,
+            runtime = %runtime.display(),
+            "container driver ready"
+        );
+        if !cgroups.io_weight {
+            tracing::warn!("this kernel has no block I/O weight file (blkio.weight, blkio.bfq.weight, io.weight, io.bfq.weight): instances' io_weight is not enforced");
+        }
+        if !cgroups.swap_limit {
+            tracing::warn!("this kernel cannot limit memory+swap (no memsw / memory.swap.max): instances' memory limit does not bound swap");
+        }
+        let nofile_hard = raise_nofile_limit();
+        Ok(ContainerDriver {
+            inner: Arc::new(Inner {
+                config: ContainerConfig {
+                    state_dir,
+                    runtime: runtime.clone(),
+                    cgroup_parent: config.cgroup_parent,
+                },
+                instances,
+                netns_dir,
+                runc: Runc {
+                    bin: runtime,
+                    root: runc_root,
+                },
+                cgroups,
+                nofile_hard,
+                start_slots: tokio::sync::Semaphore::new(
+                    START_SLOTS_PER_CPU * procfs::online_cpus().unwrap_or(1).max(1) as usize,
+                ),
+                sink: RwLock::new(None),
+                watchers: Mutex::new(HashMap::new()),
+                next_watcher: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The configuration in force (state dir resolved, runtime absolute).
+    pub fn config(&self) -> &ContainerConfig {
+        &self.inner.config
+    }
+
+    /// The instance's directory (its bundle).
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.inner.instances.join(id)
+    }
+
+    /// Where the instance's network namespace is bind-mounted.
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        self.inner.netns_dir.join(id)
+    }
+
+    /// runc's state directory for the instance.
+    pub fn runc_state_dir(&self, id: &str) -> PathBuf {
+        self.inner.runc.state_dir(id)
+    }
+
+    /// The instance's cgroup directory in every mounted hierarchy, whether
+    /// it exists or not (for diagnostics and tests).
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        self.inner.cgroups.dirs(id).collect()
+    }
+
+    /// Whether the node runs cgroup v2 only.
+    pub fn cgroup_v2(&self) -> bool {
+        self.inner.cgroups.unified
+    }
+}
+
+#[async_trait::async_trait]
+impl ComputeDriver for ContainerDriver {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    async fn capacity(&self) -> DriverResult<Capacity> {
+        let state_dir = self.inner.config.state_dir.clone();
+        blocking(move || {
+            let fail =
+                |what: &str, e: io::Error| DriverError::failed(format!("capacity: {what}"), e);
+            let vfs = rustix::fs::statvfs(&state_dir).map_err(|e| fail("statvfs", e.into()))?;
+            Ok(Capacity {
+                vcpus: procfs::online_cpus().map_err(|e| fail("online CPUs", e))?,
+                ram_mib: procfs::mem_total_mib().map_err(|e| fail("MemTotal", e))?,
+                disk_gib: vfs.f_bavail.saturating_mul(vfs.f_frsize) >> 30,
+                arch: rustix::system::uname()
+                    .machine()
+                    .to_string_lossy()
+                    .into_owned(),
+                hypervisor: "container".to_string(),
+            })
+        })
+        .await
+    }
+
+    fn set_event_sink(&self, sink: EventSink) {
+        *self.inner.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    async fn ensure_running(&self, spec: &InstanceSpec) -> DriverResult<Observed> {
+        validate(spec)?;
+        // Already running: answer without queueing behind starts.
+        let init = self.inner.paths(&spec.id).init;
+        if let Some(r) = InitRecord::read(&init).filter(InitRecord::alive) {
+            self.inner.watch(&spec.id, r);
+            return self.observe(&spec.id).await;
+        }
+        let _slot = self.inner.start_slots.acquire().await;
+        let t0 = Instant::now();
+        let id = spec.id.clone();
+        let inner = self.inner.clone();
+        let s = spec.clone();
+        let prepared = blocking(move || inner.prepare(&s)).await?;
+        let (console, console_len, stale) = match prepared {
+            Prepared::Running(observed, record) => {
+                self.inner.watch(&id, record);
+                return Ok(observed);
+            }
+            Prepared::Start {
+                console,
+                console_len,
+                stale,
+            } => (console, console_len, stale),
+        };
+        let prepared_in = t0.elapsed();
+        let p = self.inner.paths(&id);
+        if stale {
+            // A dead container of this id (its init exited on its own, or a
+            // crash left it): runc refuses to run over it.
+            self.inner
+                .delete_container(&id, "removing the dead container")
+                .await?;
+        }
+        if let Err(msg) = self
+            .inner
+            .runc
+            .run_detached(
+                &id,
+                &p.dir,
+                &p.pid_file,
+                &p.runc_log,
+                console.try_clone().map_err(|e| fail(&id, "console", e))?,
+            )
+            .await
+        {
+            // In detached mode runc's stderr is the console: take its
+            // complaint back out so the instance's console stays its own.
+            let _ = console.set_len(console_len);
+            return Err(fail(&id, "runc run", msg));
+        }
+        drop(console);
+        let ran_in = t0.elapsed();
+        let inner = self.inner.clone();
+        let id2 = id.clone();
+        let (observed, record) = blocking(move || inner.record_start(&id2)).await?;
+        if let Some(r) = record {
+            self.inner.watch(&id, r);
+        }
+        tracing::debug!(
+            instance = %id,
+            prepare_us = prepared_in.as_micros() as u64,
+            runc_us = (ran_in - prepared_in).as_micros() as u64,
+            record_us = (t0.elapsed() - ran_in).as_micros() as u64,
+            "started"
+        );
+        Ok(observed)
+    }
+
+    async fn ensure_stopped(&self, id: &str, grace: Duration) -> DriverResult<Observed> {
+        validate_id(id)?;
+        self.inner.unwatch(id);
+        let p = self.inner.paths(id);
+        if let Some(r) = InitRecord::read(&p.init).filter(InitRecord::alive) {
+            self.inner.kill(id, r, Some(grace)).await?;
+        }
+        let inner = self.inner.clone();
+        let id2 = id.to_string();
+        let stale = blocking(move || inner.fold_if_stale(&id2)).await?;
+        if stale {
+            self.inner
+                .delete_container(id, "deleting the container")
+                .await?;
+        }
+        let _ = std::fs::remove_file(&p.init);
+        self.observe(id).await
+    }
+
+    async fn ensure_absent(&self, id: &str) -> DriverResult<()> {
+        validate_id(id)?;
+        self.inner.unwatch(id);
+        let p = self.inner.paths(id);
+        if let Some(r) = InitRecord::read(&p.init).filter(InitRecord::alive) {
+            self.inner.kill(id, r, None).await?;
+        }
+        if self.inner.runc.state_dir(id).exists() {
+            if let Err(msg) = self.inner.runc.delete_force(id).await {
+                // The manual cleanup below removes what runc would have.
+                tracing::warn!(instance = id, error = %msg, "runc delete failed; cleaning up by hand");
+            }
+        }
+        let inner = self.inner.clone();
+        let id2 = id.to_string();
+        blocking(move || inner.remove_everything(&id2)).await
+    }
+
+    async fn observe(&self, id: &str) -> DriverResult<Observed> {
+        validate_id(id)?;
+        let inner = self.inner.clone();
+        let id2 = id.to_string();
+        let (observed, record) = blocking(move || Ok(inner.observe_now(&id2))).await?;
+        if let Some(r) = record {
+            // Re-arms the exit watcher after a server restart.
+            self.inner.watch(id, r);
+        }
+        Ok(observed)
+    }
+
+    async fn list(&self) -> DriverResult<Vec<String>> {
+        let inner = self.inner.clone();
+        blocking(move || inner.list_now().map_err(|e| DriverError::failed("list", e))).await
+    }
+
+    async fn console(&self, id: &str, max_bytes: usize) -> DriverResult<Vec<u8>> {
+        validate_id(id)?;
+        let path = self.inner.paths(id).console;
+        let id = id.to_string();
+        blocking(move || {
+            let _ = console::bound(&path);
+            console::tail(&path, max_bytes).map_err(|e| fail(&id, "reading the console", e))
+        })
+        .await
+    }
+}
+
+enum Prepared {
+    Running(Observed, InitRecord),
+    Start {
+        console: File,
+        console_len: u64,
+        /// runc state or cgroups of a previous incarnation remain.
+        stale: bool,
+    },
+}
+
+impl Inner {
+    fn paths(&self, id: &str) -> InstancePaths {
+        let dir = self.instances.join(id);
+        InstancePaths {
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            rootfs: dir.join("rootfs"),
+            config: dir.join("config.json"),
+            config_drive: dir.join("config-drive"),
+            hosts: dir.join("hosts"),
+            console: dir.join("console.log"),
+            init: dir.join("init"),
+            pid_file: dir.join("init.pid"),
+            oom: dir.join("oom"),
+            runc_log: dir.join("runc.log"),
+            netns: self.netns_dir.join(id),
+            dir,
+        }
+    }
+
+    fn sink(&self) -> Option<EventSink> {
+        self.sink.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Everything `runc run` needs, created where missing, in dependency
+    /// order: directories, overlay mount, network namespace, config drive,
+    /// hosts, spec; then the console opened for the init.
+    fn prepare(&self, spec: &InstanceSpec) -> DriverResult<Prepared> {
+        let id = spec.id.as_str();
+        let p = self.paths(id);
+        if let Some(r) = InitRecord::read(&p.init).filter(InitRecord::alive) {
+            return Ok(Prepared::Running(self.observe_now(id).0, r));
+        }
+        if !spec.rootfs.is_dir() {
+            return Err(fail(
+                id,
+                "image root filesystem",
+                format!("{} is not a directory", spec.rootfs.display()),
+            ));
+        }
+        // The network namespace is made on its own thread while the
+        // overlay is mounted here.
+        let netns = if mounts::is_nsfs(&p.netns) {
+            None
+        } else {
+            Some(
+                mounts::start_netns(&p.netns)
+                    .map_err(|e| fail(id, "creating the network namespace", e))?,
+            )
+        };
+        let overlay = self.mount_rootfs(spec, &p);
+        if let Some(job) = netns {
+            job.wait()
+                .map_err(|e| fail(id, "creating the network namespace", e))?;
+        }
+        overlay?;
+        write_config_drive(&p.config_drive, &spec.config_drive)
+            .map_err(|e| fail(id, "writing the config drive", e))?;
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            spec.hostname
+        );
+        write_atomic(&p.hosts, hosts.as_bytes()).map_err(|e| fail(id, "writing hosts", e))?;
+        let oci = spec::config(
+            spec,
+            &spec::Paths {
+                nofile_hard: self.nofile_hard,
+                netns: &p.netns,
+                config_drive: &p.config_drive,
+                hosts: &p.hosts,
+            },
+            &self.cgroups,
+        );
+        let json = serde_json::to_vec(&oci).map_err(|e| fail(id, "encoding config.json", e))?;
+        write_atomic(&p.config, &json).map_err(|e| fail(id, "writing config.json", e))?;
+        let stale = self.fold_if_stale(id)?;
+        std::fs::write(&p.runc_log, b"").map_err(|e| fail(id, "emptying runc.log", e))?;
+        let _ = console::bound(&p.console);
+        let console =
+            console::open_append(&p.console).map_err(|e| fail(id, "opening the console", e))?;
+        let console_len = console
+            .metadata()
+            .map_err(|e| fail(id, "console", e))?
+            .len();
+        Ok(Prepared::Start {
+            console,
+            console_len,
+            stale,
+        })
+    }
+
+    /// The instance's directories and its overlay root filesystem.
+    fn mount_rootfs(&self, spec: &InstanceSpec, p: &InstancePaths) -> DriverResult<()> {
+        let id = spec.id.as_str();
+        let upper_missing = !p.upper.exists();
+        for d in [&p.dir, &p.upper, &p.work, &p.rootfs] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
+        }
+        if mounts::is_overlay(&p.rootfs) && upper_missing {
+            // Half-deleted leftover: an overlay over a removed upper dir.
+            mounts::unmount_all(&p.rootfs)
+                .map_err(|e| fail(id, "unmounting a stale overlay", e))?;
+        }
+        if !mounts::is_overlay(&p.rootfs) {
+            mounts::mount_overlay(&spec.rootfs, &p.upper, &p.work, &p.rootfs)
+                .map_err(|e| fail(id, "mounting the overlay root filesystem", e))?;
+        }
+        Ok(())
+    }
+
+    /// After `runc run`: records the init's pid and start time.
+    fn record_start(&self, id: &str) -> DriverResult<(Observed, Option<InitRecord>)> {
+        let p = self.paths(id);
+        let text = std::fs::read_to_string(&p.pid_file)
+            .map_err(|e| fail(id, "reading runc's pid file", e))?;
+        let pid: u32 = text
+            .trim()
+            .parse()
+            .map_err(|e| fail(id, "reading runc's pid file", e))?;
+        // Start time 0 (already gone) reads as not running.
+        let start = procfs::stat(pid).map(|s| s.start).unwrap_or(0);
+        let record = InitRecord { pid, start };
+        write_atomic(&p.init, record.encode().as_bytes())
+            .map_err(|e| fail(id, "recording the init", e))?;
+        let (observed, _) = self.observe_now(id);
+        Ok((observed, (start != 0).then_some(record)))
+    }
+
+    /// Whether a previous incarnation left runc state or cgroups; if so its
+    /// OOM kills are added to the instance's total before they go.
+    fn fold_if_stale(&self, id: &str) -> DriverResult<bool> {
+        let stale = self.runc.state_dir(id).exists() || self.cgroups.any_exists(id);
+        if stale {
+            self.fold_oom(id)
+                .map_err(|e| fail(id, "saving the OOM kill count", e))?;
+        }
+        Ok(stale)
+    }
+
+    /// `runc delete --force`, then whatever cgroups runc left or never knew.
+    async fn delete_container(&self, id: &str, step: &str) -> DriverResult<()> {
+        if self.runc.state_dir(id).exists() {
+            self.runc
+                .delete_force(id)
+                .await
+                .map_err(|m| fail(id, step, m))?;
+        }
+        if self.cgroups.any_exists(id) {
+            let cg = self.cgroups.clone();
+            let id2 = id.to_string();
+            blocking(move || {
+                cg.remove(&id2)
+                    .map_err(|e| fail(&id2, "removing cgroups", e))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn observe_now(&self, id: &str) -> (Observed, Option<InitRecord>) {
+        let p = self.paths(id);
+        if std::fs::symlink_metadata(&p.dir).is_err() {
+            return (Observed::absent(), None);
+        }
+        let record = InitRecord::read(&p.init);
+        let running = record.filter(InitRecord::alive);
+        let _ = console::bound(&p.console);
+        let observed = Observed {
+            power: match running {
+                Some(r) => Power::Running { pid: r.pid },
+                None => Power::Stopped,
+            },
+            oom_kills: self.oom_total(id, &p, record),
+            netns: p.netns.exists().then(|| p.netns.clone()),
+        };
+        (observed, running)
+    }
+
+    /// OOM kills of earlier incarnations (the `oom` file: `<total> <start
+    /// time of the last incarnation folded in>`) plus the live cgroup's
+    /// counter unless that incarnation was already folded in.
+    fn oom_total(&self, id: &str, p: &InstancePaths, record: Option<InitRecord>) -> u64 {
+        let (base, folded) = read_oom(&p.oom);
+        let key = record.map(|r| r.start).unwrap_or(0);
+        match self.cgroups.oom_kills(id) {
+            Some(n) if folded != Some(key) => base + n,
+            _ => base,
+        }
+    }
+
+    fn fold_oom(&self, id: &str) -> io::Result<()> {
+        let Some(n) = self.cgroups.oom_kills(id) else {
+            return Ok(());
+        };
+        let p = self.paths(id);
+        let key = InitRecord::read(&p.init).map(|r| r.start).unwrap_or(0);
+        let (base, folded) = read_oom(&p.oom);
+        if folded == Some(key) {
+            return Ok(());
+        }
+        write_atomic(&p.oom, format!("{} {key}\n", base + n).as_bytes())
+    }
+
+    /// Signals the init (SIGTERM then, after `grace`, SIGKILL; SIGKILL at
+    /// once without grace) through a pidfd, and waits for it to exit. The
+    /// init is pid 1 of the instance's pid namespace: when it dies the
+    /// kernel kills everything else in the instance.
+    async fn kill(
+        &self,
+        id: &str,
+        record: InitRecord,
+        grace: Option<Duration>,
+    ) -> DriverResult<()> {
+        let Some(fd) = open_pidfd(record) else {
+            return Ok(());
+        };
+        let fd = async_pidfd(fd).map_err(|e| fail(id, "watching the init", e))?;
+        if let Some(grace) = grace {
+            let _ = rustix::process::pidfd_send_signal(fd.get_ref(), Signal::TERM);
+            if tokio::time::timeout(grace, fd.readable()).await.is_ok() {
+                return Ok(());
+            }
+        }
+        let _ = rustix::process::pidfd_send_signal(fd.get_ref(), Signal::KILL);
+        match tokio::time::timeout(KILL_WAIT, fd.readable()).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(fail(
+                id,
+                "killing the init",
+                format!("pid {} still runs {KILL_WAIT:?} after SIGKILL", record.pid),
+            )),
+        }
+    }
+
+    /// Watches the running init's exit and reports it to the event sink;
+    /// does nothing if the instance is already watched.
+    fn watch(self: &Arc<Self>, id: &str, record: InitRecord) {
+        let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
+        if watchers.contains_key(id) {
+            return;
+        }
+        let generation = self.next_watcher.fetch_add(1, Ordering::Relaxed);
+        let fd = open_pidfd(record).and_then(|fd| {
+            async_pidfd(fd)
+                .map_err(
+                    |e| tracing::warn!(instance = id, error = %e, "cannot watch the init's pidfd"),
+                )
+                .ok()
+        });
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        let id2 = id.to_string();
+        let task = tokio::spawn(async move {
+            // No pidfd: the init is already gone; report it at once.
+            if let Some(fd) = fd {
+                let _ = fd.readable().await;
+            }
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            {
+                let mut w = inner.watchers.lock().unwrap_or_else(|e| e.into_inner());
+                if w.get(&id2).is_some_and(|w| w.generation == generation) {
+                    w.remove(&id2);
+                }
+            }
+            if let Some(sink) = inner.sink() {
+                sink(&id2);
+            }
+        });
+        watchers.insert(
+            id.to_string(),
+            Watcher {
+                generation,
+                task: task.abort_handle(),
+            },
+        );
+    }
+
+    /// Stops watching (the driver is about to stop the instance itself).
+    fn unwatch(&self, id: &str) {
+        if let Some(w) = self
+            .watchers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+        {
+            w.task.abort();
+        }
+    }
+
+    /// The blocking part of `ensure_absent`, after the init is dead and
+    /// runc was asked to delete: each step tolerates the others' absence.
+    fn remove_everything(&self, id: &str) -> DriverResult<()> {
+        let p = self.paths(id);
+        self.cgroups
+            .remove(id)
+            .map_err(|e| fail(id, "removing cgroups", e))?;
+        remove_dir_all(&self.runc.state_dir(id)).map_err(|e| fail(id, "removing runc state", e))?;
+        mounts::unmount_all(&p.rootfs)
+            .map_err(|e| fail(id, "unmounting the root filesystem", e))?;
+        mounts::unmount_all(&p.netns)
+            .map_err(|e| fail(id, "unmounting the network namespace", e))?;
+        if mounts::is_overlay(&p.rootfs) {
+            // Never recurse into a mounted root filesystem.
+            return Err(fail(id, "unmounting the root filesystem", "still mounted"));
+        }
+        remove_dir_all(&p.dir).map_err(|e| fail(id, format!("removing {}", p.dir.display()), e))?;
+        match std::fs::remove_file(&p.netns) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(fail(id, "removing the network namespace file", e))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Every id with anything on the node: instance directories, runc
+    /// state, cgroups, network namespace files, mounts under the state dir.
+    fn list_now(&self) -> io::Result<Vec<String>> {
+        let mut ids = BTreeSet::new();
+        for dir in [&self.instances, &self.runc.root, &self.netns_dir] {
+            for e in std::fs::read_dir(dir)?.flatten() {
+                if let Some(n) = e.file_name().to_str() {
+                    ids.insert(n.to_string());
+                }
+            }
+        }
+        ids.extend(self.cgroups.list());
+        for m in mounts::mountinfo()? {
+            for base in [&self.instances, &self.netns_dir] {
+                if let Ok(rest) = m.mount_point.strip_prefix(base) {
+                    if let Some(Component::Normal(n)) = rest.components().next() {
+                        ids.insert(n.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        Ok(ids.into_iter().filter(|i| valid_name(i)).collect())
+    }
+}
+
+/// A pidfd for the init if it still runs (checked after opening, so that a
+/// reused pid is never signalled or watched).
+fn open_pidfd(record: InitRecord) -> Option<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(record.pid).ok()?)?;
+    let fd = rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
+    record.alive().then_some(fd)
+}
+
+/// Registers a pidfd with tokio's reactor; it turns readable when the
+/// process exits.
+// tokio 1.54 deprecates the safe constructors (tokio#8587: a registered fd
+// that its owner closes or replaces confuses the reactor) in favour of
+// `unsafe fn register`, which this crate may not call. Here the `OwnedFd`
+// moves into the `AsyncFd`, nothing else can close or replace it, and it is
+// deregistered before it is closed on drop: the sound case.
+#[allow(deprecated)]
+fn async_pidfd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    AsyncFd::with_interest(fd, Interest::READABLE)
+}
+
+fn read_oom(path: &Path) -> (u64, Option<u64>) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (0, None);
+    };
+    let mut it = text.split_ascii_whitespace();
+    let base = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (base, it.next().and_then(|v| v.parse().ok()))
+}
+
+/// Replaces the config drive as a whole: written beside it, then swapped in
+/// with one `renameat2(RENAME_EXCHANGE)`, so the instance never starts on a
+/// half-written drive.
+fn write_config_drive(dir: &Path, files: &[ConfigFile]) -> io::Result<()> {
+    let new = dir.with_extension("new");
+    remove_dir_all(&new)?;
+    std::fs::create_dir(&new)?;
+    for f in files {
+        let path = new.join(&f.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, &f.contents)?;
+    }
+    if dir.exists() {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &new,
+            rustix::fs::CWD,
+            dir,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )?;
+        remove_dir_all(&new)
+    } else {
+        std::fs::rename(&new, dir)
+    }
+}
+
+/// Write to a temporary file and rename over: readers see old or new.
+fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn remove_dir_all(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn fail(id: &str, step: impl std::fmt::Display, err: impl std::fmt::Display) -> DriverError {
+    DriverError::Failed(format!("instance {id}: {step}: {err}"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> DriverResult<T> + Send + 'static,
+) -> DriverResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DriverError::Failed(format!("container driver task: {e}")))?
+}
+
+/// Instance ids and the cgroup parent name files, cgroups and runc
+/// containers: ASCII letters, digits, `_`, `.`, `-`, not starting with a dot
+/// or dash.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with(['.', '-'])
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn validate_id(id: &str) -> DriverResult<()> {
+    if valid_name(id) {
+        Ok(())
+    } else {
+        Err(DriverError::Invalid(format!("bad instance id {id:?}")))
+    }
+}
+
+fn validate(spec: &InstanceSpec) -> DriverResult<()> {
+    validate_id(&spec.id)?;
+    let invalid = |what: String| {
+        Err(DriverError::Invalid(format!(
+            "instance {}: {what}",
+            spec.id
+        )))
+    };
+    let h = &spec.hostname;
+    if h.is_empty()
+        || h.len() > 64
+        || !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+    {
+        return invalid(format!("bad hostname {h:?}"));
+    }
+    if !spec.rootfs.is_absolute() || !mounts::overlay_safe(&spec.rootfs) {
+        return invalid(format!(
+            "image root filesystem {} must be an absolute path without , : \\",
+            spec.rootfs.display()
+        ));
+    }
+    if spec.command.is_empty() || spec.command[0].is_empty() {
+        return invalid("empty command".to_string());
+    }
+    if !spec.workdir.is_empty() && !spec.workdir.starts_with('/') {
+        return invalid(format!("workdir {:?} is not absolute", spec.workdir));
+    }
+    if spec.resources.memory_mib < 6 {
+        return invalid(format!(
+            "memory {} MiB is below the 6 MiB a container needs",
+            spec.resources.memory_mib
+        ));
+    }
+    for f in &spec.config_drive {
+        let p = Path::new(&f.path);
+        if f.path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+            return invalid(format!(
+                "config drive path {:?} must be relative, without ..",
+                f.path
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a bare runtime name on `PATH`, once, at startup.
+fn find_runtime(runtime: &Path) -> Option<PathBuf> {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if runtime.components().count() > 1 || runtime.is_absolute() {
+        return is_exec(runtime).then(|| runtime.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(runtime))
+        .find(|p| is_exec(p))
+}
+
+/// One pidfd per running instance: 1,000 instances outgrow the usual soft
+/// limit of 1,024 open files. The hard limit is the administrator's word;
+/// returns it (unlimited reads as the kernel's usual `nr_open`, 1048576).
+fn raise_nofile_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let hard = lim.maximum.unwrap_or(1 << 20);
+    if lim.current < lim.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        );
+    }
+    hard
+}

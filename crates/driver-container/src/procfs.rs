@@ -1,0 +1,105 @@
+//! What the driver reads of processes and of the host in `/proc` and `/sys`,
+//! without exec'ing anything: observe runs often and must stay cheap.
+
+use std::io;
+use std::path::Path;
+
+/// A process as `/proc/<pid>/stat` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcStat {
+    /// Clock ticks after boot at which the process started (field 22): a pid
+    /// reused by another process has another start time.
+    pub start: u64,
+    /// Exited but not reaped (`Z`) or being reaped (`X`): not running.
+    pub dead: bool,
+}
+
+pub(crate) fn stat(pid: u32) -> io::Result<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat(&text).ok_or_else(|| io::Error::other(format!("unparsable /proc/{pid}/stat")))
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // The command name (field 2) is in parentheses and may itself contain
+    // spaces and parentheses: fields are counted after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?; // field 3
+    let start = fields.nth(18)?.parse().ok()?; // field 22
+    Some(ProcStat {
+        start,
+        dead: matches!(state, "Z" | "X" | "x"),
+    })
+}
+
+/// The instance's init as recorded after `runc run`: its host pid and start
+/// time. Stored as `<pid> <start>` in the instance directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InitRecord {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl InitRecord {
+    pub fn read(path: &Path) -> Option<InitRecord> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut it = text.split_ascii_whitespace();
+        Some(InitRecord {
+            pid: it.next()?.parse().ok()?,
+            start: it.next()?.parse().ok()?,
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{} {}\n", self.pid, self.start)
+    }
+
+    /// Whether this very process (not a reuse of its pid) still runs.
+    pub fn alive(&self) -> bool {
+        self.start != 0 && matches!(stat(self.pid), Ok(s) if s.start == self.start && !s.dead)
+    }
+}
+
+/// Online CPUs, from `/sys/devices/system/cpu/online` (`0-3,6`): unlike
+/// `available_parallelism` it ignores this process's own affinity and quota.
+pub(crate) fn online_cpus() -> io::Result<u32> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online")?;
+    let mut n = 0u32;
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (
+            a.parse().map_err(io::Error::other)?,
+            b.parse().map_err(io::Error::other)?,
+        );
+        n += b.saturating_sub(a) + 1;
+    }
+    Ok(n)
+}
+
+pub(crate) fn mem_total_mib() -> io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib / 1024)
+        .ok_or_else(|| io::Error::other("no MemTotal in /proc/meminfo"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_names() {
+        let line = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                start: 987654,
+                dead: false
+            })
+        );
+        let z = "7 (sh) Z 1 7 7 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
+        assert_eq!(parse_stat(z).map(|s| s.dead), Some(true));
+    }
+}

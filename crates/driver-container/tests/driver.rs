@@ -1,0 +1,652 @@
+//! The container driver against real runc, real cgroups and real mounts.
+//! Run as root; they fail (never skip) without runc or /bin/busybox.
+
+mod common;
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{fixture, new_id};
+use nuage_driver::{ComputeDriver, DriverError, Power};
+use nuage_driver_container::{ContainerConfig, ContainerDriver};
+
+const T: Duration = Duration::from_secs(20);
+
+fn running_pid(p: &Power) -> u32 {
+    match p {
+        Power::Running { pid } => *pid,
+        other => panic!("expected Running, got {other:?}"),
+    }
+}
+
+fn ns_link(pid: &str, ns: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .unwrap_or_else(|e| panic!("ns {ns} of {pid}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_isolated_with_console_config_drive_and_hosts() {
+    let fx = fixture();
+    let id = new_id();
+    let spec = fx.spec(
+        &id,
+        "echo hello-from-init $GREETING; echo hostname=$(hostname); cat /etc/hosts; \
+         cat /mnt/config/openstack/latest/user_data; \
+         if echo x > /mnt/config/x 2>/dev/null; then echo CONFIG-WRITABLE; else echo CONFIG-READONLY; fi; \
+         grep ' /mnt/config ' /proc/self/mountinfo; \
+         grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; echo ready; exec sleep 1000",
+    );
+    let obs = fx
+        .driver
+        .ensure_running(&spec)
+        .await
+        .expect("ensure_running");
+    let pid = running_pid(&obs.power);
+    assert_eq!(
+        obs.netns.as_deref(),
+        Some(fx.driver.netns_path(&id).as_path())
+    );
+    let c = fx.wait_console(&id, "ready", T).await;
+    assert!(c.contains("hello-from-init hello"), "{c}");
+    assert!(c.contains(&format!("hostname={}", spec.hostname)), "{c}");
+    assert!(c.contains("127.0.0.1\tlocalhost"), "{c}");
+    assert!(c.contains(&format!("127.0.1.1\t{}", spec.hostname)), "{c}");
+    assert!(c.contains("user-data-here"), "{c}");
+    assert!(c.contains("CONFIG-READONLY"), "{c}");
+    let mnt_line = c
+        .lines()
+        .find(|l| l.contains(" /mnt/config "))
+        .expect("config drive in the container's mountinfo");
+    assert!(
+        mnt_line
+            .split(' ')
+            .nth(5)
+            .is_some_and(|o| o.split(',').any(|x| x == "ro")),
+        "{mnt_line}"
+    );
+    // Docker's 14 default capabilities, nothing more; no new privileges.
+    assert!(c.contains("CapEff:\t00000000a80425fb"), "{c}");
+    assert!(c.contains("NoNewPrivs:\t1"), "{c}");
+
+    // Every namespace but the user one differs from the host's, and the
+    // network one is the bind-mounted netns the driver reports.
+    let pid_s = pid.to_string();
+    for ns in ["pid", "uts", "ipc", "net", "mnt"] {
+        assert_ne!(
+            ns_link(&pid_s, ns),
+            ns_link("self", ns),
+            "{ns} namespace shared with the host"
+        );
+    }
+    let netns_ino = std::fs::metadata(fx.driver.netns_path(&id))
+        .expect("netns")
+        .ino();
+    let init_net_ino = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .expect("ns/net")
+        .ino();
+    assert_eq!(
+        netns_ino, init_net_ino,
+        "init is not in the instance's netns"
+    );
+
+    // Idempotent: running again changes nothing.
+    let again = fx
+        .driver
+        .ensure_running(&spec)
+        .await
+        .expect("ensure_running again");
+    assert_eq!(running_pid(&again.power), pid);
+    assert_eq!(fx.driver.list().await.expect("list"), vec![id.clone()]);
+
+    fx.driver.ensure_absent(&id).await.expect("ensure_absent");
+    fx.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_keeps_disk_and_console_across_start() {
+    let fx = fixture();
+    let id = new_id();
+    let mut spec = fx.spec(
+        &id,
+        "echo drive=$(cat /mnt/config/version); \
+         if [ -f /kept ]; then echo second-boot $(cat /kept); else echo first-boot; echo data-1 > /kept; fi; exec sleep 1000",
+    );
+    spec.config_drive.push(nuage_driver::ConfigFile {
+        path: "version".into(),
+        contents: b"v1".to_vec(),
+    });
+    fx.driver.ensure_running(&spec).await.expect("start");
+    fx.wait_console(&id, "first-boot", T).await;
+
+    // `sleep` as pid 1 ignores SIGTERM: the grace runs out, SIGKILL follows.
+    let t0 = Instant::now();
+    let obs = fx
+        .driver
+        .ensure_stopped(&id, Duration::from_millis(300))
+        .await
+        .expect("stop");
+    assert_eq!(obs.power, Power::Stopped);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        !fx.driver.runc_state_dir(&id).exists(),
+        "runc state kept after stop"
+    );
+    for c in fx.driver.cgroup_dirs(&id) {
+        assert!(!c.exists(), "cgroup {} kept after stop", c.display());
+    }
+    let kept = fx.driver.instance_dir(&id).join("upper/kept");
+    assert_eq!(
+        std::fs::read_to_string(&kept).expect("upper dir kept"),
+        "data-1\n"
+    );
+    assert!(fx.driver.netns_path(&id).exists(), "netns dropped on stop");
+    // Idempotent.
+    let again = fx
+        .driver
+        .ensure_stopped(&id, Duration::ZERO)
+        .await
+        .expect("stop again");
+    assert_eq!(again.power, Power::Stopped);
+
+    // The config drive is rewritten on start.
+    spec.config_drive.last_mut().expect("version file").contents = b"v2".to_vec();
+    fx.driver.ensure_running(&spec).await.expect("start again");
+    let c = fx.wait_console(&id, "second-boot data-1", T).await;
+    assert!(
+        c.contains("first-boot"),
+        "console lost across stop/start: {c}"
+    );
+    assert!(
+        c.contains("drive=v1") && c.contains("drive=v2"),
+        "config drive not rewritten: {c}"
+    );
+
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+    // Absent is idempotent, and stop of an absent instance is fine.
+    fx.driver.ensure_absent(&id).await.expect("absent again");
+    let obs = fx
+        .driver
+        .ensure_stopped(&id, Duration::ZERO)
+        .await
+        .expect("stop absent");
+    assert_eq!(obs.power, Power::Absent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_sends_sigterm_first() {
+    let fx = fixture();
+    let id = new_id();
+    let spec = fx.spec(
+        &id,
+        "trap 'echo got-term; exit 0' TERM; echo armed; while true; do sleep 0.1; done",
+    );
+    fx.driver.ensure_running(&spec).await.expect("start");
+    fx.wait_console(&id, "armed", T).await;
+    let t0 = Instant::now();
+    fx.driver
+        .ensure_stopped(&id, Duration::from_secs(10))
+        .await
+        .expect("stop");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "SIGTERM not honoured: {:?}",
+        t0.elapsed()
+    );
+    assert!(fx.console(&id).await.contains("got-term"));
+    fx.driver.ensure_absent(&id).await.expect("absent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_sink_fires_when_init_exits() {
+    let fx = fixture();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    fx.driver.set_event_sink(Arc::new(move |id: &str| {
+        let _ = tx.send(id.to_string());
+    }));
+    let id = new_id();
+    let spec = fx.spec(&id, "echo bye; sleep 0.5");
+    let obs = fx.driver.ensure_running(&spec).await.expect("start");
+    running_pid(&obs.power);
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no exit event within 10 s")
+        .expect("channel open");
+    assert_eq!(got, id);
+    let obs = fx.driver.observe(&id).await.expect("observe");
+    assert_eq!(obs.power, Power::Stopped);
+
+    // Starting again deletes the dead container first; a second exit is
+    // reported again (one watcher per incarnation).
+    let spec = fx.spec(&id, "echo again; sleep 0.3");
+    fx.driver.ensure_running(&spec).await.expect("restart");
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no second exit event")
+        .expect("channel open");
+    assert_eq!(got, id);
+    let c = fx.console(&id).await;
+    assert!(c.contains("bye") && c.contains("again"), "{c}");
+
+    // A stop the driver makes itself is not reported.
+    let spec = fx.spec(&id, "exec sleep 1000");
+    fx.driver.ensure_running(&spec).await.expect("start 3");
+    fx.driver
+        .ensure_stopped(&id, Duration::ZERO)
+        .await
+        .expect("stop");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "driver-initiated stop was reported as an event"
+    );
+    fx.driver.ensure_absent(&id).await.expect("absent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_is_rearmed_by_observe_after_restart() {
+    let fx = fixture();
+    let id = new_id();
+    let spec = fx.spec(&id, "sleep 1; echo done");
+    fx.driver.ensure_running(&spec).await.expect("start");
+    // A new driver on the same state dir: a server restart.
+    let restarted = ContainerDriver::new(fx.driver.config().clone()).expect("restart driver");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    restarted.set_event_sink(Arc::new(move |id: &str| {
+        let _ = tx.send(id.to_string());
+    }));
+    let obs = restarted.observe(&id).await.expect("observe");
+    running_pid(&obs.power);
+    // Observing again does not add a second watcher (one event only).
+    restarted.observe(&id).await.expect("observe");
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no exit event after re-arm")
+        .expect("open");
+    assert_eq!(got, id);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err(),
+        "two watchers for one instance"
+    );
+    restarted.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_finds_leftovers_and_absent_removes_them() {
+    let fx = fixture();
+    let d = &fx.driver;
+
+    // 1. Half-created: directory and overlay mount, nothing else.
+    let half = new_id();
+    let dir = d.instance_dir(&half);
+    for sub in ["upper", "work", "rootfs"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("dirs");
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        fx.rootfs.display(),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    );
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(dir.join("rootfs"))
+        .status()
+        .expect("mount(8)");
+    assert!(st.success(), "test setup: overlay mount failed");
+
+    // 2. Only a cgroup (a crash after runc made it, state lost).
+    let cg_only = new_id();
+    let mem = fx.cgroup_dir(&cg_only, "memory");
+    std::fs::create_dir_all(&mem).expect("cgroup dir");
+
+    // 3. Running, then its instance dir lost (a crash mid-delete): runc
+    // state, cgroups, netns and a live process remain.
+    let orphan = new_id();
+    let obs = d
+        .ensure_running(&fx.spec(&orphan, "exec sleep 1000"))
+        .await
+        .expect("start");
+    let orphan_pid = running_pid(&obs.power);
+    let rootfs = d.instance_dir(&orphan).join("rootfs");
+    assert!(std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&rootfs)
+        .status()
+        .expect("umount")
+        .success());
+    std::fs::remove_dir_all(d.instance_dir(&orphan)).expect("rm instance dir");
+
+    // 4. Only a network namespace file.
+    let ns_only = new_id();
+    std::fs::write(d.netns_path(&ns_only), b"").expect("netns file");
+
+    let listed: HashSet<String> = d.list().await.expect("list").into_iter().collect();
+    for id in [&half, &cg_only, &orphan, &ns_only] {
+        assert!(listed.contains(id), "list() missed {id}: {listed:?}");
+    }
+    assert_eq!(
+        d.observe(&half).await.expect("observe").power,
+        Power::Stopped
+    );
+
+    for id in [&half, &cg_only, &orphan, &ns_only] {
+        d.ensure_absent(id)
+            .await
+            .unwrap_or_else(|e| panic!("ensure_absent {id}: {e}"));
+        fx.assert_nothing_left(id);
+        assert_eq!(d.observe(id).await.expect("observe").power, Power::Absent);
+    }
+    assert!(d.list().await.expect("list").is_empty());
+    assert!(
+        !Path::new(&format!("/proc/{orphan_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{orphan_pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "orphan's process survived ensure_absent"
+    );
+    assert!(
+        fx.mounts_under_state().is_empty(),
+        "{:?}",
+        fx.mounts_under_state()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_created_instance_can_be_started() {
+    let fx = fixture();
+    let id = new_id();
+    // Directories but no mount, no netns, no spec: ensure_running completes it.
+    std::fs::create_dir_all(fx.driver.instance_dir(&id).join("upper")).expect("dirs");
+    let obs = fx
+        .driver
+        .ensure_running(&fx.spec(&id, "echo completed; exec sleep 1000"))
+        .await
+        .expect("start half-created");
+    running_pid(&obs.power);
+    fx.wait_console(&id, "completed", T).await;
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_oom_kills_and_count_survives_restart() {
+    let fx = fixture();
+    let id = new_id();
+    let mut spec = fx.spec(
+        &id,
+        "head -c 100000000 /dev/zero | tail > /dev/null; echo tail-exit=$?; exec sleep 1000",
+    );
+    spec.resources.memory_mib = 32;
+    fx.driver.ensure_running(&spec).await.expect("start");
+    let c = fx.wait_console(&id, "tail-exit=", T).await;
+    assert!(c.contains("tail-exit=137"), "tail was not SIGKILLed: {c}");
+    let obs = fx
+        .wait_observed(&id, "OOM-killed", T, |o| o.oom_kills >= 1)
+        .await;
+    running_pid(&obs.power);
+    let limit =
+        std::fs::read_to_string(fx.cgroup_dir(&id, "memory").join(if fx.driver.cgroup_v2() {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        }))
+        .expect("memory limit");
+    assert_eq!(limit.trim(), (32u64 << 20).to_string());
+
+    let n = obs.oom_kills;
+    let stopped = fx
+        .driver
+        .ensure_stopped(&id, Duration::ZERO)
+        .await
+        .expect("stop");
+    assert_eq!(stopped.oom_kills, n, "OOM count lost when the cgroup went");
+    spec.command = vec!["/bin/sh".into(), "-c".into(), "exec sleep 1000".into()];
+    let restarted = fx.driver.ensure_running(&spec).await.expect("restart");
+    assert_eq!(restarted.oom_kills, n, "OOM count lost across restart");
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pids_limit_holds_a_fork_bomb() {
+    let fx = fixture();
+    let id = new_id();
+    let mut spec = fx.spec(&id, "bomb() { bomb | bomb & }; bomb; exec sleep 1000");
+    spec.resources.pids_limit = 64;
+    fx.driver.ensure_running(&spec).await.expect("start");
+    let pids_dir = fx.cgroup_dir(&id, "pids");
+    assert_eq!(
+        std::fs::read_to_string(pids_dir.join("pids.max"))
+            .expect("pids.max")
+            .trim(),
+        "64"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut peak = 0u64;
+    while Instant::now() < deadline {
+        let cur: u64 = std::fs::read_to_string(pids_dir.join("pids.current"))
+            .expect("pids.current")
+            .trim()
+            .parse()
+            .expect("number");
+        assert!(cur <= 64, "pids.current {cur} > 64");
+        peak = peak.max(cur);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(peak >= 32, "the fork bomb never took off (peak {peak})");
+    let t0 = Instant::now();
+    let ok = tokio::process::Command::new("true")
+        .status()
+        .await
+        .expect("spawn true");
+    assert!(ok.success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "host unresponsive: {:?}",
+        t0.elapsed()
+    );
+
+    let t0 = Instant::now();
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "cleanup took {:?}",
+        t0.elapsed()
+    );
+    fx.assert_nothing_left(&id);
+}
+
+fn cpu_usage_ns(fx: &common::Fixture, id: &str) -> u64 {
+    if fx.driver.cgroup_v2() {
+        let stat =
+            std::fs::read_to_string(fx.cgroup_dir(id, "cpu").join("cpu.stat")).expect("cpu.stat");
+        stat.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("usage_usec")
+            * 1000
+    } else {
+        std::fs::read_to_string(fx.cgroup_dir(id, "cpuacct").join("cpuacct.usage"))
+            .expect("cpuacct.usage")
+            .trim()
+            .parse()
+            .expect("number")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpu_quota_holds_two_busy_loops_to_one_vcpu() {
+    let fx = fixture();
+    let id = new_id();
+    let spec = fx.spec(
+        &id,
+        "while :; do :; done & while :; do :; done & exec sleep 1000",
+    );
+    fx.driver.ensure_running(&spec).await.expect("start");
+    if !fx.driver.cgroup_v2() {
+        let cpu = fx.cgroup_dir(&id, "cpu");
+        let read = |f: &str| {
+            std::fs::read_to_string(cpu.join(f))
+                .expect("cpu file")
+                .trim()
+                .to_string()
+        };
+        assert_eq!(read("cpu.cfs_quota_us"), "100000");
+        assert_eq!(read("cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu.shares"), "1024");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (u0, t0) = (cpu_usage_ns(&fx, &id), Instant::now());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (u1, t1) = (cpu_usage_ns(&fx, &id), Instant::now());
+    let cpus = (u1 - u0) as f64 / (t1 - t0).as_nanos() as f64;
+    eprintln!("instance with 1 vCPU and 2 busy loops used {cpus:.3} CPUs");
+    assert!(cpus <= 1.1, "1 vCPU instance used {cpus:.3} CPUs");
+    assert!(cpus >= 0.5, "busy loops did not run ({cpus:.3} CPUs)");
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_instances_start_in_parallel() {
+    let fx = fixture();
+    let ids: Vec<String> = (0..20).map(|_| new_id()).collect();
+    let starts = ids.iter().map(|id| {
+        let d = fx.driver.clone();
+        let spec = fx.spec(id, "echo up; exec sleep 1000");
+        tokio::spawn(async move { d.ensure_running(&spec).await })
+    });
+    for (id, h) in ids.iter().zip(starts.collect::<Vec<_>>()) {
+        let obs = h
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("start {id}: {e}"));
+        running_pid(&obs.power);
+    }
+    let mut listed = fx.driver.list().await.expect("list");
+    listed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    let removes: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let d = fx.driver.clone();
+            let id = id.clone();
+            tokio::spawn(async move { d.ensure_absent(&id).await })
+        })
+        .collect();
+    for h in removes {
+        h.await.expect("join").expect("absent");
+    }
+    for id in &ids {
+        fx.assert_nothing_left(id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_is_bounded_on_disk() {
+    let fx = fixture();
+    let id = new_id();
+    let spec = fx.spec(
+        &id,
+        "head -c 3000000 /dev/zero | tr '\\0' 'a'; echo; echo END-MARK; exec sleep 1000",
+    );
+    fx.driver.ensure_running(&spec).await.expect("start");
+    fx.wait_console(&id, "END-MARK", T).await;
+    let tail = fx.driver.console(&id, 9).await.expect("tail");
+    assert_eq!(tail, b"END-MARK\n");
+    // Bounded when looked at: at most 1 MiB allocated (what was written since
+    // the last punch), never less than the last 64 KiB.
+    let all = fx.driver.console(&id, 10 << 20).await.expect("all");
+    assert!(all.len() <= 1 << 20, "console kept {} bytes", all.len());
+    assert!(
+        all.len() >= 64 << 10,
+        "console kept only {} bytes",
+        all.len()
+    );
+    assert!(!all.contains(&0), "sparse head read back as NULs");
+    assert!(all.ends_with(b"END-MARK\n"));
+    let meta =
+        std::fs::metadata(fx.driver.instance_dir(&id).join("console.log")).expect("console.log");
+    assert!(meta.len() >= 3_000_000, "logical size must keep growing");
+    assert!(
+        meta.blocks() * 512 <= (1 << 20) + 4096,
+        "console allocates {} bytes",
+        meta.blocks() * 512
+    );
+    fx.driver.ensure_absent(&id).await.expect("absent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_bad_input_and_reports_runc_errors() {
+    let fx = fixture();
+    assert!(matches!(
+        fx.driver.observe("../etc").await,
+        Err(DriverError::Invalid(_))
+    ));
+    assert!(matches!(
+        fx.driver.ensure_absent("").await,
+        Err(DriverError::Invalid(_))
+    ));
+    let id = new_id();
+    let mut spec = fx.spec(&id, "true");
+    spec.config_drive[0].path = "../escape".into();
+    assert!(matches!(
+        fx.driver.ensure_running(&spec).await,
+        Err(DriverError::Invalid(_))
+    ));
+
+    // A command that does not exist: runc's message comes back, the
+    // console stays the instance's own.
+    let spec = common::Fixture::spec(&fx, &id, "x");
+    let mut spec = spec;
+    spec.command = vec!["/no/such/binary".into()];
+    let err = fx
+        .driver
+        .ensure_running(&spec)
+        .await
+        .expect_err("must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&id) && msg.contains("runc run") && msg.contains("/no/such/binary"),
+        "{msg}"
+    );
+    assert!(
+        fx.console(&id).await.is_empty(),
+        "runc's error leaked into the console"
+    );
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+
+    let missing = ContainerDriver::new(ContainerConfig {
+        state_dir: fx.tmp.path().join("other"),
+        runtime: "/nonexistent/runc".into(),
+        cgroup_parent: fx.parent.clone(),
+    });
+    let err = missing.expect_err("missing runtime");
+    assert!(err.to_string().contains("/nonexistent/runc"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_reports_the_node() {
+    let fx = fixture();
+    let c = fx.driver.capacity().await.expect("capacity");
+    assert!(c.vcpus >= 1);
+    assert!(c.ram_mib >= 64);
+    assert_eq!(c.hypervisor, "container");
+    assert_eq!(c.arch, std::env::consts::ARCH);
+}

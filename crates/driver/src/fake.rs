@@ -1,0 +1,177 @@
+//! The `fake` driver: simulated nodes that run nothing.
+//!
+//! It exists only so that the scheduler, the reconcilers and the APIs can be
+//! tested and measured at thousands of nodes and instances on one small
+//! machine. It keeps instances in memory and answers as a real node would;
+//! it never stands in for a real driver where a test is about running
+//! instances.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::{Capacity, ComputeDriver, DriverResult, EventSink, InstanceSpec, Observed, Power};
+
+#[derive(Debug, Clone)]
+struct FakeInstance {
+    running: bool,
+    console: Vec<u8>,
+}
+
+/// A simulated node with the given capacity.
+#[derive(Debug)]
+pub struct FakeDriver {
+    capacity: Capacity,
+    instances: Mutex<BTreeMap<String, FakeInstance>>,
+}
+
+impl FakeDriver {
+    pub fn new(capacity: Capacity) -> Self {
+        FakeDriver {
+            capacity,
+            instances: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FakeInstance>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn observed(&self, id: &str) -> Observed {
+        match self.lock().get(id) {
+            None => Observed::absent(),
+            Some(i) => Observed {
+                power: if i.running {
+                    Power::Running { pid: pid_of(id) }
+                } else {
+                    Power::Stopped
+                },
+                oom_kills: 0,
+                netns: None,
+            },
+        }
+    }
+}
+
+fn pid_of(id: &str) -> u32 {
+    // A stable made-up pid per instance: the fake runs no process.
+    id.bytes()
+        .fold(1000u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32))
+        % 4_000_000
+        + 1000
+}
+
+#[async_trait::async_trait]
+impl ComputeDriver for FakeDriver {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn capacity(&self) -> DriverResult<Capacity> {
+        Ok(self.capacity.clone())
+    }
+
+    fn set_event_sink(&self, _sink: EventSink) {}
+
+    async fn ensure_running(&self, spec: &InstanceSpec) -> DriverResult<Observed> {
+        {
+            let mut map = self.lock();
+            let inst = map.entry(spec.id.clone()).or_insert_with(|| FakeInstance {
+                running: false,
+                console: Vec::new(),
+            });
+            if !inst.running {
+                inst.running = true;
+                inst.console
+                    .extend_from_slice(format!("fake: {} booted\n", spec.hostname).as_bytes());
+            }
+        }
+        Ok(self.observed(&spec.id))
+    }
+
+    async fn ensure_stopped(&self, id: &str, _grace: Duration) -> DriverResult<Observed> {
+        if let Some(i) = self.lock().get_mut(id) {
+            i.running = false;
+        }
+        Ok(self.observed(id))
+    }
+
+    async fn ensure_absent(&self, id: &str) -> DriverResult<()> {
+        self.lock().remove(id);
+        Ok(())
+    }
+
+    async fn observe(&self, id: &str) -> DriverResult<Observed> {
+        Ok(self.observed(id))
+    }
+
+    async fn list(&self) -> DriverResult<Vec<String>> {
+        Ok(self.lock().keys().cloned().collect())
+    }
+
+    async fn console(&self, id: &str, max_bytes: usize) -> DriverResult<Vec<u8>> {
+        let map = self.lock();
+        let c = map.get(id).map(|i| i.console.as_slice()).unwrap_or(&[]);
+        Ok(c[c.len().saturating_sub(max_bytes)..].to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Resources;
+
+    fn spec(id: &str) -> InstanceSpec {
+        InstanceSpec {
+            id: id.into(),
+            hostname: "h".into(),
+            rootfs: "/nonexistent".into(),
+            command: vec!["/sbin/init".into()],
+            env: vec![],
+            workdir: "/".into(),
+            resources: Resources {
+                vcpus: 1,
+                memory_mib: 512,
+                pids_limit: 100,
+                io_weight: 100,
+                disk_gib: 1,
+            },
+            config_drive: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn lifecycle_is_idempotent() {
+        let d = FakeDriver::new(Capacity {
+            vcpus: 4,
+            ram_mib: 4096,
+            disk_gib: 10,
+            arch: "x86_64".into(),
+            hypervisor: "fake".into(),
+        });
+        let s = spec("i-1");
+        assert!(matches!(
+            d.ensure_running(&s).await.expect("run").power,
+            Power::Running { .. }
+        ));
+        assert!(matches!(
+            d.ensure_running(&s).await.expect("run again").power,
+            Power::Running { .. }
+        ));
+        assert_eq!(d.console("i-1", 1024).await.expect("console").len(), 15);
+        assert_eq!(
+            d.ensure_stopped("i-1", Duration::ZERO)
+                .await
+                .expect("stop")
+                .power,
+            Power::Stopped
+        );
+        assert_eq!(d.list().await.expect("list"), vec!["i-1".to_string()]);
+        d.ensure_absent("i-1").await.expect("absent");
+        d.ensure_absent("i-1").await.expect("absent twice");
+        assert_eq!(
+            d.observe("i-1").await.expect("observe").power,
+            Power::Absent
+        );
+    }
+}

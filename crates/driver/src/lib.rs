@@ -1,0 +1,178 @@
+//! The compute driver trait: what a node agent asks of whatever runs
+//! instances on its node.
+//!
+//! One trait serves the container driver (an OCI runtime), the VM driver
+//! (QEMU) and the [`fake`] driver (simulated nodes for scheduler and API
+//! tests at thousands of instances). It is shaped for level-triggered
+//! reconciliation: every call is idempotent and says what should be true
+//! afterwards ("this instance runs", "nothing of this instance is left"),
+//! never "do this step", so that a reconciler can call it again after a
+//! crash at any point and the node converges. See `docs/adr/0009-compute.md`.
+
+pub mod fake;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What can go wrong in a driver; the message carries the context.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The spec cannot be run by this driver (unsupported image format,
+    /// limits the node cannot enforce…). Retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// The runtime or the kernel refused or failed; a retry may succeed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl DriverError {
+    pub fn failed(context: impl std::fmt::Display, err: impl std::fmt::Display) -> Self {
+        DriverError::Failed(format!("{context}: {err}"))
+    }
+}
+
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// What a node offers, reported to the scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    pub vcpus: u32,
+    pub ram_mib: u64,
+    pub disk_gib: u64,
+    /// `x86_64`, `aarch64`…, as `uname -m` says.
+    pub arch: String,
+    /// `container`, `qemu` or `fake`.
+    pub hypervisor: String,
+}
+
+/// The limits an instance type sets; enforced by cgroups for containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    /// Most processes (and threads) the instance may have at once.
+    pub pids_limit: u32,
+    /// Relative block I/O weight, 10..=1000 (cgroup blkio/io weight).
+    pub io_weight: u16,
+    pub disk_gib: u64,
+}
+
+/// A file the driver places on the instance's config drive, which the
+/// instance sees read-only under [`CONFIG_DRIVE_MOUNT`], laid out as
+/// OpenStack's config drive (`openstack/latest/meta_data.json`,
+/// `openstack/latest/user_data`, `ec2/latest/meta-data.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFile {
+    /// Relative path inside the config drive, e.g. `openstack/latest/user_data`.
+    pub path: String,
+    pub contents: Vec<u8>,
+}
+
+/// Where instances find their config drive.
+pub const CONFIG_DRIVE_MOUNT: &str = "/mnt/config";
+
+/// Everything a driver needs to run one instance. The same spec is passed on
+/// every call for the instance's whole life, so a driver can (re)create what
+/// is missing from it alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    /// The instance id (`i-…`); the driver names everything it makes after it.
+    pub id: String,
+    pub hostname: String,
+    /// The image's unpacked root filesystem on this node, read-only; shared by
+    /// every instance of the image (the driver layers a private copy-on-write
+    /// upper directory on it).
+    pub rootfs: PathBuf,
+    /// The process to run as the instance's init, with its environment
+    /// (`KEY=value`) and working directory.
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub resources: Resources,
+    pub config_drive: Vec<ConfigFile>,
+}
+
+/// What a driver observes of an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "power", rename_all = "snake_case")]
+pub enum Power {
+    /// The instance's init process runs.
+    Running { pid: u32 },
+    /// The instance exists on the node (its disk is kept) but nothing runs:
+    /// never started, stopped, or its init exited.
+    Stopped,
+    /// Nothing of the instance is on this node.
+    Absent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub power: Power,
+    /// Processes of the instance killed for exceeding its memory limit since
+    /// it was created (kept across stops and starts while the driver can).
+    pub oom_kills: u64,
+    /// The instance's network namespace, where the network driver plugs its
+    /// interfaces (the hook point); `None` when the instance is absent.
+    pub netns: Option<PathBuf>,
+}
+
+impl Observed {
+    pub fn absent() -> Self {
+        Observed {
+            power: Power::Absent,
+            oom_kills: 0,
+            netns: None,
+        }
+    }
+}
+
+/// Called by a driver with an instance id when that instance changed state
+/// on its own (its init exited, it was OOM-killed), so the reconciler looks
+/// at it without waiting for the next resync.
+pub type EventSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a node agent asks of the thing that runs instances.
+///
+/// Every method is idempotent. Implementations must be safe to call
+/// concurrently for different instances; the reconcile runtime never calls
+/// them concurrently for the same instance.
+#[async_trait::async_trait]
+pub trait ComputeDriver: Send + Sync + 'static {
+    /// Short name: `container`, `qemu`, `fake`.
+    fn name(&self) -> &'static str;
+
+    /// What this node offers.
+    async fn capacity(&self) -> DriverResult<Capacity>;
+
+    /// Where the driver reports instances that change on their own.
+    fn set_event_sink(&self, sink: EventSink);
+
+    /// Makes the instance run: creates whatever is missing (disk, config
+    /// drive, namespaces, cgroup), starts its init if it does not run.
+    async fn ensure_running(&self, spec: &InstanceSpec) -> DriverResult<Observed>;
+
+    /// Makes the instance not run, keeping its disk: asks its init to stop
+    /// (SIGTERM for containers, ACPI for VMs), waits up to `grace`, then
+    /// kills it.
+    async fn ensure_stopped(&self, id: &str, grace: Duration) -> DriverResult<Observed>;
+
+    /// Makes nothing of the instance remain on the node: process, runtime
+    /// state, cgroup, mounts, directories, namespaces, console log.
+    async fn ensure_absent(&self, id: &str) -> DriverResult<()>;
+
+    /// What the node has of this instance now.
+    async fn observe(&self, id: &str) -> DriverResult<Observed>;
+
+    /// The ids of every instance that has anything on this node, including
+    /// half-created or half-deleted leftovers, so that the agent can remove
+    /// those the store no longer knows.
+    async fn list(&self) -> DriverResult<Vec<String>>;
+
+    /// The last `max_bytes` of the instance's console (its init's stdout and
+    /// stderr), kept across reboots; empty when nothing was written.
+    async fn console(&self, id: &str, max_bytes: usize) -> DriverResult<Vec<u8>>;
+}

@@ -1,0 +1,896 @@
+//! Compute end to end: a real `nuage serve` with the container driver
+//! (Debian's runc, real cgroups and overlayfs), driven over HTTP and with
+//! the `nuage` CLI. Needs root, runc and busybox-static, as CI has.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{nuage_bin, Server};
+use serde_json::{json, Value};
+
+async fn call(
+    s: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut rb = s
+        .http()
+        .request(m, format!("{}{path}", s.url()))
+        .header("x-auth-token", token)
+        .timeout(Duration::from_secs(120));
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Builds and uploads the busybox image with the real CLI, as a user would.
+fn build_busybox(s: &Server) {
+    let (ok, out, err) = common::run(
+        s.client(nuage_bin())
+            .args(["image", "build", "busybox", "--public"]),
+    );
+    assert!(
+        ok,
+        "nuage image build busybox failed:\n{out}\n{err}\n{}",
+        s.logs()
+    );
+}
+
+async fn setup() -> (Server, String) {
+    let s = Server::start();
+    build_busybox(&s);
+    let t = s.admin_token().await;
+    (s, t)
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+async fn run_one(s: &Server, t: &str, body: Value) -> String {
+    let (st, v) = call(s, t, "POST", "/nuage/v1/instances", Some(body)).await;
+    assert_eq!(st, 201, "run: {v}\n{}", s.logs());
+    v["items"][0]["id"].as_str().expect("id").to_string()
+}
+
+async fn wait(s: &Server, t: &str, id: &str, state: &str) -> Value {
+    let (st, v) = call(
+        s,
+        t,
+        "GET",
+        &format!("/nuage/v1/instances/{id}?wait_for={state}&timeout=60"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["state"],
+        state,
+        "{id} did not reach {state}: {v}\n{}",
+        s.logs()
+    );
+    v
+}
+
+async fn console(s: &Server, t: &str, id: &str) -> String {
+    let (st, v) = call(
+        s,
+        t,
+        "GET",
+        &format!("/nuage/v1/instances/{id}/console"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    v["output"].as_str().unwrap_or_default().to_string()
+}
+
+/// Polls the console until it contains `needle`.
+async fn console_until(s: &Server, t: &str, id: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = console(s, t, id).await;
+        if c.contains(needle) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "console of {id} never showed {needle:?}:\n{c}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn act(s: &Server, t: &str, action: &str, ids: &[&str]) -> (u16, Value) {
+    call(
+        s,
+        t,
+        "POST",
+        &format!("/nuage/v1/instances/{action}"),
+        Some(json!({"instance_ids": ids})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn lifecycle_user_data_console_stop_start_reboot_terminate() {
+    let (s, t) = setup().await;
+    let script = "#!/bin/sh\necho hello-from-user-data $(hostname)\ncat /mnt/config/nuage/instance-id; echo\necho marker > /root/kept\n";
+    let id = run_one(&s, &t, json!({"image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(script), "tags": {"Name": "web"}})).await;
+    let v = wait(&s, &t, &id, "running").await;
+    assert_eq!(v["status"], "ACTIVE");
+    assert_eq!(v["tags"]["Name"], "web");
+    let c = console_until(&s, &t, &id, "nuage-init: instance").await;
+    let c = if c.contains(" up") {
+        c
+    } else {
+        console_until(&s, &t, &id, " up").await
+    };
+    assert!(c.contains(&format!("hello-from-user-data {id}")), "{c}");
+    assert_eq!(c.matches("hello-from-user-data").count(), 1, "{c}");
+
+    // Stop and start: the instance store and the console survive, and the
+    // user-data does not run again.
+    let (st, v) = act(&s, &t, "stop", &[&id]).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"][0]["previous_state"], "running");
+    assert_eq!(v["items"][0]["current_state"], "stopping");
+    let v = wait(&s, &t, &id, "stopped").await;
+    assert_eq!(v["status"], "SHUTOFF");
+    let (st, _) = act(&s, &t, "start", &[&id]).await;
+    assert_eq!(st, 200);
+    wait(&s, &t, &id, "running").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        let c = console(&s, &t, &id).await;
+        if c.matches(" up").count() >= 2 || Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        c.matches(" up").count() >= 2,
+        "second boot not on the console:\n{c}"
+    );
+    assert_eq!(
+        c.matches("hello-from-user-data").count(),
+        1,
+        "user-data ran twice:\n{c}"
+    );
+    let upper = s
+        .data_dir()
+        .join(format!("compute/instances/{id}/upper/root/kept"));
+    assert!(
+        upper.exists(),
+        "the instance store was lost across stop/start"
+    );
+
+    // Reboot keeps it running and boots again.
+    let (st, v) = act(&s, &t, "reboot", &[&id]).await;
+    assert_eq!(st, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = console(&s, &t, &id).await;
+        if c.matches(" up").count() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reboot did not boot again:\n{c}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait(&s, &t, &id, "running").await;
+
+    // Terminate: gone from the node, visible as terminated.
+    let (st, v) = act(&s, &t, "terminate", &[&id]).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"][0]["current_state"], "shutting-down");
+    wait(&s, &t, &id, "terminated").await;
+    assert!(!s
+        .data_dir()
+        .join(format!("compute/instances/{id}"))
+        .exists());
+    assert_node_clean(&s, &BTreeSet::new());
+
+    // Terminating twice and starting a terminated instance are refused.
+    let (st, v) = act(&s, &t, "terminate", &[&id]).await;
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = act(&s, &t, "start", &[&id]).await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("terminated"),
+        "{v}"
+    );
+}
+
+/// Nothing on the node but the instances in `live`: no container, cgroup,
+/// mount or directory of any other.
+fn assert_node_clean(s: &Server, live: &BTreeSet<String>) {
+    let data = s.data_dir();
+    let names = |p: &Path| -> BTreeSet<String> {
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        &names(&data.join("compute/instances")),
+        live,
+        "instance directories"
+    );
+    assert_eq!(&names(&data.join("compute/runc")), live, "runc containers");
+    assert_eq!(
+        &names(&data.join("compute/netns")),
+        live,
+        "network namespaces"
+    );
+    let parent = common::cgroup_parent(&data);
+    for h in ["memory", "pids", "cpu"] {
+        let dir = Path::new("/sys/fs/cgroup").join(h).join(&parent);
+        let cg: BTreeSet<String> = names(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with("i-"))
+            .collect();
+        assert_eq!(&cg, live, "{h} cgroups");
+    }
+    let mounts: BTreeSet<String> = common::mounts_under(&data.join("compute"))
+        .iter()
+        .filter_map(|m| {
+            m.to_string_lossy()
+                .split('/')
+                .find(|c| c.starts_with("i-"))
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(&mounts, live, "mounts");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let (s, t) = setup().await;
+    let count = |v: &Value| v["items"].as_array().map(|a| a.len()).unwrap_or(0);
+    let before = call(&s, &t, "GET", "/nuage/v1/instances", None).await.1;
+    for (body, status, words) in [
+        (
+            json!({"image_id": "nope", "instance_type": "t2.nano"}),
+            404,
+            "image nope",
+        ),
+        (
+            json!({"image_id": "busybox", "instance_type": "t9.huge"}),
+            400,
+            "instance type",
+        ),
+        (
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(&"x".repeat(16 * 1024 + 1))}),
+            400,
+            "16384",
+        ),
+        (
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "key_name": "nokey"}),
+            404,
+            "key pair",
+        ),
+        (
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 3, "max_count": 2}),
+            400,
+            "count",
+        ),
+        (
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "bogus": 1}),
+            400,
+            "bogus",
+        ),
+    ] {
+        let (st, v) = call(&s, &t, "POST", "/nuage/v1/instances", Some(body.clone())).await;
+        assert_eq!(st, status, "{body}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(words),
+            "{body}: {v}"
+        );
+        assert!(v["error"]["request_id"].is_string());
+    }
+    // Invalid and unknown ids.
+    let (st, _) = call(&s, &t, "GET", "/nuage/v1/instances/not-an-id", None).await;
+    assert_eq!(st, 400);
+    let (st, _) = call(
+        &s,
+        &t,
+        "GET",
+        "/nuage/v1/instances/i-00000000000000000",
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = act(&s, &t, "stop", &["i-00000000000000000"]).await;
+    assert_eq!(st, 404);
+    // Quota: 2 instances allowed, 3 asked.
+    let me = call(&s, &t, "GET", "/nuage/v1/tokens/self", None).await.1;
+    let project = me["project"]["id"].as_str().expect("project").to_string();
+    let (st, v) = call(
+        &s,
+        &t,
+        "PUT",
+        &format!("/nuage/v1/projects/{project}/quotas"),
+        Some(json!({"instances": 2})),
+    )
+    .await;
+    assert!(st == 200 || st == 204, "{v}");
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/instances",
+        Some(json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 3})),
+    )
+    .await;
+    assert_eq!(st, 413, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("quota exceeded for instances"),
+        "{v}"
+    );
+    let after = call(&s, &t, "GET", "/nuage/v1/instances", None).await.1;
+    assert_eq!(
+        count(&before),
+        count(&after),
+        "a refused launch created instances"
+    );
+    // Key pair names are unique per project.
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/key-pairs",
+        Some(json!({"name": "k1", "key_type": "ed25519"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    assert!(v["private_key"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("OPENSSH PRIVATE KEY"));
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/key-pairs",
+        Some(json!({"name": "k1", "key_type": "ed25519"})),
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    let (st, v) = call(&s, &t, "GET", "/nuage/v1/key-pairs/k1", None).await;
+    assert_eq!(st, 200);
+    assert!(
+        v.get("private_key").is_none(),
+        "the private key is returned only once"
+    );
+    // A corrupted image archive is refused with the reason; the image stays queued.
+    let (st, img) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/images",
+        Some(json!({"name": "broken"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{img}");
+    let good = std::fs::read(build_tarball(&s)).expect("tarball");
+    let r = s
+        .http()
+        .put(format!("{}/nuage/v1/images/broken/file", s.url()))
+        .header("x-auth-token", &t)
+        .body(good[..good.len() / 2].to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert!(
+        !v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{v}"
+    );
+    let (_, img) = call(&s, &t, "GET", "/nuage/v1/images/broken", None).await;
+    assert_eq!(img["status"], "queued", "{img}");
+    // An image in use cannot be deleted.
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/instances",
+        Some(json!({"image_id": "busybox", "instance_type": "t2.nano"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let id = v["items"][0]["id"].as_str().expect("id").to_string();
+    let (st, v) = call(&s, &t, "DELETE", "/nuage/v1/images/busybox", None).await;
+    assert_eq!(st, 409, "{v}");
+    wait(&s, &t, &id, "running").await;
+    act(&s, &t, "terminate", &[&id]).await;
+    wait(&s, &t, &id, "terminated").await;
+}
+
+/// A busybox rootfs tarball made by the image builder.
+fn build_tarball(s: &Server) -> std::path::PathBuf {
+    let out = s.dir.path().join("busybox.tar.gz");
+    nuage_image::builders::busybox(&out).expect("busybox builder");
+    out
+}
+
+#[tokio::test]
+async fn another_project_cannot_see_or_touch_instances_or_private_images() {
+    let (s, t) = setup().await;
+    for (path, body) in [
+        ("/nuage/v1/projects", json!({"name": "other"})),
+        (
+            "/nuage/v1/users",
+            json!({"name": "bob", "password": "bob-password-1", "default_project": "other"}),
+        ),
+    ] {
+        let (st, v) = call(&s, &t, "POST", path, Some(body)).await;
+        assert_eq!(st, 201, "{path}: {v}");
+    }
+    let (st, v) = call(
+        &s,
+        &t,
+        "PUT",
+        "/nuage/v1/projects/other/users/bob/roles/member",
+        None,
+    )
+    .await;
+    assert!(st == 204 || st == 200 || st == 201, "{v}");
+    let bob = s.token_for("bob", "bob-password-1", Some("other")).await;
+    let id = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "t2.nano"}),
+    )
+    .await;
+    let (st, _) = call(&s, &bob, "GET", &format!("/nuage/v1/instances/{id}"), None).await;
+    assert_eq!(st, 404);
+    let (st, _) = act(&s, &bob, "terminate", &[&id]).await;
+    assert_eq!(st, 404);
+    let (_, v) = call(&s, &bob, "GET", "/nuage/v1/instances", None).await;
+    assert_eq!(v["items"].as_array().map(|a| a.len()), Some(0));
+    // Public images are visible; a private one is not until shared.
+    let (st, _) = call(&s, &bob, "GET", "/nuage/v1/images/busybox", None).await;
+    assert_eq!(st, 200);
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/images",
+        Some(json!({"name": "mine"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let mine = v["id"].as_str().expect("id").to_string();
+    let (st, _) = call(&s, &bob, "GET", &format!("/nuage/v1/images/{mine}"), None).await;
+    assert_eq!(st, 404);
+    let (st, v) = call(
+        &s,
+        &bob,
+        "POST",
+        "/nuage/v1/images",
+        Some(json!({"name": "pub", "visibility": "public"})),
+    )
+    .await;
+    assert_eq!(st, 403, "only admins publish: {v}");
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        &format!("/nuage/v1/images/{mine}/members"),
+        Some(json!({"project": "other"})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = call(&s, &bob, "GET", &format!("/nuage/v1/images/{mine}"), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["visibility"], "shared");
+    act(&s, &t, "terminate", &[&id]).await;
+    wait(&s, &t, &id, "terminated").await;
+}
+
+#[tokio::test]
+async fn memory_limit_kills_and_is_reported_and_fork_bomb_is_held() {
+    let (s, t) = setup().await;
+    let (st, v) = call(&s, &t, "POST", "/nuage/v1/instance-types", Some(json!({"name": "tiny.mem", "vcpus": 1, "memory_mib": 32, "disk_gib": 1, "pids_limit": 64}))).await;
+    assert_eq!(st, 201, "{v}");
+    // A process that allocates 200 MiB in a 32 MiB instance is killed.
+    let hog = "#!/bin/sh\necho hog-start\nsh -c 'x=$(head -c 200000000 /dev/zero | tr \"\\\\0\" a); echo survived'\necho hog-exit=$?\n";
+    let a = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "tiny.mem", "user_data": b64(hog)}),
+    )
+    .await;
+    // A fork bomb in a 64-pids instance is held there.
+    let bomb = "#!/bin/sh\necho bomb-start\nb() { b | b & }; b\n";
+    let b = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "tiny.mem", "user_data": b64(bomb)}),
+    )
+    .await;
+    wait(&s, &t, &a, "running").await;
+    wait(&s, &t, &b, "running").await;
+    let c = console_until(&s, &t, &a, "hog-exit=").await;
+    assert!(!c.contains("survived"), "the hog was not killed:\n{c}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, v) = call(&s, &t, "GET", &format!("/nuage/v1/instances/{a}"), None).await;
+        if v["oom_kills"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the OOM kill was never reported: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The bomb hits the limit: its shell reports failed forks.
+    console_until(&s, &t, &b, "can't fork").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pids = Path::new("/sys/fs/cgroup/pids")
+        .join(common::cgroup_parent(&s.data_dir()))
+        .join(&b)
+        .join("pids.current");
+    let current: u64 = std::fs::read_to_string(&pids)
+        .expect("pids.current")
+        .trim()
+        .parse()
+        .expect("number");
+    assert!(
+        current <= 64,
+        "fork bomb exceeded its pids limit: {current}"
+    );
+    // The host stays responsive.
+    let started = Instant::now();
+    let ok = std::process::Command::new("true")
+        .status()
+        .expect("spawn true")
+        .success();
+    assert!(
+        ok && started.elapsed() < Duration::from_secs(1),
+        "host unresponsive: {:?}",
+        started.elapsed()
+    );
+    let (st, _) = call(&s, &t, "GET", "/healthz", None).await;
+    assert_eq!(st, 200);
+    let (st, v) = act(&s, &t, "terminate", &[&a, &b]).await;
+    assert_eq!(st, 200, "{v}");
+    wait(&s, &t, &a, "terminated").await;
+    wait(&s, &t, &b, "terminated").await;
+    assert_node_clean(&s, &BTreeSet::new());
+}
+
+#[tokio::test]
+async fn describe_filters_and_pages() {
+    let (s, t) = setup().await;
+    let (st, v) = call(&s, &t, "POST", "/nuage/v1/instances", Some(json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 5, "tags": {"role": "db"}}))).await;
+    assert_eq!(st, 201, "{v}");
+    let ids: Vec<String> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    let web = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "t2.micro", "tags": {"role": "web"}}),
+    )
+    .await;
+    for id in ids.iter().chain([&web]) {
+        wait(&s, &t, id, "running").await;
+    }
+    let (_, v) = call(&s, &t, "GET", "/nuage/v1/instances?tag:role=web", None).await;
+    assert_eq!(v["items"].as_array().map(|a| a.len()), Some(1), "{v}");
+    let (_, v) = call(
+        &s,
+        &t,
+        "GET",
+        "/nuage/v1/instances?instance-type=t2.nano&instance-state-name=running",
+        None,
+    )
+    .await;
+    assert_eq!(v["items"].as_array().map(|a| a.len()), Some(5));
+    let (st, _) = call(&s, &t, "GET", "/nuage/v1/instances?colour=blue", None).await;
+    assert_eq!(st, 400);
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let path = match &token {
+            Some(tk) => format!("/nuage/v1/instances?max_results=2&next_token={tk}"),
+            None => "/nuage/v1/instances?max_results=2".to_string(),
+        };
+        let (st, v) = call(&s, &t, "GET", &path, None).await;
+        assert_eq!(st, 200, "{v}");
+        for i in v["items"].as_array().expect("items") {
+            seen.push(i["id"].as_str().expect("id").to_string());
+        }
+        match v["next_token"].as_str() {
+            Some(tk) => token = Some(tk.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let all: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .chain([web.as_str()])
+        .collect();
+    let (st, v) = act(&s, &t, "terminate", &all).await;
+    assert_eq!(st, 200, "{v}");
+    for id in &all {
+        wait(&s, &t, id, "terminated").await;
+    }
+}
+
+#[tokio::test]
+async fn cli_verbs_take_the_aws_flags() {
+    let (s, _t) = setup().await;
+    let nuage = |args: &[&str]| {
+        let (ok, out, err) = common::run(s.client(nuage_bin()).args(args));
+        assert!(ok, "nuage {args:?} failed:\n{out}\n{err}");
+        out
+    };
+    let ud = s.dir.path().join("ud.sh");
+    std::fs::write(&ud, "#!/bin/sh\necho cli-user-data-ran\n").expect("write");
+    let out = nuage(&[
+        "-o",
+        "json",
+        "run-instances",
+        "--image-id",
+        "busybox",
+        "--instance-type",
+        "t2.nano",
+        "--count",
+        "2",
+        "--user-data",
+        &format!("file://{}", ud.display()),
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=cli}]",
+        "--wait",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("run-instances JSON");
+    let ids: Vec<String> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let out = nuage(&[
+        "describe-instances",
+        "--filters",
+        "Name=tag:Name,Values=cli",
+        "Name=instance-state-name,Values=running",
+    ]);
+    for id in &ids {
+        assert!(out.contains(id.as_str()), "{out}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = nuage(&["get-console-output", "--instance-id", &ids[0]]);
+        if out.contains("cli-user-data-ran") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "console: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nuage(&["stop-instances", "--instance-ids", &ids[0], "--wait"]);
+    let out = nuage(&[
+        "-o",
+        "json",
+        "describe-instances",
+        "--instance-ids",
+        &ids[0],
+    ]);
+    assert!(out.contains("\"stopped\""), "{out}");
+    nuage(&["start-instances", "--instance-ids", &ids[0], "--wait"]);
+    let out = nuage(&[
+        "create-key-pair",
+        "--key-name",
+        "mykey",
+        "--key-type",
+        "ed25519",
+    ]);
+    assert!(out.contains("OPENSSH PRIVATE KEY"), "{out}");
+    let out = nuage(&["describe-images"]);
+    assert!(out.contains("busybox"), "{out}");
+    let (ok, _, err) = common::run(s.client(nuage_bin()).args([
+        "describe-instances",
+        "--instance-ids",
+        "i-00000000000000000",
+    ]));
+    assert!(
+        !ok && err.contains("not found"),
+        "an unknown id must fail: {err}"
+    );
+    let out = nuage(&["describe-instance-types"]);
+    assert!(
+        out.contains("m5.24xlarge") && out.contains("m1.tiny"),
+        "{out}"
+    );
+    nuage(&[
+        "terminate-instances",
+        "--instance-ids",
+        &ids[0],
+        &ids[1],
+        "--wait",
+    ]);
+    let (ok, _, err) =
+        common::run(
+            s.client(nuage_bin())
+                .args(["terminate-instances", "--instance-ids", &ids[0]]),
+        );
+    assert!(!ok, "terminating twice must fail");
+    assert!(err.contains("terminated"), "{err}");
+}
+
+/// The server is killed with SIGKILL at random moments while 100 instances
+/// are launched and terminated; after a restart every instance reaches its
+/// desired state and nothing is left on the node without its instance.
+#[tokio::test]
+async fn kill9_while_launching_and_terminating_converges_without_orphans() {
+    // 100 one-vCPU instances on a 2-core machine: over-commit the CPU.
+    let mut s = Server::start_with(common::Options {
+        env: vec![("NUAGE_CPU_ALLOCATION_RATIO".into(), "100".into())],
+        ..common::Options::default()
+    });
+    build_busybox(&s);
+    let mut t = s.admin_token().await;
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/instance-types",
+        Some(json!({"name": "test.micro", "vcpus": 1, "memory_mib": 64, "disk_gib": 0})),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let me = call(&s, &t, "GET", "/nuage/v1/tokens/self", None).await.1;
+    let project = me["project"]["id"].as_str().expect("project").to_string();
+    let (st, v) = call(
+        &s,
+        &t,
+        "PUT",
+        &format!("/nuage/v1/projects/{project}/quotas"),
+        Some(json!({"instances": 500, "cores": 1000, "ram": 1_000_000})),
+    )
+    .await;
+    assert!(st == 200 || st == 204, "{v}");
+    let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15 ^ std::process::id() as u64;
+    let mut rand = move |n: u64| {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state % n
+    };
+    let mut all: Vec<String> = Vec::new();
+    let mut to_terminate: Vec<String> = Vec::new();
+    let mut in_flight = 0;
+    for round in 0..4 {
+        // 25 more instances, then terminate half of the previous round's.
+        let (st, v) = call(
+            &s,
+            &t,
+            "POST",
+            "/nuage/v1/instances",
+            Some(json!({"image_id": "busybox", "instance_type": "test.micro", "min_count": 25})),
+        )
+        .await;
+        assert_eq!(st, 201, "round {round}: {v}");
+        let ids: Vec<String> = v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_str().expect("id").to_string())
+            .collect();
+        if !to_terminate.is_empty() {
+            let refs: Vec<&str> = to_terminate.iter().map(String::as_str).collect();
+            let (st, v) = act(&s, &t, "terminate", &refs).await;
+            assert!(st == 200 || st == 409, "{v}");
+        }
+        to_terminate = ids.iter().filter(|_| rand(2) == 0).cloned().collect();
+        all.extend(ids);
+        tokio::time::sleep(Duration::from_millis(rand(300))).await;
+        let (_, v) = call(&s, &t, "GET", "/nuage/v1/instances", None).await;
+        in_flight += v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|i| i["state"] == "pending" || i["state"] == "shutting-down")
+                    .count()
+            })
+            .unwrap_or(0);
+        s.kill9();
+        s.spawn();
+        t = s.admin_token().await;
+    }
+    assert!(
+        in_flight > 0,
+        "no kill landed while instances were being launched or terminated"
+    );
+    // Converge: every instance reaches running or terminated.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let live: BTreeSet<String> = loop {
+        let (_, v) = call(&s, &t, "GET", "/nuage/v1/instances", None).await;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let settled = items
+            .iter()
+            .all(|i| i["state"] == "running" || i["state"] == "terminated");
+        if settled && items.len() == all.len() {
+            break items
+                .iter()
+                .filter(|i| i["state"] == "running")
+                .map(|i| i["id"].as_str().expect("id").to_string())
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "did not converge:\n{}\n{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default(),
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(!live.is_empty());
+    assert_node_clean(&s, &live);
+    // Every live instance really runs its init.
+    for id in &live {
+        let init =
+            std::fs::read_to_string(s.data_dir().join(format!("compute/instances/{id}/init")))
+                .expect("init record");
+        let pid = init.split_whitespace().next().expect("pid");
+        assert!(
+            Path::new(&format!("/proc/{pid}")).exists(),
+            "{id}: init {pid} is not running"
+        );
+    }
+    let refs: Vec<&str> = live.iter().map(String::as_str).collect();
+    let (st, v) = act(&s, &t, "terminate", &refs).await;
+    assert_eq!(st, 200, "{v}");
+    for id in &live {
+        wait(&s, &t, id, "terminated").await;
+    }
+    assert_node_clean(&s, &BTreeSet::new());
+}
+
+#[tokio::test]
+async fn instances_on_postgres() {
+    let s = Server::start_postgres().await;
+    build_busybox(&s);
+    let t = s.admin_token().await;
+    let id = run_one(&s, &t, json!({"image_id": "busybox", "instance_type": "m1.tiny", "user_data": b64("#!/bin/sh\necho on-postgres\n")})).await;
+    wait(&s, &t, &id, "running").await;
+    console_until(&s, &t, &id, "on-postgres").await;
+    act(&s, &t, "terminate", &[&id]).await;
+    wait(&s, &t, &id, "terminated").await;
+    assert_node_clean(&s, &BTreeSet::new());
+}
