@@ -64,7 +64,7 @@ impl Default for ComputeConfig {
             scheduler: SchedulerConfig::default(),
             stop_grace: Duration::from_secs(10),
             resync_every: Duration::from_secs(30),
-            concurrency: 8,
+            concurrency: 16,
         }
     }
 }
