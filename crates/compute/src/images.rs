@@ -391,6 +391,35 @@ impl Upload {
     /// active. A corrupted or unsupported archive is refused with the
     /// reason and the image stays `queued`.
     pub async fn finish(mut self) -> ComputeResult<Image> {
+        match self.complete().await {
+            Ok(image) => Ok(image),
+            Err(e) => {
+                self.reset().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives up: the image is `queued` again once this returns, so the
+    /// caller's error response never races the reset.
+    pub async fn abort(mut self) {
+        self.reset().await;
+    }
+
+    async fn reset(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.writer = None;
+        let mut image = self.image.clone();
+        image.status = "queued".into();
+        if let Err(e) = repo::update_image(self.compute.db().writer(), &image, now()).await {
+            tracing::warn!(image = %image.id, error = %e, "failed upload: image not reset to queued");
+        }
+    }
+
+    async fn complete(&mut self) -> ComputeResult<Image> {
         let w = self
             .writer
             .take()
@@ -435,6 +464,8 @@ impl Upload {
     }
 }
 
+/// The fallback when the request is dropped mid-upload (client gone): the
+/// reset cannot be awaited here, so it is spawned.
 impl Drop for Upload {
     fn drop(&mut self) {
         if self.done {

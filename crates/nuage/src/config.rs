@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// RAM the scheduler gives out per MiB of the node (default 1.0).
     #[arg(long, env = "NUAGE_RAM_ALLOCATION_RATIO")]
     pub ram_allocation_ratio: Option<f64>,
+    /// Root disk the scheduler gives out per GiB free on the node (default
+    /// 16: container root disks are thin overlay upper directories).
+    #[arg(long, env = "NUAGE_DISK_ALLOCATION_RATIO")]
+    pub disk_allocation_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -88,6 +92,7 @@ struct FileConfig {
     stop_grace_secs: Option<u64>,
     cpu_allocation_ratio: Option<f64>,
     ram_allocation_ratio: Option<f64>,
+    disk_allocation_ratio: Option<f64>,
 }
 
 /// Settings after every source has been applied.
@@ -108,6 +113,7 @@ pub struct Config {
     pub stop_grace_secs: u64,
     pub cpu_allocation_ratio: Option<f64>,
     pub ram_allocation_ratio: Option<f64>,
+    pub disk_allocation_ratio: Option<f64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
@@ -222,6 +228,7 @@ impl Config {
             stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
             cpu_allocation_ratio: args.cpu_allocation_ratio.or(file.cpu_allocation_ratio),
             ram_allocation_ratio: args.ram_allocation_ratio.or(file.ram_allocation_ratio),
+            disk_allocation_ratio: args.disk_allocation_ratio.or(file.disk_allocation_ratio),
             data_dir,
             listen,
             database,

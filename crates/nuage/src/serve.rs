@@ -237,7 +237,12 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
 }
 
 fn scheduler_config(cfg: &Config) -> Result<nuage_scheduler::SchedulerConfig> {
-    let mut s = nuage_scheduler::SchedulerConfig::default();
+    let mut s = nuage_scheduler::SchedulerConfig {
+        // Container root disks are overlay upper directories that grow as
+        // written, not reservations: over-commit them as Nova does CPUs.
+        disk_allocation_ratio: 16.0,
+        ..Default::default()
+    };
     for (name, value, slot) in [
         (
             "cpu_allocation_ratio",
@@ -248,6 +253,11 @@ fn scheduler_config(cfg: &Config) -> Result<nuage_scheduler::SchedulerConfig> {
             "ram_allocation_ratio",
             cfg.ram_allocation_ratio,
             &mut s.ram_allocation_ratio,
+        ),
+        (
+            "disk_allocation_ratio",
+            cfg.disk_allocation_ratio,
+            &mut s.disk_allocation_ratio,
         ),
     ] {
         if let Some(v) = value {

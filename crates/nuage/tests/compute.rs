@@ -9,29 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{nuage_bin, Server};
+use common::{call, nuage_bin, Server};
 use serde_json::{json, Value};
-
-async fn call(
-    s: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut rb = s
-        .http()
-        .request(m, format!("{}{path}", s.url()))
-        .header("x-auth-token", token)
-        .timeout(Duration::from_secs(120));
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.expect("request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
 
 /// Builds and uploads the busybox image with the real CLI, as a user would.
 fn build_busybox(s: &Server) {
@@ -384,6 +363,28 @@ async fn bad_input_is_refused_and_changes_nothing() {
         v.get("private_key").is_none(),
         "the private key is returned only once"
     );
+    // Importing: the public half of k1 under another name; garbage is refused.
+    let public = v["public_key"].as_str().expect("public key").to_string();
+    let (st, w) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/key-pairs",
+        Some(json!({"name": "k2", "public_key": public})),
+    )
+    .await;
+    assert_eq!(st, 201, "{w}");
+    assert_eq!(w["fingerprint"], v["fingerprint"]);
+    assert!(w.get("private_key").is_none());
+    let (st, w) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/key-pairs",
+        Some(json!({"name": "k3", "public_key": "ssh-ed25519 AAAAnotakey"})),
+    )
+    .await;
+    assert_eq!(st, 400, "{w}");
     // A corrupted image archive is refused with the reason; the image stays queued.
     let (st, img) = call(
         &s,
@@ -535,6 +536,36 @@ async fn memory_limit_kills_and_is_reported_and_fork_bomb_is_held() {
         json!({"image_id": "busybox", "instance_type": "tiny.mem", "user_data": b64(bomb)}),
     )
     .await;
+    // The bomb's cgroup is sampled from its launch: the bomb burns out in a
+    // moment, and once init itself cannot fork it may exit and the instance
+    // stop (its cgroup gone), which is also "held".
+    let pids = Path::new("/sys/fs/cgroup/pids")
+        .join(common::cgroup_parent(&s.data_dir()))
+        .join(&b)
+        .join("pids.current");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut refusals = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = std::fs::read_to_string(&pids) {
+                    seen.extend(n.trim().parse::<u64>().ok());
+                }
+                // pids.events counts the forks the limit refused.
+                if let Ok(e) = std::fs::read_to_string(pids.with_file_name("pids.events")) {
+                    let refused = e
+                        .strip_prefix("max ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    refusals = refusals.max(refused);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (seen, refusals)
+        })
+    };
     wait(&s, &t, &a, "running").await;
     wait(&s, &t, &b, "running").await;
     let c = console_until(&s, &t, &a, "hog-exit=").await;
@@ -551,21 +582,16 @@ async fn memory_limit_kills_and_is_reported_and_fork_bomb_is_held() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // The bomb hits the limit: its shell reports failed forks.
     console_until(&s, &t, &b, "can't fork").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pids = Path::new("/sys/fs/cgroup/pids")
-        .join(common::cgroup_parent(&s.data_dir()))
-        .join(&b)
-        .join("pids.current");
-    let current: u64 = std::fs::read_to_string(&pids)
-        .expect("pids.current")
-        .trim()
-        .parse()
-        .expect("number");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (seen, refusals) = sampler.join().expect("sampler");
+    assert!(!seen.is_empty(), "the bomb's cgroup was never seen");
+    let most = seen.iter().max().copied().unwrap_or_default();
+    assert!(most <= 64, "fork bomb exceeded its pids limit: {most}");
     assert!(
-        current <= 64,
-        "fork bomb exceeded its pids limit: {current}"
+        refusals > 0,
+        "the limit never refused a fork (most pids seen: {most})"
     );
     // The host stays responsive.
     let started = Instant::now();

@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::{Options, Server};
+use common::{call as send, Options, Server};
 use serde_json::{json, Value};
 
 async fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
@@ -16,26 +16,6 @@ async fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
         .send()
         .await
         .expect("GET");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn send(
-    s: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut rb = s
-        .http()
-        .request(m, format!("{}{path}", s.url()))
-        .header("x-auth-token", token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.expect("request");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }

@@ -131,9 +131,16 @@ async fn upload_image(
     let mut upload = core.compute.begin_upload(&p, &id).await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| NativeError::invalid(format!("the upload was cut short: {e}")))?;
-        upload.write(chunk).await?;
+        let written = match chunk {
+            Ok(chunk) => upload.write(chunk).await.map_err(NativeError::from),
+            Err(e) => Err(NativeError::invalid(format!(
+                "the upload was cut short: {e}"
+            ))),
+        };
+        if let Err(e) = written {
+            upload.abort().await;
+            return Err(e);
+        }
     }
     Ok(axum::Json(upload.finish().await?).into_response())
 }

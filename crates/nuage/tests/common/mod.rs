@@ -368,6 +368,29 @@ pub fn parse_env_file(path: &Path) -> HashMap<String, String> {
         .collect()
 }
 
+/// Sends a request with `token` and an optional JSON body; returns the
+/// status and the JSON answer (`null` when the body is not JSON).
+pub async fn call(
+    s: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut rb = s
+        .http()
+        .request(m, format!("{}{path}", s.url()))
+        .header("x-auth-token", token)
+        .timeout(Duration::from_secs(120));
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// Runs `cmd`, returning (success, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().expect("run client command");
