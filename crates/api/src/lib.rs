@@ -13,6 +13,8 @@ pub mod context;
 pub mod keystone;
 pub mod native;
 mod route;
+pub mod s3;
+pub mod swift;
 
 use std::sync::Arc;
 
@@ -26,6 +28,7 @@ pub use route::{router, Dialect, RESERVED_BUCKET_NAMES};
 pub struct Core {
     pub identity: Identity,
     pub compute: nuage_compute::Compute,
+    pub objects: nuage_object::ObjectStore,
     /// The region name clients must use (AWS_DEFAULT_REGION, OS region).
     pub region: String,
     /// The URL clients reach this server at, for catalogs and links.

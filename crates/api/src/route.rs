@@ -23,7 +23,7 @@ use http::{header, StatusCode};
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{context, keystone, native, SharedCore};
+use crate::{context, keystone, native, s3, swift, SharedCore};
 
 /// Bucket names S3 must refuse, since unsigned requests on those paths
 /// belong to another dialect.
@@ -165,6 +165,7 @@ pub fn router(core: SharedCore) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(core.clone());
+    let core_for_dispatch = core.clone();
     let dispatch = move |req: Request<Body>| {
         let dialect = Dialect::of(&req);
         let target = match dialect {
@@ -173,12 +174,15 @@ pub fn router(core: SharedCore) -> Router {
             Dialect::Ops => Some(ops.clone()),
             _ => None,
         };
+        let core = core_for_dispatch.clone();
         async move {
             match target {
                 Some(r) => match r.oneshot(req).await {
                     Ok(resp) => resp,
                     Err(never) => match never {},
                 },
+                None if dialect == Dialect::Swift => swift::handle(core, req).await,
+                None if dialect == Dialect::S3 => s3::handle(core, req).await,
                 None => not_served(dialect).await,
             }
         }

@@ -633,13 +633,29 @@ impl Identity {
         &self,
         req: &SignedRequest<'_>,
     ) -> IdentityResult<Option<(Principal, sigv4::SigV4Auth)>> {
+        Ok(self
+            .authenticate_sigv4_keyed(req)
+            .await?
+            .map(|(p, auth, _)| (p, auth)))
+    }
+
+    /// [`Identity::authenticate_sigv4`], also giving the signing key the
+    /// signature was checked with: S3's aws-chunked uploads chain every
+    /// chunk's signature from it. The key is scoped to one day, region and
+    /// service; it is never logged.
+    pub async fn authenticate_sigv4_keyed(
+        &self,
+        req: &SignedRequest<'_>,
+    ) -> IdentityResult<Option<(Principal, sigv4::SigV4Auth, [u8; 32])>> {
         let Some(auth) = sigv4::parse(req)? else {
             return Ok(None);
         };
         let key = self
             .access_key_entry(&auth.credential.access_key_id)
             .await?;
-        sigv4::verify(req, &auth, &key.secret, chrono::Utc::now())?;
+        let c = &auth.credential;
+        let signing = sigv4::signing_key(&key.secret, &c.date, &c.region, &c.service);
+        sigv4::verify_with_key(req, &auth, &signing, chrono::Utc::now())?;
         let s = self.scoped(&key.user_id, &key.project_id).await?;
         if !s.active || s.roles.is_empty() {
             return Err(IdentityError::Unauthenticated(
@@ -654,7 +670,7 @@ impl Identity {
             audit_id: String::new(),
             method: Method::Token,
         };
-        Ok(Some((Self::principal(&claims, &s, "sigv4"), auth)))
+        Ok(Some((Self::principal(&claims, &s, "sigv4"), auth, signing)))
     }
 
     async fn access_key_entry(&self, access_key_id: &str) -> IdentityResult<Arc<KeyEntry>> {
@@ -783,6 +799,16 @@ impl Identity {
             Rule::SelfOrAdmin(user_id),
         )?;
         Ok(repo::list_user_projects(self.db.reader(), user_id).await?)
+    }
+
+    /// A project's name, for owner fields that dialects render (S3's
+    /// DisplayName); `None` if it is gone.
+    pub async fn project_name(&self, id: &str) -> Option<String> {
+        repo::get_project(self.db.reader(), id)
+            .await
+            .ok()
+            .flatten()
+            .map(|p| p.name)
     }
 
     pub async fn get_project(&self, caller: &Principal, id: &str) -> IdentityResult<Project> {

@@ -121,9 +121,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tokio::spawn(async move { compute.run(controllers_stopped).await })
     };
 
+    let objects = nuage_object::ObjectStore::open(
+        &cfg.data_dir.join("objects"),
+        identity.clone(),
+        nuage_object::ObjectConfig {
+            region: cfg.region.clone(),
+            upload_expiry: nuage_object::DEFAULT_UPLOAD_EXPIRY,
+        },
+    )
+    .await
+    .context("cannot open the object store")?;
     let core = Arc::new(Core {
         identity,
         compute,
+        objects,
         region: cfg.region.clone(),
         public_url: cfg.public_url.clone(),
         metrics: Arc::new(Metrics::new()),

@@ -34,9 +34,16 @@ use crate::{Core, SharedCore};
 /// ("object-store", "swift", format!("{base}/v1/AUTH_{project_id}")),
 /// ("orchestration", "heat", format!("{base}/orchestration/v1/{project_id}")),
 /// ```
-pub fn catalog(core: &Core, _project_id: &str) -> Vec<Value> {
+pub fn catalog(core: &Core, project_id: &str) -> Vec<Value> {
     let base = core.public_url.trim_end_matches('/');
-    let services: Vec<(&str, &str, String)> = vec![("identity", "keystone", format!("{base}/v3"))];
+    let services: Vec<(&str, &str, String)> = vec![
+        ("identity", "keystone", format!("{base}/v3")),
+        (
+            "object-store",
+            "swift",
+            format!("{base}/v1/AUTH_{project_id}"),
+        ),
+    ];
     services
         .into_iter()
         .map(|(kind, name, url)| {

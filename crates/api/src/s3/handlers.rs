@@ -1,0 +1,1442 @@
+//! S3 operations: request parsing, engine calls, XML answers.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
+use http::request::Parts;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use nuage_identity::sigv4::{self, Payload, SignedRequest};
+use nuage_identity::IdentityError;
+use nuage_model::identity::Principal;
+use nuage_object::checksum::{Algorithm, Expected};
+use nuage_object::{
+    Acl, BucketPatch, ChecksumSpec, CompletePart, CopySource, ListQuery, MetadataDirective,
+    NewBucket, ObjectBody, ObjectError, ObjectMeta, PutOptions, RangeSpec,
+};
+use sha2::{Digest, Sha256};
+
+use super::chunked::{self, AwsChunked, ChunkSigning};
+use super::xml;
+use crate::{context, Core, SharedCore, RESERVED_BUCKET_NAMES};
+
+/// Largest XML request body (a complete of 10,000 parts fits).
+const MAX_XML_BODY: usize = 4 * 1024 * 1024;
+/// Keys per listing page at most (S3's).
+const MAX_KEYS: usize = 1000;
+
+/// An S3 error answer.
+#[derive(Debug)]
+pub(crate) struct S3Error {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Vec<(&'static str, String)>,
+}
+
+impl S3Error {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> S3Error {
+        S3Error {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            code,
+            message: message.into(),
+            extra: Vec::new(),
+        }
+    }
+
+    fn with(mut self, element: &'static str, value: impl Into<String>) -> S3Error {
+        self.extra.push((element, value.into()));
+        self
+    }
+
+    fn invalid(message: impl Into<String>) -> S3Error {
+        S3Error::new(400, "InvalidArgument", message)
+    }
+
+    fn denied(message: impl Into<String>) -> S3Error {
+        S3Error::new(403, "AccessDenied", message)
+    }
+
+    fn render(self, resource: &str, head: bool) -> Response {
+        let mut e = xml::ErrorResponse::new(self.code, &self.message, context::request_id())
+            .resource(resource);
+        for (k, v) in self.extra {
+            e = e.with(k, v);
+        }
+        let body = if head { String::new() } else { e.to_xml() };
+        let mut r = (self.status, body).into_response();
+        if !head {
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            );
+        }
+        r
+    }
+}
+
+impl From<ObjectError> for S3Error {
+    fn from(e: ObjectError) -> Self {
+        let (status, code) = (e.s3_status(), e.s3_code());
+        let extra = match &e {
+            ObjectError::NoSuchBucket(b) => vec![("BucketName", b.clone())],
+            ObjectError::NoSuchKey(k) => vec![("Key", k.clone())],
+            ObjectError::NoSuchUpload(u) => vec![("UploadId", u.clone())],
+            _ => Vec::new(),
+        };
+        let (_, message) = context::public_error(&e);
+        S3Error {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message,
+            extra,
+        }
+    }
+}
+
+impl From<xml::XmlError> for S3Error {
+    fn from(e: xml::XmlError) -> Self {
+        S3Error::new(e.http_status(), e.s3_code(), e.to_string())
+    }
+}
+
+impl From<chunked::ChunkedError> for S3Error {
+    fn from(e: chunked::ChunkedError) -> Self {
+        S3Error::new(e.http_status(), e.s3_code(), e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, S3Error>;
+
+/// Decoder errors travel through the engine as body errors that keep
+/// their S3 code.
+fn chunked_to_object(e: chunked::ChunkedError) -> ObjectError {
+    ObjectError::Rejected {
+        status: e.http_status(),
+        code: e.s3_code(),
+        message: e.to_string(),
+    }
+}
+
+/// Serves one S3 request.
+pub async fn handle(core: SharedCore, req: Request) -> Response {
+    let head = req.method() == Method::HEAD;
+    let resource = req.uri().path().to_string();
+    match serve(&core, req).await {
+        Ok(r) => r,
+        Err(e) => e.render(&resource, head),
+    }
+}
+
+/// What the request addresses.
+struct Target {
+    bucket: Option<String>,
+    key: Option<String>,
+}
+
+fn decode(s: &str) -> Result<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| S3Error::invalid("the path is not valid UTF-8"))
+}
+
+/// Path style (`/bucket/key`) or virtual-hosted style (`bucket.<host>/key`).
+fn target(core: &Core, parts: &Parts) -> Result<Target> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let base = core
+        .public_url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    let path = parts.uri.path();
+    let vhost = (!base.is_empty() && host.len() > base.len() + 1)
+        .then(|| host.strip_suffix(base)?.strip_suffix('.'))
+        .flatten();
+    if let Some(bucket) = vhost {
+        let key = path.trim_start_matches('/');
+        return Ok(Target {
+            bucket: Some(bucket.to_string()),
+            key: (!key.is_empty()).then(|| decode(key)).transpose()?,
+        });
+    }
+    let rest = path.trim_start_matches('/');
+    if rest.is_empty() {
+        return Ok(Target {
+            bucket: None,
+            key: None,
+        });
+    }
+    let (b, k) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok(Target {
+        bucket: Some(decode(b)?),
+        key: (!k.is_empty()).then(|| decode(k)).transpose()?,
+    })
+}
+
+/// Who signed, and how the body is encoded.
+struct Auth {
+    principal: Option<Principal>,
+    payload: PayloadKind,
+}
+
+enum PayloadKind {
+    None,
+    Sha256([u8; 32]),
+    Chunked(chunked::Options),
+}
+
+async fn authenticate(core: &Core, parts: &Parts) -> Result<Auth> {
+    let with_host;
+    let headers = if parts.headers.contains_key(header::HOST) {
+        &parts.headers
+    } else {
+        let mut h = parts.headers.clone();
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            h.insert(header::HOST, v);
+        }
+        with_host = h;
+        &with_host
+    };
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers,
+        body_sha256: None,
+    };
+    match core.identity.authenticate_sigv4_keyed(&signed).await {
+        Ok(Some((principal, auth, key))) => {
+            auth.check_scope(&core.region, "s3")
+                .map_err(|e| S3Error::new(e.http_status(), e.aws_code(), e.to_string()))?;
+            let payload = match auth.payload() {
+                Payload::Unsigned => PayloadKind::None,
+                Payload::Sha256(hex) => {
+                    let mut raw = [0u8; 32];
+                    hex::decode_to_slice(hex, &mut raw)
+                        .map_err(|_| S3Error::invalid("x-amz-content-sha256 is not a SHA-256"))?;
+                    PayloadKind::Sha256(raw)
+                }
+                Payload::StreamingSigned | Payload::StreamingSignedTrailer => {
+                    let signing = ChunkSigning::from_parts(
+                        key,
+                        &auth.amz_date,
+                        &auth.scope(),
+                        &auth.signature,
+                    );
+                    let mode = if auth.payload() == Payload::StreamingSigned {
+                        chunked::Mode::Signed(signing)
+                    } else {
+                        chunked::Mode::SignedTrailer(signing)
+                    };
+                    PayloadKind::Chunked(chunked::Options::from_headers(mode, &parts.headers)?)
+                }
+                Payload::StreamingUnsignedTrailer => PayloadKind::Chunked(
+                    chunked::Options::from_headers(chunked::Mode::UnsignedTrailer, &parts.headers)?,
+                ),
+            };
+            Ok(Auth {
+                principal: Some(principal),
+                payload,
+            })
+        }
+        Ok(None) => Ok(Auth {
+            principal: None,
+            payload: PayloadKind::None,
+        }),
+        Err(IdentityError::SigV4(e)) => {
+            let mut err = S3Error::new(e.http_status(), e.aws_code(), e.to_string());
+            if matches!(e, sigv4::SigV4Error::SignatureDoesNotMatch) {
+                if let Ok(Some(a)) = sigv4::parse(&signed) {
+                    if let (Ok(sts), Ok(cr)) = (
+                        sigv4::string_to_sign(&signed, &a),
+                        sigv4::canonical_request(&signed, &a),
+                    ) {
+                        err = err
+                            .with("AWSAccessKeyId", a.credential.access_key_id.clone())
+                            .with("StringToSign", sts)
+                            .with("SignatureProvided", a.signature.clone())
+                            .with("CanonicalRequest", cr);
+                    }
+                }
+            }
+            Err(err)
+        }
+        Err(e) => {
+            let (_, msg) = context::public_error(&e);
+            Err(S3Error::denied(msg))
+        }
+    }
+}
+
+fn q(query: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    query.get(name).cloned()
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn set(h: &mut HeaderMap, name: &str, value: impl AsRef<str>) {
+    if let (Ok(n), Ok(v)) = (
+        header::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value.as_ref()),
+    ) {
+        h.insert(n, v);
+    }
+}
+
+fn xml_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn http_date(ms: i64) -> String {
+    time(ms).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+fn require(auth: &Auth) -> Result<&Principal> {
+    auth.principal
+        .as_ref()
+        .ok_or_else(|| S3Error::denied("anonymous users may only read public-read buckets"))
+}
+
+async fn serve(core: &Core, req: Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let auth = authenticate(core, &parts).await?;
+    let t = target(core, &parts)?;
+    let query: BTreeMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            sigv4::query_pairs(q)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |k: &str| query.contains_key(k);
+    let m = parts.method.clone();
+    let Some(bucket) = t.bucket else {
+        return match m {
+            Method::GET => list_buckets(core, require(&auth)?).await,
+            _ => Err(S3Error::new(
+                405,
+                "MethodNotAllowed",
+                format!("{m} is not allowed on the service"),
+            )),
+        };
+    };
+    let Some(key) = t.key else {
+        return match m {
+            Method::PUT if has("acl") => put_bucket_acl(core, &auth, &bucket, &parts.headers).await,
+            Method::PUT => create_bucket(core, &auth, &bucket, &parts.headers, body).await,
+            Method::HEAD => {
+                let b = core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
+                let mut h = HeaderMap::new();
+                set(&mut h, "x-amz-bucket-region", &b.region);
+                Ok((StatusCode::OK, h).into_response())
+            }
+            Method::DELETE => {
+                core.objects.delete_bucket(require(&auth)?, &bucket).await?;
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+            Method::GET if has("location") => {
+                let b = core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
+                Ok(xml_response(
+                    StatusCode::OK,
+                    xml::LocationConstraint { region: b.region }.to_xml(),
+                ))
+            }
+            Method::GET if has("acl") => {
+                let b = core.objects.head_bucket(Some(require(&auth)?), &bucket)?;
+                Ok(xml_response(
+                    StatusCode::OK,
+                    acl_xml(core, &b.project_id, b.acl).await,
+                ))
+            }
+            Method::GET if has("versioning") => {
+                core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
+                Ok(xml_response(
+                    StatusCode::OK,
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into(),
+                ))
+            }
+            Method::GET if has("uploads") => list_uploads(core, &auth, &bucket, &query).await,
+            Method::GET => list_objects(core, &auth, &bucket, &query).await,
+            Method::POST if has("delete") => {
+                delete_objects(core, &auth, &bucket, &parts.headers, body).await
+            }
+            _ => Err(S3Error::new(
+                405,
+                "MethodNotAllowed",
+                format!("{m} is not allowed on a bucket"),
+            )),
+        };
+    };
+    match m {
+        Method::PUT if has("partNumber") && has("uploadId") => {
+            if parts.headers.contains_key("x-amz-copy-source") {
+                return Err(S3Error::new(
+                    501,
+                    "NotImplemented",
+                    "UploadPartCopy is not supported; copy the whole object with CopyObject",
+                ));
+            }
+            upload_part(core, auth, &bucket, &key, &query, &parts.headers, body).await
+        }
+        Method::PUT if has("acl") => Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "object ACLs are not supported; set the canned ACL public-read on the bucket",
+        )),
+        Method::PUT if parts.headers.contains_key("x-amz-copy-source") => {
+            copy_object(core, &auth, &bucket, &key, &parts.headers).await
+        }
+        Method::PUT => put_object(core, auth, &bucket, &key, &parts.headers, body).await,
+        Method::GET if has("uploadId") => list_parts(core, &auth, &bucket, &key, &query).await,
+        Method::GET if has("acl") => {
+            let b = core.objects.head_bucket(Some(require(&auth)?), &bucket)?;
+            core.objects
+                .head_object(auth.principal.as_ref(), &bucket, &key)
+                .await?;
+            Ok(xml_response(
+                StatusCode::OK,
+                acl_xml(core, &b.project_id, b.acl).await,
+            ))
+        }
+        Method::GET | Method::HEAD => {
+            get_object(
+                core,
+                &auth,
+                &bucket,
+                &key,
+                &parts.headers,
+                &query,
+                m == Method::HEAD,
+            )
+            .await
+        }
+        Method::DELETE if has("uploadId") => {
+            let id = q(&query, "uploadId").unwrap_or_default();
+            core.objects
+                .abort_multipart(require(&auth)?, &bucket, &key, &id)
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Method::DELETE => {
+            core.objects
+                .delete_object(require(&auth)?, &bucket, &key)
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Method::POST if has("uploads") => {
+            create_multipart(core, &auth, &bucket, &key, &parts.headers).await
+        }
+        Method::POST if has("uploadId") => {
+            complete_multipart(core, &auth, &bucket, &key, &query, &parts.headers, body).await
+        }
+        _ => Err(S3Error::new(
+            405,
+            "MethodNotAllowed",
+            format!("{m} is not allowed on an object"),
+        )),
+    }
+}
+
+async fn owner(core: &Core, project: &str) -> xml::Owner {
+    xml::Owner {
+        id: project.to_string(),
+        display_name: core
+            .identity
+            .project_name(project)
+            .await
+            .unwrap_or_else(|| project.to_string()),
+    }
+}
+
+async fn acl_xml(core: &Core, project: &str, acl: Acl) -> String {
+    xml::AccessControlPolicy {
+        owner: owner(core, project).await,
+        acl: match acl {
+            Acl::Private => xml::CannedAcl::Private,
+            Acl::PublicRead => xml::CannedAcl::PublicRead,
+        },
+    }
+    .to_xml()
+}
+
+async fn list_buckets(core: &Core, p: &Principal) -> Result<Response> {
+    let buckets = core.objects.list_buckets(p).await?;
+    let doc = xml::ListAllMyBucketsResult {
+        owner: xml::Owner {
+            id: p.project_id.clone(),
+            display_name: p.project_name.clone(),
+        },
+        buckets: buckets
+            .iter()
+            .map(|b| xml::BucketEntry {
+                name: b.name.clone(),
+                creation_date: time(b.created_ms),
+            })
+            .collect(),
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+/// S3's bucket naming rules (the general-purpose bucket rules), plus the
+/// names other dialects own on the shared endpoint (docs/adr/0002).
+fn check_bucket_name(name: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(S3Error::new(
+            400,
+            "InvalidBucketName",
+            format!("the bucket name {name:?} is not valid: {why}"),
+        )
+        .with("BucketName", name))
+    };
+    if !(3..=63).contains(&name.len()) {
+        return bad("it must be 3 to 63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return bad("only lowercase letters, digits, '.' and '-' are allowed");
+    }
+    let first = name.as_bytes()[0];
+    let last = name.as_bytes()[name.len() - 1];
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() {
+        return bad("it must begin and end with a letter or a digit");
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return bad("dots may not be adjacent to each other or to hyphens");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return bad("it must not look like an IP address");
+    }
+    if name.starts_with("xn--") || name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
+        return bad("the prefix xn-- and suffixes -s3alias and --ol-s3 are reserved");
+    }
+    if RESERVED_BUCKET_NAMES.contains(&name) {
+        return bad("the name is reserved by another API on this endpoint");
+    }
+    Ok(())
+}
+
+fn canned_acl(h: &HeaderMap) -> Result<Option<Acl>> {
+    match header_str(h, "x-amz-acl") {
+        None => Ok(None),
+        Some(v) => match xml::CannedAcl::parse(v) {
+            Some(xml::CannedAcl::Private) => Ok(Some(Acl::Private)),
+            Some(xml::CannedAcl::PublicRead) => Ok(Some(Acl::PublicRead)),
+            None => Err(S3Error::new(
+                501,
+                "NotImplemented",
+                format!("the canned ACL {v:?} is not supported; use private or public-read"),
+            )),
+        },
+    }
+}
+
+/// Reads a small body whole, checking its signed sha256 and Content-MD5.
+async fn small_body(body: Body, h: &HeaderMap, payload: &PayloadKind) -> Result<Bytes> {
+    let bytes = axum::body::to_bytes(body, MAX_XML_BODY)
+        .await
+        .map_err(|_| {
+            S3Error::new(
+                400,
+                "MaxMessageLengthExceeded",
+                format!("the request body is over {MAX_XML_BODY} bytes"),
+            )
+        })?;
+    if let PayloadKind::Sha256(want) = payload {
+        let got: [u8; 32] = Sha256::digest(&bytes).into();
+        if &got != want {
+            return Err(S3Error::new(
+                400,
+                "XAmzContentSHA256Mismatch",
+                "the provided x-amz-content-sha256 does not match what was computed",
+            ));
+        }
+    }
+    if let Some(md5) = content_md5(h)? {
+        let got: [u8; 16] = md5::Md5::digest(&bytes).into();
+        if got != md5 {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                "the Content-MD5 you specified did not match what was received",
+            ));
+        }
+    }
+    if let Some(Some(e)) = checksum_header(h)?.map(|c| match c {
+        ChecksumSpec::Verify(e) => Some(e),
+        ChecksumSpec::Compute(_) => None,
+    }) {
+        let mut hasher = nuage_object::checksum::Hasher::new(e.algorithm);
+        hasher.update(&bytes);
+        if hasher.finish() != e.digest {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                format!(
+                    "the {} you specified did not match what was received",
+                    e.algorithm.header_name()
+                ),
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+async fn create_bucket(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let p = require(auth)?;
+    check_bucket_name(bucket)?;
+    let acl = canned_acl(h)?.unwrap_or(Acl::Private);
+    let body = small_body(body, h, &auth.payload).await?;
+    let cfg = xml::CreateBucketConfiguration::from_xml(&body)?;
+    if let Some(loc) = cfg.location_constraint {
+        if loc != core.region {
+            return Err(S3Error::new(
+                400,
+                "InvalidLocationConstraint",
+                format!(
+                    "the location constraint {loc:?} is not this region; use {:?}",
+                    core.region
+                ),
+            ));
+        }
+    }
+    core.objects
+        .create_bucket(
+            p,
+            NewBucket {
+                name: bucket.to_string(),
+                acl,
+                meta: BTreeMap::new(),
+            },
+        )
+        .await?;
+    let mut hm = HeaderMap::new();
+    set(&mut hm, "location", format!("/{bucket}"));
+    Ok((StatusCode::OK, hm).into_response())
+}
+
+async fn put_bucket_acl(core: &Core, auth: &Auth, bucket: &str, h: &HeaderMap) -> Result<Response> {
+    let p = require(auth)?;
+    let acl = canned_acl(h)?.ok_or_else(|| {
+        S3Error::new(
+            501,
+            "NotImplemented",
+            "only canned ACLs (x-amz-acl: private or public-read) are supported",
+        )
+    })?;
+    core.objects
+        .update_bucket(
+            p,
+            bucket,
+            BucketPatch {
+                acl: Some(acl),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+fn max_keys(query: &BTreeMap<String, String>, name: &str) -> Result<usize> {
+    match query.get(name) {
+        None => Ok(MAX_KEYS),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| (n as usize).min(MAX_KEYS))
+            .ok_or_else(|| {
+                S3Error::invalid(format!("{name} must be a non-negative integer"))
+                    .with("ArgumentName", name)
+            }),
+    }
+}
+
+async fn list_objects(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Response> {
+    let v2 = q(query, "list-type").as_deref() == Some("2");
+    let max = max_keys(query, "max-keys")?;
+    let prefix = q(query, "prefix").unwrap_or_default();
+    let delimiter = q(query, "delimiter").filter(|d| !d.is_empty());
+    let encoding = match q(query, "encoding-type") {
+        None => None,
+        Some(e) => Some(xml::EncodingType::parse(&e).ok_or_else(|| {
+            S3Error::invalid("encoding-type must be url").with("ArgumentName", "encoding-type")
+        })?),
+    };
+    let token = q(query, "continuation-token");
+    let after = if v2 {
+        match &token {
+            Some(t) => Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(t)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| {
+                        S3Error::invalid("the continuation token is not valid")
+                            .with("ArgumentName", "continuation-token")
+                    })?,
+            ),
+            None => q(query, "start-after").filter(|s| !s.is_empty()),
+        }
+    } else {
+        q(query, "marker").filter(|s| !s.is_empty())
+    };
+    let page = core
+        .objects
+        .list_objects(
+            auth.principal.as_ref(),
+            bucket,
+            ListQuery {
+                prefix: prefix.clone(),
+                delimiter: delimiter.clone(),
+                after,
+                max,
+            },
+        )
+        .await?;
+    let fetch_owner = !v2 || q(query, "fetch-owner").as_deref() == Some("true");
+    let b = core.objects.head_bucket(auth.principal.as_ref(), bucket)?;
+    let own = if fetch_owner {
+        Some(owner(core, &b.project_id).await)
+    } else {
+        None
+    };
+    let next = page.next.clone();
+    let doc = xml::ListBucketResult {
+        name: bucket.to_string(),
+        prefix,
+        delimiter: delimiter.clone(),
+        max_keys: max as u32,
+        is_truncated: page.truncated,
+        encoding_type: encoding,
+        contents: page
+            .objects
+            .into_iter()
+            .map(|o| xml::ObjectEntry {
+                key: o.key,
+                last_modified: time(o.modified_ms),
+                etag: o.etag,
+                size: o.size,
+                storage_class: "STANDARD".into(),
+                owner: own.clone(),
+            })
+            .collect(),
+        common_prefixes: page.prefixes,
+        version: if v2 {
+            xml::ListVersion::V2 {
+                continuation_token: token,
+                next_continuation_token: next
+                    .map(|n| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n)),
+                start_after: q(query, "start-after"),
+            }
+        } else {
+            xml::ListVersion::V1 {
+                marker: q(query, "marker").unwrap_or_default(),
+                next_marker: if delimiter.is_some() { next } else { None },
+            }
+        },
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+fn content_md5(h: &HeaderMap) -> Result<Option<[u8; 16]>> {
+    match header_str(h, "content-md5") {
+        None => Ok(None),
+        Some(v) => base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .ok()
+            .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                S3Error::new(
+                    400,
+                    "InvalidDigest",
+                    "the Content-MD5 you specified is not valid",
+                )
+            }),
+    }
+}
+
+/// An `x-amz-checksum-<alg>` header to verify, if any.
+fn checksum_header(h: &HeaderMap) -> Result<Option<ChecksumSpec>> {
+    for a in Algorithm::ALL {
+        if let Some(v) = header_str(h, a.header_name()) {
+            let digest = a.decode(v).ok_or_else(|| {
+                S3Error::invalid(format!(
+                    "the value of {} is not a valid {} checksum",
+                    a.header_name(),
+                    a.header_suffix()
+                ))
+            })?;
+            return Ok(Some(ChecksumSpec::Verify(Expected {
+                algorithm: a,
+                digest,
+            })));
+        }
+    }
+    Ok(None)
+}
+
+/// User metadata and kept headers of a PUT, copy or initiate.
+fn put_meta(
+    h: &HeaderMap,
+) -> (
+    Option<String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+) {
+    let mut user = BTreeMap::new();
+    for (name, v) in h {
+        if let Some(k) = name.as_str().strip_prefix("x-amz-meta-") {
+            user.insert(
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            );
+        }
+    }
+    let kept = [
+        "content-encoding",
+        "content-disposition",
+        "content-language",
+        "cache-control",
+        "expires",
+    ]
+    .iter()
+    .filter_map(|n| Some((n.to_string(), header_str(h, n)?.to_string())))
+    .filter(|(n, v)| !(n == "content-encoding" && v.eq_ignore_ascii_case("aws-chunked")))
+    .map(|(n, v)| {
+        if n == "content-encoding" {
+            // aws-chunked is the transfer's, not the object's.
+            let rest: Vec<&str> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.eq_ignore_ascii_case("aws-chunked"))
+                .collect();
+            (n, rest.join(", "))
+        } else {
+            (n, v)
+        }
+    })
+    .filter(|(_, v)| !v.is_empty())
+    .collect();
+    (header_str(h, "content-type").map(String::from), user, kept)
+}
+
+/// The engine options and the body stream of an upload (object or part).
+fn upload_body(
+    auth: Auth,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<(
+    PutOptions,
+    futures_util::stream::BoxStream<'static, std::result::Result<Bytes, ObjectError>>,
+)> {
+    let (content_type, user_meta, headers) = put_meta(h);
+    let mut opts = PutOptions {
+        content_type,
+        user_meta,
+        headers,
+        content_md5: content_md5(h)?,
+        checksum: checksum_header(h)?,
+        ..Default::default()
+    };
+    let raw = body.into_data_stream();
+    let stream = match auth.payload {
+        PayloadKind::Chunked(o) => {
+            opts.content_length = o.decoded_length;
+            if let Some(a) = o.trailer {
+                if opts.checksum.is_none() {
+                    opts.checksum = Some(ChecksumSpec::Compute(a));
+                }
+            }
+            AwsChunked::new(raw, o).map_err(chunked_to_object).boxed()
+        }
+        other => {
+            let len = header_str(h, "content-length").ok_or_else(|| {
+                S3Error::new(
+                    411,
+                    "MissingContentLength",
+                    "you must provide the Content-Length HTTP header",
+                )
+            })?;
+            opts.content_length = Some(
+                len.parse()
+                    .map_err(|_| S3Error::invalid("Content-Length is not a number"))?,
+            );
+            if let PayloadKind::Sha256(s) = other {
+                opts.content_sha256 = Some(s);
+            }
+            raw.map_err(|e| ObjectError::Body(e.to_string())).boxed()
+        }
+    };
+    Ok((opts, stream))
+}
+
+fn stored_checksum_header(hm: &mut HeaderMap, o: &Option<(Algorithm, String)>) {
+    if let Some((a, v)) = o {
+        set(hm, a.header_name(), v);
+    }
+}
+
+async fn put_object(
+    core: &Core,
+    auth: Auth,
+    bucket: &str,
+    key: &str,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let p = require(&auth)?.clone();
+    if let Some(Acl::PublicRead) = canned_acl(h)? {
+        return Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "object ACLs are not supported; set the canned ACL public-read on the bucket",
+        ));
+    }
+    let (opts, stream) = upload_body(auth, h, body)?;
+    let o = core
+        .objects
+        .put_object(&p, bucket, key, opts, stream)
+        .await?;
+    let mut hm = HeaderMap::new();
+    set(&mut hm, "etag", xml::quote_etag(&o.etag));
+    stored_checksum_header(&mut hm, &o.checksum);
+    Ok((StatusCode::OK, hm).into_response())
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|e| e == "*" || e.trim_matches('"') == etag)
+}
+
+fn parse_http_date(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|d| d.timestamp())
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(s.trim(), "%a, %d %b %Y %H:%M:%S GMT")
+                .ok()
+                .map(|d| d.and_utc().timestamp())
+        })
+}
+
+/// S3's conditional request rules: 412 for If-Match / If-Unmodified-Since,
+/// 304 for If-None-Match / If-Modified-Since.
+fn preconditions(h: &HeaderMap, o: &ObjectMeta) -> Result<Option<Response>> {
+    let modified = o.modified_ms / 1000;
+    if let Some(v) = header_str(h, "if-match") {
+        if !etag_matches(v, &o.etag) {
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            )
+            .with("Condition", "If-Match"));
+        }
+    } else if let Some(t) = header_str(h, "if-unmodified-since").and_then(parse_http_date) {
+        if modified > t {
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            )
+            .with("Condition", "If-Unmodified-Since"));
+        }
+    }
+    let not_modified = if let Some(v) = header_str(h, "if-none-match") {
+        etag_matches(v, &o.etag)
+    } else if let Some(t) = header_str(h, "if-modified-since").and_then(parse_http_date) {
+        modified <= t
+    } else {
+        false
+    };
+    if not_modified {
+        let mut hm = HeaderMap::new();
+        set(&mut hm, "etag", xml::quote_etag(&o.etag));
+        set(&mut hm, "last-modified", http_date(o.modified_ms));
+        return Ok(Some((StatusCode::NOT_MODIFIED, hm).into_response()));
+    }
+    Ok(None)
+}
+
+fn object_headers(
+    o: &ObjectMeta,
+    query: &BTreeMap<String, String>,
+    with_checksum: bool,
+) -> HeaderMap {
+    let mut hm = HeaderMap::new();
+    set(&mut hm, "etag", xml::quote_etag(&o.etag));
+    set(&mut hm, "last-modified", http_date(o.modified_ms));
+    set(&mut hm, "content-type", &o.content_type);
+    set(&mut hm, "accept-ranges", "bytes");
+    for (k, v) in &o.headers {
+        set(&mut hm, k, v);
+    }
+    for (k, v) in &o.user_meta {
+        set(&mut hm, &format!("x-amz-meta-{k}"), v);
+    }
+    if let Some(n) = o.parts {
+        set(&mut hm, "x-amz-mp-parts-count", n.to_string());
+    }
+    if with_checksum {
+        stored_checksum_header(&mut hm, &o.checksum);
+    }
+    for (param, name) in [
+        ("response-content-type", "content-type"),
+        ("response-content-language", "content-language"),
+        ("response-expires", "expires"),
+        ("response-cache-control", "cache-control"),
+        ("response-content-disposition", "content-disposition"),
+        ("response-content-encoding", "content-encoding"),
+    ] {
+        if let Some(v) = query.get(param) {
+            set(&mut hm, name, v);
+        }
+    }
+    hm
+}
+
+async fn get_object(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    key: &str,
+    h: &HeaderMap,
+    query: &BTreeMap<String, String>,
+    head: bool,
+) -> Result<Response> {
+    let caller = auth.principal.as_ref();
+    // S3 ignores a Range it cannot parse; one past the end is refused by
+    // the engine (InvalidRange).
+    let range = header_str(h, "range").and_then(RangeSpec::parse);
+    let checksum_mode =
+        header_str(h, "x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+    if head {
+        let o = core.objects.head_object(caller, bucket, key).await?;
+        if let Some(r) = preconditions(h, &o)? {
+            return Ok(r);
+        }
+        let mut hm = object_headers(&o, query, checksum_mode);
+        let (status, len) = match range.map(|r| r.resolve(o.size)).transpose()? {
+            Some(r) => {
+                set(&mut hm, "content-range", r.content_range());
+                (StatusCode::PARTIAL_CONTENT, r.end - r.start)
+            }
+            None => (StatusCode::OK, o.size),
+        };
+        set(&mut hm, "content-length", len.to_string());
+        return Ok((status, hm).into_response());
+    }
+    let (o, r, data) = core.objects.get_object(caller, bucket, key, range).await?;
+    if let Some(resp) = preconditions(h, &o)? {
+        return Ok(resp);
+    }
+    let mut hm = object_headers(&o, query, checksum_mode && r.is_none());
+    let (status, len) = match r {
+        Some(r) => {
+            set(&mut hm, "content-range", r.content_range());
+            (StatusCode::PARTIAL_CONTENT, r.end - r.start)
+        }
+        None => (StatusCode::OK, o.size),
+    };
+    set(&mut hm, "content-length", len.to_string());
+    let body = match data {
+        ObjectBody::Full(b) => Body::from(b),
+        ObjectBody::Stream(s) => Body::from_stream(s),
+    };
+    Ok((status, hm, body).into_response())
+}
+
+fn copy_source(h: &HeaderMap) -> Result<CopySource> {
+    let raw = header_str(h, "x-amz-copy-source").unwrap_or("");
+    let raw = raw.split_once("?versionId=").map_or(raw, |(p, _)| p);
+    let src = decode(raw.trim_start_matches('/'))?;
+    let (b, k) = src
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| {
+            S3Error::invalid("x-amz-copy-source must be <bucket>/<key>")
+                .with("ArgumentName", "x-amz-copy-source")
+        })?;
+    Ok(CopySource {
+        bucket: b.to_string(),
+        key: k.to_string(),
+    })
+}
+
+async fn copy_object(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    key: &str,
+    h: &HeaderMap,
+) -> Result<Response> {
+    let p = require(auth)?;
+    let src = copy_source(h)?;
+    let directive = match header_str(h, "x-amz-metadata-directive").unwrap_or("COPY") {
+        d if d.eq_ignore_ascii_case("COPY") => MetadataDirective::Copy,
+        d if d.eq_ignore_ascii_case("REPLACE") => {
+            let (content_type, user_meta, headers) = put_meta(h);
+            MetadataDirective::Replace {
+                content_type,
+                user_meta,
+                headers,
+            }
+        }
+        d => {
+            return Err(
+                S3Error::invalid(format!("unknown metadata directive {d:?}"))
+                    .with("ArgumentName", "x-amz-metadata-directive"),
+            )
+        }
+    };
+    if let Some(v) = header_str(h, "x-amz-copy-source-if-match") {
+        let o = core
+            .objects
+            .head_object(Some(p), &src.bucket, &src.key)
+            .await?;
+        if !etag_matches(v, &o.etag) {
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "the source's ETag does not match x-amz-copy-source-if-match",
+            ));
+        }
+    }
+    let o = core
+        .objects
+        .copy_object(p, &src, bucket, key, directive)
+        .await
+        .map_err(|e| match e {
+            ObjectError::InvalidArgument(m) => S3Error::new(400, "InvalidRequest", m),
+            e => e.into(),
+        })?;
+    let doc = xml::CopyObjectResult {
+        last_modified: time(o.modified_ms),
+        etag: o.etag,
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+async fn delete_objects(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let p = require(auth)?;
+    let body = small_body(body, h, &auth.payload).await?;
+    let req = xml::Delete::from_xml(&body)?;
+    if req.objects.iter().any(|o| o.etag.is_some()) {
+        return Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "conditional deletes (ETag in Delete) are not supported",
+        ));
+    }
+    let keys: Vec<String> = req.objects.iter().map(|o| o.key.clone()).collect();
+    let results = core.objects.delete_objects(p, bucket, keys.clone()).await?;
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for (k, r) in keys.into_iter().zip(results) {
+        match r {
+            Ok(_) => deleted.push(xml::DeletedEntry {
+                key: k,
+                version_id: None,
+            }),
+            Err(e) => errors.push(xml::DeleteErrorEntry {
+                key: k,
+                version_id: None,
+                code: e.s3_code().to_string(),
+                message: context::public_error(&e).1,
+            }),
+        }
+    }
+    let doc = xml::DeleteResult {
+        quiet: req.quiet,
+        deleted,
+        errors,
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+async fn create_multipart(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    key: &str,
+    h: &HeaderMap,
+) -> Result<Response> {
+    let p = require(auth)?;
+    if let Some(Acl::PublicRead) = canned_acl(h)? {
+        return Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "object ACLs are not supported; set the canned ACL public-read on the bucket",
+        ));
+    }
+    let (content_type, user_meta, headers) = put_meta(h);
+    let alg = match header_str(h, "x-amz-checksum-algorithm") {
+        Some(a) => Some(
+            Algorithm::from_name(a)
+                .ok_or_else(|| S3Error::invalid(format!("unknown checksum algorithm {a:?}")))?,
+        ),
+        None => None,
+    };
+    let up = core
+        .objects
+        .create_multipart(
+            p,
+            bucket,
+            key,
+            PutOptions {
+                content_type,
+                user_meta,
+                headers,
+                ..Default::default()
+            },
+            alg,
+        )
+        .await?;
+    let doc = xml::InitiateMultipartUploadResult {
+        bucket: up.bucket,
+        key: up.key,
+        upload_id: up.upload_id,
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+async fn upload_part(
+    core: &Core,
+    auth: Auth,
+    bucket: &str,
+    key: &str,
+    query: &BTreeMap<String, String>,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let p = require(&auth)?.clone();
+    let number: u32 = q(query, "partNumber")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=xml::MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid("Part number must be an integer between 1 and 10000, inclusive")
+                .with("ArgumentName", "partNumber")
+        })?;
+    let id = q(query, "uploadId").unwrap_or_default();
+    let (opts, stream) = upload_body(auth, h, body)?;
+    let part = core
+        .objects
+        .upload_part(&p, bucket, key, &id, number, opts, stream)
+        .await?;
+    let mut hm = HeaderMap::new();
+    set(&mut hm, "etag", xml::quote_etag(&part.etag));
+    stored_checksum_header(&mut hm, &part.checksum);
+    Ok((StatusCode::OK, hm).into_response())
+}
+
+fn checksums(c: &Option<(Algorithm, String)>) -> xml::Checksums {
+    let mut out = xml::Checksums::default();
+    if let Some((a, v)) = c {
+        let v = Some(v.clone());
+        match a {
+            Algorithm::Crc32 => out.crc32 = v,
+            Algorithm::Crc32c => out.crc32c = v,
+            Algorithm::Crc64nvme => out.crc64nvme = v,
+            Algorithm::Sha1 => out.sha1 = v,
+            Algorithm::Sha256 => out.sha256 = v,
+        }
+    }
+    out
+}
+
+async fn list_parts(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    key: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Response> {
+    let p = require(auth)?;
+    let id = q(query, "uploadId").unwrap_or_default();
+    let max = max_keys(query, "max-parts")?;
+    let after: u32 = match q(query, "part-number-marker") {
+        Some(m) => m
+            .parse()
+            .map_err(|_| S3Error::invalid("part-number-marker must be an integer"))?,
+        None => 0,
+    };
+    let page = core
+        .objects
+        .list_parts(p, bucket, key, &id, after, max)
+        .await?;
+    let b = core.objects.head_bucket(Some(p), bucket)?;
+    let own = owner(core, &b.project_id).await;
+    let doc = xml::ListPartsResult {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        upload_id: id,
+        part_number_marker: after,
+        next_part_number_marker: page.next_marker,
+        max_parts: max as u32,
+        is_truncated: page.truncated,
+        parts: page
+            .parts
+            .iter()
+            .map(|pt| xml::PartEntry {
+                part_number: pt.number,
+                last_modified: time(pt.modified_ms),
+                etag: pt.etag.clone(),
+                size: pt.size,
+                checksums: checksums(&pt.checksum),
+            })
+            .collect(),
+        initiator: own.clone(),
+        owner: own,
+        storage_class: "STANDARD".into(),
+        checksum_algorithm: page
+            .upload
+            .checksum_algorithm
+            .map(|a| a.header_suffix().to_ascii_uppercase()),
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+async fn complete_multipart(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    key: &str,
+    query: &BTreeMap<String, String>,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let p = require(auth)?;
+    let id = q(query, "uploadId").unwrap_or_default();
+    let body = small_body(body, h, &auth.payload).await?;
+    let req = xml::CompleteMultipartUpload::from_xml(&body)?;
+    let parts = req
+        .parts
+        .into_iter()
+        .map(|pt| CompletePart {
+            number: pt.part_number,
+            etag: pt.etag,
+        })
+        .collect();
+    let o = core
+        .objects
+        .complete_multipart(p, bucket, key, &id, parts)
+        .await?;
+    let base = core.public_url.trim_end_matches('/');
+    let doc = xml::CompleteMultipartUploadResult {
+        location: format!("{base}/{bucket}/{key}"),
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        etag: o.etag,
+        checksums: checksums(&o.checksum),
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+async fn list_uploads(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Response> {
+    let p = require(auth)?;
+    let max = max_keys(query, "max-uploads")?;
+    let prefix = q(query, "prefix").unwrap_or_default();
+    let page = core
+        .objects
+        .list_uploads(
+            p,
+            bucket,
+            &prefix,
+            q(query, "key-marker"),
+            q(query, "upload-id-marker"),
+            max,
+        )
+        .await?;
+    let b = core.objects.head_bucket(Some(p), bucket)?;
+    let own = owner(core, &b.project_id).await;
+    let doc = xml::ListMultipartUploadsResult {
+        bucket: bucket.to_string(),
+        key_marker: q(query, "key-marker").unwrap_or_default(),
+        upload_id_marker: q(query, "upload-id-marker").unwrap_or_default(),
+        next_key_marker: page.next_key_marker,
+        next_upload_id_marker: page.next_upload_marker,
+        delimiter: None,
+        prefix,
+        max_uploads: max as u32,
+        is_truncated: page.truncated,
+        encoding_type: None,
+        uploads: page
+            .uploads
+            .into_iter()
+            .map(|u| xml::UploadEntry {
+                key: u.key,
+                upload_id: u.upload_id,
+                initiator: own.clone(),
+                owner: own.clone(),
+                storage_class: "STANDARD".into(),
+                initiated: time(u.initiated_ms),
+            })
+            .collect(),
+        common_prefixes: Vec::new(),
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}

@@ -1,0 +1,680 @@
+//! nuage's object engine (S3 and Swift in the course): buckets owned by
+//! projects, objects with metadata, multipart uploads, durable on the local
+//! disk. The S3 and Swift front doors are two dialects over it, so an object
+//! written through one is read through the other.
+//!
+//! Durability (see [`data`] and [`meta`]): an object's bytes are fsynced in
+//! `tmp/` (file and directory) before its metadata commits, and the commit
+//! is fsynced before the request is acknowledged. An overwrite is one
+//! commit that swaps the row: readers see the old or the new object, and a
+//! reader that opened the old bytes keeps reading them. A crash never shows
+//! a partial object: an uncommitted segment is not reachable, and is
+//! removed at the next start. Bucket names are global, as S3's; see
+//! `docs/adr/0010-object-storage.md`.
+
+pub mod checksum;
+mod data;
+mod error;
+mod meta;
+mod multipart;
+mod objects;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use nuage_identity::policy::{authorize, Rule};
+use nuage_identity::Identity;
+use nuage_model::identity::Principal;
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+pub use error::{ObjectError, ObjectResult};
+pub use multipart::{CompletePart, PartInfo, PartsPage, UploadInfo, UploadsPage};
+pub use objects::{
+    ByteRange, ChecksumSpec, CopySource, ListPage, ListQuery, MetadataDirective, ObjectBody,
+    ObjectMeta, ObjectSummary, PutOptions, RangeSpec,
+};
+
+/// Largest single PUT (S3's limit), and largest part.
+pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Smallest part but the last (S3's 5 MiB).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Longest key, in bytes (S3 and Swift).
+pub const MAX_KEY_LEN: usize = 1024;
+/// Incomplete multipart uploads are aborted after this long.
+pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Who may read a bucket besides its project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Acl {
+    /// Only the owning project (S3's `private`, Swift's default).
+    Private,
+    /// Anyone, even anonymous, may list and read (S3's `public-read`,
+    /// Swift's `X-Container-Read: .r:*,.rlistings`).
+    PublicRead,
+}
+
+impl Acl {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acl::Private => "private",
+            Acl::PublicRead => "public-read",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Acl> {
+        match s {
+            "private" => Some(Acl::Private),
+            "public-read" => Some(Acl::PublicRead),
+            _ => None,
+        }
+    }
+}
+
+/// A bucket (an S3 bucket, a Swift container).
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    pub name: String,
+    pub project_id: String,
+    pub created_ms: i64,
+    pub acl: Acl,
+    pub region: String,
+    /// Swift's `X-Container-Meta-*`, lowercase names without the prefix.
+    pub meta: BTreeMap<String, String>,
+    pub objects: i64,
+    pub bytes: i64,
+}
+
+/// Options of a new bucket.
+#[derive(Debug, Clone)]
+pub struct NewBucket {
+    pub name: String,
+    pub acl: Acl,
+    pub meta: BTreeMap<String, String>,
+}
+
+/// A change to a bucket's ACL or metadata.
+#[derive(Debug, Clone, Default)]
+pub struct BucketPatch {
+    pub acl: Option<Acl>,
+    /// `None` values remove the entry.
+    pub meta: BTreeMap<String, Option<String>>,
+}
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct ObjectConfig {
+    pub region: String,
+    pub upload_expiry: Duration,
+}
+
+/// The object engine; cheap to clone.
+#[derive(Clone)]
+pub struct ObjectStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    meta: meta::Meta,
+    data: data::DataDir,
+    identity: Identity,
+    config: ObjectConfig,
+    /// Every bucket, by name: the engine is the only writer of its store,
+    /// so this is never stale. Counters are updated after each commit.
+    buckets: RwLock<HashMap<String, Arc<Mutex<Bucket>>>>,
+    /// Woken when segments were put in the garbage table.
+    garbage: Arc<Notify>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl ObjectStore {
+    /// Opens the engine in `dir` (created if needed) and repairs what a
+    /// crash left: renames of committed segments are finished, uncommitted
+    /// ones and garbage are removed, expired uploads are aborted. Then
+    /// starts the background collector.
+    pub async fn open(
+        dir: &Path,
+        identity: Identity,
+        config: ObjectConfig,
+    ) -> ObjectResult<ObjectStore> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ObjectError::internal(format!("creating {}", dir.display()), e))?;
+        let data = data::DataDir::open(dir)?;
+        let meta = meta::Meta::open(&dir.join("objects.db"))?;
+        let store = ObjectStore {
+            inner: Arc::new(Inner {
+                meta,
+                data,
+                identity,
+                config,
+                buckets: RwLock::new(HashMap::new()),
+                garbage: Arc::new(Notify::new()),
+            }),
+        };
+        store.recover_tmp().await?;
+        store.collect_garbage().await?;
+        store.load_buckets().await?;
+        store.expire_uploads().await?;
+        let weak = Arc::downgrade(&store.inner);
+        let wake = store.inner.garbage.clone();
+        tokio::spawn(async move {
+            loop {
+                let notified = wake.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if let Err(e) = (ObjectStore { inner }).collect_garbage().await {
+                        tracing::warn!(error = %e, "object garbage collection");
+                    }
+                }
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(Duration::from_secs(600)) => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        if let Err(e) = (ObjectStore { inner }).expire_uploads().await {
+                            tracing::warn!(error = %e, "expiring multipart uploads");
+                        }
+                    }
+                }
+            }
+        });
+        Ok(store)
+    }
+
+    async fn recover_tmp(&self) -> ObjectResult<()> {
+        let ids = self.inner.data.tmp_ids()?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let lookup = ids.clone();
+        let committed: Vec<bool> = self
+            .inner
+            .meta
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT 1 FROM segments WHERE id = ?1")?;
+                let mut out = Vec::with_capacity(lookup.len());
+                for id in &lookup {
+                    out.push(st.exists(params![id])?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let (mut moved, mut removed) = (0, 0);
+        for (id, c) in ids.iter().zip(committed) {
+            self.inner.data.recover(id, c)?;
+            if c {
+                moved += 1;
+            } else {
+                removed += 1;
+            }
+        }
+        tracing::info!(
+            moved,
+            removed,
+            "object segments left by an interrupted write recovered"
+        );
+        Ok(())
+    }
+
+    /// Removes the files of garbage segments, then their rows.
+    async fn collect_garbage(&self) -> ObjectResult<()> {
+        loop {
+            let ids: Vec<String> = self
+                .inner
+                .meta
+                .read(|c| {
+                    let mut st = c.prepare_cached("SELECT id FROM garbage LIMIT 1000")?;
+                    let rows = st.query_map([], |r| r.get(0))?;
+                    Ok(rows.collect::<Result<Vec<String>, _>>()?)
+                })
+                .await?;
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let data = self.inner.data.clone();
+            let done = ids.clone();
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                for id in &done {
+                    data.remove(id)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| ObjectError::internal("removing garbage", e))??;
+            let n = ids.len();
+            self.inner
+                .meta
+                .write(move |c| {
+                    let mut st = c.prepare_cached("DELETE FROM garbage WHERE id = ?1")?;
+                    for id in &ids {
+                        st.execute(params![id])?;
+                    }
+                    Ok(())
+                })
+                .await?;
+            if n < 1000 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn load_buckets(&self) -> ObjectResult<()> {
+        let all = self
+            .inner
+            .meta
+            .read(|c| {
+                let mut st = c.prepare(
+                    "SELECT name, project_id, created_ms, acl, region, meta, objects, bytes FROM buckets",
+                )?;
+                let rows = st.query_map([], bucket_row)?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        let mut map = self
+            .inner
+            .buckets
+            .write()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?;
+        for b in all {
+            map.insert(b.name.clone(), Arc::new(Mutex::new(b)));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn notify_garbage(&self) {
+        self.inner.garbage.notify_one();
+    }
+
+    /// The bucket, if it exists.
+    pub(crate) fn bucket_entry(&self, name: &str) -> ObjectResult<Arc<Mutex<Bucket>>> {
+        self.inner
+            .buckets
+            .read()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ObjectError::NoSuchBucket(name.to_string()))
+    }
+
+    pub(crate) fn bucket_snapshot(&self, name: &str) -> ObjectResult<Bucket> {
+        let e = self.bucket_entry(name)?;
+        let b = e
+            .lock()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?
+            .clone();
+        Ok(b)
+    }
+
+    /// Applies a committed change of a bucket's counters to the cache.
+    pub(crate) fn count(&self, bucket: &str, objects: i64, bytes: i64) {
+        if let Ok(e) = self.bucket_entry(bucket) {
+            if let Ok(mut b) = e.lock() {
+                b.objects += objects;
+                b.bytes += bytes;
+            }
+        }
+    }
+
+    /// Checks `action` on `bucket` for `caller` (None: anonymous). Reads
+    /// of a public-read bucket are open to all; everything else follows
+    /// the project policy.
+    pub(crate) fn check(
+        &self,
+        caller: Option<&Principal>,
+        bucket: &str,
+        action: &str,
+        write: bool,
+    ) -> ObjectResult<Bucket> {
+        let b = self.bucket_snapshot(bucket)?;
+        if !write && b.acl == Acl::PublicRead {
+            return Ok(b);
+        }
+        let Some(p) = caller else {
+            return Err(ObjectError::AccessDenied(format!(
+                "anonymous access to {bucket} is not allowed"
+            )));
+        };
+        let rule = if write {
+            Rule::ProjectWrite(&b.project_id)
+        } else {
+            Rule::ProjectRead(&b.project_id)
+        };
+        match authorize(p, action, rule) {
+            Ok(()) => Ok(b),
+            Err(e) => Err(ObjectError::AccessDenied(e.to_string())),
+        }
+    }
+
+    pub(crate) fn meta(&self) -> &meta::Meta {
+        &self.inner.meta
+    }
+
+    pub(crate) fn data(&self) -> &data::DataDir {
+        &self.inner.data
+    }
+
+    pub(crate) fn inner_upload_expiry_ms(&self) -> i64 {
+        self.inner.config.upload_expiry.as_millis() as i64
+    }
+
+    pub fn region(&self) -> &str {
+        &self.inner.config.region
+    }
+
+    /// The byte quota of `project` (-1: unlimited).
+    pub(crate) async fn bytes_quota(&self, project: &str) -> ObjectResult<i64> {
+        Ok(self.inner.identity.quota_limit(project, "bytes").await?)
+    }
+
+    // ---------------------------------------------------------------- buckets
+
+    /// Creates a bucket owned by the caller's project. Names are global:
+    /// one taken by another project is refused.
+    pub async fn create_bucket(&self, caller: &Principal, new: NewBucket) -> ObjectResult<Bucket> {
+        validate_bucket_name(&new.name)?;
+        let project = caller.project_id.clone();
+        authorize(caller, "object:create_bucket", Rule::ProjectWrite(&project))
+            .map_err(|e| ObjectError::AccessDenied(e.to_string()))?;
+        if let Ok(b) = self.bucket_snapshot(&new.name) {
+            return Err(if b.project_id == project {
+                ObjectError::BucketAlreadyOwnedByYou(new.name)
+            } else {
+                ObjectError::BucketAlreadyExists(new.name)
+            });
+        }
+        let limit = self.inner.identity.quota_limit(&project, "buckets").await?;
+        let b = Bucket {
+            name: new.name.clone(),
+            project_id: project.clone(),
+            created_ms: now_ms(),
+            acl: new.acl,
+            region: self.inner.config.region.clone(),
+            meta: new.meta,
+            objects: 0,
+            bytes: 0,
+        };
+        let row = b.clone();
+        self.inner
+            .meta
+            .write(move |c| {
+                if let Some(owner) = c
+                    .query_row(
+                        "SELECT project_id FROM buckets WHERE name = ?1",
+                        params![row.name],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .optional()?
+                {
+                    return Err(if owner == row.project_id {
+                        ObjectError::BucketAlreadyOwnedByYou(row.name.clone())
+                    } else {
+                        ObjectError::BucketAlreadyExists(row.name.clone())
+                    });
+                }
+                if limit >= 0 {
+                    let n: i64 = c.query_row(
+                        "SELECT COUNT(*) FROM buckets WHERE project_id = ?1",
+                        params![row.project_id],
+                        |r| r.get(0),
+                    )?;
+                    if n >= limit {
+                        return Err(ObjectError::QuotaExceeded(format!(
+                            "the project has {n} buckets, its quota"
+                        )));
+                    }
+                }
+                c.execute(
+                    "INSERT INTO buckets (name, project_id, created_ms, acl, region, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        row.name,
+                        row.project_id,
+                        row.created_ms,
+                        row.acl.as_str(),
+                        row.region,
+                        serde_json::to_string(&row.meta)?
+                    ],
+                )?;
+                Ok(())
+            })
+            .await?;
+        self.inner
+            .buckets
+            .write()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?
+            .insert(b.name.clone(), Arc::new(Mutex::new(b.clone())));
+        tracing::info!(bucket = %b.name, project = %b.project_id, "bucket created");
+        Ok(b)
+    }
+
+    /// The bucket, if the caller may read it (no I/O: buckets are cached).
+    pub fn head_bucket(&self, caller: Option<&Principal>, name: &str) -> ObjectResult<Bucket> {
+        self.check(caller, name, "object:head_bucket", false)
+    }
+
+    /// The buckets of the caller's project, by name.
+    pub async fn list_buckets(&self, caller: &Principal) -> ObjectResult<Vec<Bucket>> {
+        self.list_project_buckets(caller, &caller.project_id.clone())
+            .await
+    }
+
+    /// The buckets of `project`, by name.
+    pub async fn list_project_buckets(
+        &self,
+        caller: &Principal,
+        project: &str,
+    ) -> ObjectResult<Vec<Bucket>> {
+        authorize(caller, "object:list_buckets", Rule::ProjectRead(project))
+            .map_err(|e| ObjectError::AccessDenied(e.to_string()))?;
+        let map = self
+            .inner
+            .buckets
+            .read()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?;
+        let mut out: Vec<Bucket> = map
+            .values()
+            .filter_map(|e| e.lock().ok().map(|b| b.clone()))
+            .filter(|b| b.project_id == project)
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Deletes an empty bucket (no objects, no multipart uploads).
+    pub async fn delete_bucket(&self, caller: &Principal, name: &str) -> ObjectResult<()> {
+        self.check(Some(caller), name, "object:delete_bucket", true)?;
+        let n = name.to_string();
+        self.inner
+            .meta
+            .write(move |c| {
+                let busy = c
+                    .prepare_cached("SELECT 1 FROM objects WHERE bucket = ?1 LIMIT 1")?
+                    .exists(params![n])?
+                    || c.prepare_cached("SELECT 1 FROM uploads WHERE bucket = ?1 LIMIT 1")?
+                        .exists(params![n])?;
+                if busy {
+                    return Err(ObjectError::BucketNotEmpty(n.clone()));
+                }
+                if c.execute("DELETE FROM buckets WHERE name = ?1", params![n])? == 0 {
+                    return Err(ObjectError::NoSuchBucket(n.clone()));
+                }
+                Ok(())
+            })
+            .await?;
+        self.inner
+            .buckets
+            .write()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?
+            .remove(name);
+        tracing::info!(bucket = %name, "bucket deleted");
+        Ok(())
+    }
+
+    /// Changes a bucket's ACL or metadata.
+    pub async fn update_bucket(
+        &self,
+        caller: &Principal,
+        name: &str,
+        patch: BucketPatch,
+    ) -> ObjectResult<Bucket> {
+        let mut b = self.check(Some(caller), name, "object:update_bucket", true)?;
+        if let Some(acl) = patch.acl {
+            b.acl = acl;
+        }
+        for (k, v) in patch.meta {
+            match v {
+                Some(v) => b.meta.insert(k, v),
+                None => b.meta.remove(&k),
+            };
+        }
+        check_meta_size(&b.meta)?;
+        let row = b.clone();
+        self.inner
+            .meta
+            .write(move |c| {
+                c.execute(
+                    "UPDATE buckets SET acl = ?2, meta = ?3 WHERE name = ?1",
+                    params![
+                        row.name,
+                        row.acl.as_str(),
+                        serde_json::to_string(&row.meta)?
+                    ],
+                )?;
+                Ok(())
+            })
+            .await?;
+        let e = self.bucket_entry(name)?;
+        let mut cur = e
+            .lock()
+            .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?;
+        cur.acl = b.acl;
+        cur.meta = b.meta.clone();
+        Ok(cur.clone())
+    }
+
+    /// Buckets and bytes used by `project`.
+    pub fn usage(&self, project: &str) -> (i64, i64) {
+        let Ok(map) = self.inner.buckets.read() else {
+            return (0, 0);
+        };
+        map.values()
+            .filter_map(|e| e.lock().ok().map(|b| (b.project_id == project, b.bytes)))
+            .filter(|(mine, _)| *mine)
+            .fold((0, 0), |(n, bytes), (_, b)| (n + 1, bytes + b))
+    }
+
+    /// Checks every stored segment of `bucket` against its checksum; returns
+    /// the keys found corrupted (and marks them so they are not served).
+    pub async fn verify_bucket(
+        &self,
+        caller: &Principal,
+        bucket: &str,
+    ) -> ObjectResult<Vec<String>> {
+        self.check(Some(caller), bucket, "object:verify", true)?;
+        objects::verify_bucket(self, bucket).await
+    }
+
+    /// Files in `data/` and `tmp/` that no committed row references, and
+    /// committed segments whose file is missing: both must be empty. For
+    /// tests and `nuage object fsck`.
+    pub async fn fsck(&self) -> ObjectResult<(Vec<String>, Vec<String>)> {
+        let data = self.inner.data.clone();
+        let mut files = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let mut v = data.data_ids()?;
+            v.extend(data.tmp_ids()?);
+            Ok(v)
+        })
+        .await
+        .map_err(|e| ObjectError::internal("walking object data", e))??;
+        files.sort();
+        let rows: Vec<String> = self
+            .inner
+            .meta
+            .read(|c| {
+                let mut st =
+                    c.prepare("SELECT id FROM segments UNION SELECT id FROM garbage ORDER BY 1")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<String>, _>>()?)
+            })
+            .await?;
+        let orphans = files
+            .iter()
+            .filter(|f| rows.binary_search(f).is_err())
+            .cloned()
+            .collect();
+        let missing = rows
+            .iter()
+            .filter(|r| files.binary_search(r).is_err())
+            .cloned()
+            .collect();
+        Ok((orphans, missing))
+    }
+}
+
+fn bucket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bucket> {
+    let acl: String = r.get(3)?;
+    let meta: String = r.get(5)?;
+    Ok(Bucket {
+        name: r.get(0)?,
+        project_id: r.get(1)?,
+        created_ms: r.get(2)?,
+        acl: Acl::parse(&acl).unwrap_or(Acl::Private),
+        region: r.get(4)?,
+        meta: serde_json::from_str(&meta).unwrap_or_default(),
+        objects: r.get(6)?,
+        bytes: r.get(7)?,
+    })
+}
+
+/// The engine's own rule, shared by both dialects: 1 to 255 bytes, no `/`,
+/// no control characters. S3's stricter DNS rule is the S3 dialect's.
+pub fn validate_bucket_name(name: &str) -> ObjectResult<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(ObjectError::InvalidBucketName(format!(
+            "bucket names are 1 to 255 bytes; {:?} is {}",
+            name,
+            name.len()
+        )));
+    }
+    if name.contains('/') || name.chars().any(char::is_control) {
+        return Err(ObjectError::InvalidBucketName(format!(
+            "bucket name {name:?} contains '/' or a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// Keys: 1 to 1024 bytes of UTF-8 (they arrive as `&str`).
+pub fn validate_key(key: &str) -> ObjectResult<()> {
+    if key.is_empty() {
+        return Err(ObjectError::InvalidArgument("the key is empty".into()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(ObjectError::KeyTooLong(key.len()));
+    }
+    Ok(())
+}
+
+/// User metadata is limited as S3's (2 KiB of names and values).
+pub(crate) fn check_meta_size(meta: &BTreeMap<String, String>) -> ObjectResult<()> {
+    let n: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if n > 8 * 1024 {
+        return Err(ObjectError::InvalidArgument(format!(
+            "metadata is {n} bytes; at most 8 KiB is kept"
+        )));
+    }
+    Ok(())
+}

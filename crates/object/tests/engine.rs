@@ -1,0 +1,821 @@
+//! The object engine through its API, on a real directory and SQLite file.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use md5::Digest as _;
+use nuage_identity::{Bootstrap, Identity, IdentityConfig};
+use nuage_model::identity::Principal;
+use nuage_object::checksum::{Algorithm, Expected, Hasher};
+use nuage_object::*;
+
+struct World {
+    _db: nuage_store::testing::TestDb,
+    dir: tempfile::TempDir,
+    identity: Identity,
+    admin: Principal,
+    store: ObjectStore,
+}
+
+fn config() -> ObjectConfig {
+    ObjectConfig {
+        region: "nuage-1".into(),
+        upload_expiry: DEFAULT_UPLOAD_EXPIRY,
+    }
+}
+
+async fn world() -> World {
+    let db = nuage_store::testing::fresh("sqlite").await.expect("db");
+    let identity = Identity::open(db.db.clone(), IdentityConfig::default())
+        .await
+        .expect("identity");
+    identity
+        .bootstrap(Bootstrap {
+            admin_password: Some("admin-password-1".into()),
+            access_key: None,
+        })
+        .await
+        .expect("bootstrap");
+    let (_, admin) = identity
+        .login("admin", None, "admin-password-1", None, None)
+        .await
+        .expect("login");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = ObjectStore::open(dir.path(), identity.clone(), config())
+        .await
+        .expect("open");
+    World {
+        _db: db,
+        dir,
+        identity,
+        admin,
+        store,
+    }
+}
+
+/// A member of another project.
+fn stranger() -> Principal {
+    Principal {
+        user_id: "u-other".into(),
+        user_name: "other".into(),
+        domain_id: "default".into(),
+        project_id: "p-other".into(),
+        project_name: "other".into(),
+        project_domain_id: "default".into(),
+        roles: vec!["member".into(), "reader".into()],
+        method: "token".into(),
+        audit_id: String::new(),
+        expires_at: i64::MAX,
+    }
+}
+
+fn body(data: &[u8]) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, ObjectError>>> {
+    // Split in uneven pieces, as a network would.
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    let mut n = 1;
+    while at < data.len() {
+        let end = (at + n).min(data.len());
+        pieces.push(Ok(Bytes::copy_from_slice(&data[at..end])));
+        at = end;
+        n = n * 3 + 7;
+    }
+    futures_util::stream::iter(pieces)
+}
+
+fn opts(len: usize) -> PutOptions {
+    PutOptions {
+        content_length: Some(len as u64),
+        ..Default::default()
+    }
+}
+
+async fn bucket(w: &World, name: &str) {
+    w.store
+        .create_bucket(
+            &w.admin,
+            NewBucket {
+                name: name.into(),
+                acl: Acl::Private,
+                meta: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect("bucket");
+}
+
+async fn get(w: &World, b: &str, k: &str) -> Vec<u8> {
+    let (_, _, body) = w
+        .store
+        .get_object(Some(&w.admin), b, k, None)
+        .await
+        .expect("get");
+    body.collect().await.expect("body")
+}
+
+async fn assert_clean(w: &World) {
+    // Let the collector run.
+    for _ in 0..50 {
+        let (orphans, missing) = w.store.fsck().await.expect("fsck");
+        if orphans.is_empty() && missing.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (orphans, missing) = w.store.fsck().await.expect("fsck");
+    panic!("orphans {orphans:?} missing {missing:?}");
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+#[tokio::test]
+async fn put_get_overwrite_delete() {
+    let w = world().await;
+    bucket(&w, "b1").await;
+    for size in [0usize, 1, 4096, 300_000, 3 * 1024 * 1024 + 5] {
+        let d = data(size, 1);
+        let m = w
+            .store
+            .put_object(&w.admin, "b1", "k", opts(size), body(&d))
+            .await
+            .expect("put");
+        assert_eq!(m.etag, hex::encode(md5::Md5::digest(&d)));
+        assert_eq!(m.size, size as u64);
+        assert_eq!(get(&w, "b1", "k").await, d, "size {size}");
+    }
+    let h = w
+        .store
+        .head_object(Some(&w.admin), "b1", "k")
+        .await
+        .expect("head");
+    assert_eq!(h.content_type, "binary/octet-stream");
+    assert!(w
+        .store
+        .delete_object(&w.admin, "b1", "k")
+        .await
+        .expect("delete"));
+    assert!(!w
+        .store
+        .delete_object(&w.admin, "b1", "k")
+        .await
+        .expect("delete again"));
+    let e = w
+        .store
+        .get_object(Some(&w.admin), "b1", "k", None)
+        .await
+        .expect_err("gone");
+    assert_eq!(e.s3_code(), "NoSuchKey");
+    let b = w.store.head_bucket(Some(&w.admin), "b1").expect("bucket");
+    assert_eq!((b.objects, b.bytes), (0, 0));
+    assert_clean(&w).await;
+    w.store
+        .delete_bucket(&w.admin, "b1")
+        .await
+        .expect("delete bucket");
+    assert_eq!(
+        w.store
+            .head_bucket(Some(&w.admin), "b1")
+            .expect_err("gone")
+            .s3_code(),
+        "NoSuchBucket"
+    );
+}
+
+#[tokio::test]
+async fn ranges() {
+    let w = world().await;
+    bucket(&w, "r").await;
+    let d = data(2 * 1024 * 1024, 9);
+    w.store
+        .put_object(&w.admin, "r", "k", opts(d.len()), body(&d))
+        .await
+        .expect("put");
+    for (spec, want) in [
+        ("bytes=0-9", &d[0..10]),
+        ("bytes=100-", &d[100..]),
+        ("bytes=-5", &d[d.len() - 5..]),
+        ("bytes=2000000-99999999", &d[2_000_000..]),
+    ] {
+        let r = RangeSpec::parse(spec).expect("spec");
+        let (_, range, body) = w
+            .store
+            .get_object(Some(&w.admin), "r", "k", Some(r))
+            .await
+            .expect("get");
+        assert!(range.is_some());
+        assert_eq!(body.collect().await.expect("body"), want, "{spec}");
+    }
+    let r = RangeSpec::parse("bytes=3000000-").expect("spec");
+    let e = w
+        .store
+        .get_object(Some(&w.admin), "r", "k", Some(r))
+        .await
+        .expect_err("past the end");
+    assert_eq!((e.s3_code(), e.s3_status()), ("InvalidRange", 416));
+}
+
+#[tokio::test]
+async fn listing_matches_a_model() {
+    let w = world().await;
+    bucket(&w, "l").await;
+    let mut keys = Vec::new();
+    for a in ["a", "b", "photos", "zz"] {
+        for i in 0..40 {
+            keys.push(format!("{a}/{i:03}"));
+            keys.push(format!("{a}/{i:03}/x/y"));
+        }
+        keys.push(a.to_string());
+    }
+    keys.push("é/unicode".into());
+    keys.push("a+b".into());
+    keys.sort();
+    for k in &keys {
+        w.store
+            .put_object(&w.admin, "l", k, opts(1), body(b"x"))
+            .await
+            .expect("put");
+    }
+    for (prefix, delim) in [
+        ("", None),
+        ("", Some("/")),
+        ("a/", Some("/")),
+        ("photos/0", None),
+        ("b", Some("/")),
+        ("nothing", None),
+    ] {
+        // The model: every entry in order.
+        let mut model: Vec<String> = Vec::new();
+        for k in keys.iter().filter(|k| k.starts_with(prefix)) {
+            let e = match delim.and_then(|d| {
+                k[prefix.len()..]
+                    .find(d)
+                    .map(|i| k[..prefix.len() + i + d.len()].to_string())
+            }) {
+                Some(cp) => cp,
+                None => k.clone(),
+            };
+            if model.last() != Some(&e) {
+                model.push(e);
+            }
+        }
+        for max in [1usize, 7, 1000] {
+            let mut got = Vec::new();
+            let mut after = None;
+            loop {
+                let page = w
+                    .store
+                    .list_objects(
+                        Some(&w.admin),
+                        "l",
+                        ListQuery {
+                            prefix: prefix.into(),
+                            delimiter: delim.map(String::from),
+                            after: after.clone(),
+                            max,
+                        },
+                    )
+                    .await
+                    .expect("list");
+                let mut entries: Vec<String> = page
+                    .objects
+                    .iter()
+                    .map(|o| o.key.clone())
+                    .chain(page.prefixes.iter().cloned())
+                    .collect();
+                entries.sort();
+                assert!(entries.len() <= max);
+                got.extend(entries);
+                if !page.truncated {
+                    break;
+                }
+                after = page.next.clone();
+                assert!(after.is_some());
+            }
+            assert_eq!(
+                got, model,
+                "prefix {prefix:?} delimiter {delim:?} max {max}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn multipart_complete_abort_and_errors() {
+    let w = world().await;
+    bucket(&w, "m").await;
+    let p1 = data(5 * 1024 * 1024, 1);
+    let p2 = data(1000, 2);
+    let up = w
+        .store
+        .create_multipart(
+            &w.admin,
+            "m",
+            "big",
+            PutOptions {
+                content_type: Some("text/plain".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("create");
+    let e1 = w
+        .store
+        .upload_part(
+            &w.admin,
+            "m",
+            "big",
+            &up.upload_id,
+            1,
+            opts(p1.len()),
+            body(&p1),
+        )
+        .await
+        .expect("part 1");
+    // A part uploaded twice: the second wins.
+    w.store
+        .upload_part(
+            &w.admin,
+            "m",
+            "big",
+            &up.upload_id,
+            2,
+            opts(3),
+            body(b"old"),
+        )
+        .await
+        .expect("part 2 old");
+    let e2 = w
+        .store
+        .upload_part(
+            &w.admin,
+            "m",
+            "big",
+            &up.upload_id,
+            2,
+            opts(p2.len()),
+            body(&p2),
+        )
+        .await
+        .expect("part 2");
+    let parts = w
+        .store
+        .list_parts(&w.admin, "m", "big", &up.upload_id, 0, 1000)
+        .await
+        .expect("list");
+    assert_eq!(parts.parts.len(), 2);
+    let out_of_order = w
+        .store
+        .complete_multipart(
+            &w.admin,
+            "m",
+            "big",
+            &up.upload_id,
+            vec![
+                CompletePart {
+                    number: 2,
+                    etag: e2.etag.clone(),
+                },
+                CompletePart {
+                    number: 1,
+                    etag: e1.etag.clone(),
+                },
+            ],
+        )
+        .await
+        .expect_err("order");
+    assert_eq!(out_of_order.s3_code(), "InvalidPartOrder");
+    let wrong = w
+        .store
+        .complete_multipart(
+            &w.admin,
+            "m",
+            "big",
+            &up.upload_id,
+            vec![CompletePart {
+                number: 1,
+                etag: "\"0000\"".into(),
+            }],
+        )
+        .await
+        .expect_err("etag");
+    assert_eq!(wrong.s3_code(), "InvalidPart");
+    let m = w
+        .store
+        .complete_multipart(
+            &w.admin,
+            "m",
+            "big",
+            &up.upload_id,
+            vec![
+                CompletePart {
+                    number: 1,
+                    etag: format!("\"{}\"", e1.etag),
+                },
+                CompletePart {
+                    number: 2,
+                    etag: e2.etag.clone(),
+                },
+            ],
+        )
+        .await
+        .expect("complete");
+    let mut all = p1.clone();
+    all.extend_from_slice(&p2);
+    assert_eq!(m.size, all.len() as u64);
+    assert!(m.etag.ends_with("-2"));
+    assert_eq!(m.content_type, "text/plain");
+    assert_eq!(get(&w, "m", "big").await, all);
+    let r = RangeSpec::parse("bytes=5242870-5242889").expect("range");
+    let (_, _, b) = w
+        .store
+        .get_object(Some(&w.admin), "m", "big", Some(r))
+        .await
+        .expect("range across parts");
+    assert_eq!(b.collect().await.expect("body"), &all[5242870..5242890]);
+    // Small parts are refused at completion.
+    let up = w
+        .store
+        .create_multipart(&w.admin, "m", "small", PutOptions::default(), None)
+        .await
+        .expect("create");
+    let a = w
+        .store
+        .upload_part(
+            &w.admin,
+            "m",
+            "small",
+            &up.upload_id,
+            1,
+            opts(3),
+            body(b"abc"),
+        )
+        .await
+        .expect("p1");
+    let b = w
+        .store
+        .upload_part(
+            &w.admin,
+            "m",
+            "small",
+            &up.upload_id,
+            2,
+            opts(3),
+            body(b"def"),
+        )
+        .await
+        .expect("p2");
+    let e = w
+        .store
+        .complete_multipart(
+            &w.admin,
+            "m",
+            "small",
+            &up.upload_id,
+            vec![
+                CompletePart {
+                    number: 1,
+                    etag: a.etag,
+                },
+                CompletePart {
+                    number: 2,
+                    etag: b.etag,
+                },
+            ],
+        )
+        .await
+        .expect_err("too small");
+    assert_eq!(e.s3_code(), "EntityTooSmall");
+    let list = w
+        .store
+        .list_uploads(&w.admin, "m", "", None, None, 100)
+        .await
+        .expect("uploads");
+    assert_eq!(list.uploads.len(), 1);
+    w.store
+        .abort_multipart(&w.admin, "m", "small", &up.upload_id)
+        .await
+        .expect("abort");
+    let e = w
+        .store
+        .abort_multipart(&w.admin, "m", "small", &up.upload_id)
+        .await
+        .expect_err("twice");
+    assert_eq!(e.s3_code(), "NoSuchUpload");
+    assert_clean(&w).await;
+}
+
+#[tokio::test]
+async fn copy_shares_bytes_and_survives_the_source() {
+    let w = world().await;
+    bucket(&w, "c").await;
+    let d = data(400_000, 3);
+    w.store
+        .put_object(&w.admin, "c", "src", opts(d.len()), body(&d))
+        .await
+        .expect("put");
+    let m = w
+        .store
+        .copy_object(
+            &w.admin,
+            &CopySource {
+                bucket: "c".into(),
+                key: "src".into(),
+            },
+            "c",
+            "dst",
+            MetadataDirective::Copy,
+        )
+        .await
+        .expect("copy");
+    assert_eq!(m.size, d.len() as u64);
+    w.store
+        .delete_object(&w.admin, "c", "src")
+        .await
+        .expect("delete src");
+    assert_eq!(get(&w, "c", "dst").await, d);
+    let b = w.store.head_bucket(Some(&w.admin), "c").expect("bucket");
+    assert_eq!((b.objects, b.bytes), (1, d.len() as i64));
+    assert_clean(&w).await;
+    w.store
+        .delete_object(&w.admin, "c", "dst")
+        .await
+        .expect("delete dst");
+    assert_clean(&w).await;
+}
+
+#[tokio::test]
+async fn bad_digests_store_nothing() {
+    let w = world().await;
+    bucket(&w, "d").await;
+    let d = data(10_000, 4);
+    let bad_md5 = PutOptions {
+        content_md5: Some([0; 16]),
+        ..opts(d.len())
+    };
+    let e = w
+        .store
+        .put_object(&w.admin, "d", "k", bad_md5, body(&d))
+        .await
+        .expect_err("md5");
+    assert_eq!(e.s3_code(), "BadDigest");
+    let mut h = Hasher::new(Algorithm::Crc32);
+    h.update(b"something else");
+    let bad_crc = PutOptions {
+        checksum: Some(ChecksumSpec::Verify(Expected {
+            algorithm: Algorithm::Crc32,
+            digest: h.finish(),
+        })),
+        ..opts(d.len())
+    };
+    let e = w
+        .store
+        .put_object(&w.admin, "d", "k", bad_crc, body(&d))
+        .await
+        .expect_err("crc");
+    assert_eq!(e.s3_code(), "BadDigest");
+    let e = w
+        .store
+        .put_object(&w.admin, "d", "k", opts(d.len() + 1), body(&d))
+        .await
+        .expect_err("short");
+    assert_eq!(e.s3_code(), "IncompleteBody");
+    let e = w
+        .store
+        .put_object(&w.admin, "d", "k", opts(d.len() - 1), body(&d))
+        .await
+        .expect_err("long");
+    assert_eq!(e.s3_status(), 400);
+    let big = data(600_000, 5);
+    let e = w
+        .store
+        .put_object(&w.admin, "d", "k", opts(big.len() - 1), body(&big))
+        .await
+        .expect_err("long streamed");
+    assert_eq!(e.s3_status(), 400);
+    let e = w
+        .store
+        .put_object(&w.admin, "d", &"k".repeat(1025), opts(1), body(b"x"))
+        .await
+        .expect_err("key");
+    assert_eq!(e.s3_code(), "KeyTooLongError");
+    let mut h = Hasher::new(Algorithm::Crc32);
+    h.update(&d);
+    let good_crc = PutOptions {
+        checksum: Some(ChecksumSpec::Verify(Expected {
+            algorithm: Algorithm::Crc32,
+            digest: h.finish(),
+        })),
+        ..opts(d.len())
+    };
+    let m = w
+        .store
+        .put_object(&w.admin, "d", "ok", good_crc, body(&d))
+        .await
+        .expect("good crc");
+    assert_eq!(m.checksum.map(|c| c.0), Some(Algorithm::Crc32));
+    let page = w
+        .store
+        .list_objects(
+            Some(&w.admin),
+            "d",
+            ListQuery {
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(page.objects.len(), 1);
+    assert_clean(&w).await;
+}
+
+#[tokio::test]
+async fn projects_are_isolated_and_public_read_is_open() {
+    let w = world().await;
+    bucket(&w, "mine").await;
+    w.store
+        .put_object(&w.admin, "mine", "k", opts(2), body(b"hi"))
+        .await
+        .expect("put");
+    let other = stranger();
+    let e = w
+        .store
+        .get_object(Some(&other), "mine", "k", None)
+        .await
+        .expect_err("foreign");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    let e = w
+        .store
+        .get_object(None, "mine", "k", None)
+        .await
+        .expect_err("anonymous");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    let e = w
+        .store
+        .create_bucket(
+            &other,
+            NewBucket {
+                name: "mine".into(),
+                acl: Acl::Private,
+                meta: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect_err("taken");
+    assert_eq!(e.s3_code(), "BucketAlreadyExists");
+    w.store
+        .update_bucket(
+            &w.admin,
+            "mine",
+            BucketPatch {
+                acl: Some(Acl::PublicRead),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("acl");
+    let (_, _, b) = w
+        .store
+        .get_object(None, "mine", "k", None)
+        .await
+        .expect("anonymous read");
+    assert_eq!(b.collect().await.expect("body"), b"hi");
+    let e = w
+        .store
+        .put_object(&other, "mine", "k2", opts(1), body(b"x"))
+        .await
+        .expect_err("foreign write");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    assert!(w.store.list_buckets(&other).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn byte_and_bucket_quotas() {
+    let w = world().await;
+    let project = w.admin.project_id.clone();
+    w.identity
+        .set_quota(&w.admin, &project, "bytes", 1000)
+        .await
+        .expect("quota");
+    w.identity
+        .set_quota(&w.admin, &project, "buckets", 1)
+        .await
+        .expect("quota");
+    bucket(&w, "q").await;
+    let e = w
+        .store
+        .create_bucket(
+            &w.admin,
+            NewBucket {
+                name: "q2".into(),
+                acl: Acl::Private,
+                meta: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect_err("buckets");
+    assert_eq!(e.s3_code(), "QuotaExceeded");
+    w.store
+        .put_object(&w.admin, "q", "a", opts(600), body(&data(600, 1)))
+        .await
+        .expect("fits");
+    let e = w
+        .store
+        .put_object(&w.admin, "q", "b", opts(600), body(&data(600, 1)))
+        .await
+        .expect_err("bytes");
+    assert_eq!(e.s3_code(), "QuotaExceeded");
+    // Overwriting with the same size fits.
+    w.store
+        .put_object(&w.admin, "q", "a", opts(900), body(&data(900, 1)))
+        .await
+        .expect("overwrite");
+    assert_clean(&w).await;
+}
+
+#[tokio::test]
+async fn corruption_is_reported_not_served() {
+    let w = world().await;
+    bucket(&w, "x").await;
+    for (k, n) in [("small", 1000usize), ("large", 2 * 1024 * 1024)] {
+        let d = data(n, 7);
+        w.store
+            .put_object(&w.admin, "x", k, opts(n), body(&d))
+            .await
+            .expect("put");
+    }
+    // Flip one byte of every stored file.
+    for shard in std::fs::read_dir(w.dir.path().join("data")).expect("data") {
+        for f in std::fs::read_dir(shard.expect("shard").path()).expect("shard") {
+            let p = f.expect("file").path();
+            let mut bytes = std::fs::read(&p).expect("read");
+            bytes[500] ^= 0xff;
+            std::fs::write(&p, bytes).expect("write");
+        }
+    }
+    let e = w
+        .store
+        .get_object(Some(&w.admin), "x", "small", None)
+        .await
+        .expect_err("small corrupt");
+    assert_eq!(e.s3_status(), 500);
+    let (_, _, body) = w
+        .store
+        .get_object(Some(&w.admin), "x", "large", None)
+        .await
+        .expect("stream starts");
+    assert!(
+        body.collect().await.is_err(),
+        "a corrupt stream must end in an error"
+    );
+    let bad = w.store.verify_bucket(&w.admin, "x").await.expect("verify");
+    assert_eq!(bad, vec!["large".to_string(), "small".to_string()]);
+    let e = w
+        .store
+        .head_object(Some(&w.admin), "x", "large")
+        .await
+        .expect_err("marked");
+    assert_eq!(e.s3_status(), 500);
+}
+
+#[tokio::test]
+async fn reopening_keeps_everything_and_removes_uncommitted_data() {
+    let w = world().await;
+    bucket(&w, "p").await;
+    let d = data(70_000, 8);
+    w.store
+        .put_object(&w.admin, "p", "k", opts(d.len()), body(&d))
+        .await
+        .expect("put");
+    // An uncommitted segment, as a crash mid-upload leaves it.
+    std::fs::write(
+        w.dir
+            .path()
+            .join("tmp")
+            .join("deadbeefdeadbeefdeadbeefdeadbeef"),
+        b"partial",
+    )
+    .expect("tmp");
+    let again = ObjectStore::open(w.dir.path(), w.identity.clone(), config())
+        .await
+        .expect("reopen");
+    let (_, _, b) = again
+        .get_object(Some(&w.admin), "p", "k", None)
+        .await
+        .expect("get");
+    assert_eq!(b.collect().await.expect("body"), d);
+    assert!(std::fs::read_dir(w.dir.path().join("tmp"))
+        .expect("tmp")
+        .next()
+        .is_none());
+    let (orphans, missing) = again.fsck().await.expect("fsck");
+    assert!(
+        orphans.is_empty() && missing.is_empty(),
+        "{orphans:?} {missing:?}"
+    );
+}
