@@ -165,7 +165,18 @@ fn owned(
     account: &str,
     name: &str,
 ) -> Result<nuage_object::Bucket> {
-    let b = core.objects.head_bucket(caller, name)?;
+    let b = match core.objects.head_bucket(caller, name) {
+        Ok(b) => b,
+        // Swift asks an anonymous client to authenticate, rather than
+        // refusing it outright.
+        Err(ObjectError::AccessDenied(_)) if caller.is_none() => {
+            return Err(Fail(
+                StatusCode::UNAUTHORIZED,
+                "an X-Auth-Token is required".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     if b.project_id != account {
         return Err(Fail(
             StatusCode::NOT_FOUND,

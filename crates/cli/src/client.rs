@@ -255,8 +255,41 @@ impl Client {
         Ok(self.answer(rb).await?.unwrap_or(Value::Null))
     }
 
+    /// A request to `/nuage/v1/...` carrying the token, for object bodies:
+    /// without the 120 s timeout, since gigabytes take as long as they take.
+    pub fn object_request(&self, method: Method, path: &[&str]) -> Result<reqwest::RequestBuilder> {
+        Ok(self
+            .http
+            .request(method, self.url(path, &[])?)
+            .header("x-auth-token", &self.token)
+            .timeout(Duration::from_secs(24 * 3600)))
+    }
+
+    /// Sends a request whose answer is read as a stream (a download): the
+    /// response when it succeeded, the server's error otherwise.
+    pub async fn send_streaming(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| transport_error(e, &self.base))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, &self.base))?;
+        Err(ApiError::from_body(status, &bytes).into())
+    }
+
+    /// Describes a failure while a body streams, with its causes.
+    pub fn transport_error(&self, e: reqwest::Error) -> anyhow::Error {
+        transport_error(e, &self.base)
+    }
+
     /// Sends a request and reads its answer: `Ok(None)` when empty (204).
-    async fn answer(&self, rb: reqwest::RequestBuilder) -> Result<Option<Value>> {
+    pub async fn answer(&self, rb: reqwest::RequestBuilder) -> Result<Option<Value>> {
         let resp = rb
             .send()
             .await

@@ -19,6 +19,7 @@ mod images;
 mod instance_type;
 mod keypairs;
 mod node;
+mod objects;
 mod output;
 mod project;
 mod quota;
@@ -96,6 +97,9 @@ enum Command {
     /// Compute nodes
     #[command(subcommand)]
     Node(node::Cmd),
+    /// Object storage: buckets and objects (mb, rb, ls, put, get, cp, rm, stat)
+    #[command(subcommand)]
+    Object(objects::Cmd),
     #[command(flatten)]
     Compute(compute::Verb),
 }
@@ -160,6 +164,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Image(c) => images::run(c, ctx).await,
         Command::InstanceType(c) => instance_type::run(c, ctx).await,
         Command::Node(c) => node::run(c, ctx).await,
+        Command::Object(c) => objects::run(c, ctx).await,
         Command::Compute(v) => compute::run(v, ctx).await,
     }
 }

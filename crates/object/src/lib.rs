@@ -587,9 +587,13 @@ impl ObjectStore {
         objects::verify_bucket(self, bucket).await
     }
 
-    /// Files in `data/` and `tmp/` that no committed row references, and
-    /// committed segments whose file is missing: both must be empty. For
-    /// tests and `nuage object fsck`.
+    /// What would be lost or leaked: `(orphans, missing)`, both empty on a
+    /// sound store. Orphans are files in `data/` and `tmp/` that no row
+    /// references, and segments counted more often than objects and parts
+    /// name them (never freed). Missing are committed segments whose file
+    /// is gone, and segments named more often than counted, or named
+    /// without a row (freed while in use). For tests and `nuage object
+    /// fsck`: it walks everything.
     pub async fn fsck(&self) -> ObjectResult<(Vec<String>, Vec<String>)> {
         let data = self.inner.data.clone();
         let mut files = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
@@ -600,26 +604,57 @@ impl ObjectStore {
         .await
         .map_err(|e| ObjectError::internal("walking object data", e))??;
         files.sort();
-        let rows: Vec<String> = self
+        let (rows, leaked, freed) = self
             .inner
             .meta
             .read(|c| {
                 let mut st =
                     c.prepare("SELECT id FROM segments UNION SELECT id FROM garbage ORDER BY 1")?;
                 let rows = st.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<Result<Vec<String>, _>>()?)
+                let rows = rows.collect::<Result<Vec<String>, _>>()?;
+                // Who names each segment: objects (a copy shares them) and
+                // parts of uploads in progress.
+                let mut named: HashMap<String, i64> = HashMap::new();
+                let mut st = c.prepare("SELECT segments FROM objects")?;
+                for segs in st.query_map([], |r| r.get::<_, String>(0))? {
+                    let segs: Vec<objects::Seg> = serde_json::from_str(&segs?)?;
+                    for seg in segs {
+                        *named.entry(seg.id).or_default() += 1;
+                    }
+                }
+                let mut st = c.prepare("SELECT segment FROM parts")?;
+                for seg in st.query_map([], |r| r.get::<_, String>(0))? {
+                    *named.entry(seg?).or_default() += 1;
+                }
+                let (mut leaked, mut freed) = (Vec::new(), Vec::new());
+                let mut st = c.prepare("SELECT id, refs FROM segments")?;
+                let counted =
+                    st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+                for row in counted {
+                    let (id, refs) = row?;
+                    let n = named.remove(&id).unwrap_or(0);
+                    if refs > n {
+                        leaked.push(format!("{id} (counted {refs}, named {n})"));
+                    } else if refs < n {
+                        freed.push(format!("{id} (counted {refs}, named {n})"));
+                    }
+                }
+                freed.extend(named.into_keys().map(|id| format!("{id} (named, no row)")));
+                Ok((rows, leaked, freed))
             })
             .await?;
-        let orphans = files
+        let mut orphans: Vec<String> = files
             .iter()
             .filter(|f| rows.binary_search(f).is_err())
             .cloned()
             .collect();
-        let missing = rows
+        orphans.extend(leaked);
+        let mut missing: Vec<String> = rows
             .iter()
             .filter(|r| files.binary_search(r).is_err())
             .cloned()
             .collect();
+        missing.extend(freed);
         Ok((orphans, missing))
     }
 }

@@ -364,6 +364,7 @@ impl ObjectStore {
                 let mut md5s = checksum::md5();
                 let mut size = 0u64;
                 let last = parts.len() - 1;
+                let mut too_small = None;
                 for (i, want) in parts.iter().enumerate() {
                     let (p, seg) = c
                         .prepare_cached(&sql)?
@@ -382,13 +383,17 @@ impl ObjectStore {
                         )));
                     }
                     if i != last && p.size < MIN_PART_SIZE {
-                        return Err(ObjectError::EntityTooSmall(p.number));
+                        too_small.get_or_insert(p.number);
                     }
                     let raw = hex::decode(&p.etag)
                         .map_err(|e| ObjectError::internal("a stored part ETag", e))?;
                     md5s.update(&raw);
                     size += p.size;
                     segments.push(seg);
+                }
+                // Every part is checked to exist first (InvalidPart), as S3.
+                if let Some(n) = too_small {
+                    return Err(ObjectError::EntityTooSmall(n));
                 }
                 let keep: Vec<String> = segments.iter().map(|s| s.id.clone()).collect();
                 let mut garbage = drop_upload(c, &id, &keep)?;

@@ -8,6 +8,7 @@
 mod compute;
 mod error;
 mod identity;
+mod objects;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
@@ -98,6 +99,7 @@ pub fn routes() -> Router<SharedCore> {
         .route("/nuage/v1/openapi.json", get(openapi))
         .merge(identity::routes())
         .merge(compute::routes())
+        .merge(objects::routes())
 }
 
 pub fn router(core: SharedCore) -> Router {
@@ -126,13 +128,16 @@ mod tests {
             include_str!("mod.rs"),
             include_str!("identity.rs"),
             include_str!("compute.rs"),
+            include_str!("objects.rs"),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for src in sources {
             for chunk in src.split(".route(").skip(1) {
-                let Some(path) = chunk.split('"').nth(1) else {
+                let Some(route) = chunk.split('"').nth(1) else {
                     continue;
                 };
+                // OpenAPI spells a catch-all `{*key}` as a plain `{key}`.
+                let path = &route.replace("{*", "{");
                 if !path.starts_with("/nuage/v1") {
                     continue;
                 }

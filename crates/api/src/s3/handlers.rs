@@ -170,11 +170,15 @@ fn target(core: &Core, parts: &Parts) -> Result<Target> {
         .next()
         .unwrap_or("");
     let path = parts.uri.path();
-    let vhost = (!base.is_empty() && host.len() > base.len() + 1)
-        .then(|| host.strip_suffix(base)?.strip_suffix('.'))
-        .flatten();
+    // `<bucket>.localhost` always means loopback (RFC 6761), so clients on
+    // the machine can use virtual-hosted style whatever the public URL.
+    let vhost = [base, "localhost"]
+        .into_iter()
+        .filter(|b| !b.is_empty() && host.len() > b.len() + 1)
+        .find_map(|b| host.strip_suffix(b)?.strip_suffix('.'));
     if let Some(bucket) = vhost {
-        let key = path.trim_start_matches('/');
+        // One '/' only: keys may begin with '/' themselves.
+        let key = path.strip_prefix('/').unwrap_or(path);
         return Ok(Target {
             bucket: Some(bucket.to_string()),
             key: (!key.is_empty()).then(|| decode(key)).transpose()?,

@@ -1,0 +1,2231 @@
+//! Object storage (issue 4) through real clients against a real `nuage
+//! serve`: both aws CLIs (awscli 1.x on PATH, Debian's 2.9 at
+//! /usr/bin/aws), python3-boto3, Debian's `swift`, raw signed requests for
+//! the inputs no client sends, and the SIGKILL reliability test.
+//!
+//! A missing client fails the test: scripts/test installs them all.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{Options, Server};
+use hmac::{Hmac, Mac};
+use md5::Md5;
+use rand::{Rng, RngCore, SeedableRng};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const MIB: usize = 1024 * 1024;
+
+// ------------------------------------------------------------------ servers
+
+fn opts(tls: bool) -> Options {
+    Options {
+        tls,
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
+        ..Options::default()
+    }
+}
+
+/// A server without a compute node (no containers involved).
+fn start() -> Server {
+    Server::start_with(opts(false))
+}
+
+fn start_tls() -> Server {
+    Server::start_with(opts(true))
+}
+
+// ------------------------------------------------------------------ data
+
+fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+fn sha_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// S3's ETag of a multipart object cut in `part`-byte parts.
+fn multipart_etag(b: &[u8], part: usize) -> String {
+    let mut all = Vec::new();
+    let mut n = 0;
+    for c in b.chunks(part) {
+        all.extend_from_slice(&Md5::digest(c));
+        n += 1;
+    }
+    format!("{}-{n}", md5_hex(&all))
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(&p, data).expect("write file");
+    p
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Files left in `<data-dir>/objects/tmp`.
+fn tmp_files(srv: &Server) -> Vec<String> {
+    std::fs::read_dir(srv.data_dir().join("objects/tmp"))
+        .expect("objects/tmp")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Files under `<data-dir>/objects/data/*/`.
+fn data_files(srv: &Server) -> usize {
+    std::fs::read_dir(srv.data_dir().join("objects/data"))
+        .expect("objects/data")
+        .flatten()
+        .map(|shard| std::fs::read_dir(shard.path()).map_or(0, |d| d.count()))
+        .sum()
+}
+
+/// Waits until `objects/tmp` is empty (a refused upload's file is removed
+/// as its request ends); panics with the files left.
+fn assert_tmp_empty(srv: &Server) {
+    for _ in 0..100 {
+        if tmp_files(srv).is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("objects/tmp is not empty: {:?}", tmp_files(srv));
+}
+
+// ------------------------------------------------------------------ curl
+
+/// `curl` with the server's CA; returns the status and the body.
+fn curl(srv: &Server, args: &[&str]) -> (u16, Vec<u8>) {
+    let mut c = srv.client("curl");
+    c.args(["-sS", "-o", "-", "-w", "\n%{http_code}"]);
+    if srv.opts.tls {
+        let ca = srv.data_dir().join("tls/ca.pem");
+        c.arg("--cacert").arg(ca);
+    }
+    c.args(args);
+    let out = c.output().expect("run curl (apt-get install curl)");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut body = out.stdout;
+    let at = body
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .expect("curl status line");
+    let code = String::from_utf8_lossy(&body[at + 1..])
+        .trim()
+        .parse()
+        .expect("status");
+    body.truncate(at);
+    (code, body)
+}
+
+fn assert_xml_error(status: u16, body: &[u8], want_status: u16, code: &str) {
+    let text = String::from_utf8_lossy(body);
+    assert_eq!(status, want_status, "{text}");
+    assert!(
+        text.contains("<Error>") && text.contains(&format!("<Code>{code}</Code>")),
+        "expected an S3 {code} error, got {text}"
+    );
+}
+
+// ------------------------------------------------------------------ aws CLIs
+
+struct Aws<'a> {
+    srv: &'a Server,
+    bin: &'a str,
+    cwd: &'a Path,
+}
+
+impl Aws<'_> {
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut c = self.srv.client(self.bin);
+        c.current_dir(self.cwd)
+            .args(args)
+            .args(["--endpoint-url", &self.srv.url(), "--output", "json"])
+            .env("AWS_MAX_ATTEMPTS", "2");
+        common::run(&mut c)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "{} {}: {err}\n{out}", self.bin, args.join(" "));
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        if out.trim().is_empty() {
+            // awscli 2 prints nothing for an empty paginated listing.
+            return json!({});
+        }
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {out}", self.bin, args.join(" ")))
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "{} {} succeeded: {out}", self.bin, args.join(" "));
+        err
+    }
+}
+
+/// The version line of an aws CLI; fails loudly when it is missing.
+fn aws_version(bin: &str) -> String {
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{bin} is missing ({e}): scripts/test installs both aws CLIs"));
+    let v = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{bin} --version: {v}");
+    v.trim().to_string()
+}
+
+fn keys(list: &Value, field: &str, name: &str) -> Vec<String> {
+    list[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x[name].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What one aws CLI must do against the server (issue 4's list).
+/// `crc32`: the CLI sends x-amz-checksum-crc32 (awscli 1.x with a recent
+/// botocore), which is kept and given back with --checksum-mode ENABLED.
+fn aws_suite(srv: &Server, bin: &str, bucket: &str, crc32: bool) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let aws = Aws { srv, bin, cwd: w };
+    let s3b = format!("s3://{bucket}");
+
+    // mb, ls
+    aws.ok(&["s3", "mb", &s3b]);
+    let ls = aws.ok(&["s3", "ls"]);
+    assert!(
+        ls.lines().any(|l| l.ends_with(&format!(" {bucket}"))),
+        "{ls}"
+    );
+
+    // cp of a small file
+    let small = bytes(1000, 1);
+    let p = write(w, "small.bin", &small);
+    aws.ok(&["s3", "cp", s(&p), &format!("{s3b}/small.bin")]);
+    let h = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "small.bin",
+    ]);
+    assert_eq!(h["ContentLength"], json!(1000), "{h}");
+    assert_eq!(h["ETag"], json!(format!("\"{}\"", md5_hex(&small))), "{h}");
+
+    // sync up, sync down, and a second sync that finds nothing to do
+    let a = b"hello from sync\n".to_vec();
+    let bb = bytes(300 * 1024, 2); // over 256 KiB: the streaming path
+    write(w, "up/a.txt", &a);
+    write(w, "up/sub/b.bin", &bb);
+    write(w, "up/sub/c.txt", b"");
+    aws.ok(&["s3", "sync", "up", &format!("{s3b}/tree/")]);
+    let ls = aws.ok(&["s3", "ls", "--recursive", &format!("{s3b}/tree/")]);
+    for k in ["tree/a.txt", "tree/sub/b.bin", "tree/sub/c.txt"] {
+        assert!(ls.lines().any(|l| l.ends_with(k)), "{k} not in {ls}");
+    }
+    aws.ok(&["s3", "sync", &format!("{s3b}/tree/"), "down"]);
+    assert_eq!(read(&w.join("down/a.txt")), a);
+    assert_eq!(read(&w.join("down/sub/b.bin")), bb);
+    assert_eq!(read(&w.join("down/sub/c.txt")), b"");
+    let again = aws.ok(&["s3", "sync", "up", &format!("{s3b}/tree/")]);
+    assert!(again.trim().is_empty(), "a second sync uploaded: {again}");
+
+    // put-object with a content type and metadata, head-object
+    let obj = bytes(5000, 3);
+    let p = write(w, "obj.bin", &obj);
+    let r = aws.json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/obj.bin",
+        "--body",
+        s(&p),
+        "--content-type",
+        "application/x-nuage-test",
+        "--metadata",
+        "color=blue,size=big",
+    ]);
+    let etag = format!("\"{}\"", md5_hex(&obj));
+    assert_eq!(r["ETag"], json!(etag), "{r}");
+    let h = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/obj.bin",
+        "--checksum-mode",
+        "ENABLED",
+    ]);
+    assert_eq!(h["ContentLength"], json!(5000), "{h}");
+    assert_eq!(h["ETag"], json!(etag), "{h}");
+    assert_eq!(h["ContentType"], json!("application/x-nuage-test"), "{h}");
+    assert_eq!(
+        h["Metadata"],
+        json!({"color": "blue", "size": "big"}),
+        "{h}"
+    );
+    if crc32 {
+        let crc = crc32fast::hash(&obj).to_be_bytes();
+        assert_eq!(h["ChecksumCRC32"], json!(b64(&crc)), "{h}");
+    }
+
+    // get-object with a range
+    let out = w.join("range.out");
+    let g = aws.json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/obj.bin",
+        "--range",
+        "bytes=100-199",
+        s(&out),
+    ]);
+    assert_eq!(read(&out), &obj[100..200]);
+    assert_eq!(g["ContentRange"], json!("bytes 100-199/5000"), "{g}");
+    assert_eq!(g["ContentLength"], json!(100), "{g}");
+
+    // list-objects-v2 with a delimiter, with a prefix, and page by page
+    let l = aws.json(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        bucket,
+        "--delimiter",
+        "/",
+    ]);
+    assert_eq!(keys(&l, "Contents", "Key"), ["small.bin"], "{l}");
+    assert_eq!(
+        keys(&l, "CommonPrefixes", "Prefix"),
+        ["api/", "tree/"],
+        "{l}"
+    );
+    let l = aws.json(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        bucket,
+        "--prefix",
+        "tree/",
+        "--delimiter",
+        "/",
+    ]);
+    assert_eq!(keys(&l, "Contents", "Key"), ["tree/a.txt"], "{l}");
+    assert_eq!(keys(&l, "CommonPrefixes", "Prefix"), ["tree/sub/"], "{l}");
+    let all = [
+        "api/obj.bin",
+        "small.bin",
+        "tree/a.txt",
+        "tree/sub/b.bin",
+        "tree/sub/c.txt",
+    ];
+    let l = aws.json(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        bucket,
+        "--page-size",
+        "2",
+    ]);
+    assert_eq!(keys(&l, "Contents", "Key"), all, "{l}");
+    // page by page with a delimiter: v2 continuation tokens and v1
+    // markers that land on common prefixes
+    for op in ["list-objects-v2", "list-objects"] {
+        let l = aws.json(&[
+            "s3api",
+            op,
+            "--bucket",
+            bucket,
+            "--delimiter",
+            "/",
+            "--page-size",
+            "1",
+        ]);
+        assert_eq!(keys(&l, "Contents", "Key"), ["small.bin"], "{op}: {l}");
+        assert_eq!(
+            keys(&l, "CommonPrefixes", "Prefix"),
+            ["api/", "tree/"],
+            "{op}: {l}"
+        );
+    }
+
+    // copy-object, keeping and replacing the metadata
+    let c = aws.json(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/copy.bin",
+        "--copy-source",
+        &format!("{bucket}/api/obj.bin"),
+    ]);
+    assert_eq!(c["CopyObjectResult"]["ETag"], json!(etag), "{c}");
+    let h = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/copy.bin",
+    ]);
+    assert_eq!(
+        h["Metadata"],
+        json!({"color": "blue", "size": "big"}),
+        "{h}"
+    );
+    assert_eq!(h["ContentType"], json!("application/x-nuage-test"), "{h}");
+    aws.json(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/copy2.bin",
+        "--copy-source",
+        &format!("{bucket}/api/obj.bin"),
+        "--metadata-directive",
+        "REPLACE",
+        "--metadata",
+        "color=red",
+        "--content-type",
+        "text/plain",
+    ]);
+    let out = w.join("copy2.out");
+    let g = aws.json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "api/copy2.bin",
+        s(&out),
+    ]);
+    assert_eq!(read(&out), obj);
+    assert_eq!(g["Metadata"], json!({"color": "red"}), "{g}");
+    assert_eq!(g["ContentType"], json!("text/plain"), "{g}");
+
+    // multipart: over the 8 MiB threshold, in 8 MiB parts
+    let big = bytes(9 * MIB + 517, 4);
+    let p = write(w, "big.bin", &big);
+    aws.ok(&["s3", "cp", s(&p), &format!("{s3b}/big.bin")]);
+    let h = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "big.bin",
+    ]);
+    let want = multipart_etag(&big, 8 * MIB);
+    assert!(want.ends_with("-2"));
+    assert_eq!(h["ETag"], json!(format!("\"{want}\"")), "{h}");
+    assert_eq!(h["ContentLength"], json!(big.len()), "{h}");
+    let out = w.join("big.out");
+    aws.ok(&["s3", "cp", &format!("{s3b}/big.bin"), s(&out)]);
+    assert!(
+        sha_hex(&read(&out)) == sha_hex(&big),
+        "the multipart object came back different"
+    );
+    // a range across the parts' boundary
+    let (from, to) = (8 * MIB - 10, 8 * MIB + 9);
+    aws.json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "big.bin",
+        "--range",
+        &format!("bytes={from}-{to}"),
+        s(&out),
+    ]);
+    assert_eq!(read(&out), &big[from..=to]);
+
+    // presign, then curl: good, tampered, expired
+    let url = aws
+        .ok(&[
+            "s3",
+            "presign",
+            &format!("{s3b}/api/obj.bin"),
+            "--expires-in",
+            "300",
+        ])
+        .trim()
+        .to_string();
+    let (code, body) = curl(srv, &[&url]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, obj);
+    let at = url.find("X-Amz-Signature=").expect("signature") + "X-Amz-Signature=".len();
+    let mut tampered = url.clone();
+    let flip = if &url[at..at + 1] == "0" { "1" } else { "0" };
+    tampered.replace_range(at..at + 1, flip);
+    let (code, body) = curl(srv, &[&tampered]);
+    assert_xml_error(code, &body, 403, "SignatureDoesNotMatch");
+    let other_key = url.replace("/api/obj.bin?", "/api/copy.bin?");
+    assert_ne!(other_key, url);
+    let (code, body) = curl(srv, &[&other_key]);
+    assert_xml_error(code, &body, 403, "SignatureDoesNotMatch");
+    let short = aws
+        .ok(&[
+            "s3",
+            "presign",
+            &format!("{s3b}/api/obj.bin"),
+            "--expires-in",
+            "1",
+        ])
+        .trim()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, body) = curl(srv, &[&short]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+
+    // rm, rm --recursive, rb
+    aws.ok(&["s3", "rm", &format!("{s3b}/small.bin")]);
+    let err = aws.fails(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        bucket,
+        "--key",
+        "small.bin",
+    ]);
+    assert!(err.contains("404") || err.contains("Not Found"), "{err}");
+    aws.ok(&["s3", "rm", "--recursive", &format!("{s3b}/")]);
+    let l = aws.json(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        bucket,
+        "--no-paginate",
+    ]);
+    assert!(keys(&l, "Contents", "Key").is_empty(), "{l}");
+    assert_eq!(l["KeyCount"], json!(0), "{l}");
+    aws.ok(&["s3", "rb", &s3b]);
+    let ls = aws.ok(&["s3", "ls"]);
+    assert!(!ls.contains(bucket), "{ls}");
+    aws.fails(&["s3api", "head-bucket", "--bucket", bucket]);
+}
+
+/// awscli 1.x on PATH (a recent botocore: x-amz-checksum-crc32 headers).
+#[test]
+fn aws_cli_1_over_http() {
+    let v = aws_version("aws");
+    assert!(
+        v.starts_with("aws-cli/1."),
+        "`aws` on PATH must be awscli 1.x (scripts/test installs it), got {v}"
+    );
+    let srv = start();
+    aws_suite(&srv, "aws", "cli-one", true);
+}
+
+/// Debian's awscli 2.9 (Content-MD5, a real payload sha256).
+#[test]
+fn aws_cli_2_9_over_http() {
+    let v = aws_version("/usr/bin/aws");
+    assert!(
+        v.starts_with("aws-cli/2."),
+        "/usr/bin/aws must be Debian's awscli 2.x, got {v}"
+    );
+    let srv = start();
+    aws_suite(&srv, "/usr/bin/aws", "cli-two", false);
+}
+
+/// awscli 1.x over https: uploads are aws-chunked with
+/// STREAMING-UNSIGNED-PAYLOAD-TRAILER and a CRC32 trailer, which the
+/// server checks and keeps.
+#[test]
+fn aws_cli_1_over_tls_sends_aws_chunked() {
+    let v = aws_version("aws");
+    assert!(v.starts_with("aws-cli/1."), "{v}");
+    let srv = start_tls();
+    assert!(srv.url().starts_with("https://"), "{}", srv.url());
+    assert!(srv.env().contains_key("AWS_CA_BUNDLE"));
+    aws_suite(&srv, "aws", "cli-tls", true);
+
+    // The wire format really was aws-chunked with a trailer.
+    let work = tempfile::tempdir().expect("tempdir");
+    let aws = Aws {
+        srv: &srv,
+        bin: "aws",
+        cwd: work.path(),
+    };
+    aws.ok(&["s3", "mb", "s3://chunked"]);
+    let data = bytes(700 * 1024, 9);
+    let p = write(work.path(), "d.bin", &data);
+    let mut c = srv.client("aws");
+    c.args([
+        "s3api",
+        "put-object",
+        "--bucket",
+        "chunked",
+        "--key",
+        "d.bin",
+        "--body",
+        s(&p),
+        "--debug",
+        "--endpoint-url",
+        &srv.url(),
+    ]);
+    let (ok, out, err) = common::run(&mut c);
+    assert!(ok, "{out}\n{}", &err[err.len().saturating_sub(3000)..]);
+    assert!(
+        err.contains("STREAMING-UNSIGNED-PAYLOAD-TRAILER") && err.contains("aws-chunked"),
+        "awscli did not send an aws-chunked body with a trailer"
+    );
+    let h = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "chunked",
+        "--key",
+        "d.bin",
+        "--checksum-mode",
+        "ENABLED",
+    ]);
+    assert_eq!(h["ContentLength"], json!(data.len()), "{h}");
+    assert_eq!(h["ETag"], json!(format!("\"{}\"", md5_hex(&data))), "{h}");
+    assert_eq!(
+        h["ChecksumCRC32"],
+        json!(b64(&crc32fast::hash(&data).to_be_bytes())),
+        "{h}"
+    );
+    let out = work.path().join("d.out");
+    aws.json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "chunked",
+        "--key",
+        "d.bin",
+        s(&out),
+    ]);
+    assert_eq!(read(&out), data);
+}
+
+// ------------------------------------------------------------------ boto3
+
+/// Runs with python3-boto3: path style on NUAGE_URL, virtual-hosted style
+/// on `http://localhost:<port>` (buckets as `<bucket>.localhost`, which
+/// RFC 6761 sends to loopback; the script resolves it so, as glibc without
+/// nss-myhostname does not).
+const BOTO3_SCRIPT: &str = r#"
+import base64, hashlib, io, os, socket, sys, urllib.error, urllib.request
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+url = os.environ['NUAGE_URL']
+region = os.environ['AWS_DEFAULT_REGION']
+tag = sys.argv[1]
+seen_hosts = set()
+
+_getaddrinfo = socket.getaddrinfo
+def getaddrinfo(host, *a, **k):
+    if isinstance(host, str):
+        seen_hosts.add(host)
+        if host.endswith('.localhost'):
+            host = '127.0.0.1'
+    return _getaddrinfo(host, *a, **k)
+socket.getaddrinfo = getaddrinfo
+
+def client(style, endpoint):
+    return boto3.client('s3', endpoint_url=endpoint, region_name=region,
+                        config=Config(signature_version='s3v4', s3={'addressing_style': style},
+                                      retries={'max_attempts': 1}))
+
+def expect_error(code, f, **k):
+    try:
+        f(**k)
+    except ClientError as e:
+        got = e.response['Error']['Code']
+        assert got == code, (code, got, e.response)
+        return
+    raise AssertionError('expected ' + code)
+
+port = url.rsplit(':', 1)[1]
+for style, endpoint in (('path', url), ('virtual', 'http://localhost:' + port)):
+    c = client(style, endpoint)
+    b = 'boto-%s-%s' % (tag, style)
+    c.create_bucket(Bucket=b)
+    assert b in [x['Name'] for x in c.list_buckets()['Buckets']]
+    c.head_bucket(Bucket=b)
+
+    data = os.urandom(70000)
+    key = 'dir/a b+c.bin'
+    r = c.put_object(Bucket=b, Key=key, Body=data, Metadata={'k': 'v'}, ContentType='application/x-boto')
+    assert r['ETag'] == '"%s"' % hashlib.md5(data).hexdigest(), r
+    g = c.get_object(Bucket=b, Key=key)
+    assert g['Body'].read() == data
+    assert g['Metadata'] == {'k': 'v'}, g['Metadata']
+    assert g['ContentType'] == 'application/x-boto', g['ContentType']
+    g = c.get_object(Bucket=b, Key=key, Range='bytes=10-19')
+    assert g['Body'].read() == data[10:20]
+    c.put_object(Bucket=b, Key='/lead', Body=b'slash')
+    assert c.get_object(Bucket=b, Key='/lead')['Body'].read() == b'slash'
+    l = c.list_objects_v2(Bucket=b, Prefix='/')
+    assert [o['Key'] for o in l['Contents']] == ['/lead'], l
+    c.delete_object(Bucket=b, Key='/lead')
+    c.put_object(Bucket=b, Key='top.txt', Body=b'top')
+    l = c.list_objects_v2(Bucket=b)
+    assert [o['Key'] for o in l['Contents']] == [key, 'top.txt'], l
+    l = c.list_objects(Bucket=b, Delimiter='/')
+    assert [p['Prefix'] for p in l['CommonPrefixes']] == ['dir/'], l
+    assert [o['Key'] for o in l['Contents']] == ['top.txt'], l
+
+    big = os.urandom(12 * 1024 * 1024 + 1)
+    cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    c.upload_fileobj(io.BytesIO(big), b, 'big', Config=cfg)
+    h = c.head_object(Bucket=b, Key='big')
+    assert h['ETag'].endswith('-3"'), h['ETag']
+    assert h['ContentLength'] == len(big), h
+    out = io.BytesIO()
+    c.download_fileobj(b, 'big', out)
+    assert hashlib.sha256(out.getvalue()).digest() == hashlib.sha256(big).digest()
+
+    u = c.generate_presigned_url('get_object', Params={'Bucket': b, 'Key': key}, ExpiresIn=120)
+    if style == 'virtual':
+        assert ('//%s.localhost:' % b) in u, u
+    assert urllib.request.urlopen(u).read() == data
+    try:
+        at = u.index('X-Amz-Signature=') + len('X-Amz-Signature=')
+        urllib.request.urlopen(u[:at] + ('1' if u[at] == '0' else '0') + u[at + 1:])
+        raise AssertionError('a tampered presigned URL was accepted')
+    except urllib.error.HTTPError as e:
+        assert e.code == 403 and b'<Code>SignatureDoesNotMatch</Code>' in e.read()
+
+    wrong = base64.b64encode(hashlib.md5(b'something else').digest()).decode()
+    expect_error('BadDigest', c.put_object, Bucket=b, Key='bad', Body=b'hello', ContentMD5=wrong)
+    expect_error('NoSuchKey', c.get_object, Bucket=b, Key='bad')
+
+    r = c.delete_objects(Bucket=b, Delete={'Objects': [{'Key': key}, {'Key': 'big'}, {'Key': 'top.txt'}, {'Key': 'never-was'}]})
+    assert sorted(d['Key'] for d in r['Deleted']) == sorted([key, 'big', 'top.txt', 'never-was']), r
+    assert not r.get('Errors'), r
+    assert 'Contents' not in c.list_objects_v2(Bucket=b)
+    c.delete_bucket(Bucket=b)
+    expect_error('NoSuchBucket', c.list_objects_v2, Bucket=b)
+
+assert any(h.endswith('.localhost') for h in seen_hosts), seen_hosts
+print('boto3 OK', boto3.__version__)
+"#;
+
+/// The interpreters to run boto3 with: Debian's python3 (python3-boto3),
+/// and the `python3` on PATH when it is another one.
+fn pythons() -> Vec<String> {
+    let real = |p: &str| -> Option<String> {
+        let out = std::process::Command::new(p)
+            .args([
+                "-c",
+                "import os, sys, boto3; print(os.path.realpath(sys.executable))",
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let debian = real("/usr/bin/python3").expect(
+        "/usr/bin/python3 with boto3 (python3-boto3) is required: scripts/test installs it",
+    );
+    let mut v = vec!["/usr/bin/python3".to_string()];
+    if let Some(other) = real("python3") {
+        if other != debian {
+            v.push("python3".to_string());
+        }
+    }
+    v
+}
+
+#[test]
+fn boto3_path_and_virtual_hosted() {
+    let srv = start();
+    for (i, py) in pythons().iter().enumerate() {
+        let (ok, out, err) =
+            common::run(srv.client(py).args(["-c", BOTO3_SCRIPT, &format!("t{i}")]));
+        assert!(ok && out.contains("boto3 OK"), "{py}: {out}\n{err}");
+    }
+}
+
+// ------------------------------------------------------------------ swift
+
+struct Swift<'a> {
+    srv: &'a Server,
+    cwd: &'a Path,
+}
+
+impl Swift<'_> {
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut c = self.srv.client("swift");
+        c.current_dir(self.cwd).args(args);
+        common::run(&mut c)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "swift {}: {err}\n{out}", args.join(" "));
+        out
+    }
+
+    /// `swift stat ...` as a map of its "Name: value" lines.
+    fn stat(&self, args: &[&str]) -> BTreeMap<String, String> {
+        let mut a = vec!["stat"];
+        a.extend_from_slice(args);
+        self.ok(&a)
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// The storage URL and a token, from `swift auth`.
+    fn auth(&self) -> (String, String) {
+        let out = self.ok(&["auth"]);
+        let get = |name: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .unwrap_or_else(|| panic!("{name} in {out}"))
+                .trim_matches('"')
+                .trim_matches('\'')
+                .to_string()
+        };
+        (get("OS_STORAGE_URL"), get("OS_AUTH_TOKEN"))
+    }
+}
+
+#[test]
+fn swift_client_and_both_dialects() {
+    let srv = start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let sw = Swift { srv: &srv, cwd: w };
+    let aws = Aws {
+        srv: &srv,
+        bin: "aws",
+        cwd: w,
+    };
+    let (ok, _, err) = sw.run(&["--version"]);
+    assert!(ok, "swift (python3-swiftclient) is required: {err}");
+
+    // upload, list with a prefix, stat, post metadata, download, delete
+    let one = bytes(4000, 11);
+    let x = bytes(300 * 1024, 12);
+    write(w, "one.bin", &one);
+    write(w, "dir/x.bin", &x);
+    write(w, "dir/y.txt", b"why\n");
+    sw.ok(&["upload", "swift-box", "one.bin", "dir/x.bin", "dir/y.txt"]);
+    let l = sw.ok(&["list", "swift-box"]);
+    assert_eq!(
+        l.lines().collect::<Vec<_>>(),
+        ["dir/x.bin", "dir/y.txt", "one.bin"]
+    );
+    let l = sw.ok(&["list", "swift-box", "--prefix", "dir/"]);
+    assert_eq!(l.lines().collect::<Vec<_>>(), ["dir/x.bin", "dir/y.txt"]);
+    let l = sw.ok(&["list", "swift-box", "--delimiter", "/"]);
+    assert_eq!(l.lines().collect::<Vec<_>>(), ["dir/", "one.bin"]);
+    let st = sw.stat(&[]);
+    assert_eq!(
+        st.get("Containers").map(String::as_str),
+        Some("1"),
+        "{st:?}"
+    );
+    assert_eq!(st.get("Objects").map(String::as_str), Some("3"), "{st:?}");
+    let total = one.len() + x.len() + 4;
+    assert_eq!(st.get("Bytes"), Some(&total.to_string()), "{st:?}");
+    let st = sw.stat(&["swift-box", "one.bin"]);
+    assert_eq!(
+        st.get("Content Length").map(String::as_str),
+        Some("4000"),
+        "{st:?}"
+    );
+    assert_eq!(st.get("ETag"), Some(&md5_hex(&one)), "{st:?}");
+    sw.ok(&[
+        "post",
+        "swift-box",
+        "one.bin",
+        "-m",
+        "color:green",
+        "-m",
+        "Shape:round",
+    ]);
+    let st = sw.stat(&["swift-box", "one.bin"]);
+    assert_eq!(
+        st.get("Meta Color").map(String::as_str),
+        Some("green"),
+        "{st:?}"
+    );
+    assert_eq!(
+        st.get("Meta Shape").map(String::as_str),
+        Some("round"),
+        "{st:?}"
+    );
+    assert_eq!(st.get("ETag"), Some(&md5_hex(&one)), "{st:?}");
+    sw.ok(&["post", "swift-box", "-m", "owner:alice"]);
+    let st = sw.stat(&["swift-box"]);
+    assert_eq!(
+        st.get("Meta Owner").map(String::as_str),
+        Some("alice"),
+        "{st:?}"
+    );
+    assert_eq!(st.get("Objects").map(String::as_str), Some("3"), "{st:?}");
+    sw.ok(&["download", "swift-box", "one.bin", "-o", "one.out"]);
+    assert_eq!(read(&w.join("one.out")), one);
+    sw.ok(&["download", "swift-box", "dir/x.bin", "-o", "x.out"]);
+    assert_eq!(read(&w.join("x.out")), x);
+    sw.ok(&["delete", "swift-box", "dir/y.txt"]);
+    let l = sw.ok(&["list", "swift-box"]);
+    assert_eq!(l.lines().collect::<Vec<_>>(), ["dir/x.bin", "one.bin"]);
+
+    // Swift -> S3: the same bytes, the same ETag, the metadata
+    let out = w.join("s3.out");
+    let g = aws.json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "swift-box",
+        "--key",
+        "one.bin",
+        s(&out),
+    ]);
+    assert_eq!(read(&out), one);
+    assert_eq!(g["ETag"], json!(format!("\"{}\"", md5_hex(&one))), "{g}");
+    assert_eq!(
+        g["Metadata"],
+        json!({"color": "green", "shape": "round"}),
+        "{g}"
+    );
+
+    // S3 -> Swift
+    let via_s3 = bytes(123_456, 13);
+    let p = write(w, "via-s3.bin", &via_s3);
+    let r = aws.json(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "swift-box",
+        "--key",
+        "from/s3.bin",
+        "--body",
+        s(&p),
+        "--metadata",
+        "origin=s3",
+    ]);
+    assert_eq!(r["ETag"], json!(format!("\"{}\"", md5_hex(&via_s3))), "{r}");
+    sw.ok(&["download", "swift-box", "from/s3.bin", "-o", "from-s3.out"]);
+    assert_eq!(read(&w.join("from-s3.out")), via_s3);
+    let st = sw.stat(&["swift-box", "from/s3.bin"]);
+    assert_eq!(st.get("ETag"), Some(&md5_hex(&via_s3)), "{st:?}");
+    assert_eq!(
+        st.get("Meta Origin").map(String::as_str),
+        Some("s3"),
+        "{st:?}"
+    );
+
+    // Public read through S3's canned ACL: anonymous GET refused, then served.
+    let anon = format!("{}/swift-box/one.bin", srv.url());
+    let (code, body) = curl(&srv, &[&anon]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    aws.ok(&[
+        "s3api",
+        "put-bucket-acl",
+        "--bucket",
+        "swift-box",
+        "--acl",
+        "public-read",
+    ]);
+    let acl = aws.json(&["s3api", "get-bucket-acl", "--bucket", "swift-box"]);
+    assert!(acl.to_string().contains("AllUsers"), "{acl}");
+    let (code, body) = curl(&srv, &[&anon]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, one);
+    let (code, body) = curl(&srv, &[&format!("{}/swift-box?list-type=2", srv.url())]);
+    let listing = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{listing}");
+    assert!(listing.contains("<Key>one.bin</Key>"), "{listing}");
+    // ... and Swift sees the container as public too
+    let (storage, token) = sw.auth();
+    let (code, body) = curl(&srv, &[&format!("{storage}/swift-box/one.bin")]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, one);
+    aws.ok(&[
+        "s3api",
+        "put-bucket-acl",
+        "--bucket",
+        "swift-box",
+        "--acl",
+        "private",
+    ]);
+    let (code, body) = curl(&srv, &[&anon]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    // Anonymous Swift on a private container: 401, as Swift answers.
+    let (code, _) = curl(&srv, &[&format!("{storage}/swift-box/one.bin")]);
+    assert_eq!(code, 401);
+
+    // Public read through Swift's ACL: swift post -r '.r:*'
+    sw.ok(&["post", "swift-box", "-r", ".r:*"]);
+    let (code, body) = curl(&srv, &[&anon]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, one);
+    let (code, body) = curl(&srv, &[&format!("{storage}/swift-box/one.bin")]);
+    assert_eq!(code, 200);
+    assert_eq!(body, one);
+    // anonymous writes stay refused
+    let (code, _) = curl(
+        &srv,
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "x",
+            &format!("{storage}/swift-box/anon"),
+        ],
+    );
+    assert_eq!(code, 401);
+    let (code, body) = curl(
+        &srv,
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "x",
+            &format!("{}/swift-box/anon", srv.url()),
+        ],
+    );
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    sw.ok(&["post", "swift-box", "-r", ""]);
+    let (code, body) = curl(&srv, &[&anon]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+
+    // Swift's errors: 404 for a missing container, 401 without a token,
+    // 409 deleting a container that holds objects (and it stays).
+    let auth = format!("X-Auth-Token: {token}");
+    let (code, _) = curl(&srv, &["-H", &auth, &format!("{storage}/no-such-box")]);
+    assert_eq!(code, 404);
+    let (code, _) = curl(&srv, &["-H", &auth, &format!("{storage}/no-such-box/obj")]);
+    assert_eq!(code, 404);
+    let (code, _) = curl(&srv, &[&format!("{storage}/swift-box")]);
+    assert_eq!(code, 401);
+    let (code, _) = curl(&srv, &[&storage]);
+    assert_eq!(code, 401);
+    let (code, _) = curl(
+        &srv,
+        &[
+            "-H",
+            "X-Auth-Token: not-a-token",
+            &format!("{storage}/swift-box"),
+        ],
+    );
+    assert_eq!(code, 401);
+    let (code, _) = curl(
+        &srv,
+        &["-X", "DELETE", "-H", &auth, &format!("{storage}/swift-box")],
+    );
+    assert_eq!(code, 409);
+    let l = sw.ok(&["list", "swift-box"]);
+    assert_eq!(l.lines().count(), 3, "{l}");
+
+    // swift delete empties and removes the container
+    sw.ok(&["delete", "swift-box"]);
+    let l = sw.ok(&["list"]);
+    assert!(!l.contains("swift-box"), "{l}");
+}
+
+// ------------------------------------------------------------------ raw SigV4
+
+/// An access key to sign with.
+#[derive(Clone)]
+struct Creds {
+    access: String,
+    secret: String,
+    region: String,
+}
+
+impl Creds {
+    fn admin(srv: &Server) -> Creds {
+        let env = srv.env();
+        Creds {
+            access: env["AWS_ACCESS_KEY_ID"].clone(),
+            secret: env["AWS_SECRET_ACCESS_KEY"].clone(),
+            region: env["AWS_DEFAULT_REGION"].clone(),
+        }
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &str) -> Vec<u8> {
+    let mut m = HmacSha256::new_from_slice(key).expect("hmac key");
+    m.update(data.as_bytes());
+    m.finalize().into_bytes().to_vec()
+}
+
+/// RFC 3986 encoding as SigV4 wants it (`/` kept when `path`).
+fn uri_encode(s: &str, path: bool) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b'/' if path => "/".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A request to sign and send over a plain socket, so that anything a
+/// client would never send can be sent.
+struct Raw {
+    method: &'static str,
+    /// Unencoded; encoded here.
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// The x-amz-content-sha256 to sign; the body's sha256 when None.
+    payload: Option<String>,
+    /// Content-Length to declare: the body's length when None, omitted
+    /// when Some(None).
+    content_length: Option<Option<usize>>,
+    /// Close the writing side after the body (a client that went away).
+    shutdown: bool,
+}
+
+fn raw(method: &'static str, path: &str) -> Raw {
+    Raw {
+        method,
+        path: path.to_string(),
+        query: Vec::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        payload: None,
+        content_length: None,
+        shutdown: false,
+    }
+}
+
+impl Raw {
+    fn q(mut self, k: &str, v: &str) -> Raw {
+        self.query.push((k.into(), v.into()));
+        self
+    }
+    fn h(mut self, k: &str, v: &str) -> Raw {
+        self.headers.push((k.to_ascii_lowercase(), v.into()));
+        self
+    }
+    fn body(mut self, b: &[u8]) -> Raw {
+        self.body = b.to_vec();
+        self
+    }
+}
+
+/// An answer: status, lowercase headers, body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// An S3 error with this status and code, as XML.
+    fn is_error(&self, status: u16, code: &str) -> &Self {
+        assert_xml_error(self.status, &self.body, status, code);
+        assert_eq!(
+            self.headers.get("content-type").map(String::as_str),
+            Some("application/xml"),
+            "{self:?}"
+        );
+        self
+    }
+}
+
+/// Scope date, x-amz-date and the signing key of `c` for now.
+fn signing_key(c: &Creds) -> (String, String, Vec<u8>) {
+    let now = chrono::Utc::now();
+    let date = now.format("%Y%m%d").to_string();
+    let amz = now.format("%Y%m%dT%H%M%SZ").to_string();
+    let k = hmac(format!("AWS4{}", c.secret).as_bytes(), &date);
+    let k = hmac(&k, &c.region);
+    let k = hmac(&k, "s3");
+    let k = hmac(&k, "aws4_request");
+    (date, amz, k)
+}
+
+/// The request's head, signed with `c` (when given), and its seed
+/// signature.
+fn sign(srv: &Server, c: Option<&Creds>, r: &Raw) -> (String, String) {
+    let path = uri_encode(&r.path, true);
+    let mut query: Vec<(String, String)> = r
+        .query
+        .iter()
+        .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
+        .collect();
+    query.sort();
+    let query = query
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut headers = r.headers.clone();
+    headers.push(("host".into(), format!("127.0.0.1:{}", srv.port)));
+    match r.content_length {
+        None => headers.push(("content-length".into(), r.body.len().to_string())),
+        Some(Some(n)) => headers.push(("content-length".into(), n.to_string())),
+        Some(None) => {}
+    }
+    let mut seed = String::new();
+    if let Some(c) = c {
+        let (date, amz, key) = signing_key(c);
+        let payload = r.payload.clone().unwrap_or_else(|| sha_hex(&r.body));
+        headers.push(("x-amz-date".into(), amz.clone()));
+        headers.push(("x-amz-content-sha256".into(), payload.clone()));
+        headers.sort();
+        let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        let signed = signed.join(";");
+        let canonical = format!(
+            "{}\n{path}\n{query}\n{}\n{signed}\n{payload}",
+            r.method,
+            headers
+                .iter()
+                .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+                .collect::<String>()
+        );
+        let scope = format!("{date}/{}/s3/aws4_request", c.region);
+        let sts = format!(
+            "AWS4-HMAC-SHA256\n{amz}\n{scope}\n{}",
+            sha_hex(canonical.as_bytes())
+        );
+        seed = hex::encode(hmac(&key, &sts));
+        headers.push((
+            "authorization".into(),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed}, Signature={seed}",
+                c.access
+            ),
+        ));
+    }
+    let target = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    };
+    let mut head = format!("{} {target} HTTP/1.1\r\n", r.method);
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    (head, seed)
+}
+
+/// Sends a head and body on a new connection; `None` when the server cut
+/// the connection without an answer.
+fn send(srv: &Server, head: &str, body: &[u8], shutdown: bool) -> Option<Answer> {
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    sock.write_all(head.as_bytes()).expect("send head");
+    if sock.write_all(body).is_err() {
+        // The server answered before reading everything; read it.
+    }
+    if shutdown {
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+    }
+    let mut all = Vec::new();
+    let _ = sock.read_to_end(&mut all);
+    let at = all.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&all[..at]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = all[at + 4..].to_vec();
+    if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
+            let n =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16).unwrap_or(0);
+            if n == 0 || rest.len() < nl + 2 + n {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
+            rest = &rest[nl + 2 + n + 2..];
+        }
+        body = out;
+    }
+    Some(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Signs `r` with `c` (anonymous when None) and sends it; the server must
+/// answer.
+fn call_s3(srv: &Server, c: Option<&Creds>, r: Raw) -> Answer {
+    let (head, _) = sign(srv, c, &r);
+    send(srv, &head, &r.body, r.shutdown)
+        .unwrap_or_else(|| panic!("no answer to {} {}", r.method, r.path))
+}
+
+/// An aws-chunked body signed chunk by chunk
+/// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD); `corrupt` spoils the signature
+/// of that chunk (0-based).
+fn chunked_upload(
+    srv: &Server,
+    c: &Creds,
+    path: &str,
+    data: &[u8],
+    chunk: usize,
+    corrupt: Option<usize>,
+    declared: usize,
+) -> Option<Answer> {
+    let pieces: Vec<&[u8]> = data.chunks(chunk).chain(std::iter::once(&[][..])).collect();
+    let sig_len = ";chunk-signature=".len() + 64 + 2;
+    let encoded: usize = pieces
+        .iter()
+        .map(|p| format!("{:x}", p.len()).len() + sig_len + p.len() + 2)
+        .sum();
+    let mut r = raw("PUT", path)
+        .h("content-encoding", "aws-chunked")
+        .h("x-amz-decoded-content-length", &declared.to_string());
+    r.payload = Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into());
+    r.content_length = Some(Some(encoded));
+    let (head, seed) = sign(srv, Some(c), &r);
+    let amz = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-amz-date: "))
+        .expect("x-amz-date")
+        .trim()
+        .to_string();
+    let (date, _, key) = signing_key(c);
+    let scope = format!("{date}/{}/s3/aws4_request", c.region);
+    let mut prev = seed;
+    let mut body = Vec::new();
+    for (i, p) in pieces.iter().enumerate() {
+        let sts = format!(
+            "AWS4-HMAC-SHA256-PAYLOAD\n{amz}\n{scope}\n{prev}\n{}\n{}",
+            sha_hex(b""),
+            sha_hex(p)
+        );
+        let mut sig = hex::encode(hmac(&key, &sts));
+        prev = sig.clone();
+        if corrupt == Some(i) {
+            sig = sig.replace(|ch: char| ch != '0', "0");
+        }
+        body.extend_from_slice(format!("{:x};chunk-signature={sig}\r\n", p.len()).as_bytes());
+        body.extend_from_slice(p);
+        body.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(body.len(), encoded);
+    send(srv, &head, &body, false)
+}
+
+fn exists(srv: &Server, c: &Creds, path: &str) -> bool {
+    let a = call_s3(srv, Some(c), raw("HEAD", path));
+    assert!(matches!(a.status, 200 | 404), "HEAD {path}: {}", a.status);
+    a.status == 200
+}
+
+fn list_keys(srv: &Server, c: &Creds, bucket: &str) -> Vec<String> {
+    let a = call_s3(
+        srv,
+        Some(c),
+        raw("GET", &format!("/{bucket}")).q("list-type", "2"),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    a.text()
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|x| x.split_once("</Key>").map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+fn bucket_names(srv: &Server, c: &Creds) -> Vec<String> {
+    let a = call_s3(srv, Some(c), raw("GET", "/"));
+    assert_eq!(a.status, 200, "{}", a.text());
+    a.text()
+        .split("<Name>")
+        .skip(1)
+        .filter_map(|x| x.split_once("</Name>").map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+fn put(srv: &Server, c: &Creds, path: &str, data: &[u8]) {
+    let a = call_s3(srv, Some(c), raw("PUT", path).body(data));
+    assert_eq!(a.status, 200, "PUT {path}: {}", a.text());
+}
+
+fn get(srv: &Server, c: &Creds, path: &str) -> Vec<u8> {
+    let a = call_s3(srv, Some(c), raw("GET", path));
+    assert_eq!(a.status, 200, "GET {path}: {}", a.text());
+    a.body
+}
+
+/// Starts a multipart upload; its id.
+fn initiate(srv: &Server, c: &Creds, path: &str) -> String {
+    let a = call_s3(srv, Some(c), raw("POST", path).q("uploads", ""));
+    assert_eq!(a.status, 200, "{}", a.text());
+    let t = a.text();
+    t.split_once("<UploadId>")
+        .and_then(|(_, r)| r.split_once("</UploadId>"))
+        .map(|(id, _)| id.to_string())
+        .unwrap_or_else(|| panic!("no UploadId in {t}"))
+}
+
+fn upload_part(srv: &Server, c: &Creds, path: &str, id: &str, n: u32, data: &[u8]) -> String {
+    let a = call_s3(
+        srv,
+        Some(c),
+        raw("PUT", path)
+            .q("partNumber", &n.to_string())
+            .q("uploadId", id)
+            .body(data),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    a.headers["etag"].clone()
+}
+
+fn complete_xml(parts: &[(u32, &str)]) -> Vec<u8> {
+    let mut x = String::from("<CompleteMultipartUpload>");
+    for (n, e) in parts {
+        x.push_str(&format!(
+            "<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>"
+        ));
+    }
+    x.push_str("</CompleteMultipartUpload>");
+    x.into_bytes()
+}
+
+/// A project, a member of it with `password`, and an S3 key of theirs.
+async fn stranger(srv: &Server, name: &str, password: &str) -> Creds {
+    let admin = srv.admin_token().await;
+    let (st, p) = common::call(
+        srv,
+        &admin,
+        "POST",
+        "/v3/projects",
+        Some(json!({"project": {"name": name, "domain_id": "default"}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["project"]["id"].as_str().expect("project id").to_string();
+    let (st, u) = common::call(
+        srv,
+        &admin,
+        "POST",
+        "/v3/users",
+        Some(json!({"user": {"name": format!("{name}-user"), "password": password, "default_project_id": pid}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{u}");
+    let uid = u["user"]["id"].as_str().expect("user id").to_string();
+    let (st, roles) = common::call(srv, &admin, "GET", "/v3/roles?name=member", None).await;
+    assert_eq!(st, 200, "{roles}");
+    let rid = roles["roles"][0]["id"]
+        .as_str()
+        .expect("role id")
+        .to_string();
+    let (st, _) = common::call(
+        srv,
+        &admin,
+        "PUT",
+        &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+    let token = srv
+        .token_for(&format!("{name}-user"), password, Some(name))
+        .await;
+    let (st, k) = common::call(
+        srv,
+        &token,
+        "POST",
+        &format!("/v3/users/{uid}/credentials/OS-EC2"),
+        Some(json!({"tenant_id": pid})),
+    )
+    .await;
+    assert_eq!(st, 201, "{k}");
+    Creds {
+        access: k["credential"]["access"].as_str().expect("access").into(),
+        secret: k["credential"]["secret"].as_str().expect("secret").into(),
+        region: srv.env()["AWS_DEFAULT_REGION"].clone(),
+    }
+}
+
+// ------------------------------------------------------------------ bad input
+
+/// Each bad request gets its S3 error, in XML, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let srv = start();
+    let c = Creds::admin(&srv);
+    let before = bucket_names(&srv, &c);
+
+    // Invalid bucket names: uppercase, too short, reserved for another API.
+    for name in [
+        "Upper-Case",
+        "ab",
+        "v3",
+        "nuage",
+        "-dash",
+        "a..b",
+        "192.168.1.1",
+    ] {
+        call_s3(&srv, Some(&c), raw("PUT", &format!("/{name}"))).is_error(400, "InvalidBucketName");
+    }
+    assert_eq!(bucket_names(&srv, &c), before);
+
+    let a = call_s3(&srv, Some(&c), raw("PUT", "/bad-input"));
+    assert_eq!(a.status, 200, "{}", a.text());
+    put(&srv, &c, "/bad-input/keep", b"kept bytes");
+
+    // A key over 1024 bytes.
+    let long = format!("/bad-input/{}", "k".repeat(1025));
+    call_s3(&srv, Some(&c), raw("PUT", &long).body(b"x")).is_error(400, "KeyTooLongError");
+    put(&srv, &c, &format!("/bad-input/{}", "k".repeat(1024)), b"x");
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("DELETE", &format!("/bad-input/{}", "k".repeat(1024))),
+    );
+
+    // A wrong Content-MD5: nothing stored, and an overwrite keeps the old
+    // object; a malformed one is InvalidDigest.
+    let wrong = b64(&Md5::digest(b"other bytes"));
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/md5")
+            .h("content-md5", &wrong)
+            .body(b"the bytes"),
+    )
+    .is_error(400, "BadDigest");
+    assert!(!exists(&srv, &c, "/bad-input/md5"));
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/keep")
+            .h("content-md5", &wrong)
+            .body(b"new bytes!"),
+    )
+    .is_error(400, "BadDigest");
+    assert_eq!(get(&srv, &c, "/bad-input/keep"), b"kept bytes");
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/md5")
+            .h("content-md5", "not-base64!")
+            .body(b"x"),
+    )
+    .is_error(400, "InvalidDigest");
+    // ... also on the streaming path (over 256 KiB)
+    let big = bytes(600 * 1024, 21);
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/md5")
+            .h("content-md5", &wrong)
+            .body(&big),
+    )
+    .is_error(400, "BadDigest");
+    assert!(!exists(&srv, &c, "/bad-input/md5"));
+    // A wrong x-amz-checksum-crc32, and a body that is not what was signed.
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/crc")
+            .h("x-amz-checksum-crc32", &b64(&[1, 2, 3, 4]))
+            .body(b"the bytes"),
+    )
+    .is_error(400, "BadDigest");
+    let mut r = raw("PUT", "/bad-input/sha").body(b"the bytes");
+    r.payload = Some(sha_hex(b"other bytes"));
+    call_s3(&srv, Some(&c), r).is_error(400, "XAmzContentSHA256Mismatch");
+    assert!(!exists(&srv, &c, "/bad-input/crc"));
+    assert!(!exists(&srv, &c, "/bad-input/sha"));
+
+    // No Content-Length: 411, with no body and with HTTP chunked encoding.
+    let mut r = raw("PUT", "/bad-input/nolen");
+    r.content_length = Some(None);
+    r.payload = Some("UNSIGNED-PAYLOAD".into());
+    call_s3(&srv, Some(&c), r).is_error(411, "MissingContentLength");
+    let mut r = raw("PUT", "/bad-input/nolen").h("transfer-encoding", "chunked");
+    r.content_length = Some(None);
+    r.payload = Some("UNSIGNED-PAYLOAD".into());
+    r.body = b"5\r\nhello\r\n0\r\n\r\n".to_vec();
+    call_s3(&srv, Some(&c), r).is_error(411, "MissingContentLength");
+    assert!(!exists(&srv, &c, "/bad-input/nolen"));
+
+    // A body shorter than its Content-Length, the client gone: an
+    // IncompleteBody answer or a cut connection, and nothing stored, on
+    // both the small and the streaming path.
+    for (declared, sent) in [(1000, 400), (2 * MIB, 700 * 1024)] {
+        let mut r = raw("PUT", "/bad-input/short").body(&bytes(sent, 22));
+        r.content_length = Some(Some(declared));
+        r.payload = Some("UNSIGNED-PAYLOAD".into());
+        r.shutdown = true;
+        let (head, _) = sign(&srv, Some(&c), &r);
+        if let Some(a) = send(&srv, &head, &r.body, true) {
+            a.is_error(400, "IncompleteBody");
+        }
+        assert!(!exists(&srv, &c, "/bad-input/short"));
+        assert_tmp_empty(&srv);
+    }
+
+    // aws-chunked: a correct body is stored; a bad chunk signature, or
+    // more bytes than x-amz-decoded-content-length, store nothing.
+    let data = bytes(200 * 1024, 23);
+    let a = chunked_upload(
+        &srv,
+        &c,
+        "/bad-input/chunked",
+        &data,
+        64 * 1024,
+        None,
+        data.len(),
+    )
+    .expect("an answer");
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(get(&srv, &c, "/bad-input/chunked"), data);
+    let a = chunked_upload(
+        &srv,
+        &c,
+        "/bad-input/chunk-sig",
+        &data,
+        64 * 1024,
+        Some(1),
+        data.len(),
+    )
+    .expect("an answer");
+    a.is_error(403, "SignatureDoesNotMatch");
+    let a = chunked_upload(
+        &srv,
+        &c,
+        "/bad-input/chunk-sig",
+        &data,
+        64 * 1024,
+        Some(3),
+        data.len(),
+    )
+    .expect("an answer");
+    a.is_error(403, "SignatureDoesNotMatch");
+    assert!(!exists(&srv, &c, "/bad-input/chunk-sig"));
+    let a = chunked_upload(
+        &srv,
+        &c,
+        "/bad-input/chunk-long",
+        &data,
+        64 * 1024,
+        None,
+        1000,
+    )
+    .expect("an answer");
+    assert_eq!(a.status, 400, "{}", a.text());
+    let a = chunked_upload(
+        &srv,
+        &c,
+        "/bad-input/chunk-long",
+        &data,
+        64 * 1024,
+        None,
+        data.len() + 1,
+    )
+    .expect("an answer");
+    a.is_error(400, "IncompleteBody");
+    assert!(!exists(&srv, &c, "/bad-input/chunk-long"));
+    assert_tmp_empty(&srv);
+
+    // Multipart: parts too small, out of order, unknown; malformed XML.
+    let id = initiate(&srv, &c, "/bad-input/mp");
+    let p1 = bytes(1024, 24);
+    let p2 = bytes(1024, 25);
+    let e1 = upload_part(&srv, &c, "/bad-input/mp", &id, 1, &p1);
+    let e2 = upload_part(&srv, &c, "/bad-input/mp", &id, 2, &p2);
+    assert_eq!(e1, format!("\"{}\"", md5_hex(&p1)));
+    let complete = |xml: Vec<u8>| {
+        call_s3(
+            &srv,
+            Some(&c),
+            raw("POST", "/bad-input/mp").q("uploadId", &id).body(&xml),
+        )
+    };
+    complete(complete_xml(&[(1, &e1), (2, &e2)])).is_error(400, "EntityTooSmall");
+    complete(complete_xml(&[(2, &e2), (1, &e1)])).is_error(400, "InvalidPartOrder");
+    complete(complete_xml(&[(1, &e1), (3, &e2)])).is_error(400, "InvalidPart");
+    complete(complete_xml(&[(1, &e2)])).is_error(400, "InvalidPart");
+    complete(b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber>".to_vec())
+        .is_error(400, "MalformedXML");
+    complete(b"not xml at all".to_vec()).is_error(400, "MalformedXML");
+    assert!(!exists(&srv, &c, "/bad-input/mp"));
+    // the upload is still there, with its parts
+    let a = call_s3(
+        &srv,
+        Some(&c),
+        raw("GET", "/bad-input/mp").q("uploadId", &id),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.text().matches("<Part>").count(), 2, "{}", a.text());
+    // a single small part is a valid object (the last part may be small)
+    let a = complete(complete_xml(&[(2, &e2)]));
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(get(&srv, &c, "/bad-input/mp"), p2);
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("GET", "/bad-input/mp").q("uploadId", &id),
+    )
+    .is_error(404, "NoSuchUpload");
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/mp")
+            .q("partNumber", "10001")
+            .q("uploadId", &id)
+            .body(b"x"),
+    )
+    .is_error(400, "InvalidArgument");
+
+    // Abort: the upload goes from the listing, its parts from the disk.
+    let before = data_files(&srv);
+    let id2 = initiate(&srv, &c, "/bad-input/aborted");
+    upload_part(
+        &srv,
+        &c,
+        "/bad-input/aborted",
+        &id2,
+        1,
+        &bytes(600 * 1024, 26),
+    );
+    assert_eq!(data_files(&srv), before + 1);
+    let uploads = call_s3(&srv, Some(&c), raw("GET", "/bad-input").q("uploads", ""));
+    assert!(uploads.text().contains(&id2), "{}", uploads.text());
+    let a = call_s3(
+        &srv,
+        Some(&c),
+        raw("DELETE", "/bad-input/aborted").q("uploadId", &id2),
+    );
+    assert_eq!(a.status, 204, "{}", a.text());
+    let uploads = call_s3(&srv, Some(&c), raw("GET", "/bad-input").q("uploads", ""));
+    assert!(!uploads.text().contains(&id2), "{}", uploads.text());
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("PUT", "/bad-input/aborted")
+            .q("partNumber", "2")
+            .q("uploadId", &id2)
+            .body(b"x"),
+    )
+    .is_error(404, "NoSuchUpload");
+    for _ in 0..100 {
+        if data_files(&srv) == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        data_files(&srv),
+        before,
+        "an aborted upload's part was left"
+    );
+
+    // Malformed XML in delete-objects: nothing deleted.
+    let md5 = b64(&Md5::digest(b"<Delete><Object><Key>keep</Key>"));
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("POST", "/bad-input")
+            .q("delete", "")
+            .h("content-md5", &md5)
+            .body(b"<Delete><Object><Key>keep</Key>"),
+    )
+    .is_error(400, "MalformedXML");
+    assert!(exists(&srv, &c, "/bad-input/keep"));
+
+    // Ranges past the end: 416 InvalidRange; a range that starts inside is
+    // cut at the end.
+    call_s3(
+        &srv,
+        Some(&c),
+        raw("GET", "/bad-input/keep").h("range", "bytes=100-200"),
+    )
+    .is_error(416, "InvalidRange");
+    let a = call_s3(
+        &srv,
+        Some(&c),
+        raw("GET", "/bad-input/keep").h("range", "bytes=5-200"),
+    );
+    assert_eq!(a.status, 206);
+    assert_eq!(a.body, b"bytes");
+    assert_eq!(a.headers["content-range"], "bytes 5-9/10");
+
+    // NoSuchBucket, NoSuchKey, BucketNotEmpty.
+    call_s3(&srv, Some(&c), raw("GET", "/no-such-bucket/k")).is_error(404, "NoSuchBucket");
+    call_s3(&srv, Some(&c), raw("GET", "/no-such-bucket")).is_error(404, "NoSuchBucket");
+    call_s3(&srv, Some(&c), raw("PUT", "/no-such-bucket/k").body(b"x"))
+        .is_error(404, "NoSuchBucket");
+    call_s3(&srv, Some(&c), raw("GET", "/bad-input/missing")).is_error(404, "NoSuchKey");
+    call_s3(&srv, Some(&c), raw("DELETE", "/bad-input")).is_error(409, "BucketNotEmpty");
+    assert!(bucket_names(&srv, &c).contains(&"bad-input".to_string()));
+    let a = call_s3(&srv, Some(&c), raw("PUT", "/bad-input"));
+    a.is_error(409, "BucketAlreadyOwnedByYou");
+
+    // A wrong secret: SignatureDoesNotMatch, nothing stored.
+    let wrong_secret = Creds {
+        secret: format!("{}x", c.secret),
+        ..c.clone()
+    };
+    call_s3(
+        &srv,
+        Some(&wrong_secret),
+        raw("PUT", "/bad-input/forged").body(b"x"),
+    )
+    .is_error(403, "SignatureDoesNotMatch");
+    call_s3(&srv, Some(&wrong_secret), raw("GET", "/bad-input/keep"))
+        .is_error(403, "SignatureDoesNotMatch");
+    let unknown = Creds {
+        access: "AKIANOSUCHKEY0000000".into(),
+        ..c.clone()
+    };
+    call_s3(&srv, Some(&unknown), raw("GET", "/bad-input/keep"))
+        .is_error(403, "InvalidAccessKeyId");
+    // Anonymous: private buckets are closed.
+    call_s3(&srv, None, raw("GET", "/bad-input/keep")).is_error(403, "AccessDenied");
+    call_s3(&srv, None, raw("PUT", "/bad-input/anon").body(b"x")).is_error(403, "AccessDenied");
+    call_s3(&srv, None, raw("GET", "/bad-input")).is_error(403, "AccessDenied");
+
+    // A member of another project: AccessDenied on our private bucket,
+    // reading, listing, writing and deleting; the name stays ours.
+    let other = stranger(&srv, "elsewhere", "elsewhere-password-1").await;
+    call_s3(&srv, Some(&other), raw("GET", "/bad-input/keep")).is_error(403, "AccessDenied");
+    call_s3(&srv, Some(&other), raw("GET", "/bad-input")).is_error(403, "AccessDenied");
+    call_s3(
+        &srv,
+        Some(&other),
+        raw("PUT", "/bad-input/theirs").body(b"x"),
+    )
+    .is_error(403, "AccessDenied");
+    call_s3(&srv, Some(&other), raw("DELETE", "/bad-input/keep")).is_error(403, "AccessDenied");
+    call_s3(&srv, Some(&other), raw("PUT", "/bad-input")).is_error(409, "BucketAlreadyExists");
+    assert!(bucket_names(&srv, &other).is_empty());
+
+    // After all that: exactly what was stored on purpose.
+    assert_eq!(list_keys(&srv, &c, "bad-input"), ["chunked", "keep", "mp"]);
+    assert_eq!(get(&srv, &c, "/bad-input/keep"), b"kept bytes");
+    assert_tmp_empty(&srv);
+}
+
+// ------------------------------------------------------------------ kill test
+
+/// What a key holds: nothing, or bytes (by sha256 and length) and their
+/// X-Object-Meta-* metadata.
+#[derive(Debug, Clone, PartialEq)]
+enum Held {
+    Absent,
+    Present {
+        sha: String,
+        len: usize,
+        meta: BTreeMap<String, String>,
+    },
+}
+
+/// A key's acknowledged state, and the state an operation in flight at the
+/// kill would give it (either is allowed afterwards, nothing else).
+#[derive(Debug, Clone)]
+struct KeyModel {
+    acked: Held,
+    in_flight: Option<Held>,
+}
+
+/// A project-scoped Keystone token and the Swift account URL.
+async fn swift_login(srv: &Server) -> (String, String) {
+    let pw = srv.env()["OS_PASSWORD"].clone();
+    let r = srv
+        .http()
+        .post(format!("{}/v3/auth/tokens", srv.url()))
+        .json(&json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": "admin", "domain": {"name": "Default"}, "password": pw}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}
+        }}))
+        .send()
+        .await
+        .expect("keystone login");
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["x-subject-token"]
+        .to_str()
+        .expect("token")
+        .to_string();
+    let body: Value = r.json().await.expect("token body");
+    let pid = body["token"]["project"]["id"].as_str().expect("project id");
+    (token, format!("{}/v1/AUTH_{pid}", srv.url()))
+}
+
+const KEYS_PER_WRITER: usize = 6;
+const WRITERS: usize = 4;
+
+fn key_name(writer: usize, k: usize) -> String {
+    format!("w{writer}/key-{k}")
+}
+
+fn random_size(rng: &mut impl Rng) -> usize {
+    match rng.gen_range(0..100) {
+        0..=4 => 0,
+        5..=29 => rng.gen_range(1..4096),
+        30..=59 => rng.gen_range(4096..256 * 1024),
+        _ => rng.gen_range(256 * 1024..=3 * MIB),
+    }
+}
+
+/// One writer: puts, overwrites, copies, posts metadata and deletes its own
+/// keys until the server goes away. Returns its keys' models.
+async fn writer(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    id: usize,
+    round: usize,
+    mut model: Vec<KeyModel>,
+) -> Vec<KeyModel> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64((round * 100 + id) as u64);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let k = rng.gen_range(0..KEYS_PER_WRITER);
+        let url = format!("{base}/{}", key_name(id, k));
+        let gen = format!("r{round}-w{id}-{n}");
+        let op = rng.gen_range(0..10);
+        let (req, next) = match (op, &model[k].acked) {
+            (0..=5, _) => {
+                let len = random_size(&mut rng);
+                let mut data = vec![0u8; len];
+                rng.fill_bytes(&mut data);
+                let sha = sha_hex(&data);
+                let meta =
+                    BTreeMap::from([("sha".to_string(), sha.clone()), ("gen".to_string(), gen)]);
+                // Swift wants a Content-Length even for an empty body.
+                let mut rb = http
+                    .put(&url)
+                    .header("x-auth-token", &token)
+                    .header("content-length", len.to_string())
+                    .body(data);
+                for (m, v) in &meta {
+                    rb = rb.header(format!("x-object-meta-{m}"), v);
+                }
+                (rb, Held::Present { sha, len, meta })
+            }
+            (6, _) => {
+                let src = rng.gen_range(0..KEYS_PER_WRITER);
+                match &model[src].acked {
+                    Held::Present { .. } if src != k => (
+                        http.put(&url)
+                            .header("x-auth-token", &token)
+                            .header("x-copy-from", format!("/kill/{}", key_name(id, src)))
+                            .header("content-length", "0")
+                            .body(Vec::new()),
+                        model[src].acked.clone(),
+                    ),
+                    _ => continue,
+                }
+            }
+            (7, Held::Present { sha, len, .. }) => {
+                let meta = BTreeMap::from([
+                    ("posted".to_string(), "yes".to_string()),
+                    ("gen".to_string(), gen),
+                ]);
+                let mut rb = http.post(&url).header("x-auth-token", &token);
+                for (m, v) in &meta {
+                    rb = rb.header(format!("x-object-meta-{m}"), v);
+                }
+                (
+                    rb,
+                    Held::Present {
+                        sha: sha.clone(),
+                        len: *len,
+                        meta,
+                    },
+                )
+            }
+            (7, Held::Absent) => continue,
+            _ => (
+                http.delete(&url).header("x-auth-token", &token),
+                Held::Absent,
+            ),
+        };
+        match req.send().await {
+            Err(_) => {
+                // The server was killed: this one may or may not have happened.
+                model[k].in_flight = Some(next);
+                return model;
+            }
+            Ok(r) => {
+                let st = r.status().as_u16();
+                let absent_ok = st == 404 && next == Held::Absent && model[k].acked == Held::Absent;
+                if !(200..300).contains(&st) && !absent_ok {
+                    let text = r.text().await.unwrap_or_default();
+                    panic!("writer {id}: {url} answered {st}: {text}");
+                }
+                // The answer is the acknowledgement; reading it fully makes
+                // sure it was not cut.
+                if r.bytes().await.is_err() {
+                    model[k].in_flight = Some(next);
+                    return model;
+                }
+                model[k].acked = next;
+            }
+        }
+    }
+}
+
+/// What a key holds on the server now.
+async fn observe(http: &reqwest::Client, base: &str, token: &str, key: &str) -> Held {
+    let r = http
+        .get(format!("{base}/{key}"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .expect("GET after restart");
+    match r.status().as_u16() {
+        404 => Held::Absent,
+        200 => {
+            let meta: BTreeMap<String, String> = r
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| {
+                    Some((
+                        n.as_str().strip_prefix("x-object-meta-")?.to_string(),
+                        v.to_str().ok()?.to_string(),
+                    ))
+                })
+                .collect();
+            let declared: Option<usize> = r
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let body = r.bytes().await.expect("object body");
+            assert_eq!(declared, Some(body.len()), "{key}: a cut answer");
+            Held::Present {
+                sha: sha_hex(&body),
+                len: body.len(),
+                meta,
+            }
+        }
+        s => panic!("GET {key} after restart: {s}"),
+    }
+}
+
+/// Opens the engine on the stopped server's data and runs its fsck: no
+/// file without a row, no row without its file, reference counts right.
+async fn fsck(srv: &Server, identity: &nuage_identity::Identity) {
+    let store = nuage_object::ObjectStore::open(
+        &srv.data_dir().join("objects"),
+        identity.clone(),
+        nuage_object::ObjectConfig {
+            region: "nuage-1".into(),
+            upload_expiry: nuage_object::DEFAULT_UPLOAD_EXPIRY,
+        },
+    )
+    .await
+    .expect("open the object engine");
+    let (orphans, missing) = store.fsck().await.expect("fsck");
+    assert!(orphans.is_empty(), "orphaned object data: {orphans:?}");
+    assert!(missing.is_empty(), "object data missing: {missing:?}");
+}
+
+/// Issue 4's reliability test: SIGKILL while writers write, overwrite,
+/// copy, post metadata and delete; after each restart every acknowledged
+/// object reads back exactly, deleted ones are gone, an operation in
+/// flight is applied whole or not at all, and no data is left over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_while_writing_loses_nothing_acknowledged() {
+    let mut srv = start();
+    let db = nuage_store::testing::fresh("sqlite").await.expect("db");
+    let identity =
+        nuage_identity::Identity::open(db.db.clone(), nuage_identity::IdentityConfig::default())
+            .await
+            .expect("identity");
+    let (token, account) = swift_login(&srv).await;
+    let r = srv
+        .http()
+        .put(format!("{account}/kill"))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .expect("create container");
+    assert_eq!(r.status(), 201);
+    let base = format!("{account}/kill");
+    let mut models: Vec<Vec<KeyModel>> = (0..WRITERS)
+        .map(|_| {
+            vec![
+                KeyModel {
+                    acked: Held::Absent,
+                    in_flight: None,
+                };
+                KEYS_PER_WRITER
+            ]
+        })
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut in_flight_seen = 0;
+    let rounds = 6;
+    for round in 0..rounds {
+        let (token, _) = swift_login(&srv).await;
+        let tasks: Vec<_> = models
+            .drain(..)
+            .enumerate()
+            .map(|(i, m)| {
+                tokio::spawn(writer(srv.http(), base.clone(), token.clone(), i, round, m))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(400..2500))).await;
+        srv.kill9();
+        for t in tasks {
+            models.push(t.await.expect("writer"));
+        }
+        in_flight_seen += models
+            .iter()
+            .flatten()
+            .filter(|m| m.in_flight.is_some())
+            .count();
+
+        // Restart on the same data and check every key.
+        srv.spawn();
+        assert!(
+            tmp_files(&srv).is_empty(),
+            "round {round}: objects/tmp after restart: {:?}",
+            tmp_files(&srv)
+        );
+        let (token, _) = swift_login(&srv).await;
+        // A new client: pooled connections died with the old process.
+        let http = srv.http();
+        let mut present = BTreeMap::new();
+        for (w, keys) in models.iter_mut().enumerate() {
+            for (k, m) in keys.iter_mut().enumerate() {
+                let name = key_name(w, k);
+                let seen = observe(&http, &base, &token, &name).await;
+                assert!(
+                    seen == m.acked || Some(&seen) == m.in_flight.as_ref(),
+                    "round {round}: {name} is {seen:?}; acknowledged {:?}, in flight {:?}",
+                    m.acked,
+                    m.in_flight
+                );
+                if let Held::Present { len, .. } = &seen {
+                    present.insert(name, *len);
+                }
+                m.acked = seen;
+                m.in_flight = None;
+            }
+        }
+        // The listing agrees.
+        let r = http
+            .get(format!("{base}?format=json"))
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .expect("listing");
+        let listing: Value = r.json().await.expect("listing JSON");
+        let listed: BTreeMap<String, usize> = listing
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|o| {
+                (
+                    o["name"].as_str().unwrap_or_default().to_string(),
+                    o["bytes"].as_u64().unwrap_or_default() as usize,
+                )
+            })
+            .collect();
+        assert_eq!(listed, present, "round {round}: the listing");
+        let r = http
+            .head(&base)
+            .header("x-auth-token", &token)
+            .send()
+            .await
+            .expect("container HEAD");
+        let count: usize = r.headers()["x-container-object-count"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("object count");
+        let bytes_used: usize = r.headers()["x-container-bytes-used"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("bytes used");
+        assert_eq!(count, present.len(), "round {round}: object count");
+        assert_eq!(
+            bytes_used,
+            present.values().sum::<usize>(),
+            "round {round}: bytes used"
+        );
+
+        // Nothing orphaned: stop (nothing in flight) and fsck the data.
+        srv.kill9();
+        fsck(&srv, &identity).await;
+        srv.spawn();
+    }
+    assert!(
+        in_flight_seen > 0,
+        "no operation was ever cut by a kill: the test proved nothing"
+    );
+    let status = srv.terminate();
+    assert!(status.success(), "{status}\n{}", srv.logs());
+    fsck(&srv, &identity).await;
+}
