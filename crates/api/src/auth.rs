@@ -33,6 +33,23 @@ pub fn token(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The headers a SigV4 signature covers: HTTP/2 carries the host in
+/// `:authority`, which SigV4 signs as `host`, so it is added when missing.
+pub fn signed_headers(parts: &Parts) -> std::borrow::Cow<'_, http::HeaderMap> {
+    if parts.headers.contains_key(http::header::HOST) {
+        return std::borrow::Cow::Borrowed(&parts.headers);
+    }
+    let mut h = parts.headers.clone();
+    if let Some(v) = parts
+        .uri
+        .authority()
+        .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    {
+        h.insert(http::header::HOST, v);
+    }
+    std::borrow::Cow::Owned(h)
+}
+
 /// Authenticates a request. `Ok(None)` means it carries no credentials at
 /// all; bad credentials are an error. `body_sha256` is the hex sha256 of the
 /// body when the caller has read it (needed for SigV4 without
@@ -45,27 +62,12 @@ pub async fn authenticate(
     if let Some(t) = token(parts) {
         return core.identity.validate(t).await.map(Some);
     }
-    // HTTP/2 carries the host in :authority, which SigV4 signs as `host`.
-    let with_host;
-    let headers = if parts.headers.contains_key(http::header::HOST) {
-        &parts.headers
-    } else {
-        let mut h = parts.headers.clone();
-        if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-        {
-            h.insert(http::header::HOST, v);
-        }
-        with_host = h;
-        &with_host
-    };
+    let headers = signed_headers(parts);
     let req = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        headers,
+        headers: &headers,
         body_sha256: Some(body_sha256.unwrap_or(EMPTY_SHA256)),
     };
     match core.identity.authenticate_sigv4(&req).await? {

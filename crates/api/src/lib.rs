@@ -15,6 +15,7 @@ pub mod native;
 mod route;
 pub mod s3;
 pub mod swift;
+mod wire;
 
 use std::sync::Arc;
 

@@ -21,7 +21,8 @@ use nuage_object::{
 };
 use serde_json::json;
 
-use crate::{auth, context, Core, SharedCore};
+use crate::wire::{http_date, set_header as set};
+use crate::{auth, context, wire, Core, SharedCore};
 
 /// Containers and objects listed per request at most (Swift's default).
 const LISTING_LIMIT: usize = 10_000;
@@ -143,10 +144,7 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
 }
 
 fn decode(s: &str) -> Result<String> {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| bad("the path is not valid UTF-8"))
+    wire::decode_path(s).ok_or_else(|| bad("the path is not valid UTF-8"))
 }
 
 fn require(caller: Option<&Principal>) -> Result<&Principal> {
@@ -186,13 +184,6 @@ fn owned(
     Ok(b)
 }
 
-fn http_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
-}
-
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -202,15 +193,6 @@ fn iso(ms: i64) -> String {
 
 fn timestamp(ms: i64) -> String {
     format!("{}.{:05}", ms / 1000, (ms % 1000) * 100)
-}
-
-fn set(h: &mut HeaderMap, name: &str, value: impl AsRef<str>) {
-    if let (Ok(n), Ok(v)) = (
-        header::HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value.as_ref()),
-    ) {
-        h.insert(n, v);
-    }
 }
 
 /// `X-<kind>-Meta-*` headers: set (non-empty) and removed (empty, or

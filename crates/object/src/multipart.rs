@@ -229,14 +229,8 @@ impl ObjectStore {
             .read(move |c| upload_for(c, &id, &bk, &k).map(|_| ()))
             .await?;
         let quota = self.bytes_quota(&b.project_id).await?;
-        if let (Some(len), true) = (opts.content_length, quota >= 0) {
-            let (_, used) = self.usage(&b.project_id);
-            if used + len as i64 > quota {
-                return Err(ObjectError::QuotaExceeded(format!(
-                    "the project stores {used} bytes; {len} more would pass its quota of {quota}"
-                )));
-            }
-        }
+        self.early_quota_check(&b.project_id, quota, opts.content_length, async { 0 })
+            .await?;
         let w = self
             .data()
             .write(body, want(&opts, MAX_OBJECT_SIZE))

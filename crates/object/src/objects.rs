@@ -454,23 +454,14 @@ impl ObjectStore {
             }
         }
         let quota = self.bytes_quota(&b.project_id).await?;
-        if let (Some(len), true) = (opts.content_length, quota >= 0) {
-            let (_, used) = self.usage(&b.project_id);
-            // Refused early, before the bytes travel, unless an overwrite
-            // frees enough; the commit checks again exactly.
-            let replaced = match used + len as i64 > quota {
-                true => match self.head_object(Some(caller), bucket, key).await {
-                    Ok(o) => o.size as i64,
-                    Err(_) => 0,
-                },
-                false => 0,
-            };
-            if used - replaced + len as i64 > quota {
-                return Err(ObjectError::QuotaExceeded(format!(
-                    "the project stores {used} bytes; {len} more would pass its quota of {quota}"
-                )));
+        let replaced = async {
+            match self.head_object(Some(caller), bucket, key).await {
+                Ok(o) => o.size,
+                Err(_) => 0,
             }
-        }
+        };
+        self.early_quota_check(&b.project_id, quota, opts.content_length, replaced)
+            .await?;
         let w = self
             .data()
             .write(body, want(&opts, MAX_OBJECT_SIZE))
@@ -526,6 +517,31 @@ impl ObjectStore {
         }
     }
 
+    /// Refuses an upload before its bytes travel when its declared length
+    /// cannot fit the byte quota, unless what it replaces frees enough
+    /// (`replaced`, looked up only then). The commit checks again exactly.
+    pub(crate) async fn early_quota_check(
+        &self,
+        project: &str,
+        quota: i64,
+        len: Option<u64>,
+        replaced: impl std::future::Future<Output = u64>,
+    ) -> ObjectResult<()> {
+        let Some(len) = len.filter(|_| quota >= 0) else {
+            return Ok(());
+        };
+        let (_, used) = self.usage(project);
+        if used + len as i64 <= quota {
+            return Ok(());
+        }
+        if used - replaced.await as i64 + len as i64 > quota {
+            return Err(ObjectError::QuotaExceeded(format!(
+                "the project stores {used} bytes; {len} more would pass its quota of {quota}"
+            )));
+        }
+        Ok(())
+    }
+
     /// An object's metadata, if the caller may read it.
     pub async fn head_object(
         &self,
@@ -573,17 +589,18 @@ impl ObjectStore {
         let body = match opened {
             Opened::Small(Ok(bytes)) => ObjectBody::Full(bytes),
             Opened::Small(Err(())) => {
-                self.mark_corrupt(bucket, key).await;
+                self.mark_corrupt(bucket, key, &meta.segments).await;
                 return Err(ObjectError::Corrupt(format!("{bucket}/{key}")));
             }
             Opened::Pieces(pieces) => {
                 let store = self.clone();
                 let (b, k) = (bucket.to_string(), key.to_string());
+                let segs = meta.segments.clone();
                 let handle = tokio::runtime::Handle::current();
                 ObjectBody::Stream(Box::pin(DataDir::stream(
                     pieces,
                     Box::new(move || {
-                        handle.spawn(async move { store.mark_corrupt(&b, &k).await });
+                        handle.spawn(async move { store.mark_corrupt(&b, &k, &segs).await });
                     }),
                 )))
             }
@@ -592,20 +609,28 @@ impl ObjectStore {
     }
 
     /// Records that an object's bytes no longer match their checksum; it is
-    /// then refused rather than served.
-    pub(crate) async fn mark_corrupt(&self, bucket: &str, key: &str) {
+    /// then refused rather than served. Only the version whose `segments`
+    /// were read is marked: an overwrite since then is left alone.
+    pub(crate) async fn mark_corrupt(&self, bucket: &str, key: &str, segments: &[Seg]) {
         tracing::error!(
             bucket,
             key,
             "stored object data does not match its checksum"
         );
         let (b, k) = (bucket.to_string(), key.to_string());
+        let segs = match serde_json::to_string(segments) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "recording a corrupt object");
+                return;
+            }
+        };
         let r = self
             .meta()
             .write(move |c| {
                 c.execute(
-                    "UPDATE objects SET corrupt = 1 WHERE bucket = ?1 AND key = ?2",
-                    params![b, k],
+                    "UPDATE objects SET corrupt = 1 WHERE bucket = ?1 AND key = ?2 AND segments = ?3",
+                    params![b, k, segs],
                 )?;
                 Ok(())
             })
@@ -976,7 +1001,7 @@ pub(crate) async fn verify_bucket(store: &ObjectStore, bucket: &str) -> ObjectRe
     let data = store.data().clone();
     let conn = store.meta().reader()?;
     let (conn, r) = tokio::task::spawn_blocking(move || {
-        let r = (|| -> ObjectResult<Vec<String>> {
+        let r = (|| -> ObjectResult<Vec<(String, Vec<Seg>)>> {
             let sql =
                 format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = ?1 ORDER BY key");
             let mut st = conn.prepare(&sql)?;
@@ -985,7 +1010,7 @@ pub(crate) async fn verify_bucket(store: &ObjectStore, bucket: &str) -> ObjectRe
             for row in rows {
                 let (o, corrupt) = row?;
                 if corrupt {
-                    bad.push(o.key);
+                    bad.push((o.key, Vec::new()));
                     continue;
                 }
                 for s in &o.segments {
@@ -1008,7 +1033,7 @@ pub(crate) async fn verify_bucket(store: &ObjectStore, bucket: &str) -> ObjectRe
                         Err(e) => return Err(e.into()),
                     };
                     if !ok {
-                        bad.push(o.key.clone());
+                        bad.push((o.key.clone(), o.segments.clone()));
                         break;
                     }
                 }
@@ -1021,8 +1046,10 @@ pub(crate) async fn verify_bucket(store: &ObjectStore, bucket: &str) -> ObjectRe
     .map_err(|e| ObjectError::internal("verifying a bucket", e))?;
     store.meta().give_back(conn);
     let bad = r?;
-    for k in &bad {
-        store.mark_corrupt(bucket, k).await;
+    for (k, segments) in &bad {
+        if !segments.is_empty() {
+            store.mark_corrupt(bucket, k, segments).await;
+        }
     }
-    Ok(bad)
+    Ok(bad.into_iter().map(|(k, _)| k).collect())
 }

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Caller, Json, NativeError};
+use crate::wire::http_date;
 use crate::SharedCore;
 
 type Result<T> = std::result::Result<T, NativeError>;
@@ -78,13 +79,6 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
-}
-
-fn http_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
 }
 
 fn bucket_view(b: &Bucket) -> Value {

@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use super::chunked::{self, AwsChunked, ChunkSigning};
 use super::xml;
-use crate::{context, Core, SharedCore, RESERVED_BUCKET_NAMES};
+use crate::wire::{http_date, set_header as set};
+use crate::{context, wire, Core, SharedCore, RESERVED_BUCKET_NAMES};
 
 /// Largest XML request body (a complete of 10,000 parts fits).
 const MAX_XML_BODY: usize = 4 * 1024 * 1024;
@@ -140,10 +141,7 @@ struct Target {
 }
 
 fn decode(s: &str) -> Result<String> {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .map(|c| c.into_owned())
-        .map_err(|_| S3Error::invalid("the path is not valid UTF-8"))
+    wire::decode_path(s).ok_or_else(|| S3Error::invalid("the path is not valid UTF-8"))
 }
 
 /// Path style (`/bucket/key`) or virtual-hosted style (`bucket.<host>/key`).
@@ -211,26 +209,12 @@ enum PayloadKind {
 }
 
 async fn authenticate(core: &Core, parts: &Parts) -> Result<Auth> {
-    let with_host;
-    let headers = if parts.headers.contains_key(header::HOST) {
-        &parts.headers
-    } else {
-        let mut h = parts.headers.clone();
-        if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            h.insert(header::HOST, v);
-        }
-        with_host = h;
-        &with_host
-    };
+    let headers = crate::auth::signed_headers(parts);
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
-        headers,
+        headers: &headers,
         body_sha256: None,
     };
     match core.identity.authenticate_sigv4_keyed(&signed).await {
@@ -305,15 +289,6 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn set(h: &mut HeaderMap, name: &str, value: impl AsRef<str>) {
-    if let (Ok(n), Ok(v)) = (
-        header::HeaderName::from_bytes(name.as_bytes()),
-        HeaderValue::from_str(value.as_ref()),
-    ) {
-        h.insert(n, v);
-    }
-}
-
 fn xml_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut().insert(
@@ -325,10 +300,6 @@ fn xml_response(status: StatusCode, body: String) -> Response {
 
 fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-fn http_date(ms: i64) -> String {
-    time(ms).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 fn require(auth: &Auth) -> Result<&Principal> {
