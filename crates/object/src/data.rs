@@ -9,10 +9,19 @@
 //! removed. Readers look in `data/` then in `tmp/`. Removal goes through the
 //! `garbage` table, in the same commit that drops the last reference, so a
 //! crash never orphans a file.
+//!
+//! Throughput: the fsyncs of `tmp/` are shared by the writers waiting for
+//! one (see [`DirSync`]); a large segment has a flusher thread that makes
+//! its `tmp/` entry durable as soon as it is created and starts the
+//! writeback of its bytes while they are still arriving, so the final
+//! fsync is short; reads fill buffers that were never zeroed, one chunk
+//! ahead of the network.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
@@ -28,10 +37,92 @@ use crate::error::{ObjectError, ObjectResult};
 const SMALL: usize = 256 * 1024;
 /// Read size when streaming a segment out.
 const READ_CHUNK: usize = 1024 * 1024;
+/// A large body's network reads are handed to the writer and hasher
+/// threads in batches of at least this many bytes: one wake-up per batch
+/// rather than per read.
+const BATCH: usize = 1024 * 1024;
+/// While a large segment is written, its writeback is started each time
+/// this many more bytes are in the file.
+const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub(crate) struct DataDir {
     root: PathBuf,
+    tmp_sync: Arc<DirSync>,
+}
+
+/// Group fsync of a directory. A writer whose new entry must be durable
+/// waits for an fsync of the directory that began after it asked: one
+/// fsync covers the entries of every writer that asked before it began,
+/// where an fsync each (all of the same directory, each forcing its own
+/// journal commit) made concurrent small writes wait on one another.
+#[derive(Debug)]
+struct DirSync {
+    dir: File,
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// fsyncs begun and finished, numbered from 1.
+    started: u64,
+    finished: u64,
+    /// The last fsync that succeeded.
+    ok: u64,
+    running: bool,
+    /// What the last fsync that failed said.
+    error: Option<(io::ErrorKind, String)>,
+}
+
+impl DirSync {
+    fn open(dir: &Path) -> io::Result<DirSync> {
+        Ok(DirSync {
+            dir: File::open(dir)?,
+            state: Mutex::new(SyncState::default()),
+            done: Condvar::new(),
+        })
+    }
+
+    /// Returns once an fsync of the directory that began after this call
+    /// succeeded; an error if it (and every later one finished by then)
+    /// failed.
+    fn sync(&self) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // One running now may have begun before the caller's entry was
+        // made: only the next one counts.
+        let wanted = s.started + 1;
+        loop {
+            if s.ok >= wanted {
+                return Ok(());
+            }
+            if s.finished >= wanted {
+                // Every fsync from `wanted` on failed.
+                let (kind, msg) = s
+                    .error
+                    .clone()
+                    .unwrap_or((io::ErrorKind::Other, "fsync failed".into()));
+                return Err(io::Error::new(kind, msg));
+            }
+            if s.running {
+                s = self.done.wait(s).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            s.running = true;
+            s.started += 1;
+            let n = s.started;
+            drop(s);
+            let r = self.dir.sync_all();
+            s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            s.running = false;
+            s.finished = n;
+            match r {
+                Ok(()) => s.ok = n,
+                Err(e) => s.error = Some((e.kind(), e.to_string())),
+            }
+            self.done.notify_all();
+        }
+    }
 }
 
 /// What the engine wants computed while a body is written.
@@ -59,7 +150,7 @@ pub(crate) struct Written {
 }
 
 enum Msg {
-    Data(Bytes),
+    Data(Arc<Vec<Bytes>>),
     End,
 }
 
@@ -73,11 +164,12 @@ fn fsync_dir(dir: &Path) -> io::Result<()> {
 
 impl DataDir {
     pub fn open(root: &Path) -> ObjectResult<DataDir> {
-        let d = DataDir {
-            root: root.to_path_buf(),
-        };
         fs::create_dir_all(root.join("tmp"))
             .map_err(|e| ObjectError::internal(format!("creating {}", root.display()), e))?;
+        let d = DataDir {
+            root: root.to_path_buf(),
+            tmp_sync: Arc::new(DirSync::open(&root.join("tmp"))?),
+        };
         for i in 0..=255u8 {
             let shard = root.join("data").join(format!("{i:02x}"));
             if !shard.is_dir() {
@@ -109,7 +201,7 @@ impl DataDir {
     {
         let id = new_id();
         let path = self.tmp_path(&id);
-        let tmp_dir = self.root.join("tmp");
+        let tmp_dir = self.tmp_sync.clone();
         // Small bodies: gather, then one blocking call.
         let small = want.declared.is_some_and(|d| d as usize <= SMALL);
         if small {
@@ -131,15 +223,22 @@ impl DataDir {
             .await
             .map_err(|e| ObjectError::internal("writing object data", e))?;
         }
-        // Large bodies: a writer thread (file, crc32c, sha256, extra) and a
-        // hasher thread (MD5, the slowest) run beside the network reads.
+        // Large bodies: a writer thread (file, crc32c, sha256, extra; it
+        // starts writeback as it goes) and a hasher thread (MD5, the
+        // slowest) run beside the network reads, fed batches of them.
         let (wtx, mut wrx) = mpsc::channel::<Msg>(16);
         let (htx, mut hrx) = mpsc::channel::<Msg>(16);
         let writer = tokio::task::spawn_blocking(move || -> ObjectResult<Written> {
             let mut w = SegmentFile::create(id, path, tmp_dir, want)?;
+            w.start_flusher()?;
             loop {
                 match wrx.blocking_recv() {
-                    Some(Msg::Data(b)) => w.append(&b)?,
+                    Some(Msg::Data(batch)) => {
+                        for b in batch.iter() {
+                            w.append(b)?;
+                        }
+                        w.start_writeback()?;
+                    }
                     Some(Msg::End) => return w.finish(),
                     None => return Err(ObjectError::Body("the upload was abandoned".into())),
                 }
@@ -149,7 +248,7 @@ impl DataDir {
             let mut md5 = checksum::md5();
             loop {
                 match hrx.blocking_recv() {
-                    Some(Msg::Data(b)) => md5.update(&b),
+                    Some(Msg::Data(batch)) => batch.iter().for_each(|b| md5.update(b)),
                     Some(Msg::End) => return Some(md5.finalize().into()),
                     None => return None,
                 }
@@ -157,17 +256,35 @@ impl DataDir {
         });
         let mut total = 0u64;
         let fed: ObjectResult<()> = async {
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(Into::into)?;
-                total += chunk.len() as u64;
-                if let Some(d) = want.declared.filter(|d| total > *d) {
-                    return Err(ObjectError::BodyTooLong(d));
+            let mut batch = Vec::new();
+            let mut batched = 0usize;
+            let mut ended = false;
+            while !ended {
+                match body.next().await {
+                    Some(chunk) => {
+                        let chunk = chunk.map_err(Into::into)?;
+                        total += chunk.len() as u64;
+                        if let Some(d) = want.declared.filter(|d| total > *d) {
+                            return Err(ObjectError::BodyTooLong(d));
+                        }
+                        if total > want.max {
+                            return Err(ObjectError::EntityTooLarge(want.max));
+                        }
+                        batched += chunk.len();
+                        batch.push(chunk);
+                        if batched < BATCH {
+                            continue;
+                        }
+                    }
+                    None => ended = true,
                 }
-                if total > want.max {
-                    return Err(ObjectError::EntityTooLarge(want.max));
+                if batch.is_empty() {
+                    continue;
                 }
-                if htx.send(Msg::Data(chunk.clone())).await.is_err()
-                    || wtx.send(Msg::Data(chunk)).await.is_err()
+                let b = Arc::new(std::mem::take(&mut batch));
+                batched = 0;
+                if htx.send(Msg::Data(b.clone())).await.is_err()
+                    || wtx.send(Msg::Data(b)).await.is_err()
                 {
                     break; // the writer failed: its error is reported below
                 }
@@ -198,14 +315,41 @@ impl DataDir {
         Ok(written)
     }
 
+    /// An empty body, checked and hashed, for an object without a segment:
+    /// the [`Written`] has an empty id and no file.
+    pub async fn empty<S, E>(mut body: S, want: Want) -> ObjectResult<Written>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Into<ObjectError>,
+    {
+        while let Some(chunk) = body.next().await {
+            if !chunk.map_err(Into::into)?.is_empty() {
+                return Err(ObjectError::BodyTooLong(0));
+            }
+        }
+        Ok(Written {
+            id: String::new(),
+            size: 0,
+            md5: checksum::md5().finalize().into(),
+            crc32c: 0,
+            sha256: want.sha256.then(|| Sha256::new().finalize().into()),
+            extra: want.extra.map(|a| Hasher::new(a).finish()),
+        })
+    }
+
     /// Removes a `tmp/` segment that will not be committed.
     pub fn discard_tmp(&self, id: &str) {
-        let _ = fs::remove_file(self.tmp_path(id));
+        if !id.is_empty() {
+            let _ = fs::remove_file(self.tmp_path(id));
+        }
     }
 
     /// After the commit: moves the segment to `data/`. A failure here is
     /// repaired by [`DataDir::recover`] and readers look in `tmp/` too.
     pub fn publish(&self, id: &str) {
+        if id.is_empty() {
+            return;
+        }
         if let Err(e) = fs::rename(self.tmp_path(id), self.data_path(id)) {
             tracing::warn!(segment = id, error = %e, "moving a committed segment to data/");
         }
@@ -310,15 +454,24 @@ impl DataDir {
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }
+                // A hint: a larger read-ahead when the data is not cached.
+                let _ = rustix::fs::fadvise(
+                    &p.file,
+                    p.offset,
+                    NonZeroU64::new(p.len),
+                    rustix::fs::Advice::Sequential,
+                );
                 let mut left = p.len;
                 let mut crc = 0u32;
                 while left > 0 {
                     let n = left.min(READ_CHUNK as u64) as usize;
-                    let mut buf = BytesMut::zeroed(n);
-                    if let Err(e) = p.file.read_exact(&mut buf) {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
+                    let buf = match read_pooled(&mut p.file, n) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e));
+                            return;
+                        }
+                    };
                     left -= n as u64;
                     if p.whole_crc.is_some() {
                         crc = crc32c::crc32c_append(crc, &buf);
@@ -336,7 +489,7 @@ impl DataDir {
                             }
                         }
                     }
-                    if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                    if tx.blocking_send(Ok(buf)).is_err() {
                         return; // the client went away
                     }
                 }
@@ -344,6 +497,45 @@ impl DataDir {
         });
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
     }
+}
+
+/// Read buffers of [`READ_CHUNK`] bytes, zeroed once when made: a chunk
+/// comes back here when the network is done with it, so a GET neither
+/// zeroes nor faults in fresh memory per chunk, and reads a whole chunk
+/// per call (`read_to_end` on a bounded reader starts at 8 KiB per call).
+static READ_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers kept idle at most (the rest are freed).
+const READ_BUFFERS_KEPT: usize = 8;
+
+/// A pooled buffer lent to a [`Bytes`].
+struct Pooled(Vec<u8>);
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        let mut pool = READ_BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < READ_BUFFERS_KEPT {
+            pool.push(buf);
+        }
+    }
+}
+
+/// The next `len` (at most [`READ_CHUNK`]) bytes of `file`, in a pooled
+/// buffer.
+fn read_pooled(file: &mut File, len: usize) -> io::Result<Bytes> {
+    let mut buf = READ_BUFFERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .pop()
+        .unwrap_or_else(|| vec![0u8; READ_CHUNK]);
+    file.read_exact(&mut buf[..len])?;
+    Ok(Bytes::from_owner(Pooled(buf)).slice(..len))
 }
 
 /// A range of one segment file to send.
@@ -360,8 +552,12 @@ pub(crate) struct Piece {
 struct SegmentFile {
     id: String,
     path: PathBuf,
-    tmp_dir: PathBuf,
+    tmp_dir: Arc<DirSync>,
     file: Option<File>,
+    /// Started on the first writeback of a large segment.
+    flusher: Option<Flusher>,
+    /// Bytes whose writeback has been asked for.
+    flushed: u64,
     size: u64,
     crc: u32,
     sha: Option<Sha256>,
@@ -372,7 +568,7 @@ struct SegmentFile {
 }
 
 impl SegmentFile {
-    fn create(id: String, path: PathBuf, tmp_dir: PathBuf, want: Want) -> ObjectResult<Self> {
+    fn create(id: String, path: PathBuf, tmp_dir: Arc<DirSync>, want: Want) -> ObjectResult<Self> {
         let file = File::options()
             .write(true)
             .create_new(true)
@@ -383,6 +579,8 @@ impl SegmentFile {
             path,
             tmp_dir,
             file: Some(file),
+            flusher: None,
+            flushed: 0,
             size: 0,
             crc: 0,
             sha: want.sha256.then(Sha256::new),
@@ -410,6 +608,33 @@ impl SegmentFile {
         Ok(())
     }
 
+    /// For a large segment: a thread that makes the new `tmp/` entry
+    /// durable now, while the bytes arrive, then syncs them as asked by
+    /// [`SegmentFile::start_writeback`].
+    fn start_flusher(&mut self) -> ObjectResult<()> {
+        let f = self
+            .file
+            .as_ref()
+            .ok_or_else(|| ObjectError::Internal("segment already closed".into()))?;
+        self.flusher = Some(Flusher::start(f.try_clone()?, self.tmp_dir.clone())?);
+        Ok(())
+    }
+
+    /// Asks for the writeback of what was written since the last time, once
+    /// that is at least [`FLUSH_EVERY`] bytes: the flusher thread runs
+    /// `fdatasync` while the writer goes on, so the final fsync finds most
+    /// of the file already on disk instead of writing it all then.
+    fn start_writeback(&mut self) -> ObjectResult<()> {
+        if self.size - self.flushed < FLUSH_EVERY {
+            return Ok(());
+        }
+        if let Some(f) = &self.flusher {
+            f.kick();
+        }
+        self.flushed = self.size;
+        Ok(())
+    }
+
     fn finish(mut self) -> ObjectResult<Written> {
         if let Some(d) = self.want.declared {
             if self.size < d {
@@ -426,9 +651,21 @@ impl SegmentFile {
             .file
             .take()
             .ok_or_else(|| ObjectError::Internal("segment already closed".into()))?;
-        f.sync_all()?;
+        // The `tmp/` entry: made durable by the flusher long ago for a large
+        // segment (the directory's fsync was begun after the file was
+        // created), else now, after the file's own fsync.
+        match self.flusher.take() {
+            Some(fl) => {
+                let dir = fl.stop();
+                f.sync_all()?;
+                dir?;
+            }
+            None => {
+                f.sync_all()?;
+                self.tmp_dir.sync()?;
+            }
+        }
         drop(f);
-        fsync_dir(&self.tmp_dir)?;
         self.done = true;
         Ok(Written {
             id: std::mem::take(&mut self.id),
@@ -441,10 +678,208 @@ impl SegmentFile {
     }
 }
 
+/// The helper thread of a large segment being written: it first syncs
+/// `tmp/` (the segment's entry exists: it was created before), then runs
+/// `fdatasync` on the segment each time it is kicked (kicks that arrive
+/// while it syncs are merged into one more sync).
+struct Flusher {
+    kick: Option<std_mpsc::SyncSender<()>>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    dir_synced: std_mpsc::Receiver<io::Result<()>>,
+}
+
+impl Flusher {
+    fn start(file: File, tmp_dir: Arc<DirSync>) -> io::Result<Flusher> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std_mpsc::sync_channel::<()>(1);
+        let (dir_tx, dir_rx) = std_mpsc::sync_channel(1);
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = stopping.clone();
+        std::thread::Builder::new()
+            .name("nuage-object-flush".into())
+            .spawn(move || {
+                let _ = dir_tx.send(tmp_dir.sync());
+                while rx.recv().is_ok() {
+                    // The final fsync does the rest and reports errors.
+                    if stop.load(Ordering::Acquire) || file.sync_data().is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Flusher {
+            kick: Some(tx),
+            stopping,
+            dir_synced: dir_rx,
+        })
+    }
+
+    fn kick(&self) {
+        if let Some(k) = &self.kick {
+            let _ = k.try_send(());
+        }
+    }
+
+    /// No more syncs of the data (the final fsync follows); returns the
+    /// outcome of the directory's fsync, waiting for it if need be.
+    fn stop(mut self) -> io::Result<()> {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.kick.take();
+        self.dir_synced
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the flusher thread stopped")))
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // Abandoned (an error): the thread ends after its current sync.
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.kick.take();
+    }
+}
+
 impl Drop for SegmentFile {
     fn drop(&mut self) {
         if !self.done {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 + i / 4099) as u8).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_segment_written_in_batches_with_writeback_reads_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = DataDir::open(dir.path()).expect("open");
+        // 20 MiB in uneven network-sized reads: several batches, several
+        // writebacks, a short last batch.
+        let data = pattern(20 * 1024 * 1024 + 12345);
+        let chunks: Vec<Result<Bytes, ObjectError>> = data
+            .chunks(65_521)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let want = Want {
+            declared: Some(data.len() as u64),
+            max: u64::MAX,
+            ..Want::default()
+        };
+        let w = d
+            .write(futures_util::stream::iter(chunks), want)
+            .await
+            .expect("write");
+        assert_eq!(w.size, data.len() as u64);
+        assert_eq!(w.md5, <[u8; 16]>::from(md5::Md5::digest(&data)));
+        assert_eq!(w.crc32c, crc32c::crc32c(&data));
+        let file = d.open_segment(&w.id).expect("segment in tmp/");
+        let piece = Piece {
+            file,
+            offset: 0,
+            len: w.size,
+            whole_crc: Some(w.crc32c),
+        };
+        let mut s = Box::pin(DataDir::stream(
+            vec![piece],
+            Box::new(|| panic!("not corrupt")),
+        ));
+        let mut back = Vec::new();
+        while let Some(c) = s.next().await {
+            back.extend_from_slice(&c.expect("chunk"));
+        }
+        assert!(back == data, "read back differs");
+        // A range in the middle, no CRC (not the whole segment).
+        let piece = Piece {
+            file: d.open_segment(&w.id).expect("segment"),
+            offset: 3 * 1024 * 1024 + 7,
+            len: 5 * 1024 * 1024,
+            whole_crc: None,
+        };
+        let mut s = Box::pin(DataDir::stream(
+            vec![piece],
+            Box::new(|| panic!("not corrupt")),
+        ));
+        let mut back = Vec::new();
+        while let Some(c) = s.next().await {
+            back.extend_from_slice(&c.expect("chunk"));
+        }
+        assert!(back[..] == data[3 * 1024 * 1024 + 7..8 * 1024 * 1024 + 7]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_or_long_large_body_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = DataDir::open(dir.path()).expect("open");
+        let data = pattern(9 * 1024 * 1024);
+        for declared in [data.len() as u64 + 1, data.len() as u64 - 1] {
+            let chunks: Vec<Result<Bytes, ObjectError>> = data
+                .chunks(100_000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let want = Want {
+                declared: Some(declared),
+                max: u64::MAX,
+                ..Want::default()
+            };
+            let r = d.write(futures_util::stream::iter(chunks), want).await;
+            assert!(r.is_err(), "declared {declared}: {r:?}");
+        }
+        assert_eq!(d.tmp_ids().expect("tmp"), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_has_no_file_and_the_digests_of_nothing() {
+        let want = Want {
+            sha256: true,
+            declared: Some(0),
+            max: u64::MAX,
+            ..Want::default()
+        };
+        let none: Vec<Result<Bytes, ObjectError>> = vec![Ok(Bytes::new())];
+        let w = DataDir::empty(futures_util::stream::iter(none), want)
+            .await
+            .expect("empty");
+        assert_eq!(w.id, "");
+        assert_eq!(hex::encode(w.md5), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(
+            w.sha256.map(hex::encode).as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+        let some: Vec<Result<Bytes, ObjectError>> = vec![Ok(Bytes::from_static(b"x"))];
+        let r = DataDir::empty(futures_util::stream::iter(some), want).await;
+        assert!(matches!(r, Err(ObjectError::BodyTooLong(0))), "{r:?}");
+    }
+
+    #[test]
+    fn dir_sync_is_shared_and_every_caller_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sync = Arc::new(DirSync::open(dir.path()).expect("open"));
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let sync = sync.clone();
+                let dir = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        File::create(dir.join(format!("{t}-{i}"))).expect("create");
+                        sync.sync().expect("sync");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let s = sync.state.lock().expect("state");
+        assert!(!s.running);
+        assert_eq!(s.ok, s.started);
+        // Shared: at most one fsync per caller, usually far fewer.
+        assert!(s.started <= 320, "{} fsyncs", s.started);
     }
 }

@@ -462,10 +462,15 @@ impl ObjectStore {
         };
         self.early_quota_check(&b.project_id, quota, opts.content_length, replaced)
             .await?;
-        let w = self
-            .data()
-            .write(body, want(&opts, MAX_OBJECT_SIZE))
-            .await?;
+        // An empty object (a "directory" marker, say) has no segment: no
+        // file to write, fsync and rename, only its row.
+        let w = if opts.content_length == Some(0) {
+            DataDir::empty(body, want(&opts, MAX_OBJECT_SIZE)).await?
+        } else {
+            self.data()
+                .write(body, want(&opts, MAX_OBJECT_SIZE))
+                .await?
+        };
         let checksum = match check_digests(&opts, &w) {
             Ok(c) => c,
             Err(e) => {
@@ -484,11 +489,14 @@ impl ObjectStore {
             headers: opts.headers,
             checksum,
             parts: None,
-            segments: vec![crate::objects::Seg {
-                id: w.id.clone(),
-                size: w.size,
-                crc: w.crc32c,
-            }],
+            segments: match w.id.is_empty() {
+                true => Vec::new(),
+                false => vec![crate::objects::Seg {
+                    id: w.id.clone(),
+                    size: w.size,
+                    crc: w.crc32c,
+                }],
+            },
         };
         let row = meta.clone();
         let project = b.project_id.clone();
@@ -496,8 +504,10 @@ impl ObjectStore {
         let r = self
             .meta()
             .write(move |c| {
-                c.prepare_cached("INSERT INTO segments (id, refs) VALUES (?1, 1)")?
-                    .execute(params![seg])?;
+                if !seg.is_empty() {
+                    c.prepare_cached("INSERT INTO segments (id, refs) VALUES (?1, 1)")?
+                        .execute(params![seg])?;
+                }
                 replace_object(c, &project, quota, &row)
             })
             .await;
