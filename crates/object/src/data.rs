@@ -14,8 +14,9 @@
 //! one (see [`DirSync`]); a large segment has a flusher thread that makes
 //! its `tmp/` entry durable as soon as it is created and starts the
 //! writeback of its bytes while they are still arriving, so the final
-//! fsync is short; reads fill buffers that were never zeroed, one chunk
-//! ahead of the network.
+//! fsync is short; reads fill pooled buffers (zeroed once, then reused), a
+//! whole chunk per `read`, one chunk ahead of the network. An empty object
+//! has no segment at all.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
