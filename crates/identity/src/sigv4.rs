@@ -962,6 +962,42 @@ pub fn chunk_signature(
     hex::encode(sig)
 }
 
+/// Signature of the trailing headers of a signed aws-chunked upload
+/// (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`), as lowercase hex: the
+/// HMAC with `key` of
+///
+/// ```text
+/// "AWS4-HMAC-SHA256-TRAILER\n" + amz_date + "\n" + scope + "\n"
+///     + previous_signature + "\n" + hex(sha256(canonical_trailers))
+/// ```
+///
+/// where the canonical trailers are the `name:value\n` lines and the
+/// previous signature is the final (empty) chunk's.
+pub fn trailer_signature(
+    key: &[u8; 32],
+    amz_date: &str,
+    scope: &str,
+    previous_signature: &str,
+    canonical_trailers: &[u8],
+) -> String {
+    let hash: [u8; 32] = Sha256::digest(canonical_trailers).into();
+    let mut hash_hex = [0u8; 64];
+    let _ = hex::encode_to_slice(hash, &mut hash_hex); // sizes match
+    hex::encode(hmac(
+        &[key],
+        &[
+            b"AWS4-HMAC-SHA256-TRAILER\n",
+            amz_date.as_bytes(),
+            b"\n",
+            scope.as_bytes(),
+            b"\n",
+            previous_signature.as_bytes(),
+            b"\n",
+            &hash_hex,
+        ],
+    ))
+}
+
 /// Decodes a raw query string into name/value pairs exactly the way the
 /// signature canonicalizes them: `%XX` decoded, `+` is a space, malformed
 /// escapes kept literally, invalid UTF-8 replaced. Front doors should read

@@ -32,7 +32,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use nuage_identity::sigv4::{self, Payload, SigV4Auth};
 use nuage_object::checksum::{Algorithm, Expected, Hasher};
-use sha2::{Digest, Sha256};
 
 /// The largest chunk accepted. SDKs send 64 KiB (signed) to 1 MiB (botocore)
 /// chunks; a signed chunk is held whole until its signature is checked.
@@ -265,52 +264,17 @@ impl ChunkSigning {
         ok
     }
 
-    /// The trailer's signature, the HMAC of
-    ///
-    /// ```text
-    /// "AWS4-HMAC-SHA256-TRAILER\n" + amz_date + "\n" + scope + "\n"
-    ///     + previous + "\n" + hex(sha256(canonical trailers))
-    /// ```
-    ///
-    /// where the canonical trailers are the `name:value\n` lines and
-    /// `previous` is the empty chunk's signature.
+    /// The trailer's signature ([`sigv4::trailer_signature`]), chained
+    /// from the empty chunk's.
     fn trailer_signature(&self, canonical: &[u8]) -> String {
-        let hash = hex::encode(Sha256::digest(canonical));
-        hex::encode(hmac_sha256(
+        sigv4::trailer_signature(
             &self.key,
-            &[
-                b"AWS4-HMAC-SHA256-TRAILER\n",
-                self.amz_date.as_bytes(),
-                b"\n",
-                self.scope.as_bytes(),
-                b"\n",
-                self.previous.as_bytes(),
-                b"\n",
-                hash.as_bytes(),
-            ],
-        ))
+            &self.amz_date,
+            &self.scope,
+            &self.previous,
+            canonical,
+        )
     }
-}
-
-/// HMAC-SHA256 (RFC 2104) with a 32-byte key, which fits one SHA-256 block
-/// as is. Written out because nuage-api has sha2 but not hmac; checked
-/// against [`sigv4::chunk_signature`] and AWS's trailer example in tests.
-fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut inner_pad = [0x36u8; 64];
-    let mut outer_pad = [0x5cu8; 64];
-    for (i, k) in key.iter().enumerate() {
-        inner_pad[i] ^= k;
-        outer_pad[i] ^= k;
-    }
-    let mut inner = Sha256::new();
-    inner.update(inner_pad);
-    for part in parts {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(outer_pad);
-    outer.update(inner.finalize());
-    outer.finalize().into()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -988,29 +952,6 @@ mod tests {
         let s2 = sigv4::chunk_signature(&k, DATE, SCOPE, &s1, &[b'a'; 1024]);
         assert_eq!(s2, SIG2);
         assert_eq!(sigv4::chunk_signature(&k, DATE, SCOPE, &s2, b""), SIG3);
-    }
-
-    #[test]
-    fn hmac_matches_the_verifier() {
-        // The chunk string to sign, through the local HMAC, gives the
-        // identity crate's chunk signature.
-        let hash = hex::encode(Sha256::digest([b'a'; 1024]));
-        let local = hex::encode(hmac_sha256(
-            &key(),
-            &[
-                b"AWS4-HMAC-SHA256-PAYLOAD\n",
-                DATE.as_bytes(),
-                b"\n",
-                SCOPE.as_bytes(),
-                b"\n",
-                SIG1.as_bytes(),
-                b"\n",
-                sigv4::EMPTY_SHA256.as_bytes(),
-                b"\n",
-                hash.as_bytes(),
-            ],
-        ));
-        assert_eq!(local, SIG2);
     }
 
     #[tokio::test]
