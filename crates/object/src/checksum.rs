@@ -6,6 +6,7 @@
 //! check of stored segments), plus whatever algorithm the client named.
 
 use base64::Engine as _;
+use crc_fast::CrcAlgorithm;
 use md5::Digest as _;
 
 /// An additional checksum algorithm of S3's `x-amz-checksum-*` family.
@@ -93,14 +94,12 @@ pub struct Expected {
 /// A running checksum of one algorithm.
 #[derive(Clone)]
 pub enum Hasher {
-    Crc32(crc32fast::Hasher),
-    Crc32c(u32),
-    Crc64nvme(crc::Digest<'static, u64>),
+    /// CRC32 or CRC32C.
+    Crc32(crc_fast::Digest),
+    Crc64(crc_fast::Digest),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
 }
-
-static CRC64_NVME: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_NVME);
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,9 +110,9 @@ impl std::fmt::Debug for Hasher {
 impl Hasher {
     pub fn new(a: Algorithm) -> Hasher {
         match a {
-            Algorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
-            Algorithm::Crc32c => Hasher::Crc32c(0),
-            Algorithm::Crc64nvme => Hasher::Crc64nvme(CRC64_NVME.digest()),
+            Algorithm::Crc32 => Hasher::Crc32(crc_fast::Digest::new(CrcAlgorithm::Crc32IsoHdlc)),
+            Algorithm::Crc32c => Hasher::Crc32(crc_fast::Digest::new(CrcAlgorithm::Crc32Iscsi)),
+            Algorithm::Crc64nvme => Hasher::Crc64(crc_fast::Digest::new(CrcAlgorithm::Crc64Nvme)),
             Algorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
         }
@@ -121,9 +120,7 @@ impl Hasher {
 
     pub fn update(&mut self, data: &[u8]) {
         match self {
-            Hasher::Crc32(h) => h.update(data),
-            Hasher::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
-            Hasher::Crc64nvme(d) => d.update(data),
+            Hasher::Crc32(d) | Hasher::Crc64(d) => d.update(data),
             Hasher::Sha1(h) => h.update(data),
             Hasher::Sha256(h) => h.update(data),
         }
@@ -132,13 +129,20 @@ impl Hasher {
     /// The digest, big-endian for CRCs as S3 encodes them.
     pub fn finish(self) -> Vec<u8> {
         match self {
-            Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
-            Hasher::Crc32c(c) => c.to_be_bytes().to_vec(),
-            Hasher::Crc64nvme(d) => d.finalize().to_be_bytes().to_vec(),
+            Hasher::Crc32(d) => (d.finalize() as u32).to_be_bytes().to_vec(),
+            Hasher::Crc64(d) => d.finalize().to_be_bytes().to_vec(),
             Hasher::Sha1(h) => h.finalize().to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
         }
     }
+}
+
+/// The CRC32C of `data` continuing `crc` (the CRC32C of what came before
+/// it; 0 for nothing): the per-segment integrity check.
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+    let mut d = crc_fast::Digest::new_with_init_state(CrcAlgorithm::Crc32Iscsi, u64::from(!crc));
+    d.update(data);
+    d.finalize() as u32
 }
 
 /// Base64, as checksums travel in S3 headers.
@@ -175,6 +179,17 @@ mod tests {
             "ZOyIygCyaOW6GjVnihtTFtIS9PNmskdyMlNKiuyjfzw="
         );
         assert_eq!(b64(Algorithm::Crc64nvme, b"Hello world"), "OOJZ0D8xKts=");
+    }
+
+    #[test]
+    fn crc32c_continues() {
+        assert_eq!(crc32c_append(0, b""), 0);
+        assert_eq!(crc32c_append(0, b"123456789"), 0xe306_9283);
+        let whole = crc32c_append(0, b"Hello world, hello again");
+        assert_eq!(
+            crc32c_append(crc32c_append(0, b"Hello world"), b", hello again"),
+            whole
+        );
     }
 
     #[test]

@@ -887,7 +887,7 @@ fn open_for_read(
             let to = end.min(s_end) - s_start;
             match data.open_segment(&s.id) {
                 Ok(file) => pieces.push(Piece {
-                    file,
+                    file: std::sync::Arc::new(file),
                     offset: from,
                     len: to - from,
                     whole_crc: (from == 0 && to == s.size).then_some(s.crc),
@@ -906,7 +906,7 @@ fn open_for_read(
         if len <= SMALL_READ && pieces.len() <= 1 {
             let bytes = match pieces.pop() {
                 None => Ok(Bytes::new()),
-                Some(p) => DataDir::read_small(p.file, p.offset, p.len as usize, p.whole_crc)?,
+                Some(p) => DataDir::read_small(&p.file, p.offset, p.len as usize, p.whole_crc)?,
             };
             return Ok((meta, r, Opened::Small(bytes)));
         }
@@ -1035,7 +1035,7 @@ pub(crate) async fn verify_bucket(store: &ObjectStore, bucket: &str) -> ObjectRe
                                     break;
                                 }
                                 n_total += n as u64;
-                                crc = crc32c::crc32c_append(crc, &buf[..n]);
+                                crc = crate::checksum::crc32c_append(crc, &buf[..n]);
                             }
                             crc == s.crc && n_total == s.size
                         }
