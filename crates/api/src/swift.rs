@@ -134,7 +134,7 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
                     "an X-Auth-Token is required".into(),
                 )
             })?;
-            account_op(core, caller, &account, m, &query, json).await
+            account_op(core, caller, &account, m, h, &query, json).await
         }
         (Some(c), None) => {
             container_op(core, caller.as_ref(), &account, &c, m, h, &query, json).await
@@ -249,11 +249,21 @@ async fn account_op(
     caller: &Principal,
     account: &str,
     m: &Method,
+    req: &HeaderMap,
     query: &BTreeMap<String, String>,
     json: bool,
 ) -> Result<Response> {
+    if *m == Method::POST {
+        core.objects
+            .update_account_meta(caller, account, meta_headers(req, "account"))
+            .await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let buckets = core.objects.list_project_buckets(caller, account).await?;
     let mut h = HeaderMap::new();
+    for (k, v) in core.objects.account_meta(caller, account).await? {
+        set(&mut h, &format!("x-account-meta-{k}"), v);
+    }
     set(
         &mut h,
         "x-account-container-count",
@@ -303,10 +313,6 @@ async fn account_op(
             };
             Ok(listing(StatusCode::OK, h, body, json))
         }
-        Method::POST => Err(Fail(
-            StatusCode::NOT_IMPLEMENTED,
-            "account metadata is not kept by nuage; use container metadata".into(),
-        )),
         _ => Err(Fail(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{m} is not allowed on an account"),
@@ -558,6 +564,7 @@ async fn object_op(
                         container,
                         key,
                         MetadataDirective::Copy,
+                        None,
                     )
                     .await?;
                 let mut hm = HeaderMap::new();

@@ -1078,6 +1078,354 @@ fn swift_client_and_both_dialects() {
     sw.ok(&["delete", "swift-box"]);
     let l = sw.ok(&["list"]);
     assert!(!l.contains("swift-box"), "{l}");
+
+    // Account metadata: swift post -m sets and removes keys, one at a
+    // time, and swift stat shows what is kept.
+    sw.ok(&["post", "-m", "team:blue", "-m", "tier:gold"]);
+    sw.ok(&["post", "-m", "tier:silver"]);
+    let st = sw.stat(&[]);
+    assert_eq!(
+        st.get("Meta Team").map(String::as_str),
+        Some("blue"),
+        "{st:?}"
+    );
+    assert_eq!(
+        st.get("Meta Tier").map(String::as_str),
+        Some("silver"),
+        "{st:?}"
+    );
+    sw.ok(&["post", "-m", "team:"]);
+    let st = sw.stat(&[]);
+    assert!(!st.contains_key("Meta Team"), "{st:?}");
+    assert_eq!(
+        st.get("Meta Tier").map(String::as_str),
+        Some("silver"),
+        "{st:?}"
+    );
+    // More than 8 KiB of metadata is refused and changes nothing.
+    let big = format!("X-Account-Meta-Big: {}", "b".repeat(9000));
+    let (code, _) = curl(&srv, &["-X", "POST", "-H", &auth, "-H", &big, &storage]);
+    assert_eq!(code, 400);
+    let st = sw.stat(&[]);
+    assert!(!st.contains_key("Meta Big"), "{st:?}");
+    assert_eq!(
+        st.get("Meta Tier").map(String::as_str),
+        Some("silver"),
+        "{st:?}"
+    );
+}
+
+/// Object ACLs, UploadPartCopy and conditional multi-delete through
+/// awscli 1.x, with anonymous reads by curl.
+#[test]
+fn object_acls_part_copy_and_conditional_delete() {
+    let srv = start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let aws = Aws {
+        srv: &srv,
+        bin: "aws",
+        cwd: w,
+    };
+    aws.ok(&["s3", "mb", "s3://acl-box"]);
+    let open = bytes(3000, 41);
+    let shut = bytes(2000, 42);
+    write(w, "open.bin", &open);
+    write(w, "shut.bin", &shut);
+    // An object ACL opens one object of a private bucket to anyone.
+    aws.ok(&[
+        "s3",
+        "cp",
+        "open.bin",
+        "s3://acl-box/open.bin",
+        "--acl",
+        "public-read",
+    ]);
+    aws.ok(&["s3", "cp", "shut.bin", "s3://acl-box/shut.bin"]);
+    let url = |k: &str| format!("{}/acl-box/{k}", srv.url());
+    let (code, body) = curl(&srv, &[&url("open.bin")]);
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(body, open);
+    let (code, _) = curl(&srv, &["-I", &url("open.bin")]);
+    assert_eq!(code, 200);
+    let (code, body) = curl(&srv, &[&url("shut.bin")]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    // A missing key of a private bucket is a refusal, not a 404, anonymously.
+    let (code, body) = curl(&srv, &[&url("never-was")]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    // ... and the bucket's listing stays closed.
+    let (code, body) = curl(&srv, &[&format!("{}/acl-box", srv.url())]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    let acl = aws.json(&[
+        "s3api",
+        "get-object-acl",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "open.bin",
+    ]);
+    assert!(acl.to_string().contains("AllUsers"), "{acl}");
+    let acl = aws.json(&[
+        "s3api",
+        "get-object-acl",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "shut.bin",
+    ]);
+    assert!(!acl.to_string().contains("AllUsers"), "{acl}");
+    // put-object-acl both ways.
+    aws.ok(&[
+        "s3api",
+        "put-object-acl",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "open.bin",
+        "--acl",
+        "private",
+    ]);
+    let (code, body) = curl(&srv, &[&url("open.bin")]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    aws.ok(&[
+        "s3api",
+        "put-object-acl",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "shut.bin",
+        "--acl",
+        "public-read",
+    ]);
+    let (code, body) = curl(&srv, &[&url("shut.bin")]);
+    assert_eq!(code, 200);
+    assert_eq!(body, shut);
+    // A copy gets the ACL it asks for, not its source's.
+    aws.ok(&[
+        "s3",
+        "cp",
+        "s3://acl-box/shut.bin",
+        "s3://acl-box/copy-private.bin",
+    ]);
+    let (code, _) = curl(&srv, &[&url("copy-private.bin")]);
+    assert_eq!(code, 403);
+    aws.ok(&[
+        "s3",
+        "cp",
+        "s3://acl-box/open.bin",
+        "s3://acl-box/copy-public.bin",
+        "--acl",
+        "public-read",
+    ]);
+    let (code, body) = curl(&srv, &[&url("copy-public.bin")]);
+    assert_eq!(code, 200);
+    assert_eq!(body, open);
+    // A multipart upload (over the 8 MiB threshold) keeps its ACL.
+    let big = bytes(9 * 1024 * 1024 + 17, 43);
+    write(w, "big.bin", &big);
+    aws.ok(&[
+        "s3",
+        "cp",
+        "big.bin",
+        "s3://acl-box/big.bin",
+        "--acl",
+        "public-read",
+    ]);
+    let (code, body) = curl(&srv, &[&url("big.bin")]);
+    assert_eq!(code, 200);
+    assert!(
+        body == big,
+        "anonymous GET of a public multipart object differs"
+    );
+    // An unsupported canned ACL is NotImplemented and stores nothing.
+    let err = aws.fails(&[
+        "s3",
+        "cp",
+        "open.bin",
+        "s3://acl-box/rw.bin",
+        "--acl",
+        "public-read-write",
+    ]);
+    assert!(err.contains("NotImplemented"), "{err}");
+    let (code, _) = curl(&srv, &["-I", &url("rw.bin")]);
+    assert_eq!(code, 403);
+    let l = aws.json(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "acl-box",
+        "--prefix",
+        "rw",
+    ]);
+    assert!(l.get("Contents").is_none(), "{l}");
+
+    // UploadPartCopy: a part from a range of big.bin, a part from a whole
+    // small object, the rest uploaded; complete gives the concatenation.
+    let up = aws.json(&[
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "assembled",
+    ]);
+    let id = up["UploadId"].as_str().expect("UploadId").to_string();
+    let first = 5 * 1024 * 1024;
+    let r1 = aws.json(&[
+        "s3api",
+        "upload-part-copy",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "assembled",
+        "--upload-id",
+        &id,
+        "--part-number",
+        "1",
+        "--copy-source",
+        "acl-box/big.bin",
+        "--copy-source-range",
+        &format!("bytes=1000-{}", 1000 + first - 1),
+    ]);
+    let e1 = r1["CopyPartResult"]["ETag"]
+        .as_str()
+        .expect("ETag")
+        .to_string();
+    assert_eq!(e1, format!("\"{}\"", md5_hex(&big[1000..1000 + first])));
+    let r2 = aws.json(&[
+        "s3api",
+        "upload-part-copy",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "assembled",
+        "--upload-id",
+        &id,
+        "--part-number",
+        "2",
+        "--copy-source",
+        "acl-box/open.bin",
+    ]);
+    let e2 = r2["CopyPartResult"]["ETag"]
+        .as_str()
+        .expect("ETag")
+        .to_string();
+    // Bad input: a range past the source's end, a reversed range, a
+    // missing source; none adds a part.
+    for (range, src) in [
+        ("bytes=0-99999999", "acl-box/open.bin"),
+        ("bytes=10-5", "acl-box/open.bin"),
+        ("bytes=0-1", "acl-box/never-was"),
+    ] {
+        aws.fails(&[
+            "s3api",
+            "upload-part-copy",
+            "--bucket",
+            "acl-box",
+            "--key",
+            "assembled",
+            "--upload-id",
+            &id,
+            "--part-number",
+            "3",
+            "--copy-source",
+            src,
+            "--copy-source-range",
+            range,
+        ]);
+    }
+    let parts = aws.json(&[
+        "s3api",
+        "list-parts",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "assembled",
+        "--upload-id",
+        &id,
+    ]);
+    assert_eq!(parts["Parts"].as_array().map(Vec::len), Some(2), "{parts}");
+    let done = json!({"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+        .to_string();
+    aws.ok(&[
+        "s3api",
+        "complete-multipart-upload",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "assembled",
+        "--upload-id",
+        &id,
+        "--multipart-upload",
+        &done,
+    ]);
+    aws.ok(&["s3", "cp", "s3://acl-box/assembled", "assembled.out"]);
+    let mut want = big[1000..1000 + first].to_vec();
+    want.extend_from_slice(&open);
+    assert!(
+        read(&w.join("assembled.out")) == want,
+        "assembled object differs"
+    );
+
+    // Conditional multi-delete: a wrong ETag keeps the object and says
+    // PreconditionFailed; the right one (and `*`) deletes.
+    let etag_open = format!("\"{}\"", md5_hex(&open));
+    let del = json!({"Objects": [
+        {"Key": "open.bin", "ETag": "\"0123456789abcdef0123456789abcdef\""},
+        {"Key": "shut.bin", "ETag": format!("\"{}\"", md5_hex(&shut))},
+        {"Key": "copy-public.bin", "ETag": "*"},
+        {"Key": "never-was", "ETag": "*"},
+    ]})
+    .to_string();
+    let r = aws.json(&[
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        "acl-box",
+        "--delete",
+        &del,
+    ]);
+    let deleted: Vec<&str> = r["Deleted"].as_array().map_or(vec![], |a| {
+        a.iter().filter_map(|d| d["Key"].as_str()).collect()
+    });
+    assert_eq!(deleted, ["shut.bin", "copy-public.bin"], "{r}");
+    let errors: Vec<(&str, &str)> = r["Errors"].as_array().map_or(vec![], |a| {
+        a.iter()
+            .filter_map(|e| Some((e["Key"].as_str()?, e["Code"].as_str()?)))
+            .collect()
+    });
+    assert_eq!(
+        errors,
+        [
+            ("open.bin", "PreconditionFailed"),
+            ("never-was", "NoSuchKey")
+        ],
+        "{r}"
+    );
+    let h = aws.json(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "open.bin",
+    ]);
+    assert_eq!(h["ETag"], json!(etag_open));
+    let del = json!({"Objects": [{"Key": "open.bin", "ETag": etag_open}]}).to_string();
+    let r = aws.json(&[
+        "s3api",
+        "delete-objects",
+        "--bucket",
+        "acl-box",
+        "--delete",
+        &del,
+    ]);
+    assert_eq!(r["Deleted"][0]["Key"], json!("open.bin"), "{r}");
+    let l = aws.json(&["s3api", "list-objects-v2", "--bucket", "acl-box"]);
+    let left: Vec<&str> = l["Contents"].as_array().map_or(vec![], |a| {
+        a.iter().filter_map(|o| o["Key"].as_str()).collect()
+    });
+    assert_eq!(left, ["assembled", "big.bin", "copy-private.bin"], "{l}");
 }
 
 // ------------------------------------------------------------------ raw SigV4

@@ -58,6 +58,9 @@ pub enum ObjectError {
     InvalidArgument(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    /// A condition of the request (an ETag to match) does not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("access denied: {0}")]
     AccessDenied(String),
     /// The stored bytes no longer match their checksum.
@@ -108,6 +111,7 @@ impl ObjectError {
             ObjectError::InvalidRange(_) => "InvalidRange",
             ObjectError::InvalidArgument(_) => "InvalidArgument",
             ObjectError::QuotaExceeded(_) => "QuotaExceeded",
+            ObjectError::PreconditionFailed(_) => "PreconditionFailed",
             ObjectError::AccessDenied(_) => "AccessDenied",
             ObjectError::Corrupt(_) | ObjectError::Internal(_) => "InternalError",
             ObjectError::Body(_) => "IncompleteBody",
@@ -131,6 +135,7 @@ impl ObjectError {
             | ObjectError::BucketAlreadyExists(_)
             | ObjectError::BucketAlreadyOwnedByYou(_) => 409,
             ObjectError::InvalidRange(_) => 416,
+            ObjectError::PreconditionFailed(_) => 412,
             ObjectError::AccessDenied(_) | ObjectError::QuotaExceeded(_) => 403,
             ObjectError::Corrupt(_) | ObjectError::Internal(_) => 500,
             ObjectError::Rejected { status, .. } => *status,
@@ -162,7 +167,9 @@ impl HasKind for ObjectError {
             ObjectError::NoSuchBucket(_)
             | ObjectError::NoSuchKey(_)
             | ObjectError::NoSuchUpload(_) => ErrorKind::NotFound,
-            ObjectError::BucketNotEmpty(_) => ErrorKind::Conflict,
+            ObjectError::BucketNotEmpty(_) | ObjectError::PreconditionFailed(_) => {
+                ErrorKind::Conflict
+            }
             ObjectError::BucketAlreadyExists(_) | ObjectError::BucketAlreadyOwnedByYou(_) => {
                 ErrorKind::AlreadyExists
             }

@@ -12,6 +12,7 @@
 //! removed at the next start. Bucket names are global, as S3's; see
 //! `docs/adr/0010-object-storage.md`.
 
+mod account;
 pub mod checksum;
 mod data;
 mod error;

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE TABLE IF NOT EXISTS garbage (
     id    TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts (
+    project_id  TEXT PRIMARY KEY,
+    meta        TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     id           TEXT PRIMARY KEY,
     bucket       TEXT NOT NULL,

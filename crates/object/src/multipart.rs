@@ -15,7 +15,9 @@ use crate::checksum::{self, Algorithm};
 use crate::data::new_id;
 use crate::error::{ObjectError, ObjectResult};
 use crate::objects::{check_digests, replace_object, unref, want, ObjectMeta, PutOptions, Seg};
-use crate::{check_meta_size, now_ms, validate_key, ObjectStore, MAX_OBJECT_SIZE, MIN_PART_SIZE};
+use crate::{
+    check_meta_size, now_ms, validate_key, Acl, ObjectStore, MAX_OBJECT_SIZE, MIN_PART_SIZE,
+};
 
 /// A multipart upload in progress.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +70,9 @@ struct UploadMeta {
     user: BTreeMap<String, String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// The completed object's canned ACL is public-read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    public: bool,
 }
 
 fn load_upload(c: &Connection, id: &str) -> ObjectResult<Option<(UploadInfo, String, UploadMeta)>> {
@@ -171,6 +176,7 @@ impl ObjectStore {
         let meta = UploadMeta {
             user: opts.user_meta,
             headers: opts.headers,
+            public: opts.acl == Some(Acl::PublicRead),
         };
         let ct = opts
             .content_type
@@ -402,6 +408,11 @@ impl ObjectStore {
                     headers: um.headers,
                     checksum: None,
                     parts: Some(segments.len() as u32),
+                    acl: if um.public {
+                        Acl::PublicRead
+                    } else {
+                        Acl::Private
+                    },
                     segments,
                 };
                 let _ = upload.checksum_algorithm;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::checksum::{self, Algorithm, Expected};
 use crate::data::{DataDir, Piece, Want};
 use crate::error::{ObjectError, ObjectResult};
-use crate::{check_meta_size, now_ms, validate_key, ObjectStore, MAX_OBJECT_SIZE};
+use crate::{check_meta_size, now_ms, validate_key, Acl, ObjectStore, MAX_OBJECT_SIZE};
 
 /// Bodies up to this size are read in the lookup's blocking call.
 const SMALL_READ: u64 = 256 * 1024;
@@ -45,6 +45,8 @@ pub struct PutOptions {
     pub checksum: Option<ChecksumSpec>,
     /// The payload sha256 the signature covered, to check.
     pub content_sha256: Option<[u8; 32]>,
+    /// The object's canned ACL (S3's `x-amz-acl`); private when absent.
+    pub acl: Option<Acl>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -60,6 +62,19 @@ struct StoredMeta {
     user: BTreeMap<String, String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Readable by anyone (the object's ACL is public-read).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    public: bool,
+}
+
+impl StoredMeta {
+    fn of(o: &ObjectMeta) -> StoredMeta {
+        StoredMeta {
+            user: o.user_meta.clone(),
+            headers: o.headers.clone(),
+            public: o.acl == Acl::PublicRead,
+        }
+    }
 }
 
 /// An object's metadata.
@@ -78,6 +93,9 @@ pub struct ObjectMeta {
     pub checksum: Option<(Algorithm, String)>,
     /// Number of parts of a multipart object.
     pub parts: Option<u32>,
+    /// Who may read the object besides its bucket's readers: public-read
+    /// opens it to anyone, even in a private bucket.
+    pub acl: Acl,
     #[serde(skip)]
     pub(crate) segments: Vec<Seg>,
 }
@@ -267,6 +285,11 @@ pub(crate) fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectMeta,
                 Some((Algorithm::from_name(a)?, v.to_string()))
             }),
             parts: parts.map(|p| p as u32),
+            acl: if meta.public {
+                Acl::PublicRead
+            } else {
+                Acl::Private
+            },
             segments: serde_json::from_str(&segments).unwrap_or_default(),
         },
         corrupt != 0,
@@ -353,10 +376,7 @@ pub(crate) fn replace_object(
             garbage |= unref(c, &s.id)?;
         }
     }
-    let stored = StoredMeta {
-        user: meta.user_meta.clone(),
-        headers: meta.headers.clone(),
-    };
+    let stored = StoredMeta::of(meta);
     let sql = format!(
         "INSERT OR REPLACE INTO objects ({OBJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)"
     );
@@ -489,6 +509,7 @@ impl ObjectStore {
             headers: opts.headers,
             checksum,
             parts: None,
+            acl: opts.acl.unwrap_or(Acl::Private),
             segments: match w.id.is_empty() {
                 true => Vec::new(),
                 false => vec![crate::objects::Seg {
@@ -560,13 +581,16 @@ impl ObjectStore {
         key: &str,
     ) -> ObjectResult<ObjectMeta> {
         validate_key(key)?;
-        self.check(caller, bucket, "object:get_object", false)?;
+        let denied = self.check_object_read(caller, bucket)?;
         let (b, k) = (bucket.to_string(), key.to_string());
-        let (meta, corrupt) = self
-            .meta()
-            .read(move |c| load_object(c, &b, &k))
-            .await?
-            .ok_or_else(|| ObjectError::NoSuchKey(key.to_string()))?;
+        let found = self.meta().read(move |c| load_object(c, &b, &k)).await;
+        let (meta, corrupt) = match (found, denied) {
+            (Ok(Some((m, _))), Some(d)) if m.acl != Acl::PublicRead => return Err(d),
+            (Ok(Some(x)), _) => x,
+            (_, Some(d)) => return Err(d),
+            (Ok(None), None) => return Err(ObjectError::NoSuchKey(key.to_string())),
+            (Err(e), None) => return Err(e),
+        };
         if corrupt {
             return Err(ObjectError::Corrupt(format!("{bucket}/{key}")));
         }
@@ -584,7 +608,7 @@ impl ObjectStore {
         range: Option<RangeSpec>,
     ) -> ObjectResult<(ObjectMeta, Option<ByteRange>, ObjectBody)> {
         validate_key(key)?;
-        self.check(caller, bucket, "object:get_object", false)?;
+        let denied = self.check_object_read(caller, bucket)?;
         let store = self.clone();
         let (b, k) = (bucket.to_string(), key.to_string());
         let conn = self.meta().reader()?;
@@ -595,7 +619,14 @@ impl ObjectStore {
         .await
         .map_err(|e| ObjectError::internal("reading an object", e))?;
         self.meta().give_back(conn);
-        let (meta, range, opened) = r?;
+        // A caller the bucket refuses learns nothing but the refusal,
+        // unless the object itself is public-read.
+        let (meta, range, opened) = match (r, denied) {
+            (Ok(x), Some(d)) if x.0.acl != Acl::PublicRead => return Err(d),
+            (Ok(x), _) => x,
+            (Err(_), Some(d)) => return Err(d),
+            (Err(e), None) => return Err(e),
+        };
         let body = match opened {
             Opened::Small(Ok(bytes)) => ObjectBody::Full(bytes),
             Opened::Small(Err(())) => {
@@ -650,6 +681,46 @@ impl ObjectStore {
         }
     }
 
+    /// Whether `caller` may read objects of `bucket`: `None` if so, the
+    /// refusal if only public-read objects are open to them, an error if
+    /// the bucket is missing.
+    fn check_object_read(
+        &self,
+        caller: Option<&Principal>,
+        bucket: &str,
+    ) -> ObjectResult<Option<ObjectError>> {
+        match self.check(caller, bucket, "object:get_object", false) {
+            Ok(_) => Ok(None),
+            Err(e @ ObjectError::AccessDenied(_)) => Ok(Some(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets an object's canned ACL (S3's PutObjectAcl).
+    pub async fn set_object_acl(
+        &self,
+        caller: &Principal,
+        bucket: &str,
+        key: &str,
+        acl: Acl,
+    ) -> ObjectResult<ObjectMeta> {
+        validate_key(key)?;
+        self.check(Some(caller), bucket, "object:put_object_acl", true)?;
+        let (b, k) = (bucket.to_string(), key.to_string());
+        self.meta()
+            .write(move |c| {
+                let (mut o, _) =
+                    load_object(c, &b, &k)?.ok_or_else(|| ObjectError::NoSuchKey(k.clone()))?;
+                o.acl = acl;
+                c.execute(
+                    "UPDATE objects SET meta = ?3 WHERE bucket = ?1 AND key = ?2",
+                    params![b, k, serde_json::to_string(&StoredMeta::of(&o))?],
+                )?;
+                Ok(o)
+            })
+            .await
+    }
+
     /// Deletes an object; deleting a missing key is not an error (S3).
     /// Returns whether it existed.
     pub async fn delete_object(
@@ -660,25 +731,30 @@ impl ObjectStore {
     ) -> ObjectResult<bool> {
         validate_key(key)?;
         self.check(Some(caller), bucket, "object:delete_object", true)?;
-        let r = self.delete_keys(bucket, vec![key.to_string()]).await?;
+        let r = self
+            .delete_keys(bucket, vec![(key.to_string(), None)])
+            .await?;
+        let r: Vec<bool> = r.into_iter().collect::<ObjectResult<_>>()?;
         Ok(r.into_iter().next().is_some_and(|x| x))
     }
 
     /// Deletes many keys in one commit (S3's DeleteObjects); per key,
-    /// whether it existed.
+    /// whether it existed. A key given with an ETag is deleted only if its
+    /// object's ETag is that one (`*`: any object), else its result is
+    /// PreconditionFailed (NoSuchKey if there is none).
     pub async fn delete_objects(
         &self,
         caller: &Principal,
         bucket: &str,
-        keys: Vec<String>,
+        keys: Vec<(String, Option<String>)>,
     ) -> ObjectResult<Vec<ObjectResult<bool>>> {
         self.check(Some(caller), bucket, "object:delete_object", true)?;
         let mut valid = Vec::new();
         let mut out: Vec<Option<ObjectResult<bool>>> = Vec::with_capacity(keys.len());
-        for k in &keys {
-            match validate_key(k) {
+        for (k, etag) in keys {
+            match validate_key(&k) {
                 Ok(()) => {
-                    valid.push(k.clone());
+                    valid.push((k, etag));
                     out.push(None);
                 }
                 Err(e) => out.push(Some(Err(e))),
@@ -687,11 +763,15 @@ impl ObjectStore {
         let mut done = self.delete_keys(bucket, valid).await?.into_iter();
         Ok(out
             .into_iter()
-            .map(|o| o.unwrap_or_else(|| Ok(done.next().unwrap_or(false))))
+            .map(|o| o.unwrap_or_else(|| done.next().unwrap_or(Ok(false))))
             .collect())
     }
 
-    async fn delete_keys(&self, bucket: &str, keys: Vec<String>) -> ObjectResult<Vec<bool>> {
+    async fn delete_keys(
+        &self,
+        bucket: &str,
+        keys: Vec<(String, Option<String>)>,
+    ) -> ObjectResult<Vec<ObjectResult<bool>>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -701,8 +781,25 @@ impl ObjectStore {
             .write(move |c| {
                 let mut existed = Vec::with_capacity(keys.len());
                 let (mut d_objects, mut d_bytes, mut garbage) = (0i64, 0i64, false);
-                for k in &keys {
-                    match load_object(c, &b, k)? {
+                for (k, if_match) in &keys {
+                    let found = load_object(c, &b, k)?;
+                    if let Some(want) = if_match {
+                        let want = want.trim().trim_matches('"');
+                        match &found {
+                            None => {
+                                existed.push(Err(ObjectError::NoSuchKey(k.clone())));
+                                continue;
+                            }
+                            Some((o, _)) if want != "*" && o.etag != want => {
+                                existed.push(Err(ObjectError::PreconditionFailed(format!(
+                                    "the ETag of {k} is not {want}"
+                                ))));
+                                continue;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    match found {
                         Some((o, _)) => {
                             for s in &o.segments {
                                 garbage |= unref(c, &s.id)?;
@@ -711,9 +808,9 @@ impl ObjectStore {
                                 .execute(params![b, k])?;
                             d_objects -= 1;
                             d_bytes -= o.size as i64;
-                            existed.push(true);
+                            existed.push(Ok(true));
                         }
-                        None => existed.push(false),
+                        None => existed.push(Ok(false)),
                     }
                 }
                 c.prepare_cached(
@@ -739,6 +836,7 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         directive: MetadataDirective,
+        acl: Option<Acl>,
     ) -> ObjectResult<ObjectMeta> {
         validate_key(&src.key)?;
         validate_key(key)?;
@@ -768,10 +866,12 @@ impl ObjectStore {
                     c.prepare_cached("UPDATE segments SET refs = refs + 1 WHERE id = ?1")?
                         .execute(params![seg.id])?;
                 }
+                // As S3: a copy gets the ACL asked for, not the source's.
                 let mut meta = ObjectMeta {
                     bucket: db,
                     key: dk,
                     modified_ms: now_ms(),
+                    acl: acl.unwrap_or(Acl::Private),
                     ..s
                 };
                 if let MetadataDirective::Replace {
@@ -820,10 +920,7 @@ impl ObjectStore {
                 o.user_meta = user_meta;
                 o.headers = headers;
                 o.modified_ms = now_ms();
-                let stored = StoredMeta {
-                    user: o.user_meta.clone(),
-                    headers: o.headers.clone(),
-                };
+                let stored = StoredMeta::of(&o);
                 c.execute(
                     "UPDATE objects SET content_type = ?3, meta = ?4, modified_ms = ?5 WHERE bucket = ?1 AND key = ?2",
                     params![b, k, o.content_type, serde_json::to_string(&stored)?, o.modified_ms],

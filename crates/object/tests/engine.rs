@@ -529,6 +529,7 @@ async fn copy_shares_bytes_and_survives_the_source() {
             "c",
             "dst",
             MetadataDirective::Copy,
+            None,
         )
         .await
         .expect("copy");
@@ -692,6 +693,151 @@ async fn projects_are_isolated_and_public_read_is_open() {
         .expect_err("foreign write");
     assert_eq!(e.s3_code(), "AccessDenied");
     assert!(w.store.list_buckets(&other).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn object_acls_conditional_deletes_and_account_meta() {
+    let w = world().await;
+    bucket(&w, "acl").await;
+    let public = PutOptions {
+        acl: Some(Acl::PublicRead),
+        ..opts(4)
+    };
+    w.store
+        .put_object(&w.admin, "acl", "open", public, body(b"open"))
+        .await
+        .expect("put public");
+    w.store
+        .put_object(&w.admin, "acl", "shut", opts(4), body(b"shut"))
+        .await
+        .expect("put private");
+    let other = stranger();
+    // A public-read object of a private bucket: anyone reads it, nothing else.
+    for caller in [None, Some(&other)] {
+        let (m, _, b) = w
+            .store
+            .get_object(caller, "acl", "open", None)
+            .await
+            .expect("public object");
+        assert_eq!(m.acl, Acl::PublicRead);
+        assert_eq!(b.collect().await.expect("body"), b"open");
+        for key in ["shut", "missing"] {
+            let e = w
+                .store
+                .head_object(caller, "acl", key)
+                .await
+                .expect_err("private or missing");
+            assert_eq!(e.s3_code(), "AccessDenied", "{key}");
+        }
+    }
+    w.store
+        .set_object_acl(&w.admin, "acl", "open", Acl::Private)
+        .await
+        .expect("set acl");
+    let e = w
+        .store
+        .get_object(None, "acl", "open", None)
+        .await
+        .expect_err("now private");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    let e = w
+        .store
+        .set_object_acl(&other, "acl", "shut", Acl::PublicRead)
+        .await
+        .expect_err("foreign acl change");
+    assert_eq!(e.s3_code(), "AccessDenied");
+
+    // Deletes conditional on the ETag, in one commit.
+    let r = w
+        .store
+        .delete_objects(
+            &w.admin,
+            "acl",
+            vec![
+                (
+                    "open".into(),
+                    Some("\"00000000000000000000000000000000\"".into()),
+                ),
+                (
+                    "shut".into(),
+                    Some(format!("\"{:x}\"", md5::Md5::digest(b"shut"))),
+                ),
+                ("missing".into(), Some("*".into())),
+            ],
+        )
+        .await
+        .expect("delete objects");
+    let codes: Vec<_> = r
+        .iter()
+        .map(|x| x.as_ref().map_err(|e| e.s3_code()).copied())
+        .collect();
+    assert_eq!(
+        codes,
+        [Err("PreconditionFailed"), Ok(true), Err("NoSuchKey")]
+    );
+    assert_eq!(get(&w, "acl", "open").await, b"open");
+    w.store
+        .head_object(Some(&w.admin), "acl", "shut")
+        .await
+        .expect_err("deleted");
+
+    // Account metadata: merged, removed key by key, project-scoped.
+    let patch = |kv: &[(&str, Option<&str>)]| {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let project = w.admin.project_id.clone();
+    w.store
+        .update_account_meta(
+            &w.admin,
+            &project,
+            patch(&[("a", Some("1")), ("b", Some("2"))]),
+        )
+        .await
+        .expect("set");
+    let m = w
+        .store
+        .update_account_meta(&w.admin, &project, patch(&[("a", None), ("c", Some("3"))]))
+        .await
+        .expect("merge");
+    assert_eq!(
+        m,
+        patch(&[("b", Some("2")), ("c", Some("3"))])
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect()
+    );
+    assert_eq!(
+        w.store
+            .account_meta(&w.admin, &project)
+            .await
+            .expect("read"),
+        m
+    );
+    let e = w
+        .store
+        .account_meta(&other, &project)
+        .await
+        .expect_err("foreign account");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    let e = w
+        .store
+        .update_account_meta(
+            &w.admin,
+            &project,
+            patch(&[("big", Some(&"x".repeat(9000)))]),
+        )
+        .await
+        .expect_err("too big");
+    assert_eq!(e.s3_code(), "InvalidArgument");
+    assert_eq!(
+        w.store
+            .account_meta(&w.admin, &project)
+            .await
+            .expect("read"),
+        m
+    );
 }
 
 #[tokio::test]

@@ -564,6 +564,7 @@ async fn copy_object(
             &dest_bucket,
             &body.key,
             directive,
+            None,
         )
         .await
         .map_err(object_error)?;

@@ -383,19 +383,23 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
     match m {
         Method::PUT if has("partNumber") && has("uploadId") => {
             if parts.headers.contains_key("x-amz-copy-source") {
-                return Err(S3Error::new(
-                    501,
-                    "NotImplemented",
-                    "UploadPartCopy is not supported; copy the whole object with CopyObject",
-                ));
+                return upload_part_copy(core, &auth, &bucket, &key, &query, &parts.headers).await;
             }
             upload_part(core, auth, &bucket, &key, &query, &parts.headers, body).await
         }
-        Method::PUT if has("acl") => Err(S3Error::new(
-            501,
-            "NotImplemented",
-            "object ACLs are not supported; set the canned ACL public-read on the bucket",
-        )),
+        Method::PUT if has("acl") => {
+            let acl = canned_acl(&parts.headers)?.ok_or_else(|| {
+                S3Error::new(
+                    501,
+                    "NotImplemented",
+                    "only canned ACLs (x-amz-acl: private or public-read) are supported",
+                )
+            })?;
+            core.objects
+                .set_object_acl(require(&auth)?, &bucket, &key, acl)
+                .await?;
+            Ok(StatusCode::OK.into_response())
+        }
         Method::PUT if parts.headers.contains_key("x-amz-copy-source") => {
             copy_object(core, &auth, &bucket, &key, &parts.headers).await
         }
@@ -403,12 +407,13 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
         Method::GET if has("uploadId") => list_parts(core, &auth, &bucket, &key, &query).await,
         Method::GET if has("acl") => {
             let b = core.objects.head_bucket(Some(require(&auth)?), &bucket)?;
-            core.objects
+            let o = core
+                .objects
                 .head_object(auth.principal.as_ref(), &bucket, &key)
                 .await?;
             Ok(xml_response(
                 StatusCode::OK,
-                acl_xml(core, &b.project_id, b.acl).await,
+                acl_xml(core, &b.project_id, o.acl).await,
             ))
         }
         Method::GET | Method::HEAD => {
@@ -912,14 +917,9 @@ async fn put_object(
     body: Body,
 ) -> Result<Response> {
     let p = require(&auth)?.clone();
-    if let Some(Acl::PublicRead) = canned_acl(h)? {
-        return Err(S3Error::new(
-            501,
-            "NotImplemented",
-            "object ACLs are not supported; set the canned ACL public-read on the bucket",
-        ));
-    }
-    let (opts, stream) = upload_body(auth, h, body)?;
+    let acl = canned_acl(h)?;
+    let (mut opts, stream) = upload_body(auth, h, body)?;
+    opts.acl = acl;
     let o = core
         .objects
         .put_object(&p, bucket, key, opts, stream)
@@ -1091,6 +1091,40 @@ fn copy_source(h: &HeaderMap) -> Result<CopySource> {
     })
 }
 
+/// `x-amz-copy-source-if-{match,none-match}`: checked against the source
+/// before a copy (the copy itself reads the source again, in its commit).
+async fn copy_source_conditions(
+    core: &Core,
+    p: &Principal,
+    src: &CopySource,
+    h: &HeaderMap,
+) -> Result<()> {
+    let if_match = header_str(h, "x-amz-copy-source-if-match");
+    let if_none = header_str(h, "x-amz-copy-source-if-none-match");
+    if if_match.is_none() && if_none.is_none() {
+        return Ok(());
+    }
+    let o = core
+        .objects
+        .head_object(Some(p), &src.bucket, &src.key)
+        .await?;
+    if if_match.is_some_and(|v| !etag_matches(v, &o.etag)) {
+        return Err(S3Error::new(
+            412,
+            "PreconditionFailed",
+            "the source's ETag does not match x-amz-copy-source-if-match",
+        ));
+    }
+    if if_none.is_some_and(|v| etag_matches(v, &o.etag)) {
+        return Err(S3Error::new(
+            412,
+            "PreconditionFailed",
+            "the source's ETag matches x-amz-copy-source-if-none-match",
+        ));
+    }
+    Ok(())
+}
+
 async fn copy_object(
     core: &Core,
     auth: &Auth,
@@ -1117,22 +1151,11 @@ async fn copy_object(
             )
         }
     };
-    if let Some(v) = header_str(h, "x-amz-copy-source-if-match") {
-        let o = core
-            .objects
-            .head_object(Some(p), &src.bucket, &src.key)
-            .await?;
-        if !etag_matches(v, &o.etag) {
-            return Err(S3Error::new(
-                412,
-                "PreconditionFailed",
-                "the source's ETag does not match x-amz-copy-source-if-match",
-            ));
-        }
-    }
+    let acl = canned_acl(h)?;
+    copy_source_conditions(core, p, &src, h).await?;
     let o = core
         .objects
-        .copy_object(p, &src, bucket, key, directive)
+        .copy_object(p, &src, bucket, key, directive, acl)
         .await
         .map_err(|e| match e {
             ObjectError::InvalidArgument(m) => S3Error::new(400, "InvalidRequest", m),
@@ -1155,15 +1178,13 @@ async fn delete_objects(
     let p = require(auth)?;
     let body = small_body(body, h, &auth.payload).await?;
     let req = xml::Delete::from_xml(&body)?;
-    if req.objects.iter().any(|o| o.etag.is_some()) {
-        return Err(S3Error::new(
-            501,
-            "NotImplemented",
-            "conditional deletes (ETag in Delete) are not supported",
-        ));
-    }
     let keys: Vec<String> = req.objects.iter().map(|o| o.key.clone()).collect();
-    let results = core.objects.delete_objects(p, bucket, keys.clone()).await?;
+    let asked = req
+        .objects
+        .iter()
+        .map(|o| (o.key.clone(), o.etag.clone()))
+        .collect();
+    let results = core.objects.delete_objects(p, bucket, asked).await?;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (k, r) in keys.into_iter().zip(results) {
@@ -1196,13 +1217,7 @@ async fn create_multipart(
     h: &HeaderMap,
 ) -> Result<Response> {
     let p = require(auth)?;
-    if let Some(Acl::PublicRead) = canned_acl(h)? {
-        return Err(S3Error::new(
-            501,
-            "NotImplemented",
-            "object ACLs are not supported; set the canned ACL public-read on the bucket",
-        ));
-    }
+    let acl = canned_acl(h)?;
     let (content_type, user_meta, headers) = put_meta(h);
     let alg = match header_str(h, "x-amz-checksum-algorithm") {
         Some(a) => Some(
@@ -1221,6 +1236,7 @@ async fn create_multipart(
                 content_type,
                 user_meta,
                 headers,
+                acl,
                 ..Default::default()
             },
             alg,
@@ -1234,6 +1250,109 @@ async fn create_multipart(
     Ok(xml_response(StatusCode::OK, doc.to_xml()))
 }
 
+/// UploadPartCopy: a part made of a source object's bytes, all of them or
+/// the `x-amz-copy-source-range` asked for (`bytes=first-last`). The bytes
+/// are read and written again: a part is a segment of its own.
+async fn upload_part_copy(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    key: &str,
+    query: &BTreeMap<String, String>,
+    h: &HeaderMap,
+) -> Result<Response> {
+    let p = require(auth)?;
+    let number = part_number(query)?;
+    let id = q(query, "uploadId").unwrap_or_default();
+    let src = copy_source(h)?;
+    copy_source_conditions(core, p, &src, h).await?;
+    let range = match header_str(h, "x-amz-copy-source-range") {
+        None => None,
+        Some(v) => Some(copy_range(v)?),
+    };
+    let outside = |size: u64| {
+        S3Error::invalid(format!(
+            "the range in x-amz-copy-source-range is not within the source's {size} bytes"
+        ))
+        .with("ArgumentName", "x-amz-copy-source-range")
+    };
+    let (o, r, data) = core
+        .objects
+        .get_object(
+            Some(p),
+            &src.bucket,
+            &src.key,
+            range.map(|(first, last)| RangeSpec::From {
+                first,
+                last: Some(last),
+            }),
+        )
+        .await
+        .map_err(|e| match e {
+            ObjectError::InvalidRange(size) => outside(size),
+            e => e.into(),
+        })?;
+    // Unlike a GET's Range, the range must lie inside the source.
+    if range.is_some_and(|(_, last)| last >= o.size) {
+        return Err(outside(o.size));
+    }
+    let len = r.map_or(o.size, |r| r.end - r.start);
+    let opts = PutOptions {
+        content_length: Some(len),
+        ..PutOptions::default()
+    };
+    let part = match data {
+        ObjectBody::Full(b) => {
+            let s = futures_util::stream::iter([Ok::<_, ObjectError>(b)]);
+            core.objects
+                .upload_part(p, bucket, key, &id, number, opts, s)
+                .await?
+        }
+        ObjectBody::Stream(s) => {
+            let s = s.map(|c| c.map_err(ObjectError::from));
+            core.objects
+                .upload_part(p, bucket, key, &id, number, opts, s)
+                .await?
+        }
+    };
+    let doc = xml::CopyPartResult {
+        last_modified: time(part.modified_ms),
+        etag: part.etag,
+    };
+    Ok(xml_response(StatusCode::OK, doc.to_xml()))
+}
+
+/// `x-amz-copy-source-range`: `bytes=first-last`, both given, in order.
+fn copy_range(v: &str) -> Result<(u64, u64)> {
+    let bad = || {
+        S3Error::invalid(format!(
+            "x-amz-copy-source-range must be bytes=first-last, not {v:?}"
+        ))
+        .with("ArgumentName", "x-amz-copy-source-range")
+    };
+    let (a, b) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let first: u64 = a.trim().parse().map_err(|_| bad())?;
+    let last: u64 = b.trim().parse().map_err(|_| bad())?;
+    if last < first {
+        return Err(bad());
+    }
+    Ok((first, last))
+}
+
+fn part_number(query: &BTreeMap<String, String>) -> Result<u32> {
+    q(query, "partNumber")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=xml::MAX_PART_NUMBER).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid("Part number must be an integer between 1 and 10000, inclusive")
+                .with("ArgumentName", "partNumber")
+        })
+}
+
 async fn upload_part(
     core: &Core,
     auth: Auth,
@@ -1244,13 +1363,7 @@ async fn upload_part(
     body: Body,
 ) -> Result<Response> {
     let p = require(&auth)?.clone();
-    let number: u32 = q(query, "partNumber")
-        .and_then(|n| n.parse().ok())
-        .filter(|n| (1..=xml::MAX_PART_NUMBER).contains(n))
-        .ok_or_else(|| {
-            S3Error::invalid("Part number must be an integer between 1 and 10000, inclusive")
-                .with("ArgumentName", "partNumber")
-        })?;
+    let number = part_number(query)?;
     let id = q(query, "uploadId").unwrap_or_default();
     let (opts, stream) = upload_body(auth, h, body)?;
     let part = core

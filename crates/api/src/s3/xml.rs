@@ -680,9 +680,13 @@ pub enum CannedAcl {
 
 impl CannedAcl {
     /// The `x-amz-acl` header value; `None` for ACLs nuage does not support.
+    /// An object always belongs to its bucket's project, so the ACLs that
+    /// only grant the bucket owner access are `private` here.
     pub fn parse(value: &str) -> Option<CannedAcl> {
         match value {
-            "private" => Some(CannedAcl::Private),
+            "private" | "bucket-owner-full-control" | "bucket-owner-read" => {
+                Some(CannedAcl::Private)
+            }
             "public-read" => Some(CannedAcl::PublicRead),
             _ => None,
         }
