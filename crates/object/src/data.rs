@@ -250,21 +250,31 @@ impl DataDir {
             }
         });
         let (md5_tx, hasher) = tokio::sync::oneshot::channel::<Option<[u8; 16]>>();
-        std::thread::Builder::new()
-            .name("nuage-md5".into())
-            .spawn(move || {
-                let _boost = Boost::new();
-                let mut md5 = checksum::md5();
-                let r = loop {
-                    match hrx.blocking_recv() {
-                        Some(Msg::Data(batch)) => batch.iter().for_each(|b| md5.update(b)),
-                        Some(Msg::End) => break Some(md5.finalize().into()),
-                        None => break None,
-                    }
-                };
-                let _ = md5_tx.send(r);
-            })
-            .map_err(|e| ObjectError::internal("starting the MD5 hasher", e))?;
+        let hash = move || {
+            let mut md5 = checksum::md5();
+            let r = loop {
+                match hrx.blocking_recv() {
+                    Some(Msg::Data(batch)) => batch.iter().for_each(|b| md5.update(b)),
+                    Some(Msg::End) => break Some(md5.finalize().into()),
+                    None => break None,
+                }
+            };
+            let _ = md5_tx.send(r);
+        };
+        // A boosted thread of its own while a slot is free (so their number
+        // stays bounded), else a thread of the blocking pool as any other.
+        match Boost::take() {
+            Some(boost) => {
+                std::thread::Builder::new()
+                    .name("nuage-md5".into())
+                    .spawn(move || {
+                        boost.apply();
+                        hash();
+                    })
+                    .map_err(|e| ObjectError::internal("starting the MD5 hasher", e))?;
+            }
+            None => drop(tokio::task::spawn_blocking(hash)),
+        }
         let mut total = 0u64;
         let fed: ObjectResult<()> = async {
             let mut batch = Vec::new();
@@ -566,28 +576,31 @@ const HASHER_NICE: i32 = -10;
 /// concurrent large uploads never crowd out the rest of the server.
 static BOOSTED: AtomicUsize = AtomicUsize::new(0);
 
-/// The priority boost of the calling hasher thread, if a slot is free
-/// and the process may raise priorities (it runs as root); best effort.
-struct Boost(bool);
+/// A slot for a boosted hasher thread, held while it runs.
+struct Boost(());
 
 impl Boost {
-    fn new() -> Boost {
+    /// A free slot, if any.
+    fn take() -> Option<Boost> {
         let slots = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
         if BOOSTED.fetch_add(1, Ordering::AcqRel) >= slots {
             BOOSTED.fetch_sub(1, Ordering::AcqRel);
-            return Boost(false);
+            return None;
         }
-        // Linux: PRIO_PROCESS with 0 is the calling thread only.
+        Some(Boost(()))
+    }
+
+    /// Raises the calling thread's priority, if the process may (it runs as
+    /// root); best effort. Linux: PRIO_PROCESS with 0 is this thread only,
+    /// which ends with the hash.
+    fn apply(&self) {
         let _ = rustix::process::setpriority_process(None, HASHER_NICE);
-        Boost(true)
     }
 }
 
 impl Drop for Boost {
     fn drop(&mut self) {
-        if self.0 {
-            BOOSTED.fetch_sub(1, Ordering::AcqRel);
-        }
+        BOOSTED.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -931,6 +944,36 @@ mod tests {
             back.extend_from_slice(&c.expect("chunk"));
         }
         assert!(back == data, "read back from disk differs");
+    }
+
+    /// More concurrent large uploads than boosted hasher slots: the others
+    /// hash on the blocking pool, and every MD5 is right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_large_writes_hash_right_beyond_the_boosted_slots() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = DataDir::open(dir.path()).expect("open");
+        let writes = (0..6u8).map(|i| {
+            let d = d.clone();
+            async move {
+                let data: Vec<u8> = pattern(2 * 1024 * 1024 + i as usize * 977);
+                let chunks: Vec<Result<Bytes, ObjectError>> = data
+                    .chunks(100_000)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect();
+                let want = Want {
+                    declared: Some(data.len() as u64),
+                    max: u64::MAX,
+                    ..Want::default()
+                };
+                let w = d
+                    .write(futures_util::stream::iter(chunks), want)
+                    .await
+                    .expect("write");
+                assert_eq!(w.md5, <[u8; 16]>::from(md5::Md5::digest(&data)));
+                d.discard_tmp(&w.id);
+            }
+        });
+        futures_util::future::join_all(writes).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
