@@ -941,9 +941,7 @@ pub fn chunk_signature(
     previous_signature: &str,
     chunk: &[u8],
 ) -> String {
-    let chunk_hash: [u8; 32] = Sha256::digest(chunk).into();
-    let mut chunk_hex = [0u8; 64];
-    let _ = hex::encode_to_slice(chunk_hash, &mut chunk_hex); // sizes match
+    let chunk_hex = sha256_hex(chunk);
     let sig = hmac(
         &[key],
         &[
@@ -960,6 +958,14 @@ pub fn chunk_signature(
         ],
     );
     hex::encode(sig)
+}
+
+/// Lowercase hex of the SHA-256 of `data`, without allocating.
+fn sha256_hex(data: &[u8]) -> [u8; 64] {
+    let hash: [u8; 32] = Sha256::digest(data).into();
+    let mut out = [0u8; 64];
+    let _ = hex::encode_to_slice(hash, &mut out); // sizes match
+    out
 }
 
 /// Signature of the trailing headers of a signed aws-chunked upload
@@ -980,9 +986,7 @@ pub fn trailer_signature(
     previous_signature: &str,
     canonical_trailers: &[u8],
 ) -> String {
-    let hash: [u8; 32] = Sha256::digest(canonical_trailers).into();
-    let mut hash_hex = [0u8; 64];
-    let _ = hex::encode_to_slice(hash, &mut hash_hex); // sizes match
+    let hash_hex = sha256_hex(canonical_trailers);
     hex::encode(hmac(
         &[key],
         &[

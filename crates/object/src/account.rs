@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use nuage_identity::policy::{authorize, Rule};
+use nuage_identity::policy::Rule;
 use nuage_model::identity::Principal;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::error::{ObjectError, ObjectResult};
-use crate::{check_meta_size, ObjectStore};
+use crate::error::ObjectResult;
+use crate::{authorize_as, check_meta_size, ObjectStore};
 
 fn load(c: &Connection, project: &str) -> ObjectResult<BTreeMap<String, String>> {
     let meta: Option<String> = c
@@ -29,8 +29,7 @@ impl ObjectStore {
         caller: &Principal,
         project: &str,
     ) -> ObjectResult<BTreeMap<String, String>> {
-        authorize(caller, "object:get_account", Rule::ProjectRead(project))
-            .map_err(|e| ObjectError::AccessDenied(e.to_string()))?;
+        authorize_as(caller, "object:get_account", Rule::ProjectRead(project))?;
         let p = project.to_string();
         self.inner.meta.read(move |c| load(c, &p)).await
     }
@@ -43,8 +42,7 @@ impl ObjectStore {
         project: &str,
         patch: BTreeMap<String, Option<String>>,
     ) -> ObjectResult<BTreeMap<String, String>> {
-        authorize(caller, "object:update_account", Rule::ProjectWrite(project))
-            .map_err(|e| ObjectError::AccessDenied(e.to_string()))?;
+        authorize_as(caller, "object:update_account", Rule::ProjectWrite(project))?;
         let p = project.to_string();
         self.inner
             .meta

@@ -469,10 +469,18 @@ impl DataDir {
         pieces: Vec<Piece>,
         on_corrupt: Box<dyn FnOnce() + Send>,
     ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        for p in &pieces {
+            // A hint: a larger read-ahead when the data is not cached.
+            let _ = rustix::fs::fadvise(
+                &*p.file,
+                p.offset,
+                NonZeroU64::new(p.len),
+                rustix::fs::Advice::Sequential,
+            );
+        }
         let reader = SegmentReader {
             pieces: pieces.into(),
             crc: 0,
-            started: false,
             on_corrupt: Some(on_corrupt),
             done: false,
         };
@@ -491,8 +499,6 @@ struct SegmentReader {
     pieces: std::collections::VecDeque<Piece>,
     /// CRC32C so far of the current piece, when it is a whole segment.
     crc: u32,
-    /// Whether the current piece's first chunk was read.
-    started: bool,
     on_corrupt: Option<Box<dyn FnOnce() + Send>>,
     done: bool,
 }
@@ -508,19 +514,8 @@ impl SegmentReader {
                 break p;
             }
             self.pieces.pop_front();
-            self.started = false;
             self.crc = 0;
         };
-        if !self.started {
-            self.started = true;
-            // A hint: a larger read-ahead when the data is not cached.
-            let _ = rustix::fs::fadvise(
-                &*p.file,
-                p.offset,
-                NonZeroU64::new(p.len),
-                rustix::fs::Advice::Sequential,
-            );
-        }
         let want = p.len.min(READ_CHUNK as u64) as usize;
         let mut buf = pooled_buffer();
         let mut got = match rustix::io::preadv2(
@@ -854,6 +849,19 @@ impl Drop for SegmentFile {
 mod tests {
     use super::*;
 
+    /// All the bytes of `piece`, through [`DataDir::stream`].
+    async fn read_back(piece: Piece) -> Vec<u8> {
+        let mut s = Box::pin(DataDir::stream(
+            vec![piece],
+            Box::new(|| panic!("not corrupt")),
+        ));
+        let mut back = Vec::new();
+        while let Some(c) = s.next().await {
+            back.extend_from_slice(&c.expect("chunk"));
+        }
+        back
+    }
+
     fn pattern(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 + i / 4099) as u8).collect()
     }
@@ -889,14 +897,7 @@ mod tests {
             len: w.size,
             whole_crc: Some(w.crc32c),
         };
-        let mut s = Box::pin(DataDir::stream(
-            vec![piece],
-            Box::new(|| panic!("not corrupt")),
-        ));
-        let mut back = Vec::new();
-        while let Some(c) = s.next().await {
-            back.extend_from_slice(&c.expect("chunk"));
-        }
+        let back = read_back(piece).await;
         assert!(back == data, "read back differs");
         // A range in the middle, no CRC (not the whole segment).
         let piece = Piece {
@@ -905,14 +906,7 @@ mod tests {
             len: 5 * 1024 * 1024,
             whole_crc: None,
         };
-        let mut s = Box::pin(DataDir::stream(
-            vec![piece],
-            Box::new(|| panic!("not corrupt")),
-        ));
-        let mut back = Vec::new();
-        while let Some(c) = s.next().await {
-            back.extend_from_slice(&c.expect("chunk"));
-        }
+        let back = read_back(piece).await;
         assert!(back[..] == data[3 * 1024 * 1024 + 7..8 * 1024 * 1024 + 7]);
 
         // Out of the page cache: chunks come from the blocking-thread path.
@@ -935,14 +929,7 @@ mod tests {
             len: w.size,
             whole_crc: Some(w.crc32c),
         };
-        let mut s = Box::pin(DataDir::stream(
-            vec![piece],
-            Box::new(|| panic!("not corrupt")),
-        ));
-        let mut back = Vec::new();
-        while let Some(c) = s.next().await {
-            back.extend_from_slice(&c.expect("chunk"));
-        }
+        let back = read_back(piece).await;
         assert!(back == data, "read back from disk differs");
     }
 

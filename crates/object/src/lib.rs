@@ -49,10 +49,11 @@ pub const MAX_KEY_LEN: usize = 1024;
 pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Who may read a bucket besides its project.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Acl {
     /// Only the owning project (S3's `private`, Swift's default).
+    #[default]
     Private,
     /// Anyone, even anonymous, may list and read (S3's `public-read`,
     /// Swift's `X-Container-Read: .r:*,.rlistings`).
@@ -65,6 +66,10 @@ impl Acl {
             Acl::Private => "private",
             Acl::PublicRead => "public-read",
         }
+    }
+
+    pub fn is_private(&self) -> bool {
+        *self == Acl::Private
     }
 
     pub fn parse(s: &str) -> Option<Acl> {
@@ -354,10 +359,7 @@ impl ObjectStore {
         } else {
             Rule::ProjectRead(&b.project_id)
         };
-        match authorize(p, action, rule) {
-            Ok(()) => Ok(b),
-            Err(e) => Err(ObjectError::AccessDenied(e.to_string())),
-        }
+        authorize_as(p, action, rule).map(|()| b)
     }
 
     pub(crate) fn meta(&self) -> &meta::Meta {
@@ -388,8 +390,7 @@ impl ObjectStore {
     pub async fn create_bucket(&self, caller: &Principal, new: NewBucket) -> ObjectResult<Bucket> {
         validate_bucket_name(&new.name)?;
         let project = caller.project_id.clone();
-        authorize(caller, "object:create_bucket", Rule::ProjectWrite(&project))
-            .map_err(|e| ObjectError::AccessDenied(e.to_string()))?;
+        authorize_as(caller, "object:create_bucket", Rule::ProjectWrite(&project))?;
         if let Ok(b) = self.bucket_snapshot(&new.name) {
             return Err(if b.project_id == project {
                 ObjectError::BucketAlreadyOwnedByYou(new.name)
@@ -478,8 +479,7 @@ impl ObjectStore {
         caller: &Principal,
         project: &str,
     ) -> ObjectResult<Vec<Bucket>> {
-        authorize(caller, "object:list_buckets", Rule::ProjectRead(project))
-            .map_err(|e| ObjectError::AccessDenied(e.to_string()))?;
+        authorize_as(caller, "object:list_buckets", Rule::ProjectRead(project))?;
         let map = self
             .inner
             .buckets
@@ -705,6 +705,11 @@ pub fn validate_key(key: &str) -> ObjectResult<()> {
 }
 
 /// User metadata is limited as S3's (2 KiB of names and values).
+/// The project policy's answer, as the engine's error.
+pub(crate) fn authorize_as(caller: &Principal, action: &str, rule: Rule<'_>) -> ObjectResult<()> {
+    authorize(caller, action, rule).map_err(|e| ObjectError::AccessDenied(e.to_string()))
+}
+
 pub(crate) fn check_meta_size(meta: &BTreeMap<String, String>) -> ObjectResult<()> {
     let n: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
     if n > 8 * 1024 {

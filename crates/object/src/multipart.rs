@@ -14,7 +14,9 @@ use serde::Serialize;
 use crate::checksum::{self, Algorithm};
 use crate::data::new_id;
 use crate::error::{ObjectError, ObjectResult};
-use crate::objects::{check_digests, replace_object, unref, want, ObjectMeta, PutOptions, Seg};
+use crate::objects::{
+    check_digests, replace_object, unref, want, CopySource, ObjectMeta, PutOptions, RangeSpec, Seg,
+};
 use crate::{
     check_meta_size, now_ms, validate_key, Acl, ObjectStore, MAX_OBJECT_SIZE, MIN_PART_SIZE,
 };
@@ -70,9 +72,9 @@ struct UploadMeta {
     user: BTreeMap<String, String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
-    /// The completed object's canned ACL is public-read.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    public: bool,
+    /// The completed object's canned ACL.
+    #[serde(default, skip_serializing_if = "Acl::is_private")]
+    acl: Acl,
 }
 
 fn load_upload(c: &Connection, id: &str) -> ObjectResult<Option<(UploadInfo, String, UploadMeta)>> {
@@ -176,7 +178,7 @@ impl ObjectStore {
         let meta = UploadMeta {
             user: opts.user_meta,
             headers: opts.headers,
-            public: opts.acl == Some(Acl::PublicRead),
+            acl: opts.acl.unwrap_or_default(),
         };
         let ct = opts
             .content_type
@@ -206,6 +208,56 @@ impl ObjectStore {
             })
             .await?;
         Ok(info)
+    }
+
+    /// UploadPartCopy: part `number` made of the bytes of `src`, all of them
+    /// or the inclusive range `(first, last)`, which must lie inside it
+    /// (unlike a GET's Range). The bytes are read and written again: a part
+    /// is a segment of its own.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part_copy(
+        &self,
+        caller: &Principal,
+        src: &CopySource,
+        range: Option<(u64, u64)>,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+    ) -> ObjectResult<PartInfo> {
+        let outside = |size: u64| {
+            ObjectError::InvalidArgument(format!(
+                "the range to copy is not within the source's {size} bytes"
+            ))
+        };
+        let spec = range.map(|(first, last)| RangeSpec::From {
+            first,
+            last: Some(last),
+        });
+        let (o, r, body) = self
+            .get_object(Some(caller), &src.bucket, &src.key, spec)
+            .await
+            .map_err(|e| match e {
+                ObjectError::InvalidRange(size) => outside(size),
+                e => e,
+            })?;
+        if range.is_some_and(|(_, last)| last >= o.size) {
+            return Err(outside(o.size));
+        }
+        let opts = PutOptions {
+            content_length: Some(r.map_or(o.size, |r| r.end - r.start)),
+            ..PutOptions::default()
+        };
+        self.upload_part(
+            caller,
+            bucket,
+            key,
+            upload_id,
+            number,
+            opts,
+            body.into_stream(),
+        )
+        .await
     }
 
     /// Stores one part (1 to 10,000), replacing a part of the same number.
@@ -408,11 +460,7 @@ impl ObjectStore {
                     headers: um.headers,
                     checksum: None,
                     parts: Some(segments.len() as u32),
-                    acl: if um.public {
-                        Acl::PublicRead
-                    } else {
-                        Acl::Private
-                    },
+                    acl: um.acl,
                     segments,
                 };
                 let _ = upload.checksum_algorithm;

@@ -62,9 +62,9 @@ struct StoredMeta {
     user: BTreeMap<String, String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
-    /// Readable by anyone (the object's ACL is public-read).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    public: bool,
+    /// The object's canned ACL.
+    #[serde(default, skip_serializing_if = "Acl::is_private")]
+    acl: Acl,
 }
 
 impl StoredMeta {
@@ -72,7 +72,7 @@ impl StoredMeta {
         StoredMeta {
             user: o.user_meta.clone(),
             headers: o.headers.clone(),
-            public: o.acl == Acl::PublicRead,
+            acl: o.acl,
         }
     }
 }
@@ -98,6 +98,31 @@ pub struct ObjectMeta {
     pub acl: Acl,
     #[serde(skip)]
     pub(crate) segments: Vec<Seg>,
+}
+
+impl ObjectMeta {
+    /// Whether an `If-Match`-style list of ETags (quoted or not, `*` for
+    /// any) names this object's.
+    pub fn etag_matches(&self, list: &str) -> bool {
+        list.split(',')
+            .map(str::trim)
+            .any(|e| e == "*" || e.trim_matches('"') == self.etag)
+    }
+}
+
+/// What a read gives a caller the bucket refuses (`denied`): only a
+/// public-read object, and the bucket's refusal for anything else (a
+/// missing key included), so that it learns nothing more.
+fn admit<T>(
+    denied: Option<ObjectError>,
+    r: ObjectResult<T>,
+    meta: impl Fn(&T) -> &ObjectMeta,
+) -> ObjectResult<T> {
+    match (denied, r) {
+        (None, r) => r,
+        (Some(_), Ok(x)) if meta(&x).acl == Acl::PublicRead => Ok(x),
+        (Some(d), _) => Err(d),
+    }
 }
 
 /// One entry of a listing.
@@ -225,6 +250,14 @@ impl std::fmt::Debug for ObjectBody {
 }
 
 impl ObjectBody {
+    /// The bytes as a stream, whichever form they are in.
+    pub fn into_stream(self) -> Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> {
+        match self {
+            ObjectBody::Full(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
+            ObjectBody::Stream(s) => s,
+        }
+    }
+
     /// Everything, gathered (for tests and small internal reads).
     pub async fn collect(self) -> io::Result<Vec<u8>> {
         use futures_util::StreamExt;
@@ -285,11 +318,7 @@ pub(crate) fn object_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObjectMeta,
                 Some((Algorithm::from_name(a)?, v.to_string()))
             }),
             parts: parts.map(|p| p as u32),
-            acl: if meta.public {
-                Acl::PublicRead
-            } else {
-                Acl::Private
-            },
+            acl: meta.acl,
             segments: serde_json::from_str(&segments).unwrap_or_default(),
         },
         corrupt != 0,
@@ -509,7 +538,7 @@ impl ObjectStore {
             headers: opts.headers,
             checksum,
             parts: None,
-            acl: opts.acl.unwrap_or(Acl::Private),
+            acl: opts.acl.unwrap_or_default(),
             segments: match w.id.is_empty() {
                 true => Vec::new(),
                 false => vec![crate::objects::Seg {
@@ -584,13 +613,8 @@ impl ObjectStore {
         let denied = self.check_object_read(caller, bucket)?;
         let (b, k) = (bucket.to_string(), key.to_string());
         let found = self.meta().read(move |c| load_object(c, &b, &k)).await;
-        let (meta, corrupt) = match (found, denied) {
-            (Ok(Some((m, _))), Some(d)) if m.acl != Acl::PublicRead => return Err(d),
-            (Ok(Some(x)), _) => x,
-            (_, Some(d)) => return Err(d),
-            (Ok(None), None) => return Err(ObjectError::NoSuchKey(key.to_string())),
-            (Err(e), None) => return Err(e),
-        };
+        let found = found.and_then(|f| f.ok_or_else(|| ObjectError::NoSuchKey(key.to_string())));
+        let (meta, corrupt) = admit(denied, found, |(m, _)| m)?;
         if corrupt {
             return Err(ObjectError::Corrupt(format!("{bucket}/{key}")));
         }
@@ -619,14 +643,7 @@ impl ObjectStore {
         .await
         .map_err(|e| ObjectError::internal("reading an object", e))?;
         self.meta().give_back(conn);
-        // A caller the bucket refuses learns nothing but the refusal,
-        // unless the object itself is public-read.
-        let (meta, range, opened) = match (r, denied) {
-            (Ok(x), Some(d)) if x.0.acl != Acl::PublicRead => return Err(d),
-            (Ok(x), _) => x,
-            (Err(_), Some(d)) => return Err(d),
-            (Err(e), None) => return Err(e),
-        };
+        let (meta, range, opened) = admit(denied, r, |(m, _, _)| m)?;
         let body = match opened {
             Opened::Small(Ok(bytes)) => ObjectBody::Full(bytes),
             Opened::Small(Err(())) => {
@@ -706,15 +723,31 @@ impl ObjectStore {
     ) -> ObjectResult<ObjectMeta> {
         validate_key(key)?;
         self.check(Some(caller), bucket, "object:put_object_acl", true)?;
+        self.rewrite_object(bucket, key, move |o| o.acl = acl).await
+    }
+
+    /// Changes an object's row (its bytes stay) in one commit.
+    async fn rewrite_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: impl FnOnce(&mut ObjectMeta) + Send + 'static,
+    ) -> ObjectResult<ObjectMeta> {
         let (b, k) = (bucket.to_string(), key.to_string());
         self.meta()
             .write(move |c| {
                 let (mut o, _) =
                     load_object(c, &b, &k)?.ok_or_else(|| ObjectError::NoSuchKey(k.clone()))?;
-                o.acl = acl;
+                change(&mut o);
                 c.execute(
-                    "UPDATE objects SET meta = ?3 WHERE bucket = ?1 AND key = ?2",
-                    params![b, k, serde_json::to_string(&StoredMeta::of(&o))?],
+                    "UPDATE objects SET content_type = ?3, meta = ?4, modified_ms = ?5 WHERE bucket = ?1 AND key = ?2",
+                    params![
+                        b,
+                        k,
+                        o.content_type,
+                        serde_json::to_string(&StoredMeta::of(&o))?,
+                        o.modified_ms
+                    ],
                 )?;
                 Ok(o)
             })
@@ -784,13 +817,12 @@ impl ObjectStore {
                 for (k, if_match) in &keys {
                     let found = load_object(c, &b, k)?;
                     if let Some(want) = if_match {
-                        let want = want.trim().trim_matches('"');
                         match &found {
                             None => {
                                 existed.push(Err(ObjectError::NoSuchKey(k.clone())));
                                 continue;
                             }
-                            Some((o, _)) if want != "*" && o.etag != want => {
+                            Some((o, _)) if !o.etag_matches(want) => {
                                 existed.push(Err(ObjectError::PreconditionFailed(format!(
                                     "the ETag of {k} is not {want}"
                                 ))));
@@ -871,7 +903,7 @@ impl ObjectStore {
                     bucket: db,
                     key: dk,
                     modified_ms: now_ms(),
-                    acl: acl.unwrap_or(Acl::Private),
+                    acl: acl.unwrap_or_default(),
                     ..s
                 };
                 if let MetadataDirective::Replace {
@@ -909,25 +941,15 @@ impl ObjectStore {
         validate_key(key)?;
         check_meta_size(&user_meta)?;
         self.check(Some(caller), bucket, "object:put_object", true)?;
-        let (b, k) = (bucket.to_string(), key.to_string());
-        self.meta()
-            .write(move |c| {
-                let (mut o, _) =
-                    load_object(c, &b, &k)?.ok_or_else(|| ObjectError::NoSuchKey(k.clone()))?;
-                if let Some(ct) = content_type {
-                    o.content_type = default_content_type(Some(ct));
-                }
-                o.user_meta = user_meta;
-                o.headers = headers;
-                o.modified_ms = now_ms();
-                let stored = StoredMeta::of(&o);
-                c.execute(
-                    "UPDATE objects SET content_type = ?3, meta = ?4, modified_ms = ?5 WHERE bucket = ?1 AND key = ?2",
-                    params![b, k, o.content_type, serde_json::to_string(&stored)?, o.modified_ms],
-                )?;
-                Ok(o)
-            })
-            .await
+        self.rewrite_object(bucket, key, move |o| {
+            if let Some(ct) = content_type {
+                o.content_type = default_content_type(Some(ct));
+            }
+            o.user_meta = user_meta;
+            o.headers = headers;
+            o.modified_ms = now_ms();
+        })
+        .await
     }
 
     /// A page of keys in byte order, with S3's prefix/delimiter rules:

@@ -388,13 +388,7 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
             upload_part(core, auth, &bucket, &key, &query, &parts.headers, body).await
         }
         Method::PUT if has("acl") => {
-            let acl = canned_acl(&parts.headers)?.ok_or_else(|| {
-                S3Error::new(
-                    501,
-                    "NotImplemented",
-                    "only canned ACLs (x-amz-acl: private or public-read) are supported",
-                )
-            })?;
+            let acl = required_canned_acl(&parts.headers)?;
             core.objects
                 .set_object_acl(require(&auth)?, &bucket, &key, acl)
                 .await?;
@@ -640,15 +634,21 @@ async fn create_bucket(
     Ok((StatusCode::OK, hm).into_response())
 }
 
-async fn put_bucket_acl(core: &Core, auth: &Auth, bucket: &str, h: &HeaderMap) -> Result<Response> {
-    let p = require(auth)?;
-    let acl = canned_acl(h)?.ok_or_else(|| {
+/// PutBucketAcl / PutObjectAcl: the `x-amz-acl` header is required (ACL
+/// grant lists in an XML body are not supported).
+fn required_canned_acl(h: &HeaderMap) -> Result<Acl> {
+    canned_acl(h)?.ok_or_else(|| {
         S3Error::new(
             501,
             "NotImplemented",
             "only canned ACLs (x-amz-acl: private or public-read) are supported",
         )
-    })?;
+    })
+}
+
+async fn put_bucket_acl(core: &Core, auth: &Auth, bucket: &str, h: &HeaderMap) -> Result<Response> {
+    let p = require(auth)?;
+    let acl = required_canned_acl(h)?;
     core.objects
         .update_bucket(
             p,
@@ -930,12 +930,6 @@ async fn put_object(
     Ok((StatusCode::OK, hm).into_response())
 }
 
-fn etag_matches(list: &str, etag: &str) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .any(|e| e == "*" || e.trim_matches('"') == etag)
-}
-
 fn parse_http_date(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc2822(s.trim())
         .ok()
@@ -952,7 +946,7 @@ fn parse_http_date(s: &str) -> Option<i64> {
 fn preconditions(h: &HeaderMap, o: &ObjectMeta) -> Result<Option<Response>> {
     let modified = o.modified_ms / 1000;
     if let Some(v) = header_str(h, "if-match") {
-        if !etag_matches(v, &o.etag) {
+        if !o.etag_matches(v) {
             return Err(S3Error::new(
                 412,
                 "PreconditionFailed",
@@ -971,7 +965,7 @@ fn preconditions(h: &HeaderMap, o: &ObjectMeta) -> Result<Option<Response>> {
         }
     }
     let not_modified = if let Some(v) = header_str(h, "if-none-match") {
-        etag_matches(v, &o.etag)
+        o.etag_matches(v)
     } else if let Some(t) = header_str(h, "if-modified-since").and_then(parse_http_date) {
         modified <= t
     } else {
@@ -1108,14 +1102,14 @@ async fn copy_source_conditions(
         .objects
         .head_object(Some(p), &src.bucket, &src.key)
         .await?;
-    if if_match.is_some_and(|v| !etag_matches(v, &o.etag)) {
+    if if_match.is_some_and(|v| !o.etag_matches(v)) {
         return Err(S3Error::new(
             412,
             "PreconditionFailed",
             "the source's ETag does not match x-amz-copy-source-if-match",
         ));
     }
-    if if_none.is_some_and(|v| etag_matches(v, &o.etag)) {
+    if if_none.is_some_and(|v| o.etag_matches(v)) {
         return Err(S3Error::new(
             412,
             "PreconditionFailed",
@@ -1178,13 +1172,13 @@ async fn delete_objects(
     let p = require(auth)?;
     let body = small_body(body, h, &auth.payload).await?;
     let req = xml::Delete::from_xml(&body)?;
-    let keys: Vec<String> = req.objects.iter().map(|o| o.key.clone()).collect();
     let asked = req
         .objects
         .iter()
         .map(|o| (o.key.clone(), o.etag.clone()))
         .collect();
     let results = core.objects.delete_objects(p, bucket, asked).await?;
+    let keys = req.objects.into_iter().map(|o| o.key);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for (k, r) in keys.into_iter().zip(results) {
@@ -1251,8 +1245,7 @@ async fn create_multipart(
 }
 
 /// UploadPartCopy: a part made of a source object's bytes, all of them or
-/// the `x-amz-copy-source-range` asked for (`bytes=first-last`). The bytes
-/// are read and written again: a part is a segment of its own.
+/// the `x-amz-copy-source-range` asked for (`bytes=first-last`).
 async fn upload_part_copy(
     core: &Core,
     auth: &Auth,
@@ -1270,51 +1263,16 @@ async fn upload_part_copy(
         None => None,
         Some(v) => Some(copy_range(v)?),
     };
-    let outside = |size: u64| {
-        S3Error::invalid(format!(
-            "the range in x-amz-copy-source-range is not within the source's {size} bytes"
-        ))
-        .with("ArgumentName", "x-amz-copy-source-range")
-    };
-    let (o, r, data) = core
+    let part = core
         .objects
-        .get_object(
-            Some(p),
-            &src.bucket,
-            &src.key,
-            range.map(|(first, last)| RangeSpec::From {
-                first,
-                last: Some(last),
-            }),
-        )
+        .upload_part_copy(p, &src, range, bucket, key, &id, number)
         .await
         .map_err(|e| match e {
-            ObjectError::InvalidRange(size) => outside(size),
+            ObjectError::InvalidArgument(m) => {
+                S3Error::invalid(m).with("ArgumentName", "x-amz-copy-source-range")
+            }
             e => e.into(),
         })?;
-    // Unlike a GET's Range, the range must lie inside the source.
-    if range.is_some_and(|(_, last)| last >= o.size) {
-        return Err(outside(o.size));
-    }
-    let len = r.map_or(o.size, |r| r.end - r.start);
-    let opts = PutOptions {
-        content_length: Some(len),
-        ..PutOptions::default()
-    };
-    let part = match data {
-        ObjectBody::Full(b) => {
-            let s = futures_util::stream::iter([Ok::<_, ObjectError>(b)]);
-            core.objects
-                .upload_part(p, bucket, key, &id, number, opts, s)
-                .await?
-        }
-        ObjectBody::Stream(s) => {
-            let s = s.map(|c| c.map_err(ObjectError::from));
-            core.objects
-                .upload_part(p, bucket, key, &id, number, opts, s)
-                .await?
-        }
-    };
     let doc = xml::CopyPartResult {
         last_modified: time(part.modified_ms),
         etag: part.etag,
