@@ -106,6 +106,11 @@ impl Metrics {
             "Time to answer HTTP requests",
             latency.clone(),
         );
+        registry.register(
+            "object_sendfile_bytes",
+            "Object bytes the kernel sent from the page cache (zero-copy GETs)",
+            crate::zerocopy::SENT.clone(),
+        );
         Metrics {
             registry,
             requests,

@@ -16,6 +16,7 @@ mod route;
 pub mod s3;
 pub mod swift;
 mod wire;
+pub mod zerocopy;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@
 //! ACL is `.r:*` (S3's public-read); anonymous GET and HEAD then work.
 //! Errors are Swift's: a status and a short plain-text body.
 
+use crate::zerocopy::ZeroCopy;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -16,8 +17,8 @@ use futures_util::TryStreamExt;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use nuage_model::identity::Principal;
 use nuage_object::{
-    Acl, BucketPatch, CopySource, ListQuery, MetadataDirective, NewBucket, ObjectBody, ObjectError,
-    ObjectMeta, PutOptions, RangeSpec,
+    Acl, BucketPatch, CopySource, ListQuery, MetadataDirective, NewBucket, ObjectError, ObjectMeta,
+    PutOptions, RangeSpec,
 };
 use serde_json::json;
 
@@ -139,7 +140,9 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
         (Some(c), None) => {
             container_op(core, caller.as_ref(), &account, &c, m, h, &query, json).await
         }
-        (Some(c), Some(o)) => object_op(core, caller.as_ref(), &account, &c, &o, m, h, body).await,
+        (Some(c), Some(o)) => {
+            object_op(core, caller.as_ref(), &account, &c, &o, &parts, body).await
+        }
     }
 }
 
@@ -507,10 +510,10 @@ async fn object_op(
     account: &str,
     container: &str,
     key: &str,
-    m: &Method,
-    h: &HeaderMap,
+    parts: &http::request::Parts,
     body: Body,
 ) -> Result<Response> {
+    let (m, h) = (&parts.method, &parts.headers);
     owned(core, caller, account, container)?;
     match *m {
         Method::GET | Method::HEAD => {
@@ -537,10 +540,7 @@ async fn object_op(
                 None => (StatusCode::OK, o.size),
             };
             set(&mut hm, "content-length", len.to_string());
-            let body = match data {
-                ObjectBody::Full(b) => Body::from(b),
-                ObjectBody::Stream(s) => Body::from_stream(s),
-            };
+            let body = ZeroCopy::body(ZeroCopy::for_request(parts), data);
             Ok((status, hm, body).into_response())
         }
         Method::PUT => {

@@ -174,6 +174,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         }
         None => {
             axum_server::from_tcp(listener)
+                .acceptor(nuage_api::zerocopy::ZeroCopyAcceptor)
                 .handle(handle)
                 .serve(service)
                 .await?

@@ -2222,6 +2222,214 @@ struct KeyModel {
     in_flight: Option<Held>,
 }
 
+/// Bytes the server says `sendfile` sent (its /metrics).
+async fn sendfile_bytes(srv: &Server) -> u64 {
+    let m = srv
+        .http()
+        .get(format!("{}/metrics", srv.url()))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    m.lines()
+        .find_map(|l| l.strip_prefix("nuage_object_sendfile_bytes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sendfile counter in {m}"))
+}
+
+/// A GET through `curl` with extra flags; the status, the HTTP version and
+/// the body.
+fn curl_get(srv: &Server, token: &str, url: &str, flags: &[&str]) -> (u16, String, Vec<u8>) {
+    let out = srv
+        .client("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code} %{http_version}"])
+        .args(["-H", &format!("x-auth-token: {token}")])
+        .args(flags)
+        .arg(url)
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl {flags:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut body = out.stdout;
+    let at = body
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .expect("curl status line");
+    let tail = String::from_utf8_lossy(&body[at + 1..]).into_owned();
+    body.truncate(at);
+    let (code, version) = tail.split_once(' ').expect("code and version");
+    (code.parse().expect("status"), version.to_string(), body)
+}
+
+/// Large GETs of plain HTTP/1 connections are sent by the kernel from the
+/// page cache (`sendfile`, docs/adr/0011): the bytes are exact, whole and
+/// in ranges, across the segments of a multipart object, in every dialect,
+/// on a reused connection, over HTTP/1.0, and after a client gave up
+/// mid-body; HTTP/2 gets the same bytes read the usual way; a corrupt
+/// segment cuts the answer short and is refused after.
+#[tokio::test(flavor = "multi_thread")]
+async fn zero_copy_gets_send_exact_bytes() {
+    let srv = start();
+    let c = Creds::admin(&srv);
+    let (token, base) = swift_login(&srv).await;
+    let http = srv.http();
+    put(&srv, &c, "/zcopy", &[]);
+    let big = bytes(20 * MIB + 12_345, 41);
+    put(&srv, &c, "/zcopy/big", &big);
+    let multi = bytes(11 * MIB + 7, 42);
+    let id = initiate(&srv, &c, "/zcopy/multi");
+    let mut etags = Vec::new();
+    for (n, part) in multi.chunks(5 * MIB).enumerate() {
+        etags.push(upload_part(
+            &srv,
+            &c,
+            "/zcopy/multi",
+            &id,
+            n as u32 + 1,
+            part,
+        ));
+    }
+    let parts: Vec<(u32, &str)> = (1..).zip(etags.iter().map(String::as_str)).collect();
+    let a = call_s3(
+        &srv,
+        Some(&c),
+        raw("POST", "/zcopy/multi")
+            .q("uploadId", &id)
+            .body(&complete_xml(&parts)),
+    );
+    assert_eq!(a.status, 200, "{}", a.text());
+
+    // Swift, one keep-alive connection: whole objects, ranges inside a
+    // segment and across two.
+    let before = sendfile_bytes(&srv).await;
+    let mut expected_sent = 0;
+    let cases = [
+        ("big", None),
+        ("multi", None),
+        ("big", Some((1000, 10 * MIB))),
+        ("multi", Some((5 * MIB - 3, 10 * MIB + 5))),
+        ("big", None),
+    ];
+    for (key, range) in cases {
+        let mut rq = http
+            .get(format!("{base}/zcopy/{key}"))
+            .header("x-auth-token", &token);
+        if let Some((a, b)) = range {
+            rq = rq.header("range", format!("bytes={a}-{}", b - 1));
+        }
+        let r = rq.send().await.expect("GET");
+        assert_eq!(r.status(), if range.is_some() { 206 } else { 200 });
+        let body = r.bytes().await.expect("body");
+        let whole = if key == "big" { &big } else { &multi };
+        let want = range.map_or(&whole[..], |(a, b)| &whole[a..b]);
+        assert_eq!(body.len(), want.len(), "{key} {range:?}");
+        assert!(body[..] == want[..], "{key} {range:?}: wrong bytes");
+        expected_sent += want.len() as u64;
+    }
+    assert_eq!(sendfile_bytes(&srv).await - before, expected_sent);
+
+    // S3 (raw signed request) and the native API.
+    assert!(
+        get(&srv, &c, "/zcopy/multi") == multi,
+        "S3 GET: wrong bytes"
+    );
+    let native = srv.admin_token().await;
+    let r = http
+        .get(format!("{}/nuage/v1/buckets/zcopy/objects/big", srv.url()))
+        .bearer_auth(&native)
+        .send()
+        .await
+        .expect("native GET");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.bytes().await.expect("native body")[..] == big[..],
+        "native GET: wrong bytes"
+    );
+
+    // HTTP/1.0 gets the kernel's copy too; HTTP/2 does not, same bytes.
+    let before = sendfile_bytes(&srv).await;
+    let url = format!("{base}/zcopy/big");
+    let (code, version, body) = curl_get(&srv, &token, &url, &["--http1.0"]);
+    assert_eq!((code, version.as_str()), (200, "1")); // curl prints 1.0 as "1"
+    assert!(body == big, "HTTP/1.0: wrong bytes");
+    assert_eq!(sendfile_bytes(&srv).await - before, big.len() as u64);
+    let (code, version, body) = curl_get(&srv, &token, &url, &["--http2-prior-knowledge"]);
+    assert_eq!((code, version.as_str()), (200, "2"));
+    assert!(body == big, "HTTP/2: wrong bytes");
+    assert_eq!(sendfile_bytes(&srv).await - before, big.len() as u64);
+
+    // A client that hangs up mid-body leaves the server serving.
+    let mut quitter = srv
+        .client("curl")
+        .args(["-sS", "-H", &format!("x-auth-token: {token}"), &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("curl");
+    let mut first = vec![0u8; MIB];
+    quitter
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("first MiB");
+    assert!(first == big[..MIB]);
+    let _ = quitter.kill();
+    let _ = quitter.wait();
+    let (code, _, body) = curl_get(&srv, &token, &url, &[]);
+    assert_eq!(code, 200);
+    assert!(body == big, "after a hang-up: wrong bytes");
+
+    // A flipped byte in the stored segment: the answer is cut short, then
+    // the object is refused.
+    let seg = walk(&srv.data_dir().join("objects/data"))
+        .into_iter()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == big.len() as u64))
+        .expect("the segment of big");
+    let mut stored = read(&seg);
+    stored[3 * MIB] ^= 0x5a;
+    std::fs::write(&seg, &stored).expect("corrupt the segment");
+    let r = http
+        .get(&url)
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .expect("GET corrupt");
+    assert_eq!(r.status(), 200, "the answer starts before the check ends");
+    if let Ok(b) = r.bytes().await {
+        assert!(b.len() < big.len(), "a corrupt object served whole");
+    }
+    let mut refused = false;
+    for _ in 0..100 {
+        let (code, _, _) = curl_get(&srv, &token, &url, &[]);
+        if code == 500 {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "a corrupt object is still served");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// A project-scoped Keystone token and the Swift account URL.
 async fn swift_login(srv: &Server) -> (String, String) {
     let pw = srv.env()["OS_PASSWORD"].clone();

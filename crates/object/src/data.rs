@@ -457,18 +457,9 @@ impl DataDir {
         Ok(Ok(Bytes::from(buf)))
     }
 
-    /// Streams ranges of segment files. A chunk already in the page cache
-    /// is read right where the network writes it (`preadv2` with
-    /// `RWF_NOWAIT`: it never waits for the disk), so the bytes are sent
-    /// from this core's cache with no hand-over between threads; a chunk
-    /// that must come from the disk is read on a blocking thread. A segment
-    /// read whole is checked against its CRC32C; on a mismatch the stream
-    /// ends with an error (the client sees a cut response, never bad bytes
-    /// presented as complete) and `on_corrupt` runs.
-    pub fn stream(
-        pieces: Vec<Piece>,
-        on_corrupt: Box<dyn FnOnce() + Send>,
-    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    /// The bytes of segment-file ranges, to be read by [`Segments::into_bytes`]
+    /// or handed to a socket by [`Segments::into_spans`].
+    pub fn segments(pieces: Vec<Piece>, on_corrupt: Box<dyn FnOnce() + Send>) -> Segments {
         for p in &pieces {
             // A hint: a larger read-ahead when the data is not cached.
             let _ = rustix::fs::fadvise(
@@ -478,13 +469,47 @@ impl DataDir {
                 rustix::fs::Advice::Sequential,
             );
         }
-        let reader = SegmentReader {
+        Segments(SegmentReader {
             pieces: pieces.into(),
             crc: 0,
             on_corrupt: Some(on_corrupt),
             done: false,
-        };
-        futures_util::stream::unfold(reader, |mut r| async move {
+        })
+    }
+}
+
+/// The stored bytes of a GET too large to read in one go: ranges of
+/// segment files, opened. A segment read whole is checked against its
+/// CRC32C; on a mismatch the stream ends with an error before its last
+/// bytes (the client sees a cut response, never bad bytes presented as
+/// complete) and the `on_corrupt` hook runs.
+pub struct Segments(SegmentReader);
+
+impl std::fmt::Debug for Segments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segments")
+            .field("pieces", &self.0.pieces.len())
+            .finish()
+    }
+}
+
+/// A checked range of a segment file, for a sender that has the kernel
+/// copy it to its socket (`sendfile`) instead of reading it.
+#[derive(Debug)]
+pub struct FileSpan {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: usize,
+}
+
+impl Segments {
+    /// The bytes, read. A chunk already in the page cache is read right
+    /// where the network writes it (`preadv2` with `RWF_NOWAIT`: it never
+    /// waits for the disk), so the bytes are sent from this core's cache
+    /// with no hand-over between threads; a chunk that must come from the
+    /// disk is read on a blocking thread.
+    pub fn into_bytes(self) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        futures_util::stream::unfold(self.0, |mut r| async move {
             let item = r.next().await?;
             if item.is_err() {
                 r.done = true;
@@ -492,9 +517,29 @@ impl DataDir {
             Some((item, r))
         })
     }
+
+    /// The same ranges as spans of [`SPAN`] bytes at most, each yielded
+    /// once its bytes have been read (in [`CHECK_CHUNK`]s, which stay in
+    /// the CPU cache) and, for a segment read whole, checked: the CRC32C
+    /// needs them, and the sender then finds them in the page cache, so
+    /// its `sendfile` never waits for the disk on the connection's task.
+    pub fn into_spans(self) -> impl Stream<Item = io::Result<FileSpan>> + Send + 'static {
+        futures_util::stream::unfold((self.0, None), |(mut r, mut buf)| async move {
+            let item = r.next_span(&mut buf).await?;
+            if item.is_err() {
+                r.done = true;
+            }
+            Some((item, (r, buf)))
+        })
+    }
 }
 
-/// The state of [`DataDir::stream`].
+/// The largest [`FileSpan`].
+pub const SPAN: usize = 1024 * 1024;
+/// Read size when a span is checked.
+const CHECK_CHUNK: usize = 256 * 1024;
+
+/// The state of a [`Segments`] stream.
 struct SegmentReader {
     pieces: std::collections::VecDeque<Piece>,
     /// CRC32C so far of the current piece, when it is a whole segment.
@@ -503,62 +548,115 @@ struct SegmentReader {
     done: bool,
 }
 
+/// Reads `buf[..want]` from `file` at `offset`: on this thread when the
+/// page cache has the bytes, on a blocking thread otherwise. Returns the
+/// buffer and how many bytes were read.
+async fn read_chunk(
+    file: &Arc<File>,
+    offset: u64,
+    mut buf: Vec<u8>,
+    want: usize,
+) -> io::Result<(Vec<u8>, usize)> {
+    match rustix::io::preadv2(
+        &**file,
+        &mut [io::IoSliceMut::new(&mut buf[..want])],
+        offset,
+        rustix::io::ReadWriteFlags::NOWAIT,
+    ) {
+        Ok(n) if n > 0 => return Ok((buf, n)),
+        Ok(_) => {}
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::OPNOTSUPP => {}
+        Err(e) => return Err(e.into()),
+    }
+    let file = file.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt as _;
+        file.read_exact_at(&mut buf[..want], offset)
+            .map(|()| (buf, want))
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 impl SegmentReader {
+    /// The current piece, past the finished ones.
+    fn piece(&mut self) -> Option<&mut Piece> {
+        while self.pieces.front()?.len == 0 {
+            self.pieces.pop_front();
+            self.crc = 0;
+        }
+        self.pieces.front_mut()
+    }
+
+    /// Adds `bytes`, the next of the current piece, to its CRC32C; at the
+    /// end of a whole segment, an error if the CRC is not the stored one.
+    fn check(&mut self, bytes: &[u8], last: bool) -> io::Result<()> {
+        let Some(expected) = self.pieces.front().and_then(|p| p.whole_crc) else {
+            return Ok(());
+        };
+        self.crc = crate::checksum::crc32c_append(self.crc, bytes);
+        if last && self.crc != expected {
+            if let Some(f) = self.on_corrupt.take() {
+                f();
+            }
+            return Err(io::Error::other(
+                "stored object data does not match its checksum",
+            ));
+        }
+        Ok(())
+    }
+
     async fn next(&mut self) -> Option<io::Result<Bytes>> {
         if self.done {
             return None;
         }
-        let p = loop {
-            let p = self.pieces.front_mut()?;
-            if p.len > 0 {
-                break p;
-            }
-            self.pieces.pop_front();
-            self.crc = 0;
-        };
+        let p = self.piece()?;
         let want = p.len.min(READ_CHUNK as u64) as usize;
-        let mut buf = pooled_buffer();
-        let mut got = match rustix::io::preadv2(
-            &*p.file,
-            &mut [io::IoSliceMut::new(&mut buf[..want])],
-            p.offset,
-            rustix::io::ReadWriteFlags::NOWAIT,
-        ) {
-            Ok(n) => n,
-            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::OPNOTSUPP => 0,
-            Err(e) => return Some(Err(e.into())),
+        let (buf, got) = match read_chunk(&p.file, p.offset, pooled_buffer(), want).await {
+            Ok(r) => r,
+            Err(e) => return Some(Err(e)),
         };
-        if got == 0 {
-            // Not cached: the disk, on a blocking thread.
-            let file = p.file.clone();
-            let offset = p.offset;
-            let r = tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::FileExt as _;
-                file.read_exact_at(&mut buf[..want], offset).map(|()| buf)
-            })
-            .await
-            .map_err(io::Error::other)
-            .and_then(|r| r);
-            match r {
-                Ok(b) => buf = b,
-                Err(e) => return Some(Err(e)),
-            }
-            got = want;
-        }
+        let buf = Pooled(buf);
         p.offset += got as u64;
         p.len -= got as u64;
-        if let Some(expected) = p.whole_crc {
-            self.crc = crate::checksum::crc32c_append(self.crc, &buf[..got]);
-            if p.len == 0 && self.crc != expected {
-                if let Some(f) = self.on_corrupt.take() {
-                    f();
-                }
-                return Some(Err(io::Error::other(
-                    "stored object data does not match its checksum",
-                )));
+        let last = p.len == 0;
+        if let Err(e) = self.check(&buf.0[..got], last) {
+            return Some(Err(e));
+        }
+        Some(Ok(Bytes::from_owner(buf).slice(..got)))
+    }
+
+    async fn next_span(&mut self, buf: &mut Option<Vec<u8>>) -> Option<io::Result<FileSpan>> {
+        if self.done {
+            return None;
+        }
+        let p = self.piece()?;
+        let len = p.len.min(SPAN as u64) as usize;
+        let span = FileSpan {
+            file: p.file.clone(),
+            offset: p.offset,
+            len,
+        };
+        let mut scratch = buf.take().unwrap_or_else(|| vec![0u8; CHECK_CHUNK]);
+        let mut done = 0;
+        while done < len {
+            let p = self.piece()?;
+            let want = (len - done).min(CHECK_CHUNK);
+            let got;
+            (scratch, got) = match read_chunk(&p.file, p.offset, scratch, want).await {
+                Ok(r) => r,
+                Err(e) => return Some(Err(e)),
+            };
+            p.offset += got as u64;
+            p.len -= got as u64;
+            done += got;
+            let last = p.len == 0;
+            if let Err(e) = self.check(&scratch[..got], last) {
+                return Some(Err(e));
             }
         }
-        Some(Ok(Bytes::from_owner(Pooled(buf)).slice(..got)))
+        *buf = Some(scratch);
+        Some(Ok(span))
     }
 }
 
@@ -851,10 +949,9 @@ mod tests {
 
     /// All the bytes of `piece`, through [`DataDir::stream`].
     async fn read_back(piece: Piece) -> Vec<u8> {
-        let mut s = Box::pin(DataDir::stream(
-            vec![piece],
-            Box::new(|| panic!("not corrupt")),
-        ));
+        let mut s = Box::pin(
+            DataDir::segments(vec![piece], Box::new(|| panic!("not corrupt"))).into_bytes(),
+        );
         let mut back = Vec::new();
         while let Some(c) = s.next().await {
             back.extend_from_slice(&c.expect("chunk"));

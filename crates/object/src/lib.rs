@@ -32,6 +32,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+pub use data::{FileSpan, Segments, SPAN};
 pub use error::{ObjectError, ObjectResult};
 pub use multipart::{CompletePart, PartInfo, PartsPage, UploadInfo, UploadsPage};
 pub use objects::{

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::{self, Algorithm, Expected};
-use crate::data::{DataDir, Piece, Want};
+use crate::data::{DataDir, Piece, Segments, Want};
 use crate::error::{ObjectError, ObjectResult};
 use crate::{check_meta_size, now_ms, validate_key, Acl, ObjectStore, MAX_OBJECT_SIZE};
 
@@ -234,17 +234,17 @@ impl ByteRange {
     }
 }
 
-/// The bytes of a GET: in memory when small, else a stream.
+/// The bytes of a GET: in memory when small, else opened segment files.
 pub enum ObjectBody {
     Full(Bytes),
-    Stream(Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>),
+    Segments(Segments),
 }
 
 impl std::fmt::Debug for ObjectBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ObjectBody::Full(b) => write!(f, "ObjectBody::Full({} bytes)", b.len()),
-            ObjectBody::Stream(_) => f.write_str("ObjectBody::Stream"),
+            ObjectBody::Segments(s) => s.fmt(f),
         }
     }
 }
@@ -254,7 +254,7 @@ impl ObjectBody {
     pub fn into_stream(self) -> Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>> {
         match self {
             ObjectBody::Full(b) => Box::pin(futures_util::stream::iter([Ok(b)])),
-            ObjectBody::Stream(s) => s,
+            ObjectBody::Segments(s) => Box::pin(s.into_bytes()),
         }
     }
 
@@ -263,7 +263,8 @@ impl ObjectBody {
         use futures_util::StreamExt;
         match self {
             ObjectBody::Full(b) => Ok(b.to_vec()),
-            ObjectBody::Stream(mut s) => {
+            ObjectBody::Segments(s) => {
+                let mut s = std::pin::pin!(s.into_bytes());
                 let mut out = Vec::new();
                 while let Some(c) = s.next().await {
                     out.extend_from_slice(&c?);
@@ -655,12 +656,12 @@ impl ObjectStore {
                 let (b, k) = (bucket.to_string(), key.to_string());
                 let segs = meta.segments.clone();
                 let handle = tokio::runtime::Handle::current();
-                ObjectBody::Stream(Box::pin(DataDir::stream(
+                ObjectBody::Segments(DataDir::segments(
                     pieces,
                     Box::new(move || {
                         handle.spawn(async move { store.mark_corrupt(&b, &k, &segs).await });
                     }),
-                )))
+                ))
             }
         };
         Ok((meta, range, body))

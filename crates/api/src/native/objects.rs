@@ -9,6 +9,7 @@
 //! one `:copy` suffix is always stripped, so any key can be copied
 //! (`a:copy` is copied by `POST .../objects/a:copy:copy`).
 
+use crate::zerocopy::ZeroCopy;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -22,8 +23,8 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use nuage_object::{
-    Acl, Bucket, BucketPatch, CopySource, ListQuery, MetadataDirective, NewBucket, ObjectBody,
-    ObjectError, ObjectMeta, ObjectSummary, PutOptions, RangeSpec,
+    Acl, Bucket, BucketPatch, CopySource, ListQuery, MetadataDirective, NewBucket, ObjectError,
+    ObjectMeta, ObjectSummary, PutOptions, RangeSpec,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -440,6 +441,7 @@ async fn get_object(
     State(core): State<SharedCore>,
     Caller(p): Caller,
     at: std::result::Result<Path<(String, String)>, PathRejection>,
+    zero_copy: Option<ZeroCopy>,
     headers: HeaderMap,
 ) -> Result<Response> {
     let (bucket, key) = path(at)?;
@@ -474,11 +476,7 @@ async fn get_object(
         None => (StatusCode::OK, o.size),
     };
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = match data {
-        ObjectBody::Full(b) => Body::from(b),
-        ObjectBody::Stream(s) => Body::from_stream(s),
-    };
-    Ok((status, h, body).into_response())
+    Ok((status, h, ZeroCopy::body(zero_copy, data)).into_response())
 }
 
 async fn head_object(

@@ -1,5 +1,6 @@
 //! S3 operations: request parsing, engine calls, XML answers.
 
+use crate::zerocopy::ZeroCopy;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -17,7 +18,7 @@ use nuage_model::identity::Principal;
 use nuage_object::checksum::{Algorithm, Expected};
 use nuage_object::{
     Acl, BucketPatch, ChecksumSpec, CompletePart, CopySource, ListQuery, MetadataDirective,
-    NewBucket, ObjectBody, ObjectError, ObjectMeta, PutOptions, RangeSpec,
+    NewBucket, ObjectError, ObjectMeta, PutOptions, RangeSpec,
 };
 use sha2::{Digest, Sha256};
 
@@ -410,18 +411,7 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
                 acl_xml(core, &b.project_id, o.acl).await,
             ))
         }
-        Method::GET | Method::HEAD => {
-            get_object(
-                core,
-                &auth,
-                &bucket,
-                &key,
-                &parts.headers,
-                &query,
-                m == Method::HEAD,
-            )
-            .await
-        }
+        Method::GET | Method::HEAD => get_object(core, &auth, &bucket, &key, &parts, &query).await,
         Method::DELETE if has("uploadId") => {
             let id = q(&query, "uploadId").unwrap_or_default();
             core.objects
@@ -1022,10 +1012,11 @@ async fn get_object(
     auth: &Auth,
     bucket: &str,
     key: &str,
-    h: &HeaderMap,
+    parts: &http::request::Parts,
     query: &BTreeMap<String, String>,
-    head: bool,
 ) -> Result<Response> {
+    let h = &parts.headers;
+    let head = parts.method == Method::HEAD;
     let caller = auth.principal.as_ref();
     // S3 ignores a Range it cannot parse; one past the end is refused by
     // the engine (InvalidRange).
@@ -1061,10 +1052,7 @@ async fn get_object(
         None => (StatusCode::OK, o.size),
     };
     set(&mut hm, "content-length", len.to_string());
-    let body = match data {
-        ObjectBody::Full(b) => Body::from(b),
-        ObjectBody::Stream(s) => Body::from_stream(s),
-    };
+    let body = ZeroCopy::body(ZeroCopy::for_request(parts), data);
     Ok((status, hm, body).into_response())
 }
 
