@@ -151,8 +151,8 @@ pub fn to_base64(digest: &[u8]) -> String {
 }
 
 /// An MD5 hasher (the ETag of single-part objects and of parts).
-pub fn md5() -> md5::Md5 {
-    md5::Md5::new()
+pub fn md5() -> crate::fastmd5::Md5 {
+    crate::fastmd5::Md5::new()
 }
 
 #[cfg(test)]

@@ -255,7 +255,7 @@ impl DataDir {
             let r = loop {
                 match hrx.blocking_recv() {
                     Some(Msg::Data(batch)) => batch.iter().for_each(|b| md5.update(b)),
-                    Some(Msg::End) => break Some(md5.finalize().into()),
+                    Some(Msg::End) => break Some(md5.finalize()),
                     None => break None,
                 }
             };
@@ -349,7 +349,7 @@ impl DataDir {
         Ok(Written {
             id: String::new(),
             size: 0,
-            md5: checksum::md5().finalize().into(),
+            md5: checksum::md5().finalize(),
             crc32c: 0,
             sha256: want.sha256.then(|| Sha256::new().finalize().into()),
             extra: want.extra.map(|a| Hasher::new(a).finish()),
@@ -757,7 +757,7 @@ struct SegmentFile {
     crc: u32,
     sha: Option<Sha256>,
     extra: Option<Hasher>,
-    md5: md5::Md5,
+    md5: crate::fastmd5::Md5,
     want: Want,
     done: bool,
 }
@@ -865,7 +865,7 @@ impl SegmentFile {
         Ok(Written {
             id: std::mem::take(&mut self.id),
             size: self.size,
-            md5: self.md5.clone().finalize().into(),
+            md5: self.md5.clone().finalize(),
             crc32c: self.crc,
             sha256: self.sha.take().map(|s| s.finalize().into()),
             extra: self.extra.take().map(Hasher::finish),

@@ -16,6 +16,7 @@ mod account;
 pub mod checksum;
 mod data;
 mod error;
+mod fastmd5;
 mod meta;
 mod multipart;
 mod objects;

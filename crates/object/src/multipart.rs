@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use md5::Digest as _;
 use nuage_model::identity::Principal;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
