@@ -179,6 +179,12 @@ impl AsyncWrite for SpanStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Empty buffers first would make a write of nothing (a "WriteZero"
+        // error for hyper) before a placeholder.
+        let bufs = bufs
+            .iter()
+            .position(|b| !b.is_empty())
+            .map_or(bufs, |i| &bufs[i..]);
         match bufs.iter().position(|b| is_placeholder(b)) {
             Some(0) => this.poll_send_span(cx, bufs[0].len()),
             Some(i) => Pin::new(&mut this.tcp).poll_write_vectored(cx, &bufs[..i]),
@@ -213,5 +219,139 @@ impl<S> axum_server::accept::Accept<TcpStream, S> for ZeroCopyAcceptor {
         let spans = ZeroCopy::default();
         let service = tower::Layer::layer(&axum::Extension(spans.clone()), service);
         ready(Ok((SpanStream { tcp, spans }, service)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A connected pair on loopback: our side wrapped, the peer's plain.
+    async fn pair() -> (SpanStream, ZeroCopy, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let peer = TcpStream::connect(l.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (tcp, _) = l.accept().await.expect("accept");
+        let spans = ZeroCopy::default();
+        (
+            SpanStream {
+                tcp,
+                spans: spans.clone(),
+            },
+            spans,
+            peer,
+        )
+    }
+
+    fn file(data: &[u8]) -> Arc<std::fs::File> {
+        let mut f = tempfile::tempfile().expect("tempfile");
+        f.write_all(data).expect("write");
+        Arc::new(f)
+    }
+
+    fn span(file: &Arc<std::fs::File>, offset: u64, len: usize) -> FileSpan {
+        FileSpan {
+            file: file.clone(),
+            offset,
+            len,
+        }
+    }
+
+    /// Writes `bufs` whole, as hyper does: vectored writes, advancing past
+    /// what each one took.
+    async fn write_all_vectored(s: &mut SpanStream, bufs: &mut [Bytes]) -> io::Result<()> {
+        loop {
+            let slices: Vec<IoSlice<'_>> = bufs
+                .iter()
+                .filter(|b| !b.is_empty())
+                .map(|b| IoSlice::new(b))
+                .collect();
+            if slices.is_empty() {
+                return s.flush().await;
+            }
+            let mut n = s.write_vectored(&slices).await?;
+            for b in bufs.iter_mut() {
+                let k = n.min(b.len());
+                let _ = b.split_to(k);
+                n -= k;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn placeholders_become_the_spans_bytes_in_order() {
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i * 7 + i / 1000) as u8)
+            .collect();
+        let f = file(&data);
+        let (mut s, spans, mut peer) = pair().await;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).await.expect("read");
+            got
+        });
+        // A head, two spans of the file (the second not where the first
+        // ends), a tail: the peer gets the head, the file's bytes, the tail.
+        let (a, b) = (SPAN, 700_000);
+        spans.lock().push_back(span(&f, 10, a));
+        spans.lock().push_back(span(&f, 2_000_000, b));
+        let mut bufs = vec![
+            Bytes::from_static(b"HEAD"),
+            Bytes::from_static(&PLACEHOLDER[..a]),
+            Bytes::from_static(&PLACEHOLDER[..b]),
+            Bytes::from_static(b"TAIL"),
+        ];
+        write_all_vectored(&mut s, &mut bufs).await.expect("write");
+        assert!(spans.lock().is_empty());
+        s.shutdown().await.expect("shutdown");
+        drop(s);
+        let got = reader.await.expect("reader");
+        let mut want = b"HEAD".to_vec();
+        want.extend_from_slice(&data[10..10 + a]);
+        want.extend_from_slice(&data[2_000_000..2_000_000 + b]);
+        want.extend_from_slice(b"TAIL");
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "wrong bytes");
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_out_of_step_is_an_error_and_sends_nothing() {
+        let f = file(&[1u8; 4096]);
+        let (mut s, spans, mut peer) = pair().await;
+        // No span queued.
+        let e = s
+            .write_vectored(&[IoSlice::new(&PLACEHOLDER[..100])])
+            .await
+            .expect_err("no span");
+        assert_eq!(e.kind(), io::ErrorKind::Other);
+        // A span of another length.
+        spans.lock().push_back(span(&f, 0, 4096));
+        let e = s
+            .write(&PLACEHOLDER[..100])
+            .await
+            .expect_err("wrong length");
+        assert_eq!(e.kind(), io::ErrorKind::Other);
+        // A span past the end of its file.
+        spans.lock().clear();
+        spans.lock().push_back(span(&f, 4000, 200));
+        let n = s
+            .write(&PLACEHOLDER[..200])
+            .await
+            .expect("the 96 bytes there");
+        assert_eq!(n, 96);
+        let e = s
+            .write(&PLACEHOLDER[96..200])
+            .await
+            .expect_err("past the end");
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        drop(s);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, vec![1u8; 96], "only the file's bytes were sent");
     }
 }
