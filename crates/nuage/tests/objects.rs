@@ -123,8 +123,15 @@ fn assert_tmp_empty(srv: &Server) {
 
 /// `curl` with the server's CA; returns the status and the body.
 fn curl(srv: &Server, args: &[&str]) -> (u16, Vec<u8>) {
+    let (status, body) = curl_written(srv, args, "%{http_code}");
+    (status.parse().expect("status"), body)
+}
+
+/// `curl` with the server's CA, printing `write_out` (curl's `-w`) after
+/// the body; returns what it printed and the body.
+fn curl_written(srv: &Server, args: &[&str], write_out: &str) -> (String, Vec<u8>) {
     let mut c = srv.client("curl");
-    c.args(["-sS", "-o", "-", "-w", "\n%{http_code}"]);
+    c.args(["-sS", "-o", "-", "-w", &format!("\n{write_out}")]);
     if srv.opts.tls {
         let ca = srv.data_dir().join("tls/ca.pem");
         c.arg("--cacert").arg(ca);
@@ -141,12 +148,9 @@ fn curl(srv: &Server, args: &[&str]) -> (u16, Vec<u8>) {
         .iter()
         .rposition(|b| *b == b'\n')
         .expect("curl status line");
-    let code = String::from_utf8_lossy(&body[at + 1..])
-        .trim()
-        .parse()
-        .expect("status");
+    let written = String::from_utf8_lossy(&body[at + 1..]).trim().to_string();
     body.truncate(at);
-    (code, body)
+    (written, body)
 }
 
 fn assert_xml_error(status: u16, body: &[u8], want_status: u16, code: &str) {
@@ -2242,27 +2246,12 @@ async fn sendfile_bytes(srv: &Server) -> u64 {
 /// A GET through `curl` with extra flags; the status, the HTTP version and
 /// the body.
 fn curl_get(srv: &Server, token: &str, url: &str, flags: &[&str]) -> (u16, String, Vec<u8>) {
-    let out = srv
-        .client("curl")
-        .args(["-sS", "-o", "-", "-w", "\n%{http_code} %{http_version}"])
-        .args(["-H", &format!("x-auth-token: {token}")])
-        .args(flags)
-        .arg(url)
-        .output()
-        .expect("run curl");
-    assert!(
-        out.status.success(),
-        "curl {flags:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut body = out.stdout;
-    let at = body
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .expect("curl status line");
-    let tail = String::from_utf8_lossy(&body[at + 1..]).into_owned();
-    body.truncate(at);
-    let (code, version) = tail.split_once(' ').expect("code and version");
+    let auth = format!("x-auth-token: {token}");
+    let mut args = vec!["-H", &auth];
+    args.extend_from_slice(flags);
+    args.push(url);
+    let (written, body) = curl_written(srv, &args, "%{http_code} %{http_version}");
+    let (code, version) = written.split_once(' ').expect("code and version");
     (code.parse().expect("status"), version.to_string(), body)
 }
 
