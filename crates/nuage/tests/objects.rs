@@ -2352,6 +2352,48 @@ async fn zero_copy_gets_send_exact_bytes() {
     assert!(body == big, "HTTP/2: wrong bytes");
     assert_eq!(sendfile_bytes(&srv).await - before, big.len() as u64);
 
+    // Pipelined requests on one connection: each body whole, in order.
+    let path = base.trim_start_matches(&srv.url()).to_string();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", srv.port)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut reqs = String::new();
+    for (key, range) in [
+        ("big", "bytes=7-"),
+        ("multi", "bytes=0-"),
+        ("big", "bytes=0-99"),
+    ] {
+        reqs.push_str(&format!(
+            "GET {path}/zcopy/{key} HTTP/1.1\r\nHost: localhost\r\nX-Auth-Token: {token}\r\nRange: {range}\r\n\r\n"
+        ));
+    }
+    sock.write_all(reqs.as_bytes()).expect("send pipelined");
+    let mut reader = std::io::BufReader::new(sock);
+    for want in [&big[7..], &multi[..], &big[..100]] {
+        let mut status = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut status).expect("status line");
+        assert!(status.starts_with("HTTP/1.1 206"), "{status}");
+        let mut len = None;
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).expect("head line");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse::<usize>().ok();
+            }
+        }
+        let mut body = vec![0u8; len.expect("content-length")];
+        reader.read_exact(&mut body).expect("pipelined body");
+        assert!(
+            body == want,
+            "pipelined: wrong bytes ({} bytes)",
+            want.len()
+        );
+    }
+
     // A client that hangs up mid-body leaves the server serving.
     let mut quitter = srv
         .client("curl")
