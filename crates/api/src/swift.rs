@@ -557,10 +557,7 @@ async fn object_op(
                     .objects
                     .copy_object(
                         caller,
-                        &CopySource {
-                            bucket: sb.to_string(),
-                            key: sk.to_string(),
-                        },
+                        &CopySource::new(sb, sk),
                         container,
                         key,
                         MetadataDirective::Copy,

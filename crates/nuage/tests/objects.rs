@@ -1351,9 +1351,104 @@ fn object_acls_part_copy_and_conditional_delete() {
         "assembled object differs"
     );
 
+    // Copy conditions on the source: a failed one is PreconditionFailed
+    // (for a copy and for a part copy) and copies nothing.
+    let etag_open = format!("\"{}\"", md5_hex(&open));
+    let wrong = "\"0123456789abcdef0123456789abcdef\"";
+    for (flag, value) in [
+        ("--copy-source-if-match", wrong),
+        ("--copy-source-if-none-match", etag_open.as_str()),
+    ] {
+        let err = aws.fails(&[
+            "s3api",
+            "copy-object",
+            "--bucket",
+            "acl-box",
+            "--key",
+            "cond-copy.bin",
+            "--copy-source",
+            "acl-box/open.bin",
+            flag,
+            value,
+        ]);
+        assert!(err.contains("PreconditionFailed"), "{flag}: {err}");
+    }
+    let (ok, _, err) = aws.run(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "cond-copy.bin",
+    ]);
+    assert!(!ok, "a refused copy stored its object");
+    assert!(err.contains("404") || err.contains("Not Found"), "{err}");
+    aws.ok(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "cond-copy.bin",
+        "--copy-source",
+        "acl-box/open.bin",
+        "--copy-source-if-match",
+        &etag_open,
+    ]);
+    aws.ok(&["s3", "rm", "s3://acl-box/cond-copy.bin"]);
+    let up = aws.json(&[
+        "s3api",
+        "create-multipart-upload",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "cond-part",
+    ]);
+    let cond_id = up["UploadId"].as_str().expect("UploadId").to_string();
+    let err = aws.fails(&[
+        "s3api",
+        "upload-part-copy",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "cond-part",
+        "--upload-id",
+        &cond_id,
+        "--part-number",
+        "1",
+        "--copy-source",
+        "acl-box/open.bin",
+        "--copy-source-if-match",
+        wrong,
+    ]);
+    assert!(err.contains("PreconditionFailed"), "{err}");
+    let parts = aws.json(&[
+        "s3api",
+        "list-parts",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "cond-part",
+        "--upload-id",
+        &cond_id,
+    ]);
+    assert!(
+        parts["Parts"].as_array().is_none_or(Vec::is_empty),
+        "a refused part copy added a part: {parts}"
+    );
+    aws.ok(&[
+        "s3api",
+        "abort-multipart-upload",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "cond-part",
+        "--upload-id",
+        &cond_id,
+    ]);
+
     // Conditional multi-delete: a wrong ETag keeps the object and says
     // PreconditionFailed; the right one (and `*`) deletes.
-    let etag_open = format!("\"{}\"", md5_hex(&open));
     let del = json!({"Objects": [
         {"Key": "open.bin", "ETag": "\"0123456789abcdef0123456789abcdef\""},
         {"Key": "shut.bin", "ETag": format!("\"{}\"", md5_hex(&shut))},

@@ -243,6 +243,7 @@ impl ObjectStore {
         if range.is_some_and(|(_, last)| last >= o.size) {
             return Err(outside(o.size));
         }
+        src.check(&o)?;
         let opts = PutOptions {
             content_length: Some(r.map_or(o.size, |r| r.end - r.start)),
             ..PutOptions::default()

@@ -280,6 +280,47 @@ impl ObjectBody {
 pub struct CopySource {
     pub bucket: String,
     pub key: String,
+    /// Copy only if the source's ETag matches one of these (S3's
+    /// `x-amz-copy-source-if-match`, `*` for any).
+    pub if_match: Option<String>,
+    /// Copy only if the source's ETag matches none of these.
+    pub if_none_match: Option<String>,
+}
+
+impl CopySource {
+    /// A copy of `bucket/key` with no condition.
+    pub fn new(bucket: impl Into<String>, key: impl Into<String>) -> CopySource {
+        CopySource {
+            bucket: bucket.into(),
+            key: key.into(),
+            if_match: None,
+            if_none_match: None,
+        }
+    }
+
+    /// The conditions on the source, checked against the version the copy
+    /// reads (so no other version can slip in between).
+    pub(crate) fn check(&self, source: &ObjectMeta) -> ObjectResult<()> {
+        if self
+            .if_match
+            .as_deref()
+            .is_some_and(|v| !source.etag_matches(v))
+        {
+            return Err(ObjectError::PreconditionFailed(
+                "the source's ETag does not match x-amz-copy-source-if-match".into(),
+            ));
+        }
+        if self
+            .if_none_match
+            .as_deref()
+            .is_some_and(|v| source.etag_matches(v))
+        {
+            return Err(ObjectError::PreconditionFailed(
+                "the source's ETag matches x-amz-copy-source-if-none-match".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// S3's x-amz-metadata-directive.
@@ -885,6 +926,7 @@ impl ObjectStore {
         }
         let quota = self.bytes_quota(&b.project_id).await?;
         let (sb, sk) = (src.bucket.clone(), src.key.clone());
+        let src = src.clone();
         let (db, dk) = (bucket.to_string(), key.to_string());
         let project = b.project_id.clone();
         let (meta, d_objects, d_bytes, garbage) = self
@@ -895,6 +937,7 @@ impl ObjectStore {
                 if corrupt {
                     return Err(ObjectError::Corrupt(format!("{sb}/{sk}")));
                 }
+                src.check(&s)?;
                 for seg in &s.segments {
                     c.prepare_cached("UPDATE segments SET refs = refs + 1 WHERE id = ?1")?
                         .execute(params![seg.id])?;

@@ -522,10 +522,7 @@ async fn copy_shares_bytes_and_survives_the_source() {
         .store
         .copy_object(
             &w.admin,
-            &CopySource {
-                bucket: "c".into(),
-                key: "src".into(),
-            },
+            &CopySource::new("c", "src"),
             "c",
             "dst",
             MetadataDirective::Copy,

@@ -555,10 +555,7 @@ async fn copy_object(
         .objects
         .copy_object(
             &p,
-            &CopySource {
-                bucket,
-                key: src_key.to_string(),
-            },
+            &CopySource::new(bucket, src_key),
             &dest_bucket,
             &body.key,
             directive,

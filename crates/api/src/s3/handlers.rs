@@ -1068,43 +1068,10 @@ fn copy_source(h: &HeaderMap) -> Result<CopySource> {
                 .with("ArgumentName", "x-amz-copy-source")
         })?;
     Ok(CopySource {
-        bucket: b.to_string(),
-        key: k.to_string(),
+        if_match: header_str(h, "x-amz-copy-source-if-match").map(str::to_string),
+        if_none_match: header_str(h, "x-amz-copy-source-if-none-match").map(str::to_string),
+        ..CopySource::new(b, k)
     })
-}
-
-/// `x-amz-copy-source-if-{match,none-match}`: checked against the source
-/// before a copy (the copy itself reads the source again, in its commit).
-async fn copy_source_conditions(
-    core: &Core,
-    p: &Principal,
-    src: &CopySource,
-    h: &HeaderMap,
-) -> Result<()> {
-    let if_match = header_str(h, "x-amz-copy-source-if-match");
-    let if_none = header_str(h, "x-amz-copy-source-if-none-match");
-    if if_match.is_none() && if_none.is_none() {
-        return Ok(());
-    }
-    let o = core
-        .objects
-        .head_object(Some(p), &src.bucket, &src.key)
-        .await?;
-    if if_match.is_some_and(|v| !o.etag_matches(v)) {
-        return Err(S3Error::new(
-            412,
-            "PreconditionFailed",
-            "the source's ETag does not match x-amz-copy-source-if-match",
-        ));
-    }
-    if if_none.is_some_and(|v| o.etag_matches(v)) {
-        return Err(S3Error::new(
-            412,
-            "PreconditionFailed",
-            "the source's ETag matches x-amz-copy-source-if-none-match",
-        ));
-    }
-    Ok(())
 }
 
 async fn copy_object(
@@ -1134,7 +1101,6 @@ async fn copy_object(
         }
     };
     let acl = canned_acl(h)?;
-    copy_source_conditions(core, p, &src, h).await?;
     let o = core
         .objects
         .copy_object(p, &src, bucket, key, directive, acl)
@@ -1246,7 +1212,6 @@ async fn upload_part_copy(
     let number = part_number(query)?;
     let id = q(query, "uploadId").unwrap_or_default();
     let src = copy_source(h)?;
-    copy_source_conditions(core, p, &src, h).await?;
     let range = match header_str(h, "x-amz-copy-source-range") {
         None => None,
         Some(v) => Some(copy_range(v)?),
