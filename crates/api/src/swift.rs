@@ -323,12 +323,28 @@ async fn account_op(
     }
 }
 
+/// `X-Container-Read`: `.r:*` (any referrer: anyone) is public-read,
+/// `*:*` (any user of any project) authenticated-read, anything else
+/// private (per-project and per-user grants are not kept).
 fn read_acl(h: &HeaderMap) -> Option<Acl> {
     let v = h.get("x-container-read")?.to_str().ok()?;
-    if v.split(',').any(|p| p.trim() == ".r:*") {
-        Some(Acl::PublicRead)
+    let has = |e: &str| v.split(',').any(|p| p.trim() == e);
+    Some(if has(".r:*") {
+        Acl::PublicRead
+    } else if has("*:*") {
+        Acl::AuthenticatedRead
     } else {
-        Some(Acl::Private)
+        Acl::Private
+    })
+}
+
+/// The `X-Container-Read` that shows a bucket's ACL (Swift has no
+/// anonymous writes: a public-read-write bucket shows its read side).
+fn read_acl_header(acl: Acl) -> Option<&'static str> {
+    match acl {
+        Acl::Private => None,
+        Acl::PublicRead | Acl::PublicReadWrite => Some(".r:*,.rlistings"),
+        Acl::AuthenticatedRead => Some("*:*"),
     }
 }
 
@@ -407,8 +423,8 @@ async fn container_op(
             set(&mut hm, "x-container-object-count", b.objects.to_string());
             set(&mut hm, "x-container-bytes-used", b.bytes.to_string());
             set(&mut hm, "x-timestamp", timestamp(b.created_ms));
-            if b.acl == Acl::PublicRead {
-                set(&mut hm, "x-container-read", ".r:*,.rlistings");
+            if let Some(v) = read_acl_header(b.acl) {
+                set(&mut hm, "x-container-read", v);
             }
             for (k, v) in &b.meta {
                 set(&mut hm, &format!("x-container-meta-{k}"), v);
@@ -556,7 +572,7 @@ async fn object_op(
                 let o = core
                     .objects
                     .copy_object(
-                        caller,
+                        Some(caller),
                         &CopySource::new(sb, sk),
                         container,
                         key,
@@ -621,7 +637,7 @@ async fn object_op(
                 .map_err(|e| ObjectError::Body(e.to_string()));
             let o = core
                 .objects
-                .put_object(caller, container, key, opts, stream)
+                .put_object(Some(caller), container, key, opts, stream)
                 .await?;
             let mut hm = HeaderMap::new();
             set(&mut hm, "etag", &o.etag);
@@ -645,7 +661,11 @@ async fn object_op(
         }
         Method::DELETE => {
             let caller = require(caller)?;
-            if !core.objects.delete_object(caller, container, key).await? {
+            if !core
+                .objects
+                .delete_object(Some(caller), container, key)
+                .await?
+            {
                 return Err(Fail(
                     StatusCode::NOT_FOUND,
                     format!("the object {key} does not exist"),

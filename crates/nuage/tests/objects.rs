@@ -1046,6 +1046,25 @@ fn swift_client_and_both_dialects() {
         ],
     );
     assert_xml_error(code, &body, 403, "AccessDenied");
+    // `*:*` (any user of any project) is S3's authenticated-read: the
+    // ACL shows both ways, and anonymous reads are refused again.
+    sw.ok(&["post", "swift-box", "-r", "*:*"]);
+    let st = sw.stat(&["swift-box"]);
+    assert_eq!(
+        st.get("Read ACL").map(String::as_str),
+        Some("*:*"),
+        "{st:?}"
+    );
+    let acl = Aws {
+        srv: &srv,
+        bin: "aws",
+        cwd: w,
+    }
+    .json(&["s3api", "get-bucket-acl", "--bucket", "swift-box"])
+    .to_string();
+    assert!(acl.contains("AuthenticatedUsers"), "{acl}");
+    let (code, body) = curl(&srv, &[&anon]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
     sw.ok(&["post", "swift-box", "-r", ""]);
     let (code, body) = curl(&srv, &[&anon]);
     assert_xml_error(code, &body, 403, "AccessDenied");
@@ -1241,8 +1260,38 @@ fn object_acls_part_copy_and_conditional_delete() {
         body == big,
         "anonymous GET of a public multipart object differs"
     );
-    // An unsupported canned ACL is NotImplemented and stores nothing.
+    // A name that is no canned ACL is InvalidArgument and stores nothing.
     let err = aws.fails(&[
+        "s3api",
+        "put-object",
+        "--bucket",
+        "acl-box",
+        "--key",
+        "bad-acl.bin",
+        "--body",
+        "open.bin",
+        "--acl",
+        "everyone",
+    ]);
+    assert!(err.contains("InvalidArgument"), "{err}");
+    let l = aws.json(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        "acl-box",
+        "--prefix",
+        "bad-acl",
+    ]);
+    assert!(l.get("Contents").is_none(), "{l}");
+
+    // The other canned ACLs. Another project's member (with S3 keys) and
+    // anonymous curl are the outsiders.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let other = rt.block_on(stranger(&srv, "acl-outsider", "outsider-pw-1"));
+    let other_get = |path: &str| call_s3(&srv, Some(&other), raw("GET", path));
+    // public-read-write on an object: readable by anyone (WRITE means
+    // nothing on an object, as in S3), shown as both grants.
+    aws.ok(&[
         "s3",
         "cp",
         "open.bin",
@@ -1250,18 +1299,115 @@ fn object_acls_part_copy_and_conditional_delete() {
         "--acl",
         "public-read-write",
     ]);
-    assert!(err.contains("NotImplemented"), "{err}");
-    let (code, _) = curl(&srv, &["-I", &url("rw.bin")]);
-    assert_eq!(code, 403);
-    let l = aws.json(&[
-        "s3api",
-        "list-objects-v2",
-        "--bucket",
-        "acl-box",
-        "--prefix",
-        "rw",
+    let (code, body) = curl(&srv, &[&url("rw.bin")]);
+    assert_eq!((code, body == open), (200, true));
+    let acl = aws
+        .json(&[
+            "s3api",
+            "get-object-acl",
+            "--bucket",
+            "acl-box",
+            "--key",
+            "rw.bin",
+        ])
+        .to_string();
+    assert!(acl.contains("AllUsers") && acl.contains("WRITE"), "{acl}");
+    let (code, body) = curl(&srv, &["-X", "PUT", "--data-binary", "x", &url("rw.bin")]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    // authenticated-read on an object: any caller with credentials, of any
+    // project, reads it; anonymous callers do not.
+    aws.ok(&[
+        "s3",
+        "cp",
+        "shut.bin",
+        "s3://acl-box/members.bin",
+        "--acl",
+        "authenticated-read",
     ]);
-    assert!(l.get("Contents").is_none(), "{l}");
+    let (code, body) = curl(&srv, &[&url("members.bin")]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    let a = other_get("/acl-box/members.bin");
+    assert_eq!((a.status, a.body == shut), (200, true), "{}", a.text());
+    other_get("/acl-box/open.bin").is_error(403, "AccessDenied"); // private by now
+                                                                  // authenticated-read on a bucket: outsiders with credentials list and
+                                                                  // read, never write; anonymous callers do neither.
+    aws.ok(&[
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "members-box",
+        "--acl",
+        "authenticated-read",
+    ]);
+    aws.ok(&["s3", "cp", "open.bin", "s3://members-box/o.bin"]);
+    let a = other_get("/members-box/o.bin");
+    assert_eq!((a.status, a.body == open), (200, true), "{}", a.text());
+    let a = call_s3(
+        &srv,
+        Some(&other),
+        raw("GET", "/members-box").q("list-type", "2"),
+    );
+    assert!(
+        a.status == 200 && a.text().contains("<Key>o.bin</Key>"),
+        "{}",
+        a.text()
+    );
+    call_s3(
+        &srv,
+        Some(&other),
+        raw("PUT", "/members-box/theirs.bin").body(b"x"),
+    )
+    .is_error(403, "AccessDenied");
+    let (code, body) = curl(&srv, &[&format!("{}/members-box/o.bin", srv.url())]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    // public-read-write on a bucket: anyone, even anonymous, puts, reads,
+    // lists and deletes objects; the bucket and its ACL stay the project's.
+    aws.ok(&[
+        "s3api",
+        "create-bucket",
+        "--bucket",
+        "drop-box",
+        "--acl",
+        "public-read-write",
+    ]);
+    let drop = |k: &str| format!("{}/drop-box/{k}", srv.url());
+    let src = w.join("open.bin");
+    let upload = format!("@{}", s(&src));
+    let (code, body) = curl(
+        &srv,
+        &["-X", "PUT", "--data-binary", &upload, &drop("anon.bin")],
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    aws.ok(&["s3", "cp", "s3://drop-box/anon.bin", "anon.out"]);
+    assert!(
+        read(&w.join("anon.out")) == open,
+        "anonymous upload differs"
+    );
+    let a = call_s3(&srv, Some(&other), raw("DELETE", "/drop-box/anon.bin"));
+    assert_eq!(a.status, 204, "{}", a.text());
+    let (code, _) = curl(&srv, &["-I", &drop("anon.bin")]);
+    assert_eq!(code, 404);
+    let (code, body) = curl(
+        &srv,
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "x-amz-acl: private",
+            &format!("{}/drop-box?acl", srv.url()),
+        ],
+    );
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    let (code, body) = curl(&srv, &["-X", "DELETE", &format!("{}/drop-box", srv.url())]);
+    assert_xml_error(code, &body, 403, "AccessDenied");
+    let acl = aws
+        .json(&["s3api", "get-bucket-acl", "--bucket", "drop-box"])
+        .to_string();
+    assert!(acl.contains("WRITE"), "the bucket's ACL changed: {acl}");
+    aws.ok(&["s3", "rb", "s3://drop-box"]);
+    aws.ok(&["s3", "rb", "--force", "s3://members-box"]);
+    aws.ok(&["s3", "rm", "s3://acl-box/rw.bin"]);
+    aws.ok(&["s3", "rm", "s3://acl-box/members.bin"]);
 
     // UploadPartCopy: a part from a range of big.bin, a part from a whole
     // small object, the rest uploaded; complete gives the concatenation.

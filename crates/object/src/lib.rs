@@ -50,16 +50,27 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// Incomplete multipart uploads are aborted after this long.
 pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Who may read a bucket besides its project.
+/// Who may use a bucket or an object besides its project: S3's canned
+/// ACLs. On a bucket, reading is listing and reading its objects, writing
+/// is putting, copying into and deleting objects (never changing the
+/// bucket or its ACLs: that stays with the project). On an object, only
+/// reading means something.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Acl {
     /// Only the owning project (S3's `private`, Swift's default).
     #[default]
     Private,
-    /// Anyone, even anonymous, may list and read (S3's `public-read`,
-    /// Swift's `X-Container-Read: .r:*,.rlistings`).
+    /// Anyone, even anonymous, may read (S3's `public-read`, Swift's
+    /// `X-Container-Read: .r:*,.rlistings`).
     PublicRead,
+    /// Anyone, even anonymous, may read and write (S3's
+    /// `public-read-write`; objects written so belong to the bucket's
+    /// project and count in its quota).
+    PublicReadWrite,
+    /// Any authenticated caller, of any project, may read (S3's
+    /// `authenticated-read`, Swift's `X-Container-Read: *:*`).
+    AuthenticatedRead,
 }
 
 impl Acl {
@@ -67,6 +78,8 @@ impl Acl {
         match self {
             Acl::Private => "private",
             Acl::PublicRead => "public-read",
+            Acl::PublicReadWrite => "public-read-write",
+            Acl::AuthenticatedRead => "authenticated-read",
         }
     }
 
@@ -75,12 +88,41 @@ impl Acl {
     }
 
     pub fn parse(s: &str) -> Option<Acl> {
-        match s {
-            "private" => Some(Acl::Private),
-            "public-read" => Some(Acl::PublicRead),
-            _ => None,
+        [
+            Acl::Private,
+            Acl::PublicRead,
+            Acl::PublicReadWrite,
+            Acl::AuthenticatedRead,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    /// Whether a caller outside the project may read (`authenticated`:
+    /// whether it has credentials at all).
+    pub fn lets_read(self, authenticated: bool) -> bool {
+        match self {
+            Acl::Private => false,
+            Acl::PublicRead | Acl::PublicReadWrite => true,
+            Acl::AuthenticatedRead => authenticated,
         }
     }
+
+    /// Whether anyone may write a bucket's objects.
+    pub fn lets_write(self) -> bool {
+        self == Acl::PublicReadWrite
+    }
+}
+
+/// What a caller wants of a bucket, for [`ObjectStore::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Listing it, reading its objects.
+    Read,
+    /// Putting, copying into, deleting its objects.
+    Write,
+    /// Changing or deleting the bucket, setting ACLs: the project only.
+    Owner,
 }
 
 /// A bucket (an S3 bucket, a Swift container).
@@ -337,18 +379,23 @@ impl ObjectStore {
         }
     }
 
-    /// Checks `action` on `bucket` for `caller` (None: anonymous). Reads
-    /// of a public-read bucket are open to all; everything else follows
+    /// Checks `action` on `bucket` for `caller` (None: anonymous): what
+    /// the bucket's ACL opens to others is open; everything else follows
     /// the project policy.
     pub(crate) fn check(
         &self,
         caller: Option<&Principal>,
         bucket: &str,
         action: &str,
-        write: bool,
+        access: Access,
     ) -> ObjectResult<Bucket> {
         let b = self.bucket_snapshot(bucket)?;
-        if !write && b.acl == Acl::PublicRead {
+        let open = match access {
+            Access::Read => b.acl.lets_read(caller.is_some()),
+            Access::Write => b.acl.lets_write(),
+            Access::Owner => false,
+        };
+        if open {
             return Ok(b);
         }
         let Some(p) = caller else {
@@ -356,10 +403,9 @@ impl ObjectStore {
                 "anonymous access to {bucket} is not allowed"
             )));
         };
-        let rule = if write {
-            Rule::ProjectWrite(&b.project_id)
-        } else {
-            Rule::ProjectRead(&b.project_id)
+        let rule = match access {
+            Access::Read => Rule::ProjectRead(&b.project_id),
+            Access::Write | Access::Owner => Rule::ProjectWrite(&b.project_id),
         };
         authorize_as(p, action, rule).map(|()| b)
     }
@@ -466,7 +512,7 @@ impl ObjectStore {
 
     /// The bucket, if the caller may read it (no I/O: buckets are cached).
     pub fn head_bucket(&self, caller: Option<&Principal>, name: &str) -> ObjectResult<Bucket> {
-        self.check(caller, name, "object:head_bucket", false)
+        self.check(caller, name, "object:head_bucket", Access::Read)
     }
 
     /// The buckets of the caller's project, by name.
@@ -498,7 +544,7 @@ impl ObjectStore {
 
     /// Deletes an empty bucket (no objects, no multipart uploads).
     pub async fn delete_bucket(&self, caller: &Principal, name: &str) -> ObjectResult<()> {
-        self.check(Some(caller), name, "object:delete_bucket", true)?;
+        self.check(Some(caller), name, "object:delete_bucket", Access::Owner)?;
         let n = name.to_string();
         self.inner
             .meta
@@ -533,7 +579,7 @@ impl ObjectStore {
         name: &str,
         patch: BucketPatch,
     ) -> ObjectResult<Bucket> {
-        let mut b = self.check(Some(caller), name, "object:update_bucket", true)?;
+        let mut b = self.check(Some(caller), name, "object:update_bucket", Access::Owner)?;
         if let Some(acl) = patch.acl {
             b.acl = acl;
         }
@@ -586,7 +632,7 @@ impl ObjectStore {
         caller: &Principal,
         bucket: &str,
     ) -> ObjectResult<Vec<String>> {
-        self.check(Some(caller), bucket, "object:verify", true)?;
+        self.check(Some(caller), bucket, "object:verify", Access::Owner)?;
         objects::verify_bucket(self, bucket).await
     }
 

@@ -17,7 +17,7 @@ use crate::objects::{
     check_digests, replace_object, unref, want, CopySource, ObjectMeta, PutOptions, RangeSpec, Seg,
 };
 use crate::{
-    check_meta_size, now_ms, validate_key, Acl, ObjectStore, MAX_OBJECT_SIZE, MIN_PART_SIZE,
+    check_meta_size, now_ms, validate_key, Access, Acl, ObjectStore, MAX_OBJECT_SIZE, MIN_PART_SIZE,
 };
 
 /// A multipart upload in progress.
@@ -157,7 +157,7 @@ impl ObjectStore {
     /// Starts a multipart upload; metadata given now is the object's.
     pub async fn create_multipart(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
         opts: PutOptions,
@@ -165,7 +165,7 @@ impl ObjectStore {
     ) -> ObjectResult<UploadInfo> {
         validate_key(key)?;
         check_meta_size(&opts.user_meta)?;
-        self.check(Some(caller), bucket, "object:put_object", true)?;
+        self.check(caller, bucket, "object:put_object", Access::Write)?;
         let info = UploadInfo {
             upload_id: new_id(),
             bucket: bucket.to_string(),
@@ -216,7 +216,7 @@ impl ObjectStore {
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part_copy(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         src: &CopySource,
         range: Option<(u64, u64)>,
         bucket: &str,
@@ -234,7 +234,7 @@ impl ObjectStore {
             last: Some(last),
         });
         let (o, r, body) = self
-            .get_object(Some(caller), &src.bucket, &src.key, spec)
+            .get_object(caller, &src.bucket, &src.key, spec)
             .await
             .map_err(|e| match e {
                 ObjectError::InvalidRange(size) => outside(size),
@@ -264,7 +264,7 @@ impl ObjectStore {
     #[allow(clippy::too_many_arguments)]
     pub async fn upload_part<S, E>(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
         upload_id: &str,
@@ -281,7 +281,7 @@ impl ObjectStore {
                 "part numbers are integers from 1 to 10000".into(),
             ));
         }
-        let b = self.check(Some(caller), bucket, "object:put_object", true)?;
+        let b = self.check(caller, bucket, "object:put_object", Access::Write)?;
         let (id, bk, k) = (upload_id.to_string(), bucket.to_string(), key.to_string());
         self.meta()
             .read(move |c| upload_for(c, &id, &bk, &k).map(|_| ()))
@@ -357,14 +357,14 @@ impl ObjectStore {
     /// The parts of an upload, by number, after `after`.
     pub async fn list_parts(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
         upload_id: &str,
         after: u32,
         max: usize,
     ) -> ObjectResult<PartsPage> {
-        self.check(Some(caller), bucket, "object:list_parts", false)?;
+        self.check(caller, bucket, "object:list_parts", Access::Read)?;
         let (id, bk, k) = (upload_id.to_string(), bucket.to_string(), key.to_string());
         self.meta()
             .read(move |c| {
@@ -387,13 +387,13 @@ impl ObjectStore {
     /// the object. Its ETag is S3's: MD5 of the parts' MD5s, `-N`.
     pub async fn complete_multipart(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
         upload_id: &str,
         parts: Vec<CompletePart>,
     ) -> ObjectResult<ObjectMeta> {
-        let b = self.check(Some(caller), bucket, "object:put_object", true)?;
+        let b = self.check(caller, bucket, "object:put_object", Access::Write)?;
         if parts.is_empty() {
             return Err(ObjectError::InvalidPart(
                 "a multipart upload is completed with at least one part".into(),
@@ -479,12 +479,12 @@ impl ObjectStore {
     /// Abandons an upload; its parts are removed.
     pub async fn abort_multipart(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
         upload_id: &str,
     ) -> ObjectResult<()> {
-        self.check(Some(caller), bucket, "object:abort_multipart", true)?;
+        self.check(caller, bucket, "object:abort_multipart", Access::Write)?;
         let (id, bk, k) = (upload_id.to_string(), bucket.to_string(), key.to_string());
         let garbage = self
             .meta()
@@ -502,14 +502,14 @@ impl ObjectStore {
     /// Uploads in progress in a bucket, by key then upload id.
     pub async fn list_uploads(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         prefix: &str,
         key_marker: Option<String>,
         upload_marker: Option<String>,
         max: usize,
     ) -> ObjectResult<UploadsPage> {
-        self.check(Some(caller), bucket, "object:list_uploads", false)?;
+        self.check(caller, bucket, "object:list_uploads", Access::Read)?;
         let (bk, prefix) = (bucket.to_string(), prefix.to_string());
         self.meta()
             .read(move |c| {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::checksum::{self, Algorithm, Expected};
 use crate::data::{DataDir, Piece, Segments, Want};
 use crate::error::{ObjectError, ObjectResult};
-use crate::{check_meta_size, now_ms, validate_key, Acl, ObjectStore, MAX_OBJECT_SIZE};
+use crate::{check_meta_size, now_ms, validate_key, Access, Acl, ObjectStore, MAX_OBJECT_SIZE};
 
 /// Bodies up to this size are read in the lookup's blocking call.
 const SMALL_READ: u64 = 256 * 1024;
@@ -110,17 +110,19 @@ impl ObjectMeta {
     }
 }
 
-/// What a read gives a caller the bucket refuses (`denied`): only a
-/// public-read object, and the bucket's refusal for anything else (a
-/// missing key included), so that it learns nothing more.
+/// What a read gives a caller the bucket refuses (`denied`): only an
+/// object whose ACL lets it read (`authenticated`: whether the caller has
+/// credentials), and the bucket's refusal for anything else (a missing key
+/// included), so that it learns nothing more.
 fn admit<T>(
     denied: Option<ObjectError>,
+    authenticated: bool,
     r: ObjectResult<T>,
     meta: impl Fn(&T) -> &ObjectMeta,
 ) -> ObjectResult<T> {
     match (denied, r) {
         (None, r) => r,
-        (Some(_), Ok(x)) if meta(&x).acl == Acl::PublicRead => Ok(x),
+        (Some(_), Ok(x)) if meta(&x).acl.lets_read(authenticated) => Ok(x),
         (Some(d), _) => Err(d),
     }
 }
@@ -526,7 +528,7 @@ impl ObjectStore {
     /// stores nothing.
     pub async fn put_object<S, E>(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
         opts: PutOptions,
@@ -538,7 +540,7 @@ impl ObjectStore {
     {
         validate_key(key)?;
         check_meta_size(&opts.user_meta)?;
-        let b = self.check(Some(caller), bucket, "object:put_object", true)?;
+        let b = self.check(caller, bucket, "object:put_object", Access::Write)?;
         if let Some(len) = opts.content_length {
             if len > MAX_OBJECT_SIZE {
                 return Err(ObjectError::EntityTooLarge(MAX_OBJECT_SIZE));
@@ -546,7 +548,7 @@ impl ObjectStore {
         }
         let quota = self.bytes_quota(&b.project_id).await?;
         let replaced = async {
-            match self.head_object(Some(caller), bucket, key).await {
+            match self.head_object(caller, bucket, key).await {
                 Ok(o) => o.size,
                 Err(_) => 0,
             }
@@ -656,7 +658,7 @@ impl ObjectStore {
         let (b, k) = (bucket.to_string(), key.to_string());
         let found = self.meta().read(move |c| load_object(c, &b, &k)).await;
         let found = found.and_then(|f| f.ok_or_else(|| ObjectError::NoSuchKey(key.to_string())));
-        let (meta, corrupt) = admit(denied, found, |(m, _)| m)?;
+        let (meta, corrupt) = admit(denied, caller.is_some(), found, |(m, _)| m)?;
         if corrupt {
             return Err(ObjectError::Corrupt(format!("{bucket}/{key}")));
         }
@@ -685,7 +687,7 @@ impl ObjectStore {
         .await
         .map_err(|e| ObjectError::internal("reading an object", e))?;
         self.meta().give_back(conn);
-        let (meta, range, opened) = admit(denied, r, |(m, _, _)| m)?;
+        let (meta, range, opened) = admit(denied, caller.is_some(), r, |(m, _, _)| m)?;
         let body = match opened {
             Opened::Small(Ok(bytes)) => ObjectBody::Full(bytes),
             Opened::Small(Err(())) => {
@@ -748,7 +750,7 @@ impl ObjectStore {
         caller: Option<&Principal>,
         bucket: &str,
     ) -> ObjectResult<Option<ObjectError>> {
-        match self.check(caller, bucket, "object:get_object", false) {
+        match self.check(caller, bucket, "object:get_object", Access::Read) {
             Ok(_) => Ok(None),
             Err(e @ ObjectError::AccessDenied(_)) => Ok(Some(e)),
             Err(e) => Err(e),
@@ -764,7 +766,7 @@ impl ObjectStore {
         acl: Acl,
     ) -> ObjectResult<ObjectMeta> {
         validate_key(key)?;
-        self.check(Some(caller), bucket, "object:put_object_acl", true)?;
+        self.check(Some(caller), bucket, "object:put_object_acl", Access::Owner)?;
         self.rewrite_object(bucket, key, move |o| o.acl = acl).await
     }
 
@@ -800,12 +802,12 @@ impl ObjectStore {
     /// Returns whether it existed.
     pub async fn delete_object(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         key: &str,
     ) -> ObjectResult<bool> {
         validate_key(key)?;
-        self.check(Some(caller), bucket, "object:delete_object", true)?;
+        self.check(caller, bucket, "object:delete_object", Access::Write)?;
         let r = self
             .delete_keys(bucket, vec![(key.to_string(), None)])
             .await?;
@@ -819,11 +821,11 @@ impl ObjectStore {
     /// PreconditionFailed (NoSuchKey if there is none).
     pub async fn delete_objects(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         bucket: &str,
         keys: Vec<(String, Option<String>)>,
     ) -> ObjectResult<Vec<ObjectResult<bool>>> {
-        self.check(Some(caller), bucket, "object:delete_object", true)?;
+        self.check(caller, bucket, "object:delete_object", Access::Write)?;
         let mut valid = Vec::new();
         let mut out: Vec<Option<ObjectResult<bool>>> = Vec::with_capacity(keys.len());
         for (k, etag) in keys {
@@ -905,7 +907,7 @@ impl ObjectStore {
     /// are reference-counted), so a copy of any size is one commit.
     pub async fn copy_object(
         &self,
-        caller: &Principal,
+        caller: Option<&Principal>,
         src: &CopySource,
         bucket: &str,
         key: &str,
@@ -914,8 +916,8 @@ impl ObjectStore {
     ) -> ObjectResult<ObjectMeta> {
         validate_key(&src.key)?;
         validate_key(key)?;
-        self.check(Some(caller), &src.bucket, "object:get_object", false)?;
-        let b = self.check(Some(caller), bucket, "object:put_object", true)?;
+        self.check(caller, &src.bucket, "object:get_object", Access::Read)?;
+        let b = self.check(caller, bucket, "object:put_object", Access::Write)?;
         if src.bucket == bucket && src.key == key && matches!(directive, MetadataDirective::Copy) {
             return Err(ObjectError::InvalidArgument(
                 "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata".into(),
@@ -984,7 +986,7 @@ impl ObjectStore {
     ) -> ObjectResult<ObjectMeta> {
         validate_key(key)?;
         check_meta_size(&user_meta)?;
-        self.check(Some(caller), bucket, "object:put_object", true)?;
+        self.check(Some(caller), bucket, "object:put_object", Access::Write)?;
         self.rewrite_object(bucket, key, move |o| {
             if let Some(ct) = content_type {
                 o.content_type = default_content_type(Some(ct));
@@ -1006,7 +1008,7 @@ impl ObjectStore {
         bucket: &str,
         q: ListQuery,
     ) -> ObjectResult<ListPage> {
-        self.check(caller, bucket, "object:list_objects", false)?;
+        self.check(caller, bucket, "object:list_objects", Access::Read)?;
         let b = bucket.to_string();
         self.meta().read(move |c| list(c, &b, &q)).await
     }

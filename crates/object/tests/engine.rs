@@ -140,7 +140,7 @@ async fn put_get_overwrite_delete() {
         let d = data(size, 1);
         let m = w
             .store
-            .put_object(&w.admin, "b1", "k", opts(size), body(&d))
+            .put_object(Some(&w.admin), "b1", "k", opts(size), body(&d))
             .await
             .expect("put");
         assert_eq!(m.etag, hex::encode(md5::Md5::digest(&d)));
@@ -155,12 +155,12 @@ async fn put_get_overwrite_delete() {
     assert_eq!(h.content_type, "binary/octet-stream");
     assert!(w
         .store
-        .delete_object(&w.admin, "b1", "k")
+        .delete_object(Some(&w.admin), "b1", "k")
         .await
         .expect("delete"));
     assert!(!w
         .store
-        .delete_object(&w.admin, "b1", "k")
+        .delete_object(Some(&w.admin), "b1", "k")
         .await
         .expect("delete again"));
     let e = w
@@ -191,7 +191,7 @@ async fn ranges() {
     bucket(&w, "r").await;
     let d = data(2 * 1024 * 1024, 9);
     w.store
-        .put_object(&w.admin, "r", "k", opts(d.len()), body(&d))
+        .put_object(Some(&w.admin), "r", "k", opts(d.len()), body(&d))
         .await
         .expect("put");
     for (spec, want) in [
@@ -235,7 +235,7 @@ async fn listing_matches_a_model() {
     keys.sort();
     for k in &keys {
         w.store
-            .put_object(&w.admin, "l", k, opts(1), body(b"x"))
+            .put_object(Some(&w.admin), "l", k, opts(1), body(b"x"))
             .await
             .expect("put");
     }
@@ -312,7 +312,7 @@ async fn multipart_complete_abort_and_errors() {
     let up = w
         .store
         .create_multipart(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             PutOptions {
@@ -326,7 +326,7 @@ async fn multipart_complete_abort_and_errors() {
     let e1 = w
         .store
         .upload_part(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             &up.upload_id,
@@ -339,7 +339,7 @@ async fn multipart_complete_abort_and_errors() {
     // A part uploaded twice: the second wins.
     w.store
         .upload_part(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             &up.upload_id,
@@ -352,7 +352,7 @@ async fn multipart_complete_abort_and_errors() {
     let e2 = w
         .store
         .upload_part(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             &up.upload_id,
@@ -364,14 +364,14 @@ async fn multipart_complete_abort_and_errors() {
         .expect("part 2");
     let parts = w
         .store
-        .list_parts(&w.admin, "m", "big", &up.upload_id, 0, 1000)
+        .list_parts(Some(&w.admin), "m", "big", &up.upload_id, 0, 1000)
         .await
         .expect("list");
     assert_eq!(parts.parts.len(), 2);
     let out_of_order = w
         .store
         .complete_multipart(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             &up.upload_id,
@@ -392,7 +392,7 @@ async fn multipart_complete_abort_and_errors() {
     let wrong = w
         .store
         .complete_multipart(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             &up.upload_id,
@@ -407,7 +407,7 @@ async fn multipart_complete_abort_and_errors() {
     let m = w
         .store
         .complete_multipart(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "big",
             &up.upload_id,
@@ -440,13 +440,13 @@ async fn multipart_complete_abort_and_errors() {
     // Small parts are refused at completion.
     let up = w
         .store
-        .create_multipart(&w.admin, "m", "small", PutOptions::default(), None)
+        .create_multipart(Some(&w.admin), "m", "small", PutOptions::default(), None)
         .await
         .expect("create");
     let a = w
         .store
         .upload_part(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "small",
             &up.upload_id,
@@ -459,7 +459,7 @@ async fn multipart_complete_abort_and_errors() {
     let b = w
         .store
         .upload_part(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "small",
             &up.upload_id,
@@ -472,7 +472,7 @@ async fn multipart_complete_abort_and_errors() {
     let e = w
         .store
         .complete_multipart(
-            &w.admin,
+            Some(&w.admin),
             "m",
             "small",
             &up.upload_id,
@@ -492,17 +492,17 @@ async fn multipart_complete_abort_and_errors() {
     assert_eq!(e.s3_code(), "EntityTooSmall");
     let list = w
         .store
-        .list_uploads(&w.admin, "m", "", None, None, 100)
+        .list_uploads(Some(&w.admin), "m", "", None, None, 100)
         .await
         .expect("uploads");
     assert_eq!(list.uploads.len(), 1);
     w.store
-        .abort_multipart(&w.admin, "m", "small", &up.upload_id)
+        .abort_multipart(Some(&w.admin), "m", "small", &up.upload_id)
         .await
         .expect("abort");
     let e = w
         .store
-        .abort_multipart(&w.admin, "m", "small", &up.upload_id)
+        .abort_multipart(Some(&w.admin), "m", "small", &up.upload_id)
         .await
         .expect_err("twice");
     assert_eq!(e.s3_code(), "NoSuchUpload");
@@ -515,13 +515,13 @@ async fn copy_shares_bytes_and_survives_the_source() {
     bucket(&w, "c").await;
     let d = data(400_000, 3);
     w.store
-        .put_object(&w.admin, "c", "src", opts(d.len()), body(&d))
+        .put_object(Some(&w.admin), "c", "src", opts(d.len()), body(&d))
         .await
         .expect("put");
     let m = w
         .store
         .copy_object(
-            &w.admin,
+            Some(&w.admin),
             &CopySource::new("c", "src"),
             "c",
             "dst",
@@ -532,7 +532,7 @@ async fn copy_shares_bytes_and_survives_the_source() {
         .expect("copy");
     assert_eq!(m.size, d.len() as u64);
     w.store
-        .delete_object(&w.admin, "c", "src")
+        .delete_object(Some(&w.admin), "c", "src")
         .await
         .expect("delete src");
     assert_eq!(get(&w, "c", "dst").await, d);
@@ -540,7 +540,7 @@ async fn copy_shares_bytes_and_survives_the_source() {
     assert_eq!((b.objects, b.bytes), (1, d.len() as i64));
     assert_clean(&w).await;
     w.store
-        .delete_object(&w.admin, "c", "dst")
+        .delete_object(Some(&w.admin), "c", "dst")
         .await
         .expect("delete dst");
     assert_clean(&w).await;
@@ -557,7 +557,7 @@ async fn bad_digests_store_nothing() {
     };
     let e = w
         .store
-        .put_object(&w.admin, "d", "k", bad_md5, body(&d))
+        .put_object(Some(&w.admin), "d", "k", bad_md5, body(&d))
         .await
         .expect_err("md5");
     assert_eq!(e.s3_code(), "BadDigest");
@@ -572,32 +572,32 @@ async fn bad_digests_store_nothing() {
     };
     let e = w
         .store
-        .put_object(&w.admin, "d", "k", bad_crc, body(&d))
+        .put_object(Some(&w.admin), "d", "k", bad_crc, body(&d))
         .await
         .expect_err("crc");
     assert_eq!(e.s3_code(), "BadDigest");
     let e = w
         .store
-        .put_object(&w.admin, "d", "k", opts(d.len() + 1), body(&d))
+        .put_object(Some(&w.admin), "d", "k", opts(d.len() + 1), body(&d))
         .await
         .expect_err("short");
     assert_eq!(e.s3_code(), "IncompleteBody");
     let e = w
         .store
-        .put_object(&w.admin, "d", "k", opts(d.len() - 1), body(&d))
+        .put_object(Some(&w.admin), "d", "k", opts(d.len() - 1), body(&d))
         .await
         .expect_err("long");
     assert_eq!(e.s3_status(), 400);
     let big = data(600_000, 5);
     let e = w
         .store
-        .put_object(&w.admin, "d", "k", opts(big.len() - 1), body(&big))
+        .put_object(Some(&w.admin), "d", "k", opts(big.len() - 1), body(&big))
         .await
         .expect_err("long streamed");
     assert_eq!(e.s3_status(), 400);
     let e = w
         .store
-        .put_object(&w.admin, "d", &"k".repeat(1025), opts(1), body(b"x"))
+        .put_object(Some(&w.admin), "d", &"k".repeat(1025), opts(1), body(b"x"))
         .await
         .expect_err("key");
     assert_eq!(e.s3_code(), "KeyTooLongError");
@@ -612,7 +612,7 @@ async fn bad_digests_store_nothing() {
     };
     let m = w
         .store
-        .put_object(&w.admin, "d", "ok", good_crc, body(&d))
+        .put_object(Some(&w.admin), "d", "ok", good_crc, body(&d))
         .await
         .expect("good crc");
     assert_eq!(m.checksum.map(|c| c.0), Some(Algorithm::Crc32));
@@ -637,7 +637,7 @@ async fn projects_are_isolated_and_public_read_is_open() {
     let w = world().await;
     bucket(&w, "mine").await;
     w.store
-        .put_object(&w.admin, "mine", "k", opts(2), body(b"hi"))
+        .put_object(Some(&w.admin), "mine", "k", opts(2), body(b"hi"))
         .await
         .expect("put");
     let other = stranger();
@@ -685,7 +685,7 @@ async fn projects_are_isolated_and_public_read_is_open() {
     assert_eq!(b.collect().await.expect("body"), b"hi");
     let e = w
         .store
-        .put_object(&other, "mine", "k2", opts(1), body(b"x"))
+        .put_object(Some(&other), "mine", "k2", opts(1), body(b"x"))
         .await
         .expect_err("foreign write");
     assert_eq!(e.s3_code(), "AccessDenied");
@@ -701,11 +701,11 @@ async fn object_acls_conditional_deletes_and_account_meta() {
         ..opts(4)
     };
     w.store
-        .put_object(&w.admin, "acl", "open", public, body(b"open"))
+        .put_object(Some(&w.admin), "acl", "open", public, body(b"open"))
         .await
         .expect("put public");
     w.store
-        .put_object(&w.admin, "acl", "shut", opts(4), body(b"shut"))
+        .put_object(Some(&w.admin), "acl", "shut", opts(4), body(b"shut"))
         .await
         .expect("put private");
     let other = stranger();
@@ -748,7 +748,7 @@ async fn object_acls_conditional_deletes_and_account_meta() {
     let r = w
         .store
         .delete_objects(
-            &w.admin,
+            Some(&w.admin),
             "acl",
             vec![
                 (
@@ -864,18 +864,18 @@ async fn byte_and_bucket_quotas() {
         .expect_err("buckets");
     assert_eq!(e.s3_code(), "QuotaExceeded");
     w.store
-        .put_object(&w.admin, "q", "a", opts(600), body(&data(600, 1)))
+        .put_object(Some(&w.admin), "q", "a", opts(600), body(&data(600, 1)))
         .await
         .expect("fits");
     let e = w
         .store
-        .put_object(&w.admin, "q", "b", opts(600), body(&data(600, 1)))
+        .put_object(Some(&w.admin), "q", "b", opts(600), body(&data(600, 1)))
         .await
         .expect_err("bytes");
     assert_eq!(e.s3_code(), "QuotaExceeded");
     // Overwriting with the same size fits.
     w.store
-        .put_object(&w.admin, "q", "a", opts(900), body(&data(900, 1)))
+        .put_object(Some(&w.admin), "q", "a", opts(900), body(&data(900, 1)))
         .await
         .expect("overwrite");
     assert_clean(&w).await;
@@ -888,7 +888,7 @@ async fn corruption_is_reported_not_served() {
     for (k, n) in [("small", 1000usize), ("large", 2 * 1024 * 1024)] {
         let d = data(n, 7);
         w.store
-            .put_object(&w.admin, "x", k, opts(n), body(&d))
+            .put_object(Some(&w.admin), "x", k, opts(n), body(&d))
             .await
             .expect("put");
     }
@@ -932,7 +932,7 @@ async fn reopening_keeps_everything_and_removes_uncommitted_data() {
     bucket(&w, "p").await;
     let d = data(70_000, 8);
     w.store
-        .put_object(&w.admin, "p", "k", opts(d.len()), body(&d))
+        .put_object(Some(&w.admin), "p", "k", opts(d.len()), body(&d))
         .await
         .expect("put");
     // An uncommitted segment, as a crash mid-upload leaves it.
@@ -960,5 +960,105 @@ async fn reopening_keeps_everything_and_removes_uncommitted_data() {
     assert!(
         orphans.is_empty() && missing.is_empty(),
         "{orphans:?} {missing:?}"
+    );
+}
+
+/// The canned ACLs beyond public-read: authenticated-read opens reading to
+/// any caller with credentials, public-read-write opens object writes to
+/// anyone (charged to the bucket's project); the bucket itself and ACLs
+/// stay the project's.
+#[tokio::test]
+async fn authenticated_read_and_public_read_write() {
+    let w = world().await;
+    let other = stranger();
+    for (name, acl) in [
+        ("members", Acl::AuthenticatedRead),
+        ("drop", Acl::PublicReadWrite),
+    ] {
+        w.store
+            .create_bucket(
+                &w.admin,
+                NewBucket {
+                    name: name.into(),
+                    acl,
+                    meta: BTreeMap::new(),
+                },
+            )
+            .await
+            .expect("bucket");
+    }
+    w.store
+        .put_object(Some(&w.admin), "members", "k", opts(2), body(b"hi"))
+        .await
+        .expect("put");
+    // authenticated-read: another project reads and lists, never writes;
+    // anonymous callers do neither.
+    let (_, _, b) = w
+        .store
+        .get_object(Some(&other), "members", "k", None)
+        .await
+        .expect("outsider reads");
+    assert_eq!(b.collect().await.expect("body"), b"hi");
+    w.store
+        .list_objects(Some(&other), "members", ListQuery::default())
+        .await
+        .expect("outsider lists");
+    let e = w
+        .store
+        .put_object(Some(&other), "members", "x", opts(1), body(b"x"))
+        .await
+        .expect_err("outsider writes");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    let e = w
+        .store
+        .head_object(None, "members", "k")
+        .await
+        .expect_err("anonymous reads");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    // public-read-write: anonymous put, read, delete; counted for the
+    // owner's project.
+    let before = w.store.usage(&w.admin.project_id);
+    w.store
+        .put_object(None, "drop", "anon", opts(5), body(b"12345"))
+        .await
+        .expect("anonymous put");
+    assert_eq!(w.store.usage(&w.admin.project_id).1, before.1 + 5);
+    let (_, _, b) = w
+        .store
+        .get_object(None, "drop", "anon", None)
+        .await
+        .expect("anonymous get");
+    assert_eq!(b.collect().await.expect("body"), b"12345");
+    assert!(w
+        .store
+        .delete_object(Some(&other), "drop", "anon")
+        .await
+        .expect("outsider deletes"));
+    // ... but neither the bucket nor ACLs are theirs.
+    let e = w
+        .store
+        .update_bucket(
+            &other,
+            "drop",
+            BucketPatch {
+                acl: Some(Acl::Private),
+                ..BucketPatch::default()
+            },
+        )
+        .await
+        .expect_err("outsider changes the ACL");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    let e = w
+        .store
+        .delete_bucket(&other, "drop")
+        .await
+        .expect_err("outsider deletes the bucket");
+    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(
+        w.store
+            .head_bucket(Some(&w.admin), "drop")
+            .expect("kept")
+            .acl,
+        Acl::PublicReadWrite
     );
 }

@@ -171,7 +171,9 @@ fn optional_json<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &Byte
 
 fn parse_acl(s: &str) -> Result<Acl> {
     Acl::parse(s).ok_or_else(|| {
-        NativeError::invalid(format!("acl {s:?} is not one of private and public-read"))
+        NativeError::invalid(format!(
+            "acl {s:?} is not one of private, public-read, public-read-write and authenticated-read"
+        ))
     })
 }
 
@@ -398,7 +400,7 @@ async fn put_object(
         .map_err(|e| ObjectError::Body(e.to_string()));
     let o = core
         .objects
-        .put_object(&p, &bucket, &key, opts, stream)
+        .put_object(Some(&p), &bucket, &key, opts, stream)
         .await
         .map_err(object_error)?;
     Ok((
@@ -505,7 +507,7 @@ async fn delete_object(
     let (bucket, key) = path(at)?;
     if !core
         .objects
-        .delete_object(&p, &bucket, &key)
+        .delete_object(Some(&p), &bucket, &key)
         .await
         .map_err(object_error)?
     {
@@ -554,7 +556,7 @@ async fn copy_object(
     let o = core
         .objects
         .copy_object(
-            &p,
+            Some(&p),
             &CopySource::new(bucket, src_key),
             &dest_bucket,
             &body.key,

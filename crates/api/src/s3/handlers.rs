@@ -306,7 +306,7 @@ fn time(ms: i64) -> DateTime<Utc> {
 fn require(auth: &Auth) -> Result<&Principal> {
     auth.principal
         .as_ref()
-        .ok_or_else(|| S3Error::denied("anonymous users may only read public-read buckets"))
+        .ok_or_else(|| S3Error::denied("anonymous users may only use public buckets and objects"))
 }
 
 async fn serve(core: &Core, req: Request) -> Result<Response> {
@@ -415,13 +415,13 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
         Method::DELETE if has("uploadId") => {
             let id = q(&query, "uploadId").unwrap_or_default();
             core.objects
-                .abort_multipart(require(&auth)?, &bucket, &key, &id)
+                .abort_multipart(auth.principal.as_ref(), &bucket, &key, &id)
                 .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Method::DELETE => {
             core.objects
-                .delete_object(require(&auth)?, &bucket, &key)
+                .delete_object(auth.principal.as_ref(), &bucket, &key)
                 .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
@@ -453,10 +453,7 @@ async fn owner(core: &Core, project: &str) -> xml::Owner {
 async fn acl_xml(core: &Core, project: &str, acl: Acl) -> String {
     xml::AccessControlPolicy {
         owner: owner(core, project).await,
-        acl: match acl {
-            Acl::Private => xml::CannedAcl::Private,
-            Acl::PublicRead => xml::CannedAcl::PublicRead,
-        },
+        acl,
     }
     .to_xml()
 }
@@ -520,18 +517,14 @@ fn check_bucket_name(name: &str) -> Result<()> {
 }
 
 fn canned_acl(h: &HeaderMap) -> Result<Option<Acl>> {
-    match header_str(h, "x-amz-acl") {
-        None => Ok(None),
-        Some(v) => match xml::CannedAcl::parse(v) {
-            Some(xml::CannedAcl::Private) => Ok(Some(Acl::Private)),
-            Some(xml::CannedAcl::PublicRead) => Ok(Some(Acl::PublicRead)),
-            None => Err(S3Error::new(
-                501,
-                "NotImplemented",
-                format!("the canned ACL {v:?} is not supported; use private or public-read"),
-            )),
-        },
-    }
+    header_str(h, "x-amz-acl")
+        .map(|v| {
+            xml::canned_acl(v).ok_or_else(|| {
+                S3Error::invalid(format!("{v:?} is not a canned ACL"))
+                    .with("ArgumentName", "x-amz-acl")
+            })
+        })
+        .transpose()
 }
 
 /// Reads a small body whole, checking its signed sha256 and Content-MD5.
@@ -631,7 +624,7 @@ fn required_canned_acl(h: &HeaderMap) -> Result<Acl> {
         S3Error::new(
             501,
             "NotImplemented",
-            "only canned ACLs (x-amz-acl: private or public-read) are supported",
+            "only canned ACLs (the x-amz-acl header) are supported, not ACL grant lists",
         )
     })
 }
@@ -906,13 +899,13 @@ async fn put_object(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let p = require(&auth)?.clone();
+    let p = auth.principal.clone();
     let acl = canned_acl(h)?;
     let (mut opts, stream) = upload_body(auth, h, body)?;
     opts.acl = acl;
     let o = core
         .objects
-        .put_object(&p, bucket, key, opts, stream)
+        .put_object(p.as_ref(), bucket, key, opts, stream)
         .await?;
     let mut hm = HeaderMap::new();
     set(&mut hm, "etag", xml::quote_etag(&o.etag));
@@ -1081,7 +1074,7 @@ async fn copy_object(
     key: &str,
     h: &HeaderMap,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let src = copy_source(h)?;
     let directive = match header_str(h, "x-amz-metadata-directive").unwrap_or("COPY") {
         d if d.eq_ignore_ascii_case("COPY") => MetadataDirective::Copy,
@@ -1123,7 +1116,7 @@ async fn delete_objects(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let body = small_body(body, h, &auth.payload).await?;
     let req = xml::Delete::from_xml(&body)?;
     let asked = req
@@ -1164,7 +1157,7 @@ async fn create_multipart(
     key: &str,
     h: &HeaderMap,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let acl = canned_acl(h)?;
     let (content_type, user_meta, headers) = put_meta(h);
     let alg = match header_str(h, "x-amz-checksum-algorithm") {
@@ -1208,7 +1201,7 @@ async fn upload_part_copy(
     query: &BTreeMap<String, String>,
     h: &HeaderMap,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let number = part_number(query)?;
     let id = q(query, "uploadId").unwrap_or_default();
     let src = copy_source(h)?;
@@ -1273,13 +1266,13 @@ async fn upload_part(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let p = require(&auth)?.clone();
+    let p = auth.principal.clone();
     let number = part_number(query)?;
     let id = q(query, "uploadId").unwrap_or_default();
     let (opts, stream) = upload_body(auth, h, body)?;
     let part = core
         .objects
-        .upload_part(&p, bucket, key, &id, number, opts, stream)
+        .upload_part(p.as_ref(), bucket, key, &id, number, opts, stream)
         .await?;
     let mut hm = HeaderMap::new();
     set(&mut hm, "etag", xml::quote_etag(&part.etag));
@@ -1309,7 +1302,7 @@ async fn list_parts(
     key: &str,
     query: &BTreeMap<String, String>,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let id = q(query, "uploadId").unwrap_or_default();
     let max = max_keys(query, "max-parts")?;
     let after: u32 = match q(query, "part-number-marker") {
@@ -1322,7 +1315,7 @@ async fn list_parts(
         .objects
         .list_parts(p, bucket, key, &id, after, max)
         .await?;
-    let b = core.objects.head_bucket(Some(p), bucket)?;
+    let b = core.objects.head_bucket(p, bucket)?;
     let own = owner(core, &b.project_id).await;
     let doc = xml::ListPartsResult {
         bucket: bucket.to_string(),
@@ -1363,7 +1356,7 @@ async fn complete_multipart(
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let id = q(query, "uploadId").unwrap_or_default();
     let body = small_body(body, h, &auth.payload).await?;
     let req = xml::CompleteMultipartUpload::from_xml(&body)?;
@@ -1396,7 +1389,7 @@ async fn list_uploads(
     bucket: &str,
     query: &BTreeMap<String, String>,
 ) -> Result<Response> {
-    let p = require(auth)?;
+    let p = auth.principal.as_ref();
     let max = max_keys(query, "max-uploads")?;
     let prefix = q(query, "prefix").unwrap_or_default();
     let page = core
@@ -1410,7 +1403,7 @@ async fn list_uploads(
             max,
         )
         .await?;
-    let b = core.objects.head_bucket(Some(p), bucket)?;
+    let b = core.objects.head_bucket(p, bucket)?;
     let own = owner(core, &b.project_id).await;
     let doc = xml::ListMultipartUploadsResult {
         bucket: bucket.to_string(),

@@ -15,6 +15,7 @@
 use std::fmt::{self, Write as _};
 
 use chrono::{DateTime, Utc};
+use nuage_object::Acl;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -22,6 +23,9 @@ use quick_xml::Reader;
 pub const S3_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 /// The group every anonymous requester belongs to, granted READ by `public-read`.
 pub const ALL_USERS_URI: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+/// The grantee group of `authenticated-read`.
+pub const AUTHENTICATED_USERS_URI: &str =
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 /// At most this many keys in one multi-object delete (S3's limit).
 pub const MAX_DELETE_OBJECTS: usize = 1000;
 /// Part numbers run from 1 to this.
@@ -669,34 +673,20 @@ impl LocationConstraint {
     }
 }
 
-/// The canned ACLs nuage supports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CannedAcl {
-    /// Only the owner has access.
-    Private,
-    /// Anyone may read (anonymous GET and HEAD).
-    PublicRead,
-}
-
-impl CannedAcl {
-    /// The `x-amz-acl` header value; `None` for ACLs nuage does not support.
-    /// An object always belongs to its bucket's project, so the ACLs that
-    /// only grant the bucket owner access are `private` here.
-    pub fn parse(value: &str) -> Option<CannedAcl> {
-        match value {
-            "private" | "bucket-owner-full-control" | "bucket-owner-read" => {
-                Some(CannedAcl::Private)
-            }
-            "public-read" => Some(CannedAcl::PublicRead),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CannedAcl::Private => "private",
-            CannedAcl::PublicRead => "public-read",
-        }
+/// The canned ACL an `x-amz-acl` value names; `None` for a name S3 does
+/// not have. `bucket-owner-read` and `bucket-owner-full-control` give the
+/// bucket's owner access to an object, which it always has here (objects
+/// belong to their bucket's project); `aws-exec-read` (EC2 reads AMI
+/// bundles) and `log-delivery-write` (S3's log writer) grant access to
+/// AWS's own services, which nuage's services have without a grant: all
+/// four are `private`.
+pub fn canned_acl(value: &str) -> Option<Acl> {
+    match value {
+        "bucket-owner-read"
+        | "bucket-owner-full-control"
+        | "aws-exec-read"
+        | "log-delivery-write" => Some(Acl::Private),
+        v => Acl::parse(v),
     }
 }
 
@@ -704,7 +694,7 @@ impl CannedAcl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessControlPolicy {
     pub owner: Owner,
-    pub acl: CannedAcl,
+    pub acl: Acl,
 }
 
 impl AccessControlPolicy {
@@ -723,15 +713,21 @@ impl AccessControlPolicy {
         d.close("Grantee");
         d.text("Permission", "FULL_CONTROL");
         d.close("Grant");
-        if self.acl == CannedAcl::PublicRead {
+        let groups: &[(&str, &str)] = match self.acl {
+            Acl::Private => &[],
+            Acl::PublicRead => &[(ALL_USERS_URI, "READ")],
+            Acl::PublicReadWrite => &[(ALL_USERS_URI, "READ"), (ALL_USERS_URI, "WRITE")],
+            Acl::AuthenticatedRead => &[(AUTHENTICATED_USERS_URI, "READ")],
+        };
+        for (uri, permission) in groups {
             d.open("Grant");
             let _ = write!(
                 d.out,
                 "<Grantee xmlns:xsi=\"{XSI_NAMESPACE}\" xsi:type=\"Group\">"
             );
-            d.text("URI", ALL_USERS_URI);
+            d.text("URI", uri);
             d.close("Grantee");
-            d.text("Permission", "READ");
+            d.text("Permission", permission);
             d.close("Grant");
         }
         d.close("AccessControlList");
@@ -1733,7 +1729,7 @@ mod tests {
     fn access_control_policy() {
         let private = AccessControlPolicy {
             owner: owner(),
-            acl: CannedAcl::Private,
+            acl: Acl::Private,
         };
         let xsi = "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"";
         let owner_grant = format!(
@@ -1749,7 +1745,7 @@ mod tests {
             )
         );
         let public = AccessControlPolicy {
-            acl: CannedAcl::PublicRead,
+            acl: Acl::PublicRead,
             ..private
         };
         assert_eq!(
@@ -1762,8 +1758,27 @@ mod tests {
                  <Permission>READ</Permission></Grant></AccessControlList></AccessControlPolicy>"
             )
         );
-        assert_eq!(CannedAcl::parse("public-read"), Some(CannedAcl::PublicRead));
-        assert_eq!(CannedAcl::parse("authenticated-read"), None);
+        let authenticated = AccessControlPolicy {
+            acl: Acl::AuthenticatedRead,
+            ..public.clone()
+        };
+        assert!(authenticated.to_xml().contains(
+            "<URI>http://acs.amazonaws.com/groups/global/AuthenticatedUsers</URI></Grantee><Permission>READ</Permission>"
+        ));
+        let read_write = AccessControlPolicy {
+            acl: Acl::PublicReadWrite,
+            ..public.clone()
+        };
+        assert!(read_write
+            .to_xml()
+            .contains("<Permission>WRITE</Permission>"));
+        assert_eq!(canned_acl("public-read"), Some(Acl::PublicRead));
+        assert_eq!(
+            canned_acl("authenticated-read"),
+            Some(Acl::AuthenticatedRead)
+        );
+        assert_eq!(canned_acl("bucket-owner-full-control"), Some(Acl::Private));
+        assert_eq!(canned_acl("public"), None);
     }
 
     #[test]
