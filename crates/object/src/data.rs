@@ -959,6 +959,26 @@ mod tests {
         back
     }
 
+    /// Writes `data` as a body of `chunk`-byte reads declaring `declared`
+    /// bytes.
+    async fn write_in_chunks(
+        d: &DataDir,
+        data: &[u8],
+        chunk: usize,
+        declared: u64,
+    ) -> ObjectResult<Written> {
+        let chunks: Vec<Result<Bytes, ObjectError>> = data
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let want = Want {
+            declared: Some(declared),
+            max: u64::MAX,
+            ..Want::default()
+        };
+        d.write(futures_util::stream::iter(chunks), want).await
+    }
+
     fn pattern(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 + i / 4099) as u8).collect()
     }
@@ -971,17 +991,7 @@ mod tests {
         // 20 MiB in uneven network-sized reads: several batches, several
         // writebacks, a short last batch.
         let data = pattern(20 * 1024 * 1024 + 12345);
-        let chunks: Vec<Result<Bytes, ObjectError>> = data
-            .chunks(65_521)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect();
-        let want = Want {
-            declared: Some(data.len() as u64),
-            max: u64::MAX,
-            ..Want::default()
-        };
-        let w = d
-            .write(futures_util::stream::iter(chunks), want)
+        let w = write_in_chunks(&d, &data, 65_521, data.len() as u64)
             .await
             .expect("write");
         assert_eq!(w.size, data.len() as u64);
@@ -1040,17 +1050,7 @@ mod tests {
             let d = d.clone();
             async move {
                 let data: Vec<u8> = pattern(2 * 1024 * 1024 + i as usize * 977);
-                let chunks: Vec<Result<Bytes, ObjectError>> = data
-                    .chunks(100_000)
-                    .map(|c| Ok(Bytes::copy_from_slice(c)))
-                    .collect();
-                let want = Want {
-                    declared: Some(data.len() as u64),
-                    max: u64::MAX,
-                    ..Want::default()
-                };
-                let w = d
-                    .write(futures_util::stream::iter(chunks), want)
+                let w = write_in_chunks(&d, &data, 100_000, data.len() as u64)
                     .await
                     .expect("write");
                 assert_eq!(w.md5, <[u8; 16]>::from(md5::Md5::digest(&data)));
@@ -1066,16 +1066,7 @@ mod tests {
         let d = DataDir::open(dir.path()).expect("open");
         let data = pattern(9 * 1024 * 1024);
         for declared in [data.len() as u64 + 1, data.len() as u64 - 1] {
-            let chunks: Vec<Result<Bytes, ObjectError>> = data
-                .chunks(100_000)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
-                .collect();
-            let want = Want {
-                declared: Some(declared),
-                max: u64::MAX,
-                ..Want::default()
-            };
-            let r = d.write(futures_util::stream::iter(chunks), want).await;
+            let r = write_in_chunks(&d, &data, 100_000, declared).await;
             assert!(r.is_err(), "declared {declared}: {r:?}");
         }
         assert_eq!(d.tmp_ids().expect("tmp"), Vec::<String>::new());
