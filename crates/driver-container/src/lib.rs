@@ -274,7 +274,10 @@ impl ComputeDriver for ContainerDriver {
             Ok(Capacity {
                 vcpus: procfs::online_cpus().map_err(|e| fail("online CPUs", e))?,
                 ram_mib: procfs::mem_total_mib().map_err(|e| fail("MemTotal", e))?,
-                disk_gib: vfs.f_bavail.saturating_mul(vfs.f_frsize) >> 30,
+                // The filesystem's size, as Nova's `local_gb`: capacity is
+                // what the node has, not what happens to be free right now
+                // (builds and logs beside it would make placement flap).
+                disk_gib: vfs.f_blocks.saturating_mul(vfs.f_frsize) >> 30,
                 arch: rustix::system::uname()
                     .machine()
                     .to_string_lossy()

@@ -649,4 +649,34 @@ async fn capacity_reports_the_node() {
     assert!(c.ram_mib >= 64);
     assert_eq!(c.hypervisor, "container");
     assert_eq!(c.arch, std::env::consts::ARCH);
+    // Disk is the filesystem's size (Nova's local_gb), as `df` reports it,
+    // not its free space: placement must not shrink as unrelated files grow.
+    let df = std::process::Command::new("df")
+        .args(["--block-size=1G", "--output=size,avail"])
+        .arg(fx.tmp.path())
+        .output()
+        .expect("df runs");
+    let out = String::from_utf8_lossy(&df.stdout);
+    let row: Vec<u64> = out
+        .lines()
+        .nth(1)
+        .expect("df row")
+        .split_whitespace()
+        .map(|w| w.parse().expect("number"))
+        .collect();
+    // df rounds up to whole GiB; the driver rounds down.
+    assert!(
+        c.disk_gib + 1 >= row[0] && c.disk_gib <= row[0],
+        "disk {} GiB, df size {} GiB",
+        c.disk_gib,
+        row[0]
+    );
+    if row[0] > row[1] + 1 {
+        assert!(
+            c.disk_gib > row[1],
+            "disk {} GiB is the free space {}",
+            c.disk_gib,
+            row[1]
+        );
+    }
 }
