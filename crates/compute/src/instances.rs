@@ -52,16 +52,52 @@ pub enum Action {
 }
 
 impl Action {
+    const ALL: [Action; 4] = [
+        Action::Stop,
+        Action::Start,
+        Action::Reboot,
+        Action::Terminate,
+    ];
+
     pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "stop" => Some(Action::Stop),
-            "start" => Some(Action::Start),
-            "reboot" => Some(Action::Reboot),
-            "terminate" => Some(Action::Terminate),
-            _ => None,
+        Action::ALL.into_iter().find(|a| a.verb() == s)
+    }
+
+    /// The verb, as in the API path and the policy action `compute:<verb>_instances`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Stop => "stop",
+            Action::Start => "start",
+            Action::Reboot => "reboot",
+            Action::Terminate => "terminate",
         }
     }
 }
+
+/// What an action does to one instance: (new desired, new state, reboot).
+type Change = (Desired, State, bool);
+
+/// The change `action` makes to an instance in `state`: `None` where it is
+/// already there, `Err` (why not, to follow "it is <state>") where it cannot.
+fn transition(action: Action, state: State) -> Result<Option<Change>, &'static str> {
+    match (action, state) {
+        (Action::Stop, State::Running) => Ok(Some((Desired::Stopped, State::Stopping, false))),
+        (Action::Stop, State::Stopping | State::Stopped) => Ok(None),
+        (Action::Stop, State::Pending) => Err("; wait until it is running"),
+        (Action::Start, State::Stopped) => Ok(Some((Desired::Running, State::Pending, false))),
+        (Action::Start, State::Pending | State::Running) => Ok(None),
+        (Action::Start, State::Stopping) => Err("; wait until it is stopped"),
+        (Action::Reboot, State::Running) => Ok(Some((Desired::Running, State::Running, true))),
+        (Action::Reboot, _) => Err("; only running instances can be rebooted"),
+        (Action::Terminate, State::ShuttingDown | State::Terminated) => Err(" already"),
+        (Action::Terminate, _) => Ok(Some((Desired::Terminated, State::ShuttingDown, false))),
+        (_, State::ShuttingDown | State::Terminated) => Err(""),
+    }
+}
+
+/// How many times an action plans again after losing a race with the
+/// reconciler before it gives up with a conflict.
+const ACT_RETRIES: u32 = 8;
 
 /// DescribeInstances' filters and pagination, from query parameters.
 #[derive(Debug, Clone, Default)]
@@ -524,12 +560,52 @@ impl Compute {
         if ids.is_empty() {
             return Err(ComputeError::invalid("name at least one instance id"));
         }
-        let verb = match action {
-            Action::Stop => "stop",
-            Action::Start => "start",
-            Action::Reboot => "reboot",
-            Action::Terminate => "terminate",
+        // The reconciler may move an instance between the plan's read and its
+        // write. A move that leaves the action's change the same (terminate:
+        // pending → running) is written as planned; one that changes it (a
+        // running instance being rebooted crashes) makes the call plan again
+        // on the new state, as if it had come a moment later, rather than
+        // fail a request the user could not have timed better.
+        let mut attempt = 0;
+        let (plan, out) = loop {
+            let plan = self.plan_action(caller, action, ids).await?;
+            match self.apply_action(action, &plan).await? {
+                Some(out) => break (plan, out),
+                None if attempt < ACT_RETRIES => attempt += 1,
+                None => {
+                    return Err(ComputeError::conflict(
+                        "the instances kept changing state; nothing was done, try again",
+                    ))
+                }
+            }
         };
+        if force && action == Action::Stop {
+            let mut f = self
+                .inner
+                .force_stop
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            f.extend(plan.iter().map(|(i, _)| i.id.clone()));
+        }
+        tracing::info!(action = action.verb(), count = out.len(), "instance action");
+        self.notify_changed();
+        self.trigger(
+            plan.iter()
+                .filter(|(_, c)| c.is_some())
+                .map(|(i, _)| i.id.clone()),
+        );
+        Ok(out)
+    }
+
+    /// Each named instance (once) with the change `action` makes to it, or
+    /// `None` where it is already there; an error if any cannot take it.
+    async fn plan_action(
+        &self,
+        caller: &Principal,
+        action: Action,
+        ids: &[String],
+    ) -> ComputeResult<Vec<(Instance, Option<Change>)>> {
+        let verb = action.verb();
         let mut plan = Vec::with_capacity(ids.len());
         let mut seen = HashSet::new();
         for id in ids {
@@ -542,82 +618,60 @@ impl Compute {
                 &format!("compute:{verb}_instances"),
                 Rule::ProjectWrite(&inst.project_id),
             )?;
-            let s = inst.state;
-            let wrong = |why: &str| {
-                Err(ComputeError::conflict(format!(
+            let change = transition(action, inst.state).map_err(|why| {
+                ComputeError::conflict(format!(
                     "cannot {verb} instance {id}: it is {}{why}",
-                    s.as_str()
-                )))
-            };
-            // (new desired, new state, reboot) or None for "already there".
-            let change: Option<(Desired, State, bool)> = match (action, s) {
-                (Action::Stop, State::Running) => Some((Desired::Stopped, State::Stopping, false)),
-                (Action::Stop, State::Stopping | State::Stopped) => None,
-                (Action::Stop, State::Pending) => return wrong("; wait until it is running"),
-                (Action::Start, State::Stopped) => Some((Desired::Running, State::Pending, false)),
-                (Action::Start, State::Pending | State::Running) => None,
-                (Action::Start, State::Stopping) => return wrong("; wait until it is stopped"),
-                (Action::Reboot, State::Running) => Some((Desired::Running, State::Running, true)),
-                (Action::Reboot, _) => return wrong("; only running instances can be rebooted"),
-                (Action::Terminate, State::ShuttingDown | State::Terminated) => {
-                    return wrong(" already")
-                }
-                (Action::Terminate, _) => Some((Desired::Terminated, State::ShuttingDown, false)),
-                (_, State::ShuttingDown | State::Terminated) => return wrong(""),
-            };
+                    inst.state.as_str()
+                ))
+            })?;
             plan.push((inst, change));
         }
+        Ok(plan)
+    }
+
+    /// Writes a plan in one transaction, each change only if its instance is
+    /// still in a state from which `action` makes that same change (a
+    /// terminate planned on `pending` still holds once it is `running`);
+    /// `None` (nothing written) if one moved elsewhere meanwhile.
+    async fn apply_action(
+        &self,
+        action: Action,
+        plan: &[(Instance, Option<Change>)],
+    ) -> ComputeResult<Option<Vec<StateChange>>> {
         let mut tx = self.db().begin().await?;
         let mut out = Vec::with_capacity(plan.len());
-        for (inst, change) in &plan {
-            match change {
-                None => out.push(StateChange {
-                    instance_id: inst.id.clone(),
-                    previous_state: inst.state,
-                    current_state: inst.state,
-                }),
-                Some((desired, state, reboot)) => {
-                    if !repo::set_desired(
+        for (inst, change) in plan {
+            let current_state = match change {
+                None => inst.state,
+                Some(change @ (desired, state, reboot)) => {
+                    let from: Vec<State> = State::ALL
+                        .into_iter()
+                        .filter(|s| transition(action, *s) == Ok(Some(*change)))
+                        .collect();
+                    let won = repo::set_desired(
                         &mut *tx,
                         &inst.id,
-                        inst.state,
+                        &from,
                         *desired,
                         *state,
                         *reboot,
                         now(),
                     )
-                    .await?
-                    {
-                        return Err(ComputeError::conflict(format!(
-                            "instance {} changed state meanwhile; nothing was done, try again",
-                            inst.id
-                        )));
+                    .await?;
+                    if !won {
+                        return Ok(None);
                     }
-                    out.push(StateChange {
-                        instance_id: inst.id.clone(),
-                        previous_state: inst.state,
-                        current_state: *state,
-                    });
+                    *state
                 }
-            }
+            };
+            out.push(StateChange {
+                instance_id: inst.id.clone(),
+                previous_state: inst.state,
+                current_state,
+            });
         }
         tx.commit().await.map_err(StoreError::from)?;
-        if force && action == Action::Stop {
-            let mut f = self
-                .inner
-                .force_stop
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            f.extend(plan.iter().map(|(i, _)| i.id.clone()));
-        }
-        tracing::info!(action = verb, count = out.len(), "instance action");
-        self.notify_changed();
-        self.trigger(
-            plan.iter()
-                .filter(|(_, c)| c.is_some())
-                .map(|(i, _)| i.id.clone()),
-        );
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// The last `max_bytes` of the instance's console, as text.

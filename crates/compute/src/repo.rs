@@ -795,29 +795,36 @@ pub async fn project_usage<'e>(
 }
 
 /// The API's write: the desired state (and the state EC2 shows at once),
-/// if the instance is still at `version`.
+/// if the instance is still in one of the states `from`.
 pub async fn set_desired<'e>(
     e: impl AnyExecutor<'e>,
     id: &str,
-    version_state: State,
+    from: &[State],
     desired: Desired,
     state: State,
     reboot: bool,
     now: i64,
 ) -> StoreResult<bool> {
-    let r = sqlx::query(
+    if from.is_empty() {
+        return Ok(false);
+    }
+    let places: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 6)).collect();
+    let sql = format!(
         "UPDATE instances SET desired = $1, state = $2, \
          reboot_requested = reboot_requested + $3, version = version + 1, updated_at = $4 \
-         WHERE id = $5 AND state = $6",
-    )
-    .bind(desired.as_str())
-    .bind(state.as_str())
-    .bind(reboot as i64)
-    .bind(now)
-    .bind(id)
-    .bind(version_state.as_str())
-    .execute(e)
-    .await?;
+         WHERE id = $5 AND state IN ({})",
+        places.join(", ")
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(desired.as_str())
+        .bind(state.as_str())
+        .bind(reboot as i64)
+        .bind(now)
+        .bind(id);
+    for s in from {
+        q = q.bind(s.as_str());
+    }
+    let r = q.execute(e).await?;
     Ok(r.rows_affected() == 1)
 }
 

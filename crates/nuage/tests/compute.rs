@@ -920,3 +920,49 @@ async fn instances_on_postgres() {
     wait(&s, &t, &id, "terminated").await;
     assert_node_clean(&s, &BTreeSet::new());
 }
+
+/// Terminating instances while the reconciler moves them from pending to
+/// running must not fail (it did, with 409, in CI): the write holds from
+/// every state the terminate makes the same change from. The `fake` driver
+/// (simulated nodes) starts instances at once, so the reconciler's writes
+/// often land between the action's read and its write.
+#[tokio::test]
+async fn terminate_racing_the_reconciler_succeeds() {
+    let s = Server::start_with(common::Options {
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "fake".into())],
+        ..common::Options::default()
+    });
+    build_busybox(&s);
+    let t = s.admin_token().await;
+    for round in 0..10 {
+        let (st, v) = call(
+            &s,
+            &t,
+            "POST",
+            "/nuage/v1/instances",
+            Some(json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 20})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        let ids: Vec<String> = v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_str().expect("id").to_string())
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (st, v) = act(&s, &t, "terminate", &refs).await;
+        assert_eq!(st, 200, "round {round}: {v}\n{}", s.logs());
+        let changes = v["items"].as_array().expect("state changes");
+        assert_eq!(changes.len(), 20, "{v}");
+        assert!(
+            changes
+                .iter()
+                .all(|c| c["current_state"] == "shutting-down"),
+            "{v}"
+        );
+        for id in &refs {
+            wait(&s, &t, id, "terminated").await;
+        }
+    }
+}
