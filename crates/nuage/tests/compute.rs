@@ -42,6 +42,22 @@ async fn run_one(s: &Server, t: &str, body: Value) -> String {
     v["items"][0]["id"].as_str().expect("id").to_string()
 }
 
+/// Launches `body` (with its min_count) and returns every instance's id.
+async fn launch(s: &Server, t: &str, body: Value) -> Vec<String> {
+    let (st, v) = call(s, t, "POST", "/nuage/v1/instances", Some(body)).await;
+    assert_eq!(st, 201, "run: {v}\n{}", s.logs());
+    ids_of(&v)
+}
+
+fn ids_of(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
 async fn wait(s: &Server, t: &str, id: &str, state: &str) -> Value {
     let (st, v) = call(
         s,
@@ -616,14 +632,7 @@ async fn memory_limit_kills_and_is_reported_and_fork_bomb_is_held() {
 #[tokio::test]
 async fn describe_filters_and_pages() {
     let (s, t) = setup().await;
-    let (st, v) = call(&s, &t, "POST", "/nuage/v1/instances", Some(json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 5, "tags": {"role": "db"}}))).await;
-    assert_eq!(st, 201, "{v}");
-    let ids: Vec<String> = v["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["id"].as_str().expect("id").to_string())
-        .collect();
+    let ids = launch(&s, &t, json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 5, "tags": {"role": "db"}})).await;
     assert_eq!(ids.len(), 5);
     let web = run_one(
         &s,
@@ -704,12 +713,7 @@ async fn cli_verbs_take_the_aws_flags() {
         "--wait",
     ]);
     let v: Value = serde_json::from_str(&out).expect("run-instances JSON");
-    let ids: Vec<String> = v["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["id"].as_str().expect("id").to_string())
-        .collect();
+    let ids = ids_of(&v);
     assert_eq!(ids.len(), 2);
     let out = nuage(&[
         "describe-instances",
@@ -823,25 +827,16 @@ async fn kill9_while_launching_and_terminating_converges_without_orphans() {
     let mut in_flight = 0;
     for round in 0..4 {
         // 25 more instances, then terminate half of the previous round's.
-        let (st, v) = call(
+        let ids = launch(
             &s,
             &t,
-            "POST",
-            "/nuage/v1/instances",
-            Some(json!({"image_id": "busybox", "instance_type": "test.micro", "min_count": 25})),
+            json!({"image_id": "busybox", "instance_type": "test.micro", "min_count": 25}),
         )
         .await;
-        assert_eq!(st, 201, "round {round}: {v}");
-        let ids: Vec<String> = v["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|i| i["id"].as_str().expect("id").to_string())
-            .collect();
         if !to_terminate.is_empty() {
             let refs: Vec<&str> = to_terminate.iter().map(String::as_str).collect();
             let (st, v) = act(&s, &t, "terminate", &refs).await;
-            assert!(st == 200 || st == 409, "{v}");
+            assert_eq!(st, 200, "round {round}: {v}");
         }
         to_terminate = ids.iter().filter(|_| rand(2) == 0).cloned().collect();
         all.extend(ids);
@@ -935,21 +930,12 @@ async fn terminate_racing_the_reconciler_succeeds() {
     build_busybox(&s);
     let t = s.admin_token().await;
     for round in 0..10 {
-        let (st, v) = call(
+        let ids = launch(
             &s,
             &t,
-            "POST",
-            "/nuage/v1/instances",
-            Some(json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 20})),
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 20}),
         )
         .await;
-        assert_eq!(st, 201, "{v}");
-        let ids: Vec<String> = v["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|i| i["id"].as_str().expect("id").to_string())
-            .collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         let (st, v) = act(&s, &t, "terminate", &refs).await;
         assert_eq!(st, 200, "round {round}: {v}\n{}", s.logs());
