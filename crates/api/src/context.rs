@@ -83,6 +83,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<DialectLabel, Histogram>,
+    /// The connection table's figures ([`crate::conn`]).
+    pub connections: std::sync::Arc<crate::conn::ConnMetrics>,
 }
 
 impl Default for Metrics {
@@ -111,10 +113,32 @@ impl Metrics {
             "Object bytes the kernel sent from the page cache (zero-copy GETs)",
             crate::zerocopy::SENT.clone(),
         );
+        let connections = std::sync::Arc::new(crate::conn::ConnMetrics::default());
+        registry.register(
+            "http_connections",
+            "Client connections held now",
+            connections.open.clone(),
+        );
+        registry.register(
+            "http_connections_evicted",
+            "Idle connections closed to admit a new one at the connection limit",
+            connections.evicted.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "Connections refused at the limit because every one had a request in flight",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "http_connections_idle_closed",
+            "Connections closed after sitting idle",
+            connections.idle_closed.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
+            connections,
         }
     }
 

@@ -9,7 +9,9 @@
 //! `docs/adr/0002-one-endpoint-routing.md` for the rule.
 
 pub mod auth;
+pub mod conn;
 pub mod context;
+mod framing;
 pub mod keystone;
 pub mod native;
 mod route;

@@ -10,49 +10,66 @@ use serde::Deserialize;
 /// `nuage serve` flags; each has an environment variable of the same name.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Where nuage keeps its state (database, keys, admin.env).
-    #[arg(long, env = "NUAGE_DATA_DIR")]
+    /// Where nuage keeps its state: database, keys, admin.env, objects,
+    /// images, instances (default: /var/lib/nuage as root, else
+    /// ~/.local/share/nuage).
+    #[arg(long, env = "NUAGE_DATA_DIR", hide_env_values = true)]
     pub data_dir: Option<PathBuf>,
-    /// Address and port of the one HTTP endpoint of every API.
-    #[arg(long, env = "NUAGE_LISTEN")]
+    /// Address and port of the one HTTP endpoint of every API (default
+    /// 127.0.0.1:8773).
+    #[arg(long, env = "NUAGE_LISTEN", hide_env_values = true)]
     pub listen: Option<SocketAddr>,
     /// State store URL: sqlite://PATH (default: DATA_DIR/nuage.db) or postgres://...
-    #[arg(long, env = "NUAGE_DATABASE")]
+    #[arg(long, env = "NUAGE_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
     /// TOML config file (default: DATA_DIR/nuage.toml when it exists).
-    #[arg(long, env = "NUAGE_CONFIG")]
+    #[arg(long, env = "NUAGE_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
     /// Serve HTTPS with a certificate from nuage's own CA (the default when
     /// the listen address is not loopback).
-    #[arg(long, env = "NUAGE_TLS")]
+    #[arg(long, env = "NUAGE_TLS", hide_env_values = true)]
     pub tls: Option<bool>,
-    /// Log format: human or json.
-    #[arg(long, env = "NUAGE_LOG_FORMAT")]
+    /// Log format: human or json (default human; colours only on a terminal).
+    #[arg(long, env = "NUAGE_LOG_FORMAT", hide_env_values = true)]
     pub log_format: Option<LogFormat>,
-    /// Region name clients use (AWS_DEFAULT_REGION, OS_REGION_NAME).
-    #[arg(long, env = "NUAGE_REGION")]
+    /// Region name clients use: AWS_DEFAULT_REGION, OS_REGION_NAME (default
+    /// nuage-1).
+    #[arg(long, env = "NUAGE_REGION", hide_env_values = true)]
     pub region: Option<String>,
     /// URL clients reach this server at, when it differs from the listen
-    /// address (behind a proxy or NAT).
-    #[arg(long, env = "NUAGE_PUBLIC_URL")]
+    /// address (behind a proxy or NAT; default: derived from --listen).
+    #[arg(long, env = "NUAGE_PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
-    /// What runs instances on this node: container (runc), fake (simulated,
-    /// for tests at scale) or none (no local compute node).
-    #[arg(long, env = "NUAGE_COMPUTE_DRIVER")]
+    /// What runs instances on this node: container (runc, the default), fake
+    /// (simulated nodes, for tests at scale) or none (no local compute node).
+    #[arg(long, env = "NUAGE_COMPUTE_DRIVER", hide_env_values = true)]
     pub compute_driver: Option<ComputeDriverKind>,
     /// This node's availability zone (default: the region's name + "a").
-    #[arg(long, env = "NUAGE_AVAILABILITY_ZONE")]
+    #[arg(long, env = "NUAGE_AVAILABILITY_ZONE", hide_env_values = true)]
     pub availability_zone: Option<String>,
     /// vCPUs the scheduler gives out per physical core (default 16).
-    #[arg(long, env = "NUAGE_CPU_ALLOCATION_RATIO")]
+    #[arg(long, env = "NUAGE_CPU_ALLOCATION_RATIO", hide_env_values = true)]
     pub cpu_allocation_ratio: Option<f64>,
     /// RAM the scheduler gives out per MiB of the node (default 1.0).
-    #[arg(long, env = "NUAGE_RAM_ALLOCATION_RATIO")]
+    #[arg(long, env = "NUAGE_RAM_ALLOCATION_RATIO", hide_env_values = true)]
     pub ram_allocation_ratio: Option<f64>,
-    /// Root disk the scheduler gives out per GiB free on the node (default
-    /// 16: container root disks are thin overlay upper directories).
-    #[arg(long, env = "NUAGE_DISK_ALLOCATION_RATIO")]
+    /// Root disk the scheduler gives out per GiB of the node's filesystem
+    /// (default 16: container root disks are thin overlay upper directories).
+    #[arg(long, env = "NUAGE_DISK_ALLOCATION_RATIO", hide_env_values = true)]
     pub disk_allocation_ratio: Option<f64>,
+    /// Client connections held at once; past it the longest-idle one is
+    /// closed to admit a new one (default: three quarters of the file
+    /// limit, at most 16384).
+    #[arg(long, env = "NUAGE_MAX_CONNECTIONS", hide_env_values = true)]
+    pub max_connections: Option<usize>,
+    /// Seconds a connection may sit with no request and no byte moving
+    /// before it is closed (default 60).
+    #[arg(long, env = "NUAGE_IDLE_TIMEOUT", hide_env_values = true)]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a client has to send a request's headers, and the longest an
+    /// HTTP/1 connection waits between requests (default 30).
+    #[arg(long, env = "NUAGE_HEADER_TIMEOUT", hide_env_values = true)]
+    pub header_timeout: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -93,6 +110,9 @@ struct FileConfig {
     cpu_allocation_ratio: Option<f64>,
     ram_allocation_ratio: Option<f64>,
     disk_allocation_ratio: Option<f64>,
+    max_connections: Option<usize>,
+    idle_timeout: Option<u64>,
+    header_timeout: Option<u64>,
 }
 
 /// Settings after every source has been applied.
@@ -114,6 +134,10 @@ pub struct Config {
     pub cpu_allocation_ratio: Option<f64>,
     pub ram_allocation_ratio: Option<f64>,
     pub disk_allocation_ratio: Option<f64>,
+    /// `None`: derived from the file limit at start.
+    pub max_connections: Option<usize>,
+    pub idle_timeout_secs: u64,
+    pub header_timeout_secs: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8773";
@@ -229,6 +253,9 @@ impl Config {
             cpu_allocation_ratio: args.cpu_allocation_ratio.or(file.cpu_allocation_ratio),
             ram_allocation_ratio: args.ram_allocation_ratio.or(file.ram_allocation_ratio),
             disk_allocation_ratio: args.disk_allocation_ratio.or(file.disk_allocation_ratio),
+            max_connections: args.max_connections.or(file.max_connections),
+            idle_timeout_secs: args.idle_timeout.or(file.idle_timeout).unwrap_or(60),
+            header_timeout_secs: args.header_timeout.or(file.header_timeout).unwrap_or(30),
             data_dir,
             listen,
             database,

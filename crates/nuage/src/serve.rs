@@ -18,8 +18,11 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NUAGE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour only for a person at a terminal, never in a file or pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -139,7 +142,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         public_url: cfg.public_url.clone(),
         metrics: Arc::new(Metrics::new()),
     });
-    let app = nuage_api::router(core);
+    let app = nuage_api::router(core.clone());
 
     let handle = axum_server::Handle::new();
     {
@@ -161,23 +164,32 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     print_banner(&cfg, &env_path, first_start.as_ref());
 
+    let limits = connection_limits(&cfg)?;
+    let conn_metrics = core.metrics.connections.clone();
     let service = app.into_make_service();
     match &tls_files {
         Some(t) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
                 .await
                 .context("cannot load the TLS certificate")?;
-            axum_server::from_tcp_rustls(listener, rustls)
-                .handle(handle)
-                .serve(service)
-                .await?
+            let acceptor = nuage_api::conn::Bounded::new(
+                axum_server::tls_rustls::RustlsAcceptor::new(rustls),
+                limits,
+                conn_metrics,
+            );
+            let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+            header_timeout(server.http_builder(), &cfg);
+            server.handle(handle).serve(service).await?
         }
         None => {
-            axum_server::from_tcp(listener)
-                .acceptor(nuage_api::zerocopy::ZeroCopyAcceptor)
-                .handle(handle)
-                .serve(service)
-                .await?
+            let acceptor = nuage_api::conn::Bounded::new(
+                nuage_api::zerocopy::ZeroCopyAcceptor,
+                limits,
+                conn_metrics,
+            );
+            let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+            header_timeout(server.http_builder(), &cfg);
+            server.handle(handle).serve(service).await?
         }
     }
     let _ = stop_controllers.send(true);
@@ -248,6 +260,44 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
     Ok(compute)
 }
 
+/// The connection bounds: the configured maximum, or one derived from the
+/// file limit (raised to its hard limit at start, in `main`).
+fn connection_limits(cfg: &Config) -> Result<nuage_api::conn::ConnLimits> {
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let max = match cfg.max_connections {
+        Some(0) => anyhow::bail!("max_connections must be at least 1"),
+        Some(n) => n,
+        None => nuage_api::conn::max_connections_for(nofile),
+    };
+    anyhow::ensure!(
+        cfg.idle_timeout_secs > 0,
+        "idle_timeout must be at least 1 second"
+    );
+    tracing::info!(
+        max_connections = max,
+        open_files = nofile,
+        "connection limits"
+    );
+    Ok(nuage_api::conn::ConnLimits {
+        max,
+        idle: Duration::from_secs(cfg.idle_timeout_secs),
+    })
+}
+
+/// hyper's header-read timeout: slow or absent request headers, and an
+/// HTTP/1 connection idle between requests, end the connection.
+fn header_timeout(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    cfg: &Config,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(cfg.header_timeout_secs.max(1)));
+}
+
 fn scheduler_config(cfg: &Config) -> Result<nuage_scheduler::SchedulerConfig> {
     let mut s = nuage_scheduler::SchedulerConfig {
         // Container root disks are overlay upper directories that grow as
@@ -303,26 +353,28 @@ fn protect_sqlite_file(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// What a newcomer needs on stdout: where each API is and where the
+/// credentials are. Never the secrets themselves: they are in admin.env
+/// (0600) only, as stdout often lands in a log.
 fn print_banner(cfg: &Config, env_path: &std::path::Path, first: Option<&Credentials>) {
     use std::io::Write;
     let mut out = String::new();
     out.push_str(&format!("nuage is serving at {}\n", cfg.public_url));
     out.push_str(&format!(
         "  Keystone v3: {url}/v3   native API: {url}/nuage/v1 (OpenAPI: {url}/nuage/v1/openapi.json)\n  \
-         every other API (EC2, S3, Swift, ...) will be served at this same URL\n",
+         S3: {url}   Swift: {url}/v1/AUTH_<project id>   metrics: {url}/metrics\n",
         url = cfg.public_url
     ));
     if let Some(c) = first {
-        out.push_str("First start: created the admin user, project and access key.\n");
-        out.push_str(&format!("  user: admin   password: {}\n", c.password));
         out.push_str(&format!(
-            "  access key id: {} (secret in admin.env)\n",
+            "First start: created the admin user and project, and access key {}.\n",
             c.access_key_id
         ));
     }
     out.push_str(&format!(
-        "Credentials for every client: source {}\n  then: nuage project list | openstack token issue\n",
-        env_path.display()
+        "The admin's password and secret key are in {path} (mode 0600).\n\
+         Credentials for every client: source {path}\n  then: nuage project list | openstack token issue | aws --endpoint-url \"$NUAGE_URL\" s3 ls\n",
+        path = env_path.display()
     ));
     let _ = std::io::stdout().write_all(out.as_bytes());
     let _ = std::io::stdout().flush();

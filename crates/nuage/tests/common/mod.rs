@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary under test: this build's, or `NUAGE_TEST_BIN` (to show that
+/// a test fails on an older build).
 pub fn nuage_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_nuage")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("NUAGE_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nuage").to_string())
+    })
 }
 
 fn free_port() -> u16 {
@@ -23,6 +28,8 @@ pub struct Options {
     pub database: Option<String>,
     pub tls: bool,
     pub env: Vec<(String, String)>,
+    /// Start the server under this open-file limit (soft and hard).
+    pub nofile: Option<u64>,
 }
 
 pub struct Server {
@@ -70,7 +77,17 @@ impl Server {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(nuage_bin());
+        let mut c = match self.opts.nofile {
+            // prlimit execs the server: the pid stays the server's.
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(nuage_bin());
+                c
+            }
+            None => Command::new(nuage_bin()),
+        };
         c.arg("serve")
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -366,6 +383,19 @@ pub fn parse_env_file(path: &Path) -> HashMap<String, String> {
             (k.to_string(), v)
         })
         .collect()
+}
+
+/// Builds and uploads the public busybox image with the real CLI, as a
+/// user would.
+pub fn build_busybox(s: &Server) {
+    let (ok, out, err) = run(s
+        .client(nuage_bin())
+        .args(["image", "build", "busybox", "--public"]));
+    assert!(
+        ok,
+        "nuage image build busybox failed:\n{out}\n{err}\n{}",
+        s.logs()
+    );
 }
 
 /// Sends a request with `token` and an optional JSON body; returns the
