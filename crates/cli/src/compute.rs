@@ -119,11 +119,17 @@ pub struct WaitArgs {
 }
 
 impl WaitArgs {
-    async fn run(self, client: &Client, ids: &[String], target: &str) -> Result<()> {
+    /// Waits when asked to; `None` when not.
+    async fn run(
+        self,
+        client: &Client,
+        ids: &[String],
+        target: &str,
+    ) -> Option<(wait::Reached, Result<()>)> {
         if !self.wait {
-            return Ok(());
+            return None;
         }
-        wait::wait_for(client, ids, target, Duration::from_secs(self.wait_timeout)).await
+        Some(wait::wait_for(client, ids, target, Duration::from_secs(self.wait_timeout)).await)
     }
 }
 
@@ -272,11 +278,20 @@ async fn run_instances(r: RunInstances, ctx: &Ctx) -> Result<()> {
         .client
         .post(&["instances"], &run_body(&r, &image))
         .await?;
-    let rows = items(&v);
-    output::list(ctx.format, &v, rows, &instance_columns());
-    r.wait
-        .run(&ctx.client, &ids_of(rows, "id"), "running")
-        .await
+    let mut v = v;
+    let ids = ids_of(items(&v), "id");
+    // With --wait the answer shows the state reached, not the one before.
+    let waited = r.wait.run(&ctx.client, &ids, "running").await;
+    if let (Some((reached, _)), Some(rows)) = (&waited, v["items"].as_array_mut()) {
+        for row in rows {
+            let id = row["id"].as_str().unwrap_or_default().to_string();
+            if let Some(Some(now)) = reached.get(&id) {
+                *row = now.clone();
+            }
+        }
+    }
+    output::list(ctx.format, &v, items(&v), &instance_columns());
+    waited.map_or(Ok(()), |(_, result)| result)
 }
 
 async fn describe_instances(d: DescribeInstances, ctx: &Ctx) -> Result<()> {
@@ -337,17 +352,26 @@ async fn change_state(
     if force {
         body["force"] = json!(true);
     }
-    let v = ctx.client.post(&["instances", action], &body).await?;
-    let rows = items(&v);
-    output::list(ctx.format, &v, rows, &state_change_columns());
+    let mut v = ctx.client.post(&["instances", action], &body).await?;
+    let mut result = Ok(());
     if let Some((w, target)) = wait {
-        let mut changed = ids_of(rows, "instance_id");
+        let mut changed = ids_of(items(&v), "instance_id");
         if changed.is_empty() {
             changed = ids.instance_ids;
         }
-        w.run(&ctx.client, &changed, target).await?;
+        // With --wait the answer shows the state reached, not the one before.
+        if let Some((reached, waited)) = w.run(&ctx.client, &changed, target).await {
+            for row in v["items"].as_array_mut().into_iter().flatten() {
+                let id = row["instance_id"].as_str().unwrap_or_default();
+                if reached.contains_key(id) {
+                    row["current_state"] = json!(target);
+                }
+            }
+            result = waited;
+        }
     }
-    Ok(())
+    output::list(ctx.format, &v, items(&v), &state_change_columns());
+    result
 }
 
 /// Keeps the rows whose `key` is among `wanted` (all when none are), and

@@ -42,6 +42,7 @@ use output::Format;
 #[command(
     name = "nuage",
     version,
+    propagate_version = true,
     about = "The nuage client: manage a nuage cloud from the command line",
     after_help = "Connection settings come from flags, then the environment (source the admin.env that \
                   `nuage serve` writes, e.g. /var/lib/nuage/admin.env), then ~/.config/nuage/config.toml.\n\
@@ -59,6 +60,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the all-in-one cloud on this machine (`nuage serve --help` for its flags)
+    // The binary takes `serve` before this parser sees it; listed for --help.
+    #[command(disable_help_flag = true)]
+    Serve {
+        /// The server's flags
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Tokens: issue one, revoke the current one
     #[command(subcommand)]
     Token(token::Cmd),
@@ -150,6 +159,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
     };
     let ctx = &mut ctx;
     match cli.command {
+        Command::Serve { .. } => {
+            bail!("`nuage serve` runs the server: call the nuage binary itself")
+        }
         Command::Token(c) => token::run(c, ctx).await,
         Command::Whoami => token::whoami(ctx).await,
         Command::Project(c) => project::run(c, ctx).await,
@@ -232,5 +244,28 @@ mod tests {
     #[test]
     fn the_command_tree_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every command and every flag says what it is for in `--help`.
+    #[test]
+    fn every_command_and_flag_has_a_description() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "nuage", &mut missing);
+        assert!(missing.is_empty(), "without a description: {missing:#?}");
     }
 }

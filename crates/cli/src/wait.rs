@@ -5,7 +5,9 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use std::collections::HashMap;
+
+use anyhow::{anyhow, Result};
 use futures_util::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
@@ -38,7 +40,8 @@ pub fn hopeless(target: &str, state: &str) -> bool {
 /// How one instance's wait ended.
 #[derive(Debug)]
 enum Outcome {
-    Reached,
+    /// With the instance as last seen (`None`: gone, as terminated ones go).
+    Reached(Option<Value>),
     /// In a state it cannot reach the target from; the last answer.
     Failed(Value),
     /// Not there when the time ran out; the last answer, if any.
@@ -67,7 +70,7 @@ fn judge(target: &str, v: &Value) -> Option<Outcome> {
         return Some(Outcome::Failed(v.clone()));
     }
     if state == target {
-        return Some(Outcome::Reached);
+        return Some(Outcome::Reached(Some(v.clone())));
     }
     hopeless(target, state).then(|| Outcome::Failed(v.clone()))
 }
@@ -96,7 +99,9 @@ async fn wait_one(client: &Client, id: &str, target: &str, deadline: Instant) ->
                 last = Some(v);
             }
             // Terminated instances are eventually forgotten.
-            Err(e) if target == "terminated" && is_status(&e, 404) => return Outcome::Reached,
+            Err(e) if target == "terminated" && is_status(&e, 404) => {
+                return Outcome::Reached(None)
+            }
             Err(e) if transient(&e) && !left.is_zero() => {
                 note_retry(id, &e);
             }
@@ -184,16 +189,22 @@ fn describe(id: &str, target: &str, v: Option<&Value>, why: &str) -> String {
     format!("{id} is {state}{reason}, not {target} ({why})")
 }
 
+/// The instances that reached the state waited for, as last seen (`None`
+/// for those gone, as terminated ones go).
+pub type Reached = HashMap<String, Option<Value>>;
+
 /// Waits until every instance in `ids` is in `target`, or fails (exit 1)
-/// naming each that ended elsewhere or was not there after `timeout`.
+/// naming each that ended elsewhere or was not there after `timeout`;
+/// either way with those that did reach it.
 pub async fn wait_for(
     client: &Client,
     ids: &[String],
     target: &str,
     timeout: Duration,
-) -> Result<()> {
+) -> (Reached, Result<()>) {
+    let mut reached = Reached::new();
     if ids.is_empty() {
-        return Ok(());
+        return (reached, Ok(()));
     }
     let deadline = Instant::now() + timeout;
     let mut progress = Progress::new(ids.len(), target);
@@ -203,8 +214,9 @@ pub async fn wait_for(
     let mut failures = Vec::new();
     while let Some((id, outcome)) = polls.next().await {
         let line = match outcome {
-            Outcome::Reached => {
+            Outcome::Reached(v) => {
                 progress.reached(id);
+                reached.insert(id.clone(), v);
                 continue;
             }
             Outcome::Failed(v) => describe(id, target, Some(&v), "gave up waiting"),
@@ -221,13 +233,14 @@ pub async fn wait_for(
     }
     progress.finish();
     if !failures.is_empty() {
-        bail!(
+        let e = anyhow!(
             "{} of {} instances did not reach {target}",
             failures.len(),
             ids.len()
         );
+        return (reached, Err(e));
     }
-    Ok(())
+    (reached, Ok(()))
 }
 
 #[cfg(test)]
@@ -251,7 +264,7 @@ mod tests {
     fn answers_are_judged() {
         assert!(matches!(
             judge("running", &json!({"state": "running", "status": "ACTIVE"})),
-            Some(Outcome::Reached)
+            Some(Outcome::Reached(Some(_)))
         ));
         assert!(judge("running", &json!({"state": "pending", "status": "BUILD"})).is_none());
         assert!(matches!(

@@ -511,6 +511,80 @@ fn no_configuration_and_usage_errors() {
     );
     let out = exec(bare().args(["--help"])).ok();
     assert!(out.stdout.contains("project"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("serve ")),
+        "--help does not list serve: {}",
+        out.stdout
+    );
+    for args in [
+        &["--version"][..],
+        &["project", "--version"],
+        &["serve", "--version"],
+    ] {
+        let out = exec(bare().args(args)).ok();
+        assert!(
+            out.stdout.contains(env!("CARGO_PKG_VERSION")),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+    let out = exec(bare().args(["serve", "--help"])).ok();
+    assert!(out.stdout.contains("Usage: nuage serve"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("=]"),
+        "an env name with a stray '=': {}",
+        out.stdout
+    );
+    for flag in [
+        "--data-dir",
+        "--listen",
+        "--max-connections",
+        "--idle-timeout",
+    ] {
+        let line = out.stdout.lines().skip_while(|l| !l.contains(flag)).nth(1);
+        assert!(
+            line.is_some_and(|l| l.contains("default")),
+            "{flag} shows no default: {}",
+            out.stdout
+        );
+    }
+}
+
+/// `nuage describe-instances | head -1`: a reader that goes away ends the
+/// client quietly (SIGPIPE, or 0), with no panic and no backtrace.
+#[test]
+fn a_closed_output_pipe_ends_the_client_quietly() {
+    let s = Server::start_with(Options {
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
+        ..Options::default()
+    });
+    for args in [
+        &["describe-instance-types"][..],
+        &["-o", "json", "project", "list"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // the reader is gone before anything is written
+        let o = s
+            .client(nuage_bin())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run nuage");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            o.status.signal() == Some(13) || o.status.code() == Some(0),
+            "{args:?}: {:?}\n{stderr}",
+            o.status
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -715,6 +715,10 @@ async fn cli_verbs_take_the_aws_flags() {
     let v: Value = serde_json::from_str(&out).expect("run-instances JSON");
     let ids = ids_of(&v);
     assert_eq!(ids.len(), 2);
+    // --wait prints the state reached, not the one before waiting.
+    for i in v["items"].as_array().expect("items") {
+        assert_eq!(i["state"], "running", "{out}");
+    }
     let out = nuage(&[
         "describe-instances",
         "--filters",
@@ -733,6 +737,18 @@ async fn cli_verbs_take_the_aws_flags() {
         assert!(Instant::now() < deadline, "console: {out}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let out = nuage(&[
+        "-o",
+        "json",
+        "stop-instances",
+        "--instance-ids",
+        &ids[0],
+        "--wait",
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("stop-instances JSON");
+    assert_eq!(v["items"][0]["current_state"], "stopped", "{out}");
+    let table = nuage(&["start-instances", "--instance-ids", &ids[0], "--wait"]);
+    assert!(table.contains("running"), "{table}");
     nuage(&["stop-instances", "--instance-ids", &ids[0], "--wait"]);
     let out = nuage(&[
         "-o",
@@ -767,13 +783,19 @@ async fn cli_verbs_take_the_aws_flags() {
         out.contains("m5.24xlarge") && out.contains("m1.tiny"),
         "{out}"
     );
-    nuage(&[
+    let out = nuage(&[
+        "-o",
+        "json",
         "terminate-instances",
         "--instance-ids",
         &ids[0],
         &ids[1],
         "--wait",
     ]);
+    let v: Value = serde_json::from_str(&out).expect("terminate-instances JSON");
+    for i in v["items"].as_array().expect("items") {
+        assert_eq!(i["current_state"], "terminated", "{out}");
+    }
     let (ok, _, err) =
         common::run(
             s.client(nuage_bin())
