@@ -122,15 +122,24 @@ async fn first_start_bootstraps_and_writes_a_private_admin_env() {
     assert_eq!(env["OS_AUTH_URL"], format!("{}/v3", env["NUAGE_URL"]));
     let banner = std::fs::read_to_string(&s.stdout_path).expect("stdout");
     assert!(banner.contains(&env["NUAGE_URL"]), "{banner}");
+    // Secrets are in admin.env only: never on stdout, never in the log;
+    // the banner says where they are.
+    let admin_env = s.data_dir().join("admin.env");
     assert!(
-        banner.contains(&env["OS_PASSWORD"]),
-        "first start prints the password: {banner}"
+        banner.contains(&admin_env.display().to_string()),
+        "the banner does not say where the credentials are: {banner}"
     );
-    // Secrets never reach the log.
     let log = std::fs::read_to_string(&s.stderr_path).expect("stderr");
+    for (what, text) in [("stdout", &banner), ("the log", &log)] {
+        assert!(
+            !text.contains(&env["OS_PASSWORD"]) && !text.contains(&env["AWS_SECRET_ACCESS_KEY"]),
+            "a secret reached {what}: {text}"
+        );
+    }
+    // Logs written to a file carry no colour codes.
     assert!(
-        !log.contains(&env["OS_PASSWORD"]) && !log.contains(&env["AWS_SECRET_ACCESS_KEY"]),
-        "{log}"
+        !log.contains('\u{1b}'),
+        "ANSI codes in the log file: {log:?}"
     );
 
     let token = s.admin_token().await;
