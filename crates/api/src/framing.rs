@@ -249,10 +249,10 @@ mod tests {
     #[test]
     fn follows_pipelined_requests_in_any_read_sizes() {
         let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\
-            PUT /b/k HTTP/1.1\r\nHost: a\r\nContent-Length: 30\r\n\r\n\
-            GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            PUT /b/k HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello\
             POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
             5;ext=1\r\nhello\r\n10\r\nContent-Length:1\r\n0\r\nX-T: 1\r\n\r\n\
+            \r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n\
             GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n";
         for step in [1, 2, 3, 7, 64, input.len()] {
             assert_eq!(

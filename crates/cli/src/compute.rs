@@ -55,6 +55,7 @@ pub enum Verb {
     },
     /// Print the end of an instance's console (its init's output)
     GetConsoleOutput {
+        /// The instance's id
         #[arg(long)]
         instance_id: String,
         /// Accepted for aws compatibility: the output is always the latest
@@ -87,6 +88,7 @@ pub enum Verb {
     ImportKeyPair(keypairs::Import),
     /// Delete a key pair
     DeleteKeyPair {
+        /// The key pair's name
         #[arg(long)]
         key_name: String,
     },

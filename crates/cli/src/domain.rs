@@ -19,7 +19,9 @@ pub enum Cmd {
     },
     /// Create a domain
     Create {
+        /// The new domain's name
         name: String,
+        /// A free-text description
         #[arg(long, default_value = "")]
         description: String,
     },

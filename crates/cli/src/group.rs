@@ -18,7 +18,9 @@ pub enum Cmd {
     },
     /// Create a group
     Create {
+        /// The new group's name
         name: String,
+        /// A free-text description
         #[arg(long, default_value = "")]
         description: String,
         /// Domain (name or id); default: Default

@@ -65,6 +65,8 @@ pub enum Cmd {
     },
     /// Build an image on this machine, then import it
     Build {
+        /// What to build: busybox (from busybox-static, offline) or debian
+        /// (debootstrap from the configured mirror)
         #[arg(value_enum)]
         recipe: Recipe,
         /// Image name; default: the recipe's
@@ -79,6 +81,7 @@ pub enum Cmd {
         /// Only images with this name
         #[arg(long)]
         name: Option<String>,
+        /// Only images with this visibility
         #[arg(long, value_enum)]
         visibility: Option<Visibility>,
         /// Only images owned by this project (id), or `self`
@@ -98,6 +101,7 @@ pub enum Cmd {
         /// New name
         #[arg(long, group = "change")]
         name: Option<String>,
+        /// New visibility
         #[arg(long, group = "change", value_enum)]
         visibility: Option<Visibility>,
     },

@@ -26,6 +26,7 @@ pub enum KeyFormat {
 
 #[derive(Debug, Args)]
 pub struct Create {
+    /// The new key pair's name
     #[arg(long, value_name = "NAME")]
     key_name: String,
     /// Default: the server's
@@ -38,6 +39,7 @@ pub struct Create {
 
 #[derive(Debug, Args)]
 pub struct Import {
+    /// The imported key pair's name
     #[arg(long, value_name = "NAME")]
     key_name: String,
     /// The OpenSSH public key: fileb://~/.ssh/id_ed25519.pub, file://PATH,

@@ -52,6 +52,7 @@ pub enum Cmd {
     /// Upload a file (or standard input, `-`) as BUCKET/KEY; KEY defaults
     /// to the file's name
     Put {
+        /// The file to upload, or - for standard input
         file: PathBuf,
         /// BUCKET/KEY, BUCKET/PREFIX/ or BUCKET
         object: String,

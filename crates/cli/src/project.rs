@@ -21,7 +21,9 @@ pub enum Cmd {
     },
     /// Create a project
     Create {
+        /// The new project's name
         name: String,
+        /// A free-text description
         #[arg(long, default_value = "")]
         description: String,
         /// Domain (name or id); default: Default
@@ -44,10 +46,13 @@ pub enum Cmd {
         /// New name
         #[arg(long, group = "change")]
         name: Option<String>,
+        /// New description
         #[arg(long, group = "change")]
         description: Option<String>,
+        /// Enable it: its tokens work again
         #[arg(long, group = "change", conflicts_with = "disable")]
         enable: bool,
+        /// Disable it: its tokens stop working, nothing is deleted
         #[arg(long, group = "change")]
         disable: bool,
     },

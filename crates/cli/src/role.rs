@@ -20,7 +20,9 @@ pub enum Cmd {
     },
     /// Create a role
     Create {
+        /// The new role's name
         name: String,
+        /// A free-text description
         #[arg(long, default_value = "")]
         description: String,
     },

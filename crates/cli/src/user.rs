@@ -21,10 +21,12 @@ pub enum Cmd {
     },
     /// Create a user
     Create {
+        /// The new user's name
         name: String,
         /// The user's password (a user without one cannot log in with a password)
         #[arg(long)]
         password: Option<String>,
+        /// The user's e-mail address
         #[arg(long)]
         email: Option<String>,
         /// Default project (name or id), where the user's tokens are scoped
@@ -54,13 +56,16 @@ pub enum Cmd {
         /// New password
         #[arg(long, group = "change")]
         password: Option<String>,
+        /// New e-mail address
         #[arg(long, group = "change")]
         email: Option<String>,
         /// New default project (name or id)
         #[arg(long, value_name = "PROJECT", group = "change")]
         project: Option<String>,
+        /// Enable the user: it can log in again
         #[arg(long, group = "change", conflicts_with = "disable")]
         enable: bool,
+        /// Disable the user: its tokens stop working, nothing is deleted
         #[arg(long, group = "change")]
         disable: bool,
     },
