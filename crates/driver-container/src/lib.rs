@@ -5,7 +5,8 @@
 //! Per instance, under the state directory:
 //!
 //! ```text
-//! instances/<id>/upper, work   overlayfs copy-on-write layer over the shared image
+//! instances/<id>/disk.img      the root disk: a sparse ext4 file of the type's size
+//!                disk/         its mount: upper/, work/, the overlay's copy-on-write layer
 //!                lower         the shared image, idmapped to the instance's ids
 //!                rootfs        the overlay mount, the container's /
 //!                idmap         the instance's slot of host ids (ADR 16)
@@ -19,6 +20,7 @@
 //!                runc.log      runc's own messages of the last start (JSON)
 //! netns/<id>                   bind mount keeping the instance's network namespace
 //! runc/<id>                    runc's own state (`runc --root`)
+//! disks/<n>G.ext4              an empty root disk of n GiB, copied for each instance
 //! ```
 //!
 //! runc's cgroupfs manager creates each instance's cgroups at
@@ -39,11 +41,13 @@
 //! `root:<its root group>` 0710: its own root may reach its bundle, no
 //! other host user may. Every directory above the state directory must be
 //! searchable (o+x) for that; the driver adds the search bit where missing.
-//!
-//! Not yet: disk quotas on the upper directory.
+//! The root disk is the instance type's size ([`disk`]); a type of 0 GiB
+//! (none of the built-in ones) keeps its upper directory on the node's
+//! filesystem, unbounded, as Nova's `root_gb = 0` means "no disk of its own".
 
 mod cgroups;
 mod console;
+mod disk;
 mod mounts;
 mod procfs;
 mod runc;
@@ -129,6 +133,7 @@ struct Inner {
     unshare: PathBuf,
     /// Which host id ranges are taken.
     ranges: userns::Ranges,
+    disks: disk::Disks,
     cgroups: Cgroups,
     nofile_hard: u64,
     /// Bounds how many instances start at once (see [`START_SLOTS_PER_CPU`]).
@@ -147,6 +152,8 @@ struct Watcher {
 /// The files of one instance.
 struct InstancePaths {
     dir: PathBuf,
+    disk_image: PathBuf,
+    disk: PathBuf,
     upper: PathBuf,
     work: PathBuf,
     lower: PathBuf,
@@ -217,6 +224,16 @@ impl ContainerDriver {
         })?;
         let ranges = userns::Ranges::load(&instances)
             .map_err(|e| startup("reading the instances' id ranges", &e))?;
+        let tool = |name: &str| {
+            find_runtime(Path::new(name)).ok_or_else(|| {
+                DriverError::Invalid(format!("container driver: {name} not found on PATH"))
+            })
+        };
+        let disks = disk::Disks::new(
+            state_dir.join("disks"),
+            tool("mkfs.ext4")?,
+            tool("losetup")?,
+        );
         let cgroups =
             Cgroups::detect(&config.cgroup_parent).map_err(|e| startup("detecting cgroups", &e))?;
         tracing::info!(
@@ -248,6 +265,7 @@ impl ContainerDriver {
                 },
                 unshare,
                 ranges,
+                disks,
                 cgroups,
                 nofile_hard,
                 start_slots: tokio::sync::Semaphore::new(
@@ -474,8 +492,10 @@ impl Inner {
     fn paths(&self, id: &str) -> InstancePaths {
         let dir = self.instances.join(id);
         InstancePaths {
-            upper: dir.join("upper"),
-            work: dir.join("work"),
+            disk_image: dir.join("disk.img"),
+            disk: dir.join("disk"),
+            upper: dir.join("disk/upper"),
+            work: dir.join("disk/work"),
             lower: dir.join("lower"),
             rootfs: dir.join("rootfs"),
             idmap: dir.join("idmap"),
@@ -513,8 +533,17 @@ impl Inner {
                 format!("{} is not a directory", spec.rootfs.display()),
             ));
         }
+        for d in [&p.dir, &p.disk, &p.lower, &p.rootfs] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
+        }
+        if spec.resources.disk_gib > 0 {
+            self.disks
+                .ensure_mounted(&p.disk_image, spec.resources.disk_gib, &p.disk)
+                .map_err(|e| fail(id, "mounting the root disk", e))?;
+        }
         let upper_missing = !p.upper.exists();
-        for d in [&p.dir, &p.upper, &p.work, &p.lower, &p.rootfs] {
+        for d in [&p.upper, &p.work] {
             std::fs::create_dir_all(d)
                 .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
         }
@@ -795,12 +824,13 @@ impl Inner {
         mounts::unmount_all(&p.rootfs)
             .map_err(|e| fail(id, "unmounting the root filesystem", e))?;
         mounts::unmount_all(&p.lower).map_err(|e| fail(id, "unmounting the image", e))?;
+        mounts::unmount_all(&p.disk).map_err(|e| fail(id, "unmounting the root disk", e))?;
         mounts::unmount_all(&p.userns).map_err(|e| fail(id, "unmounting the user namespace", e))?;
         mounts::unmount_all(&p.netns)
             .map_err(|e| fail(id, "unmounting the network namespace", e))?;
         let slot = userns::read_slot(&p.idmap).unwrap_or(None);
-        if mounts::is_overlay(&p.rootfs) {
-            // Never recurse into a mounted root filesystem.
+        if mounts::is_overlay(&p.rootfs) || disk::is_mount_point(&p.disk).unwrap_or(true) {
+            // Never recurse into a mounted root filesystem or disk.
             return Err(fail(id, "unmounting the root filesystem", "still mounted"));
         }
         remove_dir_all(&p.dir).map_err(|e| fail(id, format!("removing {}", p.dir.display()), e))?;
@@ -971,6 +1001,12 @@ fn validate(spec: &InstanceSpec) -> DriverResult<()> {
     }
     if !spec.workdir.is_empty() && !spec.workdir.starts_with('/') {
         return invalid(format!("workdir {:?} is not absolute", spec.workdir));
+    }
+    if spec.resources.disk_gib > 1 << 20 {
+        return invalid(format!(
+            "root disk of {} GiB is larger than 1 PiB",
+            spec.resources.disk_gib
+        ));
     }
     if spec.resources.memory_mib < 6 {
         return invalid(format!(

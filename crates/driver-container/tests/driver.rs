@@ -143,7 +143,7 @@ async fn stop_keeps_disk_and_console_across_start() {
     for c in fx.driver.cgroup_dirs(&id) {
         assert!(!c.exists(), "cgroup {} kept after stop", c.display());
     }
-    let kept = fx.driver.instance_dir(&id).join("upper/kept");
+    let kept = fx.driver.instance_dir(&id).join("disk/upper/kept");
     assert_eq!(
         std::fs::read_to_string(&kept).expect("upper dir kept"),
         "data-1\n"
@@ -322,7 +322,7 @@ async fn list_finds_leftovers_and_absent_removes_them() {
         .expect("start");
     let orphan_pid = running_pid(&obs.power);
     // Its mounts inside the directory go first (the netns one stays).
-    for m in ["rootfs", "lower", "userns"] {
+    for m in ["rootfs", "lower", "disk", "userns"] {
         assert!(std::process::Command::new("umount")
             .arg("-l")
             .arg(d.instance_dir(&orphan).join(m))
@@ -371,7 +371,7 @@ async fn a_half_created_instance_can_be_started() {
     let fx = fixture();
     let id = new_id();
     // Directories but no mount, no netns, no spec: ensure_running completes it.
-    std::fs::create_dir_all(fx.driver.instance_dir(&id).join("upper")).expect("dirs");
+    std::fs::create_dir_all(fx.driver.instance_dir(&id).join("disk/upper")).expect("dirs");
     let obs = fx
         .driver
         .ensure_running(&fx.spec(&id, "echo completed; exec sleep 1000"))

@@ -141,7 +141,7 @@ async fn root_inside_is_an_unprivileged_range_outside_one_per_instance() {
         "{c}"
     );
     // Written inside, owned outside by the instance's root: not the host's.
-    let upper = fx.driver.instance_dir(&a).join("upper/made-inside");
+    let upper = fx.driver.instance_dir(&a).join("disk/upper/made-inside");
     assert_eq!(std::fs::metadata(&upper).expect("upper file").uid(), base);
     // The image itself is untouched (no chown of the shared lower).
     assert_eq!(
@@ -266,4 +266,36 @@ async fn proc_tricks_do_not_write_host_files() {
     assert_eq!(ud, b"#!/bin/sh\necho user-data-here\n");
     assert!(Path::new("/proc/sys/kernel/core_pattern").exists());
     fx.driver.ensure_absent(&id).await.expect("absent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_disk_is_the_types_size_and_full_is_enospc() {
+    let fx = fixture();
+    assert_eq!(common::resources().disk_gib, 1);
+    let (id, c, _) = run(
+        &fx,
+        "df -k / | tail -1; dd if=/dev/zero of=/fill bs=1M count=1200 2>&1; \
+         echo dd-done; rm /fill; echo after > /after && echo rewritable",
+    )
+    .await;
+    // df: 1 GiB less the filesystem's own metadata (< 3%).
+    let size_kib: u64 = c
+        .lines()
+        .find(|l| l.ends_with(" /"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no df line: {c}"));
+    assert!(
+        ((1 << 20) * 97 / 100..=1 << 20).contains(&size_kib),
+        "df / shows {size_kib} KiB: {c}"
+    );
+    assert!(c.contains("No space left on device"), "{c}");
+    assert!(c.contains("rewritable"), "space comes back once freed: {c}");
+    // The host's filesystem holds a sparse file no larger than the disk.
+    let image = fx.driver.instance_dir(&id).join("disk.img");
+    let m = std::fs::metadata(&image).expect("disk.img");
+    assert_eq!(m.len(), 1 << 30);
+    assert!(m.blocks() * 512 <= (1 << 30) + (1 << 20), "{}", m.blocks());
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
 }
