@@ -774,18 +774,19 @@ fn store_modes(dir: &Path, out: &mut Vec<(String, u32, bool)>) {
 fn setuid_and_device_members_are_never_usable_on_the_host() {
     require_root();
     let (dir, store) = store();
-    let blob = import(
-        &store,
-        &rootfs_tar(&[
+    let members = || {
+        vec![
             M::Dir("usr/bin", 0o755),
             M::File("usr/bin/su", 0o4755, b"su"),
             M::File("usr/bin/wall", 0o2755, b"wall"),
             M::CharDev("dev/mem"),
             M::CharDev("mem"),
             M::Fifo("fifo"),
-            M::Hardlink("passwd-link", "/etc/passwd"),
-        ]),
-    );
+        ]
+    };
+    let mut with_link = members();
+    with_link.push(M::Hardlink("passwd-link", "/etc/passwd"));
+    let blob = import(&store, &rootfs_tar(&with_link));
     // The hard link out is refused as a whole, and changes nothing.
     let m = store
         .unpack(&blob.sha256)
@@ -794,17 +795,7 @@ fn setuid_and_device_members_are_never_usable_on_the_host() {
     assert_nothing_left(&store);
     assert_eq!(fs::metadata("/etc/passwd").expect("passwd").nlink(), 1);
 
-    let blob = import(
-        &store,
-        &rootfs_tar(&[
-            M::Dir("usr/bin", 0o755),
-            M::File("usr/bin/su", 0o4755, b"su"),
-            M::File("usr/bin/wall", 0o2755, b"wall"),
-            M::CharDev("dev/mem"),
-            M::CharDev("mem"),
-            M::Fifo("fifo"),
-        ]),
-    );
+    let blob = import(&store, &rootfs_tar(&members()));
     store.unpack(&blob.sha256).expect("unpack");
     let root = store.rootfs_path(&blob.sha256);
     // No device node or fifo anywhere in the tree.
