@@ -9,9 +9,11 @@
 //! `ensure_running`, then CONCURRENT instances (default 200) all at once;
 //! each is compared with bare `runc run -d` (a second runc root) of the same
 //! spec on the same overlay-mounted busybox root filesystem, runc making the
-//! network namespace itself as a plain `runc run` does: the difference is
-//! what the driver adds (directories, overlay mount, network namespace,
-//! config drive, spec, bookkeeping). Back to back, ours and bare alternate
+//! network namespace itself as a plain `runc run` does (it keeps the
+//! driver's user namespace, made for the pool instance, and seccomp
+//! profile): the difference is what the driver adds (directories, user and
+//! network namespaces, root disk, idmapped image and overlay mounts, config
+//! drive, spec, bookkeeping). Back to back, ours and bare alternate
 //! so that both see the same machine. It also prints the node memory one
 //! idle container costs (MemAvailable drop / containers; noisy).
 

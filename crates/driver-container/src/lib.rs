@@ -5,8 +5,12 @@
 //! Per instance, under the state directory:
 //!
 //! ```text
-//! instances/<id>/upper, work   overlayfs copy-on-write layer over the shared image
+//! instances/<id>/disk.img      the root disk: a sparse ext4 file of the type's size
+//!                disk/         its mount: upper/, work/, the overlay's copy-on-write layer
+//!                lower         the shared image, idmapped to the instance's ids
 //!                rootfs        the overlay mount, the container's /
+//!                idmap         the instance's slot of host ids (ADR 16)
+//!                userns        bind mount keeping the instance's user namespace
 //!                config.json   the OCI bundle's spec (bundle = instances/<id>)
 //!                config-drive/ the config drive, bind-mounted read-only at /mnt/config
 //!                hosts         bind-mounted read-only at /etc/hosts
@@ -16,6 +20,7 @@
 //!                runc.log      runc's own messages of the last start (JSON)
 //! netns/<id>                   bind mount keeping the instance's network namespace
 //! runc/<id>                    runc's own state (`runc --root`)
+//! disks/<n>G.ext4              an empty root disk of n GiB, copied for each instance
 //! ```
 //!
 //! runc's cgroupfs manager creates each instance's cgroups at
@@ -29,16 +34,26 @@
 //! at once; the rest queue (more would only make runc processes fight over
 //! the CPUs).
 //!
-//! Not yet: user namespaces (the container's root is the host's root, held
-//! by capabilities, no-new-privileges, masked /proc paths and cgroups), a
-//! seccomp filter, and disk quotas on the upper directory.
+//! Least privilege (ADR 16): each instance runs in a user namespace of its
+//! own, its root being an unprivileged range of host ids ([`userns`]), under
+//! Docker's default seccomp profile ([`seccomp`]) with Docker's default
+//! capabilities and no new privileges. An instance's directory is
+//! `root:<its root group>` 0710: its own root may reach its bundle, no
+//! other host user may. Every directory above the state directory must be
+//! searchable (o+x) for that; the driver adds the search bit where missing.
+//! The root disk is the instance type's size ([`disk`]); a type of 0 GiB
+//! (none of the built-in ones) keeps its upper directory on the node's
+//! filesystem, unbounded, as Nova's `root_gb = 0` means "no disk of its own".
 
 mod cgroups;
 mod console;
+mod disk;
 mod mounts;
 mod procfs;
 mod runc;
+mod seccomp;
 mod spec;
+mod userns;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -114,6 +129,11 @@ struct Inner {
     instances: PathBuf,
     netns_dir: PathBuf,
     runc: Runc,
+    /// util-linux's `unshare`, which makes each instance's namespaces.
+    unshare: PathBuf,
+    /// Which host id ranges are taken.
+    ranges: userns::Ranges,
+    disks: disk::Disks,
     cgroups: Cgroups,
     nofile_hard: u64,
     /// Bounds how many instances start at once (see [`START_SLOTS_PER_CPU`]).
@@ -132,9 +152,14 @@ struct Watcher {
 /// The files of one instance.
 struct InstancePaths {
     dir: PathBuf,
+    disk_image: PathBuf,
+    disk: PathBuf,
     upper: PathBuf,
     work: PathBuf,
+    lower: PathBuf,
     rootfs: PathBuf,
+    idmap: PathBuf,
+    userns: PathBuf,
     config: PathBuf,
     config_drive: PathBuf,
     hosts: PathBuf,
@@ -178,14 +203,37 @@ impl ContainerDriver {
             )));
         }
         let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o711));
+        make_searchable(&state_dir)
+            .map_err(|e| startup("opening the path to the state dir", &e))?;
         let instances = state_dir.join("instances");
         let netns_dir = state_dir.join("netns");
         let runc_root = state_dir.join("runc");
-        for d in [&instances, &netns_dir, &runc_root] {
+        for (d, mode) in [
+            (&instances, 0o711),
+            (&netns_dir, 0o700),
+            (&runc_root, 0o700),
+        ] {
             std::fs::create_dir_all(d)
                 .map_err(|e| startup(&format!("creating {}", d.display()), &e))?;
-            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
+            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode));
         }
+        let unshare = find_runtime(Path::new("unshare")).ok_or_else(|| {
+            DriverError::Invalid(
+                "container driver: util-linux's unshare not found on PATH".to_string(),
+            )
+        })?;
+        let ranges = userns::Ranges::load(&instances)
+            .map_err(|e| startup("reading the instances' id ranges", &e))?;
+        let tool = |name: &str| {
+            find_runtime(Path::new(name)).ok_or_else(|| {
+                DriverError::Invalid(format!("container driver: {name} not found on PATH"))
+            })
+        };
+        let disks = disk::Disks::new(
+            state_dir.join("disks"),
+            tool("mkfs.ext4")?,
+            tool("losetup")?,
+        );
         let cgroups =
             Cgroups::detect(&config.cgroup_parent).map_err(|e| startup("detecting cgroups", &e))?;
         tracing::info!(
@@ -215,6 +263,9 @@ impl ContainerDriver {
                     bin: runtime,
                     root: runc_root,
                 },
+                unshare,
+                ranges,
+                disks,
                 cgroups,
                 nofile_hard,
                 start_slots: tokio::sync::Semaphore::new(
@@ -441,9 +492,14 @@ impl Inner {
     fn paths(&self, id: &str) -> InstancePaths {
         let dir = self.instances.join(id);
         InstancePaths {
-            upper: dir.join("upper"),
-            work: dir.join("work"),
+            disk_image: dir.join("disk.img"),
+            disk: dir.join("disk"),
+            upper: dir.join("disk/upper"),
+            work: dir.join("disk/work"),
+            lower: dir.join("lower"),
             rootfs: dir.join("rootfs"),
+            idmap: dir.join("idmap"),
+            userns: dir.join("userns"),
             config: dir.join("config.json"),
             config_drive: dir.join("config-drive"),
             hosts: dir.join("hosts"),
@@ -477,22 +533,45 @@ impl Inner {
                 format!("{} is not a directory", spec.rootfs.display()),
             ));
         }
-        // The network namespace is made on its own thread while the
-        // overlay is mounted here.
-        let netns = if mounts::is_nsfs(&p.netns) {
-            None
-        } else {
-            Some(
-                mounts::start_netns(&p.netns)
-                    .map_err(|e| fail(id, "creating the network namespace", e))?,
-            )
-        };
-        let overlay = self.mount_rootfs(spec, &p);
-        if let Some(job) = netns {
-            job.wait()
-                .map_err(|e| fail(id, "creating the network namespace", e))?;
+        for d in [&p.dir, &p.disk, &p.lower, &p.rootfs] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
         }
-        overlay?;
+        if spec.resources.disk_gib > 0 {
+            self.disks
+                .ensure_mounted(&p.disk_image, spec.resources.disk_gib, &p.disk)
+                .map_err(|e| fail(id, "mounting the root disk", e))?;
+        }
+        let upper_missing = !p.upper.exists();
+        for d in [&p.upper, &p.work] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
+        }
+        let slot = self
+            .ranges
+            .slot_of(&p.idmap)
+            .map_err(|e| fail(id, "allocating host ids", e))?;
+        let base = userns::base_of(slot);
+        let root = Some(rustix::fs::Uid::from_raw(0));
+        let group = Some(rustix::fs::Gid::from_raw(base));
+        rustix::fs::chown(&p.dir, root, group)
+            .and_then(|()| rustix::fs::chmod(&p.dir, rustix::fs::Mode::from_raw_mode(0o710)))
+            .map_err(|e| fail(id, "restricting the instance directory", e))?;
+        if upper_missing {
+            // The overlay's root directory is the upper one: the instance's root owns it.
+            rustix::fs::chown(&p.upper, Some(rustix::fs::Uid::from_raw(base)), group)
+                .map_err(|e| fail(id, "giving / to the instance's root", e))?;
+        }
+        if !(mounts::is_nsfs(&p.userns) && mounts::is_nsfs(&p.netns)) {
+            // After a reboot (or from an older driver): both anew, together,
+            // since the network namespace belongs to the user namespace.
+            for m in [&p.rootfs, &p.lower, &p.userns, &p.netns] {
+                mounts::unmount_all(m).map_err(|e| fail(id, "unmounting stale namespaces", e))?;
+            }
+            userns::create_namespaces(&self.unshare, base, &p.userns, &p.netns)
+                .map_err(|e| fail(id, "creating the user and network namespaces", e))?;
+        }
+        self.mount_rootfs(spec, &p, upper_missing)?;
         write_config_drive(&p.config_drive, &spec.config_drive)
             .map_err(|e| fail(id, "writing the config drive", e))?;
         let hosts = format!(
@@ -505,6 +584,8 @@ impl Inner {
             &spec::Paths {
                 nofile_hard: self.nofile_hard,
                 netns: &p.netns,
+                userns: &p.userns,
+                id_base: base,
                 config_drive: &p.config_drive,
                 hosts: &p.hosts,
             },
@@ -528,21 +609,25 @@ impl Inner {
         })
     }
 
-    /// The instance's directories and its overlay root filesystem.
-    fn mount_rootfs(&self, spec: &InstanceSpec, p: &InstancePaths) -> DriverResult<()> {
+    /// The instance's overlay root filesystem, over the image idmapped
+    /// through the instance's user namespace.
+    fn mount_rootfs(
+        &self,
+        spec: &InstanceSpec,
+        p: &InstancePaths,
+        upper_missing: bool,
+    ) -> DriverResult<()> {
         let id = spec.id.as_str();
-        let upper_missing = !p.upper.exists();
-        for d in [&p.dir, &p.upper, &p.work, &p.rootfs] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
-        }
         if mounts::is_overlay(&p.rootfs) && upper_missing {
             // Half-deleted leftover: an overlay over a removed upper dir.
             mounts::unmount_all(&p.rootfs)
                 .map_err(|e| fail(id, "unmounting a stale overlay", e))?;
         }
         if !mounts::is_overlay(&p.rootfs) {
-            mounts::mount_overlay(&spec.rootfs, &p.upper, &p.work, &p.rootfs)
+            mounts::unmount_all(&p.lower).map_err(|e| fail(id, "unmounting a stale image", e))?;
+            userns::mount_idmapped(&spec.rootfs, &p.userns, &p.lower)
+                .map_err(|e| fail(id, "mounting the image idmapped", e))?;
+            mounts::mount_overlay(&p.lower, &p.upper, &p.work, &p.rootfs)
                 .map_err(|e| fail(id, "mounting the overlay root filesystem", e))?;
         }
         Ok(())
@@ -738,13 +823,20 @@ impl Inner {
         remove_dir_all(&self.runc.state_dir(id)).map_err(|e| fail(id, "removing runc state", e))?;
         mounts::unmount_all(&p.rootfs)
             .map_err(|e| fail(id, "unmounting the root filesystem", e))?;
+        mounts::unmount_all(&p.lower).map_err(|e| fail(id, "unmounting the image", e))?;
+        mounts::unmount_all(&p.disk).map_err(|e| fail(id, "unmounting the root disk", e))?;
+        mounts::unmount_all(&p.userns).map_err(|e| fail(id, "unmounting the user namespace", e))?;
         mounts::unmount_all(&p.netns)
             .map_err(|e| fail(id, "unmounting the network namespace", e))?;
-        if mounts::is_overlay(&p.rootfs) {
-            // Never recurse into a mounted root filesystem.
+        let slot = userns::read_slot(&p.idmap).unwrap_or(None);
+        if mounts::is_overlay(&p.rootfs) || disk::is_mount_point(&p.disk).unwrap_or(true) {
+            // Never recurse into a mounted root filesystem or disk.
             return Err(fail(id, "unmounting the root filesystem", "still mounted"));
         }
         remove_dir_all(&p.dir).map_err(|e| fail(id, format!("removing {}", p.dir.display()), e))?;
+        if let Some(slot) = slot {
+            self.ranges.release(slot);
+        }
         match std::fs::remove_file(&p.netns) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 return Err(fail(id, "removing the network namespace file", e))
@@ -910,6 +1002,12 @@ fn validate(spec: &InstanceSpec) -> DriverResult<()> {
     if !spec.workdir.is_empty() && !spec.workdir.starts_with('/') {
         return invalid(format!("workdir {:?} is not absolute", spec.workdir));
     }
+    if spec.resources.disk_gib > 1 << 20 {
+        return invalid(format!(
+            "root disk of {} GiB is larger than 1 PiB",
+            spec.resources.disk_gib
+        ));
+    }
     if spec.resources.memory_mib < 6 {
         return invalid(format!(
             "memory {} MiB is below the 6 MiB a container needs",
@@ -923,6 +1021,21 @@ fn validate(spec: &InstanceSpec) -> DriverResult<()> {
                 "config drive path {:?} must be relative, without ..",
                 f.path
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Adds the search bit for others (never read or write) to `dir` and every
+/// directory above it that lacks it: runc sets up an instance's root
+/// filesystem as the instance's root, an unprivileged host id, which must
+/// reach the bundle.
+fn make_searchable(dir: &Path) -> io::Result<()> {
+    for d in dir.ancestors() {
+        let mode = std::fs::metadata(d)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode & 0o7777 | 0o001))?;
+            tracing::info!(dir = %d.display(), "made searchable (o+x) so instances' roots reach their bundles");
         }
     }
     Ok(())

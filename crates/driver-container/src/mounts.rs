@@ -1,5 +1,4 @@
-//! Host-side mounts: the overlay root filesystem of each instance and the
-//! bind mount that keeps its network namespace alive. Made with mount(2)
+//! Host-side mounts: the overlay root filesystem of each instance. Made with mount(2)
 //! directly (rustix), never by exec'ing mount(8).
 
 use std::ffi::CString;
@@ -66,41 +65,6 @@ pub(crate) fn mount_overlay(
         data.as_c_str(),
     )?;
     Ok(())
-}
-
-/// Creates a new, empty network namespace and keeps it alive by bind
-/// mounting it on `target` (created empty first), as `ip netns add` does.
-///
-/// The unshare happens on a throwaway thread: namespaces are per thread, so
-/// the rest of the (multi-threaded) server never changes namespace, and the
-/// thread ends right after, never to be reused by a pool. Returns at once;
-/// [`NetnsJob::wait`] collects the result, so the caller can do other work
-/// (the overlay mount) meanwhile.
-pub(crate) fn start_netns(target: &Path) -> io::Result<NetnsJob> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(target)?;
-    let target = target.to_path_buf();
-    let handle = std::thread::Builder::new()
-        .name("nuage-netns".into())
-        .spawn(move || -> io::Result<()> {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-            rustix::mount::mount_bind("/proc/thread-self/ns/net", &target)?;
-            Ok(())
-        })?;
-    Ok(NetnsJob(handle))
-}
-
-pub(crate) struct NetnsJob(std::thread::JoinHandle<io::Result<()>>);
-
-impl NetnsJob {
-    pub fn wait(self) -> io::Result<()> {
-        self.0
-            .join()
-            .map_err(|_| io::Error::other("netns thread panicked"))?
-    }
 }
 
 /// Unmounts everything stacked on `path`; lazily (MNT_DETACH) if busy.

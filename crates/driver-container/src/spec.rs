@@ -12,6 +12,7 @@ use nuage_driver::{InstanceSpec, CONFIG_DRIVE_MOUNT};
 use serde_json::{json, Value};
 
 use crate::cgroups::Cgroups;
+use crate::{seccomp, userns};
 
 /// Docker's default capability set: what most images expect, and nothing
 /// that reaches outside the namespaces (no SYS_ADMIN, SYS_PTRACE, NET_ADMIN…).
@@ -42,6 +43,10 @@ pub(crate) struct Paths<'a> {
     /// dropping CAP_SYS_RESOURCE, so the instance can get at most this.
     pub nofile_hard: u64,
     pub netns: &'a Path,
+    /// The instance's user namespace (bind mount) and the host id its
+    /// root maps to (ADR 16).
+    pub userns: &'a Path,
+    pub id_base: u32,
     pub config_drive: &'a Path,
     pub hosts: &'a Path,
 }
@@ -81,9 +86,16 @@ pub(crate) fn config(spec: &InstanceSpec, paths: &Paths<'_>, cg: &Cgroups) -> Va
         "hostname": spec.hostname,
         "mounts": mounts(paths),
         "linux": {
+            "uidMappings": [{ "containerID": 0, "hostID": paths.id_base, "size": userns::RANGE }],
+            "gidMappings": [{ "containerID": 0, "hostID": paths.id_base, "size": userns::RANGE }],
+            "seccomp": seccomp::profile(),
             "cgroupsPath": cg.path_of(&spec.id),
             "resources": resources(spec, cg),
+            // runc joins the user and network namespaces the driver made
+            // (the network one is owned by the user one), and makes the
+            // others inside them.
             "namespaces": [
+                { "type": "user", "path": paths.userns },
                 { "type": "pid" },
                 { "type": "network", "path": paths.netns },
                 { "type": "ipc" },

@@ -73,10 +73,10 @@ async fn runs_isolated_with_console_config_drive_and_hosts() {
     assert!(c.contains("CapEff:\t00000000a80425fb"), "{c}");
     assert!(c.contains("NoNewPrivs:\t1"), "{c}");
 
-    // Every namespace but the user one differs from the host's, and the
-    // network one is the bind-mounted netns the driver reports.
+    // Every namespace differs from the host's, and the network one is the
+    // bind-mounted netns the driver reports.
     let pid_s = pid.to_string();
-    for ns in ["pid", "uts", "ipc", "net", "mnt"] {
+    for ns in ["user", "pid", "uts", "ipc", "net", "mnt"] {
         assert_ne!(
             ns_link(&pid_s, ns),
             ns_link("self", ns),
@@ -143,7 +143,7 @@ async fn stop_keeps_disk_and_console_across_start() {
     for c in fx.driver.cgroup_dirs(&id) {
         assert!(!c.exists(), "cgroup {} kept after stop", c.display());
     }
-    let kept = fx.driver.instance_dir(&id).join("upper/kept");
+    let kept = fx.driver.instance_dir(&id).join("disk/upper/kept");
     assert_eq!(
         std::fs::read_to_string(&kept).expect("upper dir kept"),
         "data-1\n"
@@ -321,13 +321,15 @@ async fn list_finds_leftovers_and_absent_removes_them() {
         .await
         .expect("start");
     let orphan_pid = running_pid(&obs.power);
-    let rootfs = d.instance_dir(&orphan).join("rootfs");
-    assert!(std::process::Command::new("umount")
-        .arg("-l")
-        .arg(&rootfs)
-        .status()
-        .expect("umount")
-        .success());
+    // Its mounts inside the directory go first (the netns one stays).
+    for m in ["rootfs", "lower", "disk", "userns"] {
+        assert!(std::process::Command::new("umount")
+            .arg("-l")
+            .arg(d.instance_dir(&orphan).join(m))
+            .status()
+            .expect("umount")
+            .success());
+    }
     std::fs::remove_dir_all(d.instance_dir(&orphan)).expect("rm instance dir");
 
     // 4. Only a network namespace file.
@@ -369,7 +371,7 @@ async fn a_half_created_instance_can_be_started() {
     let fx = fixture();
     let id = new_id();
     // Directories but no mount, no netns, no spec: ensure_running completes it.
-    std::fs::create_dir_all(fx.driver.instance_dir(&id).join("upper")).expect("dirs");
+    std::fs::create_dir_all(fx.driver.instance_dir(&id).join("disk/upper")).expect("dirs");
     let obs = fx
         .driver
         .ensure_running(&fx.spec(&id, "echo completed; exec sleep 1000"))

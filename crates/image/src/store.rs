@@ -41,7 +41,15 @@ impl ImageStore {
                 .map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
         }
         // Uploads may be private: only root reads blobs and their temp files.
-        for dir in [root.join("blobs"), store.tmp_dir()] {
+        // Unpacked trees keep their setuid binaries (instances need them):
+        // no host user may reach them, nor the store at all.
+        for dir in [
+            root.to_path_buf(),
+            root.join("blobs"),
+            store.blobs_dir(),
+            store.rootfs_dir(),
+            store.tmp_dir(),
+        ] {
             fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
                 .map_err(|e| ImageError::io(format!("chmod {}", dir.display()), e))?;
         }

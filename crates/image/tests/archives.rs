@@ -752,3 +752,97 @@ fn docker_25_archive_either_route() {
         check_oci_tree(&store.rootfs_path(&blob.sha256));
     }
 }
+
+/// Every directory and file under `dir` with its mode, the tree's content
+/// (unpacked root filesystems) left out.
+fn store_modes(dir: &Path, out: &mut Vec<(String, u32, bool)>) {
+    for e in fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        let m = fs::symlink_metadata(e.path()).expect("metadata");
+        out.push((
+            e.path().display().to_string(),
+            m.mode() & 0o7777,
+            m.is_dir(),
+        ));
+        if m.is_dir() && e.file_name().len() != 64 {
+            store_modes(&e.path(), out);
+        }
+    }
+}
+
+#[test]
+fn setuid_and_device_members_are_never_usable_on_the_host() {
+    require_root();
+    let (dir, store) = store();
+    let members = || {
+        vec![
+            M::Dir("usr/bin", 0o755),
+            M::File("usr/bin/su", 0o4755, b"su"),
+            M::File("usr/bin/wall", 0o2755, b"wall"),
+            M::CharDev("dev/mem"),
+            M::CharDev("mem"),
+            M::Fifo("fifo"),
+        ]
+    };
+    let mut with_link = members();
+    with_link.push(M::Hardlink("passwd-link", "/etc/passwd"));
+    let blob = import(&store, &rootfs_tar(&with_link));
+    // The hard link out is refused as a whole, and changes nothing.
+    let m = store
+        .unpack(&blob.sha256)
+        .expect_err("hard link to /etc/passwd");
+    assert!(m.to_string().contains("hard link"), "{m}");
+    assert_nothing_left(&store);
+    assert_eq!(fs::metadata("/etc/passwd").expect("passwd").nlink(), 1);
+
+    let blob = import(&store, &rootfs_tar(&members()));
+    store.unpack(&blob.sha256).expect("unpack");
+    let root = store.rootfs_path(&blob.sha256);
+    // No device node or fifo anywhere in the tree.
+    let mut todo = vec![root.clone()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("entry");
+            let t = e.file_type().expect("type");
+            use std::os::unix::fs::FileTypeExt;
+            assert!(
+                !(t.is_char_device() || t.is_block_device() || t.is_fifo()),
+                "{} is a device or fifo",
+                e.path().display()
+            );
+            if t.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    // The setuid binaries stay (instances need su), but no host user can
+    // reach them: a real unprivileged process is refused on the way.
+    let su = root.join("usr/bin/su");
+    assert_eq!(fs::metadata(&su).expect("su").mode() & 0o7777, 0o4755);
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg("/bin/cat")
+        .arg(&su)
+        .output()
+        .expect("setpriv runs");
+    assert!(!out.status.success(), "nobody read {}", su.display());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The store's own directories are 0700 and its files 0600.
+    let mut modes = Vec::new();
+    store_modes(&dir.path().join("images"), &mut modes);
+    assert!(
+        modes.iter().any(|(_, _, d)| !d),
+        "no files walked: {modes:?}"
+    );
+    for (path, mode, is_dir) in &modes {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        if path.ends_with(&blob.sha256) && *is_dir {
+            continue; // the unpacked tree's root: the archive's mode, inside 0700
+        }
+        assert_eq!(*mode, want, "{path} is {mode:o}");
+    }
+}

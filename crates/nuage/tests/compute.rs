@@ -164,7 +164,7 @@ async fn lifecycle_user_data_console_stop_start_reboot_terminate() {
     );
     let upper = s
         .data_dir()
-        .join(format!("compute/instances/{id}/upper/root/kept"));
+        .join(format!("compute/instances/{id}/disk/upper/root/kept"));
     assert!(
         upper.exists(),
         "the instance store was lost across stop/start"

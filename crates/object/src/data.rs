@@ -23,6 +23,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::num::NonZeroU64;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Condvar, Mutex, PoisonError};
@@ -170,6 +171,12 @@ impl DataDir {
     pub fn open(root: &Path) -> ObjectResult<DataDir> {
         fs::create_dir_all(root.join("tmp"))
             .map_err(|e| ObjectError::internal(format!("creating {}", root.display()), e))?;
+        // Objects may be private: only the server's user reaches them.
+        for dir in [root.to_path_buf(), root.join("tmp"), root.join("data")] {
+            fs::create_dir_all(&dir)
+                .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)))
+                .map_err(|e| ObjectError::internal(format!("restricting {}", dir.display()), e))?;
+        }
         let d = DataDir {
             root: root.to_path_buf(),
             tmp_sync: Arc::new(DirSync::open(&root.join("tmp"))?),
@@ -177,9 +184,13 @@ impl DataDir {
         for i in 0..=255u8 {
             let shard = root.join("data").join(format!("{i:02x}"));
             if !shard.is_dir() {
-                fs::create_dir_all(&shard).map_err(|e| {
-                    ObjectError::internal(format!("creating {}", shard.display()), e)
-                })?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&shard)
+                    .map_err(|e| {
+                        ObjectError::internal(format!("creating {}", shard.display()), e)
+                    })?;
             }
         }
         fsync_dir(&root.join("data"))?;
@@ -767,6 +778,7 @@ impl SegmentFile {
         let file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| ObjectError::internal(format!("creating {}", path.display()), e))?;
         Ok(SegmentFile {

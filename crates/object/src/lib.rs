@@ -22,6 +22,7 @@ mod multipart;
 mod objects;
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -203,7 +204,17 @@ impl ObjectStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| ObjectError::internal(format!("creating {}", dir.display()), e))?;
         let data = data::DataDir::open(dir)?;
-        let meta = meta::Meta::open(&dir.join("objects.db"))?;
+        // Tenants' metadata: 0600 (SQLite gives its WAL and shared-memory
+        // files the database's mode).
+        let db = dir.join("objects.db");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&db)
+            .and_then(|_| std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| ObjectError::internal(format!("creating {}", db.display()), e))?;
+        let meta = meta::Meta::open(&db)?;
         let store = ObjectStore {
             inner: Arc::new(Inner {
                 meta,
