@@ -31,6 +31,9 @@ pub trait NodeAgent: Send + Sync + 'static {
     /// Where the node reports instances that changed on their own.
     fn set_event_sink(&self, sink: EventSink);
     async fn ensure_running(&self, spec: &AgentSpec) -> DriverResult<Observed>;
+    /// Makes a running instance take a changed spec in place (see
+    /// [`ComputeDriver::apply`]).
+    async fn apply(&self, spec: &AgentSpec) -> DriverResult<Observed>;
     async fn ensure_stopped(&self, id: &str, grace: Duration) -> DriverResult<Observed>;
     async fn ensure_absent(&self, id: &str) -> DriverResult<()>;
     async fn observe(&self, id: &str) -> DriverResult<Observed>;
@@ -71,12 +74,29 @@ impl LocalAgent {
         &self.driver
     }
 
+    /// The driver's spec: the agent's, with this node's root filesystem.
+    async fn node_spec(&self, spec: &AgentSpec) -> DriverResult<InstanceSpec> {
+        let mut s = spec.spec.clone();
+        if self.driver.name() != "fake" {
+            s.rootfs = self.rootfs(&spec.image_sha256).await?;
+        }
+        Ok(s)
+    }
+
     /// The unpacked root filesystem of an image, unpacking it on first use
     /// (an image is unpacked at upload; this repairs a lost cache).
     async fn rootfs(&self, sha: &str) -> DriverResult<std::path::PathBuf> {
         let path = self.images.rootfs_path(sha);
-        if path.is_dir() {
-            return Ok(path);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => return Ok(path),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                // Failing to look is not "the cache is lost".
+                return Err(DriverError::failed(
+                    format!("looking for the image's root filesystem {}", path.display()),
+                    e,
+                ));
+            }
+            _ => {}
         }
         let images = self.images.clone();
         let sha = sha.to_string();
@@ -99,11 +119,12 @@ impl NodeAgent for LocalAgent {
         self.driver.set_event_sink(sink)
     }
     async fn ensure_running(&self, spec: &AgentSpec) -> DriverResult<Observed> {
-        let mut s = spec.spec.clone();
-        if self.driver.name() != "fake" {
-            s.rootfs = self.rootfs(&spec.image_sha256).await?;
-        }
+        let s = self.node_spec(spec).await?;
         self.driver.ensure_running(&s).await
+    }
+    async fn apply(&self, spec: &AgentSpec) -> DriverResult<Observed> {
+        let s = self.node_spec(spec).await?;
+        self.driver.apply(&s).await
     }
     async fn ensure_stopped(&self, id: &str, grace: Duration) -> DriverResult<Observed> {
         self.driver.ensure_stopped(id, grace).await

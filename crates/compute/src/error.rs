@@ -1,21 +1,72 @@
-//! Errors of the compute service, mapped onto the shared error kinds.
+//! Errors of the compute service, typed so that every front door maps them
+//! onto its dialect's codes (EC2 `InvalidInstanceID.NotFound`,
+//! `IncorrectInstanceState`, Nova `itemNotFound`...) by matching variants,
+//! never by reading messages. The shared [`ErrorKind`] each maps to gives
+//! the native API its status and code.
 
+use nuage_driver::DriverError;
 use nuage_identity::IdentityError;
 use nuage_model::{ErrorKind, HasKind};
 use nuage_store::StoreError;
 
+use crate::types::State;
+
 pub type ComputeResult<T> = Result<T, ComputeError>;
+
+/// What kind of thing an error names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Image,
+    Instance,
+    InstanceType,
+    KeyPair,
+    PlacementGroup,
+    Project,
+}
+
+impl Resource {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Resource::Image => "image",
+            Resource::Instance => "instance",
+            Resource::InstanceType => "instance type",
+            Resource::KeyPair => "key pair",
+            Resource::PlacementGroup => "placement group",
+            Resource::Project => "project",
+        }
+    }
+
+    fn article(self) -> &'static str {
+        match self {
+            Resource::Image | Resource::InstanceType => "an",
+            _ => "a",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The resource's state does not allow the operation (EC2's
-    /// IncorrectInstanceState, Glance's 409).
+    /// It does not exist, or the caller may not see it (the same answer).
+    #[error("{} {id} not found", kind.noun())]
+    NotFound { kind: Resource, id: String },
+    /// An image is not shared with the project named.
+    #[error("image {image} is not shared with project {project}")]
+    NotShared { image: String, project: String },
+    #[error("{} {} named {name} already exists", kind.article(), kind.noun())]
+    AlreadyExists { kind: Resource, name: String },
+    /// The instance's state does not allow the operation (EC2's
+    /// IncorrectInstanceState, Nova's 409); `hint` says what would.
+    #[error("cannot {action} instance {id}: it is {}{hint}", state.as_str())]
+    IncorrectState {
+        id: String,
+        state: State,
+        action: &'static str,
+        hint: &'static str,
+    },
+    /// Another conflict: an image's status, a resource still in use, a
+    /// change that raced another.
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -23,7 +74,16 @@ pub enum ComputeError {
     /// No node can take the instances (Nova's NoValidHost, EC2's
     /// InsufficientInstanceCapacity); the message says why per filter.
     #[error("{0}")]
-    NoCapacity(String),
+    InsufficientCapacity(String),
+    /// A node's driver failed (or could not observe) while acting on an
+    /// instance; the reconciler retries it with back-off.
+    #[error("{doing} instance {id}")]
+    Driver {
+        id: String,
+        doing: &'static str,
+        #[source]
+        source: DriverError,
+    },
     #[error("{0}")]
     Internal(String),
     #[error(transparent)]
@@ -36,11 +96,27 @@ impl ComputeError {
     pub fn invalid(m: impl Into<String>) -> Self {
         ComputeError::Invalid(m.into())
     }
-    pub fn not_found(m: impl Into<String>) -> Self {
-        ComputeError::NotFound(m.into())
+    pub fn not_found(kind: Resource, id: impl Into<String>) -> Self {
+        ComputeError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+    pub fn already_exists(kind: Resource, name: impl Into<String>) -> Self {
+        ComputeError::AlreadyExists {
+            kind,
+            name: name.into(),
+        }
     }
     pub fn conflict(m: impl Into<String>) -> Self {
         ComputeError::Conflict(m.into())
+    }
+    pub fn driver(id: impl Into<String>, doing: &'static str, source: DriverError) -> Self {
+        ComputeError::Driver {
+            id: id.into(),
+            doing,
+            source,
+        }
     }
     pub fn internal(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
         ComputeError::Internal(format!("{context}: {e}"))
@@ -62,16 +138,18 @@ impl From<serde_json::Error> for ComputeError {
     }
 }
 
+/// The shared kind of each error: one exhaustive match, so a new variant
+/// cannot reach a front door unclassified.
 impl HasKind for ComputeError {
     fn kind(&self) -> ErrorKind {
         match self {
             ComputeError::Invalid(_) => ErrorKind::Invalid,
-            ComputeError::NotFound(_) => ErrorKind::NotFound,
-            ComputeError::AlreadyExists(_) => ErrorKind::AlreadyExists,
-            ComputeError::Conflict(_) => ErrorKind::Conflict,
+            ComputeError::NotFound { .. } | ComputeError::NotShared { .. } => ErrorKind::NotFound,
+            ComputeError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            ComputeError::IncorrectState { .. } | ComputeError::Conflict(_) => ErrorKind::Conflict,
             ComputeError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
-            ComputeError::NoCapacity(_) => ErrorKind::InsufficientCapacity,
-            ComputeError::Internal(_) => ErrorKind::Internal,
+            ComputeError::InsufficientCapacity(_) => ErrorKind::InsufficientCapacity,
+            ComputeError::Driver { .. } | ComputeError::Internal(_) => ErrorKind::Internal,
             ComputeError::Identity(e) => e.kind(),
             ComputeError::Store(e) => e.kind(),
         }

@@ -17,6 +17,7 @@ use nuage_image::BlobWriter;
 use nuage_model::identity::Principal;
 use serde::Deserialize;
 
+use crate::error::Resource;
 use crate::types::{Image, Launch, Visibility};
 use crate::{now, repo, Compute, ComputeError, ComputeResult};
 
@@ -121,7 +122,7 @@ impl Compute {
     async fn load_image(&self, id: &str) -> ComputeResult<Image> {
         let mut image = repo::get_image(self.db().reader(), id)
             .await?
-            .ok_or_else(|| ComputeError::not_found(format!("image {id} not found")))?;
+            .ok_or_else(|| ComputeError::not_found(Resource::Image, id))?;
         image.members = repo::image_members(self.db().reader())
             .await?
             .remove(id)
@@ -137,7 +138,7 @@ impl Compute {
             "image:get_image",
             Rule::ProjectRead(&caller.project_id),
         )?;
-        let missing = || ComputeError::not_found(format!("image {id_or_name} not found"));
+        let missing = || ComputeError::not_found(Resource::Image, id_or_name);
         if id_or_name.starts_with("ami-") {
             let image = self.load_image(id_or_name).await.map_err(|_| missing())?;
             return if visible(caller, &image) {
@@ -253,7 +254,7 @@ impl Compute {
             .identity
             .find_project(project, None)
             .await?
-            .ok_or_else(|| ComputeError::not_found(format!("project {project} not found")))?;
+            .ok_or_else(|| ComputeError::not_found(Resource::Project, project))?;
         repo::add_member(self.db().writer(), &image.id, &p.id, now()).await?;
         if image.visibility == Visibility::Private {
             let mut i = self.load_image(&image.id).await?;
@@ -275,10 +276,10 @@ impl Compute {
             None => project.to_string(),
         };
         if !repo::remove_member(self.db().writer(), &image.id, &pid).await? {
-            return Err(ComputeError::not_found(format!(
-                "image {} is not shared with project {project}",
-                image.id
-            )));
+            return Err(ComputeError::NotShared {
+                image: image.id.clone(),
+                project: project.to_string(),
+            });
         }
         Ok(())
     }

@@ -9,9 +9,10 @@ use base64::Engine;
 use nuage_identity::policy::{authorize, Rule};
 use nuage_model::identity::Principal;
 use nuage_scheduler::{Arch, GroupRef, ImageProperties, Policy, Request};
-use nuage_store::{Dialect, StoreError};
+use nuage_store::{StoreError, TxLock};
 use serde::Deserialize;
 
+use crate::error::Resource;
 use crate::types::{Desired, Instance, State, StateChange};
 use crate::{now, repo, Compute, ComputeError, ComputeResult, MAX_USER_DATA};
 
@@ -40,6 +41,16 @@ pub struct RunRequest {
     /// the instances of the first.
     #[serde(default)]
     pub client_token: Option<String>,
+}
+
+/// What `PATCH /instances/{id}` changes (EC2's ModifyInstanceAttribute).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstancePatch {
+    /// A new instance type: a stopped instance starts with it, a running
+    /// one takes its limits in place (the reconciler re-applies the spec).
+    #[serde(default)]
+    pub instance_type: Option<String>,
 }
 
 /// The state-changing actions on instances.
@@ -259,6 +270,8 @@ impl Compute {
             if token.is_empty() || token.len() > 64 {
                 return Err(ComputeError::invalid("client_token is 1 to 64 characters"));
             }
+            // A retry after the launch committed: answer at once. The check
+            // that counts is the one inside the launch's transaction.
             let previous = repo::instances_by_token(self.db().reader(), &project, token).await?;
             if !previous.is_empty() {
                 return Ok(previous);
@@ -282,16 +295,14 @@ impl Compute {
         if let Some(k) = &req.key_name {
             repo::get_key(self.db().reader(), &project, k)
                 .await?
-                .ok_or_else(|| ComputeError::not_found(format!("key pair {k} not found")))?;
+                .ok_or_else(|| ComputeError::not_found(Resource::KeyPair, k))?;
         }
         let group = match &req.placement_group {
             None => None,
             Some(name) => {
                 let g = repo::get_group(self.db().reader(), &project, name)
                     .await?
-                    .ok_or_else(|| {
-                        ComputeError::not_found(format!("placement group {name} not found"))
-                    })?;
+                    .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
                 Some(GroupRef {
                     id: g.id,
                     policy: if g.strategy == "cluster" {
@@ -326,12 +337,17 @@ impl Compute {
         };
 
         let mut tx = self.db().begin().await?;
-        if self.db().dialect() == Dialect::Postgres {
-            // One scheduler decision at a time across controllers.
-            nuage_store::sqlx::query("SELECT pg_advisory_xact_lock(7364) ")
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+        // One scheduler decision and one token check at a time across
+        // controllers: a concurrent retry with the same client token waits
+        // here, then finds the first launch's instances.
+        self.db()
+            .lock_transaction(&mut tx, TxLock::ComputeLaunch)
+            .await?;
+        if let Some(token) = &req.client_token {
+            let previous = repo::instances_by_token(&mut *tx, &project, token).await?;
+            if !previous.is_empty() {
+                return Ok(previous);
+            }
         }
         let (used_n, used_c, used_r) = repo::project_usage(&mut *tx, &project).await?;
         let fit = |limit: i64, used: i64, each: i64| -> i64 {
@@ -394,7 +410,7 @@ impl Compute {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             s.place_range(&mut nodes, &request, min, upper)
-                .map_err(|e| ComputeError::NoCapacity(e.to_string()))?
+                .map_err(|e| ComputeError::InsufficientCapacity(e.to_string()))?
         };
         let reservation = nuage_model::id::ec2("r");
         let launch = now();
@@ -432,8 +448,11 @@ impl Compute {
                 launch_ms: launch,
                 terminated_ms: None,
                 client_token: req.client_token.clone(),
+                force_stop: false,
+                generation: 1,
+                observed_generation: 0,
             };
-            repo::insert_instance(
+            let inserted = repo::insert_instance(
                 &mut *tx,
                 repo::NewInstance {
                     inst: &inst,
@@ -441,8 +460,20 @@ impl Compute {
                 },
                 launch,
             )
-            .await?;
-            out.push(inst);
+            .await;
+            match (inserted, &req.client_token) {
+                (Ok(()), _) => out.push(inst),
+                (Err(StoreError::AlreadyExists { .. }), Some(token)) => {
+                    // The unique index on (project, client token) refused a
+                    // second launch that the lock did not serialise: the
+                    // answer is the first launch's.
+                    drop(tx);
+                    return Ok(
+                        repo::instances_by_token(self.db().reader(), &project, token).await?,
+                    );
+                }
+                (Err(e), _) => return Err(e.into()),
+            }
         }
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(project = %project, reservation = %reservation, count = out.len(), instance_type = %itype.name, image = %image.id, "instances launched");
@@ -452,7 +483,7 @@ impl Compute {
 
     /// An instance the caller may read; another project's is "not found".
     pub async fn get_instance(&self, caller: &Principal, id: &str) -> ComputeResult<Instance> {
-        let missing = || ComputeError::not_found(format!("instance {id} not found"));
+        let missing = || ComputeError::not_found(Resource::Instance, id);
         if !id.starts_with("i-") || id.len() > 32 {
             return Err(ComputeError::invalid(format!(
                 "{id:?} is not an instance id (i-…)"
@@ -490,9 +521,7 @@ impl Compute {
         if !q.instance_ids.is_empty() {
             let have: HashSet<&str> = all.iter().map(|i| i.id.as_str()).collect();
             if let Some(missing) = q.instance_ids.iter().find(|id| !have.contains(id.as_str())) {
-                return Err(ComputeError::not_found(format!(
-                    "instance {missing} not found"
-                )));
+                return Err(ComputeError::not_found(Resource::Instance, missing));
             }
         }
         let ids: HashSet<&str> = q.instance_ids.iter().map(String::as_str).collect();
@@ -547,6 +576,116 @@ impl Compute {
         }
     }
 
+    /// Changes an instance's spec. A resize is allowed while it runs or is
+    /// stopped, within the project's quota and its node's capacity; it
+    /// bumps the spec generation, and the reconciler applies it.
+    pub async fn modify_instance(
+        &self,
+        caller: &Principal,
+        id: &str,
+        patch: InstancePatch,
+    ) -> ComputeResult<Instance> {
+        let inst = self.get_instance(caller, id).await?;
+        authorize(
+            caller,
+            "compute:modify_instance",
+            Rule::ProjectWrite(&inst.project_id),
+        )?;
+        let Some(type_name) = patch.instance_type else {
+            return Ok(inst);
+        };
+        let itype = repo::get_type(self.db().reader(), &type_name)
+            .await?
+            .ok_or_else(|| {
+                ComputeError::invalid(format!("instance type {type_name} does not exist"))
+            })?;
+        if itype.name == inst.instance_type {
+            return Ok(inst);
+        }
+        let limit = |r: &'static str| {
+            let id = self.inner.identity.clone();
+            let p = inst.project_id.clone();
+            async move { id.quota_limit(&p, r).await }
+        };
+        let (lim_c, lim_r) = (limit("cores").await?, limit("ram").await?);
+        let mut tx = self.db().begin().await?;
+        self.db()
+            .lock_transaction(&mut tx, TxLock::ComputeLaunch)
+            .await?;
+        let (_, used_c, used_r) = repo::project_usage(&mut *tx, &inst.project_id).await?;
+        for (res, lim, used, old, new) in [
+            (
+                "cores",
+                lim_c,
+                used_c,
+                inst.vcpus as i64,
+                itype.vcpus as i64,
+            ),
+            (
+                "ram",
+                lim_r,
+                used_r,
+                inst.memory_mib as i64,
+                itype.memory_mib as i64,
+            ),
+        ] {
+            if lim >= 0 && new > old && used - old + new > lim {
+                return Err(ComputeError::QuotaExceeded(format!(
+                    "quota exceeded for {res}: {} needs {} more, the project uses {used} of {lim}",
+                    itype.name,
+                    new - old
+                )));
+            }
+        }
+        let mut nodes = self.node_states(&mut tx).await?;
+        let node = nodes
+            .iter_mut()
+            .find(|n| n.id == inst.node)
+            .ok_or_else(|| {
+                ComputeError::Internal(format!("node {} of {id} is not registered", inst.node))
+            })?;
+        let size = |vcpus, ram_mib, disk_gib| Request {
+            vcpus,
+            ram_mib,
+            disk_gib,
+            arch: None,
+            az: None,
+            image_properties: ImageProperties::default(),
+            group: None,
+            count: 1,
+        };
+        node.release(&size(inst.vcpus, inst.memory_mib, inst.disk_gib), false);
+        {
+            let mut s = self
+                .inner
+                .scheduler
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            s.place(
+                std::slice::from_mut(node),
+                &size(itype.vcpus, itype.memory_mib, itype.disk_gib),
+            )
+            .map_err(|e| {
+                ComputeError::InsufficientCapacity(format!(
+                    "its node cannot take {}: {e}",
+                    itype.name
+                ))
+            })?;
+        }
+        if !repo::resize_instance(&mut *tx, id, &itype, now()).await? {
+            return Err(ComputeError::IncorrectState {
+                id: id.to_string(),
+                state: inst.state,
+                action: "resize",
+                hint: "; only running or stopped instances can be resized",
+            });
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(instance = %id, from = %inst.instance_type, to = %itype.name, "instance resized");
+        self.trigger([id.to_string()]);
+        self.get_instance(caller, id).await
+    }
+
     /// Stops, starts, reboots or terminates instances: every id is checked
     /// first, and one that is unknown, foreign or in the wrong state fails
     /// the whole call with nothing changed.
@@ -569,7 +708,7 @@ impl Compute {
         let mut attempt = 0;
         let (plan, out) = loop {
             let plan = self.plan_action(caller, action, ids).await?;
-            match self.apply_action(action, &plan).await? {
+            match self.apply_action(action, force, &plan).await? {
                 Some(out) => break (plan, out),
                 None if attempt < ACT_RETRIES => attempt += 1,
                 None => {
@@ -579,19 +718,12 @@ impl Compute {
                 }
             }
         };
-        if force && action == Action::Stop {
-            let mut f = self
-                .inner
-                .force_stop
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            f.extend(plan.iter().map(|(i, _)| i.id.clone()));
-        }
         tracing::info!(action = action.verb(), count = out.len(), "instance action");
         self.notify_changed();
+        let forced = force && action == Action::Stop;
         self.trigger(
             plan.iter()
-                .filter(|(_, c)| c.is_some())
+                .filter(|(_, c)| c.is_some() || forced)
                 .map(|(i, _)| i.id.clone()),
         );
         Ok(out)
@@ -618,12 +750,13 @@ impl Compute {
                 &format!("compute:{verb}_instances"),
                 Rule::ProjectWrite(&inst.project_id),
             )?;
-            let change = transition(action, inst.state).map_err(|why| {
-                ComputeError::conflict(format!(
-                    "cannot {verb} instance {id}: it is {}{why}",
-                    inst.state.as_str()
-                ))
-            })?;
+            let change =
+                transition(action, inst.state).map_err(|hint| ComputeError::IncorrectState {
+                    id: id.clone(),
+                    state: inst.state,
+                    action: verb,
+                    hint,
+                })?;
             plan.push((inst, change));
         }
         Ok(plan)
@@ -632,17 +765,26 @@ impl Compute {
     /// Writes a plan in one transaction, each change only if its instance is
     /// still in a state from which `action` makes that same change (a
     /// terminate planned on `pending` still holds once it is `running`);
-    /// `None` (nothing written) if one moved elsewhere meanwhile.
+    /// `None` (nothing written) if one moved elsewhere meanwhile. A forced
+    /// stop is written with the change (or onto an instance already
+    /// stopping), in the store, so it survives a restart.
     async fn apply_action(
         &self,
         action: Action,
+        force: bool,
         plan: &[(Instance, Option<Change>)],
     ) -> ComputeResult<Option<Vec<StateChange>>> {
+        let force_stop = force && action == Action::Stop;
         let mut tx = self.db().begin().await?;
         let mut out = Vec::with_capacity(plan.len());
         for (inst, change) in plan {
             let current_state = match change {
-                None => inst.state,
+                None => {
+                    if force_stop && inst.state == State::Stopping {
+                        repo::force_stop(&mut *tx, &inst.id, now()).await?;
+                    }
+                    inst.state
+                }
                 Some(change @ (desired, state, reboot)) => {
                     let from: Vec<State> = State::ALL
                         .into_iter()
@@ -655,6 +797,7 @@ impl Compute {
                         *desired,
                         *state,
                         *reboot,
+                        force_stop,
                         now(),
                     )
                     .await?;
@@ -688,9 +831,7 @@ impl Compute {
         let bytes = agent
             .console(&inst.id, max_bytes.clamp(1, 1 << 20))
             .await
-            .map_err(|e| {
-                ComputeError::internal(format!("reading the console of {}", inst.id), e)
-            })?;
+            .map_err(|e| ComputeError::driver(&inst.id, "reading the console of", e))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 }

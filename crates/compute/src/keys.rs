@@ -9,6 +9,7 @@ use nuage_model::identity::Principal;
 use serde::Deserialize;
 use ssh_key::{Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 
+use crate::error::Resource;
 use crate::types::{KeyPair, PlacementGroup};
 use crate::{now, repo, Compute, ComputeError, ComputeResult};
 
@@ -117,9 +118,9 @@ impl Compute {
         repo::insert_key(self.db().writer(), &caller.project_id, &kp, now())
             .await
             .map_err(|e| match e {
-                nuage_store::StoreError::AlreadyExists { .. } => ComputeError::AlreadyExists(
-                    format!("a key pair named {} already exists", new.name),
-                ),
+                nuage_store::StoreError::AlreadyExists { .. } => {
+                    ComputeError::already_exists(Resource::KeyPair, &new.name)
+                }
                 other => other.into(),
             })?;
         Ok(KeyPair {
@@ -145,7 +146,7 @@ impl Compute {
         )?;
         repo::get_key(self.db().reader(), &caller.project_id, name)
             .await?
-            .ok_or_else(|| ComputeError::not_found(format!("key pair {name} not found")))
+            .ok_or_else(|| ComputeError::not_found(Resource::KeyPair, name))
     }
 
     pub async fn delete_key_pair(&self, caller: &Principal, name: &str) -> ComputeResult<()> {
@@ -155,9 +156,7 @@ impl Compute {
             Rule::ProjectWrite(&caller.project_id),
         )?;
         if !repo::delete_key(self.db().writer(), &caller.project_id, name).await? {
-            return Err(ComputeError::not_found(format!(
-                "key pair {name} not found"
-            )));
+            return Err(ComputeError::not_found(Resource::KeyPair, name));
         }
         Ok(())
     }
@@ -192,9 +191,9 @@ impl Compute {
         repo::insert_group(self.db().writer(), &caller.project_id, &g, now())
             .await
             .map_err(|e| match e {
-                nuage_store::StoreError::AlreadyExists { .. } => ComputeError::AlreadyExists(
-                    format!("a placement group named {name} already exists"),
-                ),
+                nuage_store::StoreError::AlreadyExists { .. } => {
+                    ComputeError::already_exists(Resource::PlacementGroup, name)
+                }
                 other => other.into(),
             })?;
         Ok(g)
@@ -224,7 +223,7 @@ impl Compute {
         )?;
         let g = repo::get_group(self.db().reader(), &caller.project_id, name)
             .await?
-            .ok_or_else(|| ComputeError::not_found(format!("placement group {name} not found")))?;
+            .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
         if repo::instances_in_group(self.db().reader(), &g.id).await? > 0 {
             return Err(ComputeError::conflict(format!(
                 "placement group {name} still has instances"
@@ -260,7 +259,7 @@ impl Compute {
         )?;
         repo::get_type(self.db().reader(), name)
             .await?
-            .ok_or_else(|| ComputeError::not_found(format!("instance type {name} not found")))
+            .ok_or_else(|| ComputeError::not_found(Resource::InstanceType, name))
     }
 
     pub async fn create_instance_type(
@@ -289,9 +288,9 @@ impl Compute {
         repo::insert_type(self.db().writer(), &t, now(), false)
             .await
             .map_err(|e| match e {
-                nuage_store::StoreError::AlreadyExists { .. } => ComputeError::AlreadyExists(
-                    format!("an instance type named {} already exists", t.name),
-                ),
+                nuage_store::StoreError::AlreadyExists { .. } => {
+                    ComputeError::already_exists(Resource::InstanceType, &t.name)
+                }
                 other => other.into(),
             })?;
         Ok(t)
@@ -300,9 +299,7 @@ impl Compute {
     pub async fn delete_instance_type(&self, caller: &Principal, name: &str) -> ComputeResult<()> {
         authorize(caller, "compute:delete_flavor", Rule::Admin)?;
         if !repo::delete_type(self.db().writer(), name).await? {
-            return Err(ComputeError::not_found(format!(
-                "instance type {name} not found"
-            )));
+            return Err(ComputeError::not_found(Resource::InstanceType, name));
         }
         Ok(())
     }

@@ -32,9 +32,9 @@ use nuage_store::{now_ms, Db};
 use tokio::sync::Notify;
 
 pub use agent::{AgentSpec, LocalAgent, NodeAgent};
-pub use error::{ComputeError, ComputeResult};
+pub use error::{ComputeError, ComputeResult, Resource};
 pub use images::{ImagePatch, ImageQuery, NewImage, Upload};
-pub use instances::{Action, InstanceQuery, Page, RunRequest};
+pub use instances::{Action, InstancePatch, InstanceQuery, Page, RunRequest};
 pub use keys::NewKeyPair;
 pub use nodes::NodeRegistration;
 
@@ -96,8 +96,6 @@ struct Inner {
     /// and (exclusive) by the image garbage collector, so it never removes
     /// a blob that is about to be referenced.
     blob_gc: tokio::sync::RwLock<()>,
-    /// Instances whose stop was forced: no grace period.
-    force_stop: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Compute {
@@ -148,7 +146,6 @@ impl Compute {
                 controller: OnceLock::new(),
                 changed: Notify::new(),
                 blob_gc: tokio::sync::RwLock::new(()),
-                force_stop: Mutex::new(Default::default()),
             }),
         })
     }

@@ -75,10 +75,16 @@ impl Compute {
             let Some(mut row) = rows.iter().find(|r| r.0 == agent.node_id()).cloned() else {
                 continue;
             };
-            if let Ok(cap) = agent.capacity().await {
-                row.5 = cap.vcpus as i64;
-                row.6 = cap.ram_mib as i64;
-                row.7 = cap.disk_gib as i64;
+            match agent.capacity().await {
+                Ok(cap) => {
+                    row.5 = cap.vcpus as i64;
+                    row.6 = cap.ram_mib as i64;
+                    row.7 = cap.disk_gib as i64;
+                }
+                // Not looking is not "no capacity": keep what was recorded.
+                Err(e) => {
+                    tracing::warn!(node = %row.1, error = %e, "heartbeat: cannot read the node's capacity")
+                }
             }
             row.10 = now();
             if let Err(e) = repo::upsert_node(self.db().writer(), &row, now()).await {

@@ -39,7 +39,10 @@ impl Reconciler for InstanceReconciler {
         let Some(inst) = repo::get_instance(c.db().reader(), id).await? else {
             // Something on a node that the store does not know: an orphan.
             for agent in c.agents() {
-                if agent.list().await.map(|l| l.contains(id)).unwrap_or(false) {
+                // A node that cannot list is an error to retry, not "the
+                // orphan is not there".
+                let listed = agent.list().await.map_err(|e| fail(id, "listing", e))?;
+                if listed.contains(id) {
                     tracing::info!(instance = %id, node = agent.node_id(), "removing an orphaned instance");
                     agent
                         .ensure_absent(id)
@@ -59,11 +62,6 @@ impl Reconciler for InstanceReconciler {
                     .ensure_absent(id)
                     .await
                     .map_err(|e| fail(id, "terminating", e))?;
-                c.inner
-                    .force_stop
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(id);
                 if inst.state != State::Terminated {
                     let r = inst.state_reason.clone().unwrap_or_else(|| {
                         reason("Client.UserInitiatedShutdown", "User initiated shutdown")
@@ -80,13 +78,9 @@ impl Reconciler for InstanceReconciler {
                 Ok(Action::Done)
             }
             Desired::Stopped => {
-                let grace = if c
-                    .inner
-                    .force_stop
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(id)
-                {
+                // A forced stop is in the store (it survives a restart);
+                // recording the stop clears it.
+                let grace = if inst.force_stop {
                     std::time::Duration::ZERO
                 } else {
                     c.inner.config.stop_grace
@@ -110,8 +104,10 @@ impl Reconciler for InstanceReconciler {
     }
 }
 
-fn fail(id: &str, doing: &str, e: DriverError) -> ComputeError {
-    ComputeError::Internal(format!("{doing} instance {id}: {e}"))
+/// A driver's failure is an error the runtime retries with back-off; it
+/// never reads as a state.
+fn fail(id: &str, doing: &'static str, e: DriverError) -> ComputeError {
+    ComputeError::driver(id, doing, e)
 }
 
 impl InstanceReconciler {
@@ -144,6 +140,19 @@ impl InstanceReconciler {
         Ok(())
     }
 
+    /// Records that the node runs the spec of the instance's generation.
+    async fn record_generation(&self, inst: &Instance) -> ComputeResult<()> {
+        let c = &self.compute;
+        if inst.observed_generation < inst.generation
+            && repo::set_observed_generation(c.db().writer(), &inst.id, inst.generation, now())
+                .await?
+        {
+            tracing::info!(instance = %inst.id, generation = inst.generation, "spec applied");
+            c.notify_changed();
+        }
+        Ok(())
+    }
+
     async fn make_running(
         &self,
         inst: &Instance,
@@ -160,6 +169,16 @@ impl InstanceReconciler {
                 .map_err(|e| fail(id, "observing", e))?;
             match obs.power {
                 Power::Running { .. } => {
+                    if inst.generation > inst.observed_generation {
+                        // The spec changed while it runs: re-apply it in
+                        // place, then record the generation applied.
+                        let spec = self.spec(inst).await?;
+                        agent
+                            .apply(&spec)
+                            .await
+                            .map_err(|e| fail(id, "applying the changed spec of", e))?;
+                        self.record_generation(inst).await?;
+                    }
                     if obs.oom_kills != inst.oom_kills {
                         self.record(
                             inst,
@@ -226,6 +245,8 @@ impl InstanceReconciler {
                 };
                 self.record(inst, state, reason.as_ref(), oom, inst.reboot_requested)
                     .await?;
+                // Started from the spec of this generation.
+                self.record_generation(inst).await?;
                 Ok(Action::Done)
             }
             Err(DriverError::Invalid(m)) => {

@@ -536,7 +536,8 @@ pub async fn node_groups<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<(String
 const INSTANCE_COLS: &str = "id, reservation_id, project_id, user_id, image_id, instance_type, \
     vcpus, memory_mib, disk_gib, node_id, availability_zone, placement_group, key_name, tags, \
     hostname, launch_index, client_token, desired, reboot_requested, reboot_done, state, \
-    state_reason, oom_kills, launch_time, terminated_at";
+    state_reason, oom_kills, launch_time, terminated_at, force_stop, generation, \
+    observed_generation";
 
 /// The first twelve columns of [`INSTANCE_COLS`].
 type RawA = (
@@ -571,22 +572,33 @@ type RawB = (
     Option<i64>,
 );
 
-/// A raw row split in two tuples (sqlx decodes tuples of at most 16).
+/// The last three: force_stop, generation, observed_generation.
+type RawC = (i64, i64, i64);
+
+/// A raw row split in tuples (sqlx decodes tuples of at most 16).
 struct Raw {
     a: RawA,
     b: RawB,
+    c: RawC,
 }
 
-fn instance(raw: Raw) -> Instance {
-    let (a, b) = (raw.a, raw.b);
-    let state = State::parse(&b.8).unwrap_or(State::Pending);
-    let desired = Desired::parse(&b.5).unwrap_or(Desired::Running);
+/// A row; a state or desired state this version does not know is an error
+/// (never read as "pending" or "running": ADR 14).
+fn instance(raw: Raw) -> StoreResult<Instance> {
+    let (a, b, c) = (raw.a, raw.b, raw.c);
+    let unknown = |what: &str, v: &str| {
+        StoreError::Query(sqlx::Error::Decode(
+            format!("instance {}: unknown {what} {v:?}", a.0).into(),
+        ))
+    };
+    let state = State::parse(&b.8).ok_or_else(|| unknown("state", &b.8))?;
+    let desired = Desired::parse(&b.5).ok_or_else(|| unknown("desired state", &b.5))?;
     let state_reason: Option<StateReason> =
         b.9.as_deref().and_then(|s| serde_json::from_str(s).ok());
     let failed = state_reason
         .as_ref()
         .is_some_and(|r| r.code.starts_with("Server."));
-    Instance {
+    Ok(Instance {
         id: a.0,
         reservation_id: a.1,
         project_id: a.2,
@@ -616,7 +628,10 @@ fn instance(raw: Raw) -> Instance {
         launch_time: rfc3339(b.11),
         terminated_ms: b.12,
         terminated_at: b.12.map(rfc3339),
-    }
+        force_stop: c.0 != 0,
+        generation: c.1,
+        observed_generation: c.2,
+    })
 }
 
 /// Decodes rows selected with [`INSTANCE_COLS`].
@@ -654,8 +669,9 @@ fn decode(rows: Vec<nuage_store::sqlx::any::AnyRow>) -> StoreResult<Vec<Instance
                 r.try_get(23)?,
                 r.try_get(24)?,
             ),
+            c: (r.try_get(25)?, r.try_get(26)?, r.try_get(27)?),
         };
-        out.push(instance(raw));
+        out.push(instance(raw)?);
     }
     Ok(out)
 }
@@ -700,7 +716,8 @@ pub async fn insert_instance<'e>(
     .bind(i.state.as_str())
     .bind(now)
     .execute(e)
-    .await?;
+    .await
+    .map_err(|e| StoreError::unique(e, format!("instance {} or its launch's client token", i.id)))?;
     Ok(())
 }
 
@@ -795,7 +812,9 @@ pub async fn project_usage<'e>(
 }
 
 /// The API's write: the desired state (and the state EC2 shows at once),
-/// if the instance is still in one of the states `from`.
+/// and whether a stop is forced (no grace period), if the instance is
+/// still in one of the states `from`.
+#[allow(clippy::too_many_arguments)]
 pub async fn set_desired<'e>(
     e: impl AnyExecutor<'e>,
     id: &str,
@@ -803,22 +822,24 @@ pub async fn set_desired<'e>(
     desired: Desired,
     state: State,
     reboot: bool,
+    force_stop: bool,
     now: i64,
 ) -> StoreResult<bool> {
     if from.is_empty() {
         return Ok(false);
     }
-    let places: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 6)).collect();
+    let places: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 7)).collect();
     let sql = format!(
         "UPDATE instances SET desired = $1, state = $2, \
-         reboot_requested = reboot_requested + $3, version = version + 1, updated_at = $4 \
-         WHERE id = $5 AND state IN ({})",
+         reboot_requested = reboot_requested + $3, force_stop = $4, version = version + 1, \
+         updated_at = $5 WHERE id = $6 AND state IN ({})",
         places.join(", ")
     );
     let mut q = sqlx::query(&sql)
         .bind(desired.as_str())
         .bind(state.as_str())
         .bind(reboot as i64)
+        .bind(force_stop as i64)
         .bind(now)
         .bind(id);
     for s in from {
@@ -828,8 +849,66 @@ pub async fn set_desired<'e>(
     Ok(r.rows_affected() == 1)
 }
 
+/// Forces the stop of an instance already being stopped (EC2's
+/// `--force` on a stopping instance): its next stop takes no grace.
+pub async fn force_stop<'e>(e: impl AnyExecutor<'e>, id: &str, now: i64) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE instances SET force_stop = 1, version = version + 1, updated_at = $1 \
+         WHERE id = $2 AND desired = 'stopped'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The API's resize: the new type and limits and the next spec
+/// generation, if the instance is still running or stopped.
+pub async fn resize_instance<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    t: &InstanceType,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE instances SET instance_type = $1, vcpus = $2, memory_mib = $3, disk_gib = $4, \
+         generation = generation + 1, version = version + 1, updated_at = $5 \
+         WHERE id = $6 AND state IN ('running', 'stopped')",
+    )
+    .bind(&t.name)
+    .bind(t.vcpus as i64)
+    .bind(t.memory_mib as i64)
+    .bind(t.disk_gib as i64)
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The reconciler's record that the node runs the spec of `generation`.
+pub async fn set_observed_generation<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    generation: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE instances SET observed_generation = $1, updated_at = $2 \
+         WHERE id = $3 AND observed_generation < $1",
+    )
+    .bind(generation)
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// The reconciler's write: what it observed, applied only if the desired
-/// state is still the one it acted on (else the next pass acts again).
+/// state is still the one it acted on (else the next pass acts again). A
+/// stop observed done clears a forced stop.
 #[allow(clippy::too_many_arguments)]
 pub async fn set_observed<'e>(
     e: impl AnyExecutor<'e>,
@@ -844,7 +923,8 @@ pub async fn set_observed<'e>(
     let terminated_at = (state == State::Terminated).then_some(now);
     let r = sqlx::query(
         "UPDATE instances SET state = $1, state_reason = $2, oom_kills = $3, \
-         reboot_done = $4, terminated_at = COALESCE(terminated_at, $5), updated_at = $6 \
+         reboot_done = $4, terminated_at = COALESCE(terminated_at, $5), updated_at = $6, \
+         force_stop = CASE WHEN $1 IN ('stopped', 'terminated') THEN 0 ELSE force_stop END \
          WHERE id = $7 AND desired = $8",
     )
     .bind(state.as_str())

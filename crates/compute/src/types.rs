@@ -226,6 +226,15 @@ pub struct Instance {
     pub terminated_ms: Option<i64>,
     #[serde(skip)]
     pub client_token: Option<String>,
+    /// The next stop takes no grace period (a forced stop); kept in the
+    /// store so that it survives a restart before the reconcile.
+    #[serde(skip)]
+    pub force_stop: bool,
+    /// The generation of the instance's spec: grows with every change a
+    /// running instance must take (Kubernetes' metadata.generation).
+    pub generation: i64,
+    /// The generation its node last applied (status.observedGeneration).
+    pub observed_generation: i64,
 }
 
 impl Instance {

@@ -119,24 +119,39 @@ impl Cgroups {
         self.hierarchies.iter().map(move |h| h.join(&rel))
     }
 
-    pub fn any_exists(&self, id: &str) -> bool {
-        self.dirs(id).any(|d| d.exists())
+    pub fn any_exists(&self, id: &str) -> io::Result<bool> {
+        for d in self.dirs(id) {
+            if d.try_exists()? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Processes OOM-killed in the instance's memory cgroup; `None` when it
-    /// has none (the counter dies with the cgroup).
-    pub fn oom_kills(&self, id: &str) -> Option<u64> {
-        let dir = self.memory.as_ref()?.join(&self.parent).join(id);
+    /// has none (the counter dies with the cgroup); an error when the
+    /// counter could not be read, so a failed read never lowers a count.
+    pub fn oom_kills(&self, id: &str) -> io::Result<Option<u64>> {
+        let Some(memory) = self.memory.as_ref() else {
+            return Ok(None);
+        };
+        let dir = memory.join(&self.parent).join(id);
         let file = if self.unified {
             "memory.events"
         } else {
             "memory.oom_control"
         };
-        let text = std::fs::read_to_string(dir.join(file)).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("oom_kill "))
-            .and_then(|v| v.trim().parse().ok())
-            .or(Some(0))
+        let text = match std::fs::read_to_string(dir.join(file)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+        ))
     }
 
     /// Ids with a cgroup under the parent in any hierarchy.

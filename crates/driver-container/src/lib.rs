@@ -27,9 +27,10 @@
 //! `/<cgroup_parent>/<id>` and deletes them on `runc delete`; the driver
 //! only probes which limit files the kernel has (so the spec never asks runc
 //! for a write that fails) and removes what runc leaves or forgets. Observing
-//! an instance reads files only; stopping signals the init through a pidfd;
-//! only starting (`runc run -d`) and deleting (`runc delete --force`) exec
-//! runc. Exits are watched with one pidfd per running instance registered in
+//! an instance reads files only, and a file it cannot read is an error,
+//! never "stopped" (ADR 14); stopping signals the init through a pidfd;
+//! only starting (`runc run -d`), resizing in place (`runc update`) and
+//! deleting (`runc delete --force`) exec runc. Exits are watched with one pidfd per running instance registered in
 //! tokio, and reported to the [`EventSink`]. At most `4 × CPUs` starts run
 //! at once; the rest queue (more would only make runc processes fight over
 //! the CPUs).
@@ -347,7 +348,7 @@ impl ComputeDriver for ContainerDriver {
         validate(spec)?;
         // Already running: answer without queueing behind starts.
         let init = self.inner.paths(&spec.id).init;
-        if let Some(r) = InitRecord::read(&init).filter(InitRecord::alive) {
+        if let Some(r) = read_running(&spec.id, &init)? {
             self.inner.watch(&spec.id, r);
             return self.observe(&spec.id).await;
         }
@@ -412,11 +413,46 @@ impl ComputeDriver for ContainerDriver {
         Ok(observed)
     }
 
+    /// New cgroup limits for a running instance (`runc update`); the
+    /// next start writes the whole spec anyway. The config drive is not
+    /// changed in place: the instance holds the old one bind-mounted.
+    async fn apply(&self, spec: &InstanceSpec) -> DriverResult<Observed> {
+        validate(spec)?;
+        let id = spec.id.as_str();
+        let p = self.inner.paths(id);
+        if read_running(id, &p.init)?.is_none() {
+            return self.observe(id).await;
+        }
+        let oci = spec::config(
+            spec,
+            &spec::Paths {
+                nofile_hard: self.inner.nofile_hard,
+                netns: &p.netns,
+                config_drive: &p.config_drive,
+                hosts: &p.hosts,
+            },
+            &self.inner.cgroups,
+        );
+        let mut resources = oci["linux"]["resources"].clone();
+        if let Some(r) = resources.as_object_mut() {
+            // Devices are set once, at creation.
+            r.remove("devices");
+        }
+        let json =
+            serde_json::to_vec(&resources).map_err(|e| fail(id, "encoding the resources", e))?;
+        self.inner
+            .runc
+            .update(id, &json)
+            .await
+            .map_err(|m| fail(id, "runc update", m))?;
+        self.observe(id).await
+    }
+
     async fn ensure_stopped(&self, id: &str, grace: Duration) -> DriverResult<Observed> {
         validate_id(id)?;
         self.inner.unwatch(id);
         let p = self.inner.paths(id);
-        if let Some(r) = InitRecord::read(&p.init).filter(InitRecord::alive) {
+        if let Some(r) = read_running(id, &p.init)? {
             self.inner.kill(id, r, Some(grace)).await?;
         }
         let inner = self.inner.clone();
@@ -427,7 +463,12 @@ impl ComputeDriver for ContainerDriver {
                 .delete_container(id, "deleting the container")
                 .await?;
         }
-        let _ = std::fs::remove_file(&p.init);
+        match std::fs::remove_file(&p.init) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(fail(id, "removing the init record", e))
+            }
+            _ => {}
+        }
         self.observe(id).await
     }
 
@@ -435,7 +476,7 @@ impl ComputeDriver for ContainerDriver {
         validate_id(id)?;
         self.inner.unwatch(id);
         let p = self.inner.paths(id);
-        if let Some(r) = InitRecord::read(&p.init).filter(InitRecord::alive) {
+        if let Some(r) = read_running(id, &p.init)? {
             self.inner.kill(id, r, None).await?;
         }
         if self.inner.runc.state_dir(id).exists() {
@@ -453,7 +494,7 @@ impl ComputeDriver for ContainerDriver {
         validate_id(id)?;
         let inner = self.inner.clone();
         let id2 = id.to_string();
-        let (observed, record) = blocking(move || Ok(inner.observe_now(&id2))).await?;
+        let (observed, record) = blocking(move || inner.observe_now(&id2)).await?;
         if let Some(r) = record {
             // Re-arms the exit watcher after a server restart.
             self.inner.watch(id, r);
@@ -523,8 +564,8 @@ impl Inner {
     fn prepare(&self, spec: &InstanceSpec) -> DriverResult<Prepared> {
         let id = spec.id.as_str();
         let p = self.paths(id);
-        if let Some(r) = InitRecord::read(&p.init).filter(InitRecord::alive) {
-            return Ok(Prepared::Running(self.observe_now(id).0, r));
+        if let Some(r) = read_running(id, &p.init)? {
+            return Ok(Prepared::Running(self.observe_now(id)?.0, r));
         }
         if !spec.rootfs.is_dir() {
             return Err(fail(
@@ -642,19 +683,32 @@ impl Inner {
             .trim()
             .parse()
             .map_err(|e| fail(id, "reading runc's pid file", e))?;
-        // Start time 0 (already gone) reads as not running.
-        let start = procfs::stat(pid).map(|s| s.start).unwrap_or(0);
+        // Start time 0 (already gone) reads as not running; failing to
+        // look is an error (the next pass records the start again).
+        let start = match procfs::stat(pid) {
+            Ok(s) => s.start,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(fail(id, "reading the init's /proc entry", e)),
+        };
         let record = InitRecord { pid, start };
         write_atomic(&p.init, record.encode().as_bytes())
             .map_err(|e| fail(id, "recording the init", e))?;
-        let (observed, _) = self.observe_now(id);
+        let (observed, _) = self.observe_now(id)?;
         Ok((observed, (start != 0).then_some(record)))
     }
 
     /// Whether a previous incarnation left runc state or cgroups; if so its
     /// OOM kills are added to the instance's total before they go.
     fn fold_if_stale(&self, id: &str) -> DriverResult<bool> {
-        let stale = self.runc.state_dir(id).exists() || self.cgroups.any_exists(id);
+        let stale = self
+            .runc
+            .state_dir(id)
+            .try_exists()
+            .map_err(|e| fail(id, "looking for runc state", e))?
+            || self
+                .cgroups
+                .any_exists(id)
+                .map_err(|e| fail(id, "looking for cgroups", e))?;
         if stale {
             self.fold_oom(id)
                 .map_err(|e| fail(id, "saving the OOM kill count", e))?;
@@ -670,7 +724,11 @@ impl Inner {
                 .await
                 .map_err(|m| fail(id, step, m))?;
         }
-        if self.cgroups.any_exists(id) {
+        if self
+            .cgroups
+            .any_exists(id)
+            .map_err(|e| fail(id, "looking for cgroups", e))?
+        {
             let cg = self.cgroups.clone();
             let id2 = id.to_string();
             blocking(move || {
@@ -682,44 +740,73 @@ impl Inner {
         Ok(())
     }
 
-    fn observe_now(&self, id: &str) -> (Observed, Option<InitRecord>) {
+    /// What the node has of the instance, from files alone. Every answer
+    /// is a positive observation: absent only when its directory is not
+    /// there, stopped only when no init is recorded or the recorded one is
+    /// gone from `/proc`. A file that could not be read (EMFILE under a
+    /// descriptor flood, EIO...) is an error, which the reconciler retries
+    /// with back-off without recording anything (ADR 0014).
+    fn observe_now(&self, id: &str) -> DriverResult<(Observed, Option<InitRecord>)> {
         let p = self.paths(id);
-        if std::fs::symlink_metadata(&p.dir).is_err() {
-            return (Observed::absent(), None);
+        match std::fs::symlink_metadata(&p.dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Observed::absent(), None)),
+            Err(e) => return Err(fail(id, "observing: looking for the instance directory", e)),
         }
-        let record = InitRecord::read(&p.init);
-        let running = record.filter(InitRecord::alive);
+        let record =
+            InitRecord::read(&p.init).map_err(|e| fail(id, "observing: the init record", e))?;
+        let running = match record {
+            Some(r)
+                if r.alive()
+                    .map_err(|e| fail(id, "observing: the init's /proc entry", e))? =>
+            {
+                Some(r)
+            }
+            _ => None,
+        };
         let _ = console::bound(&p.console);
+        let oom_kills = self
+            .oom_total(id, &p, record)
+            .map_err(|e| fail(id, "observing: the OOM kill count", e))?;
+        let netns = p
+            .netns
+            .try_exists()
+            .map_err(|e| fail(id, "observing: the network namespace", e))?;
         let observed = Observed {
             power: match running {
                 Some(r) => Power::Running { pid: r.pid },
                 None => Power::Stopped,
             },
-            oom_kills: self.oom_total(id, &p, record),
-            netns: p.netns.exists().then(|| p.netns.clone()),
+            oom_kills,
+            netns: netns.then(|| p.netns.clone()),
         };
-        (observed, running)
+        Ok((observed, running))
     }
 
     /// OOM kills of earlier incarnations (the `oom` file: `<total> <start
     /// time of the last incarnation folded in>`) plus the live cgroup's
     /// counter unless that incarnation was already folded in.
-    fn oom_total(&self, id: &str, p: &InstancePaths, record: Option<InitRecord>) -> u64 {
-        let (base, folded) = read_oom(&p.oom);
+    fn oom_total(
+        &self,
+        id: &str,
+        p: &InstancePaths,
+        record: Option<InitRecord>,
+    ) -> io::Result<u64> {
+        let (base, folded) = read_oom(&p.oom)?;
         let key = record.map(|r| r.start).unwrap_or(0);
-        match self.cgroups.oom_kills(id) {
+        Ok(match self.cgroups.oom_kills(id)? {
             Some(n) if folded != Some(key) => base + n,
             _ => base,
-        }
+        })
     }
 
     fn fold_oom(&self, id: &str) -> io::Result<()> {
-        let Some(n) = self.cgroups.oom_kills(id) else {
+        let Some(n) = self.cgroups.oom_kills(id)? else {
             return Ok(());
         };
         let p = self.paths(id);
-        let key = InitRecord::read(&p.init).map(|r| r.start).unwrap_or(0);
-        let (base, folded) = read_oom(&p.oom);
+        let key = InitRecord::read(&p.init)?.map(|r| r.start).unwrap_or(0);
+        let (base, folded) = read_oom(&p.oom)?;
         if folded == Some(key) {
             return Ok(());
         }
@@ -736,7 +823,8 @@ impl Inner {
         record: InitRecord,
         grace: Option<Duration>,
     ) -> DriverResult<()> {
-        let Some(fd) = open_pidfd(record) else {
+        let Some(fd) = open_pidfd(record).map_err(|e| fail(id, "opening the init's pidfd", e))?
+        else {
             return Ok(());
         };
         let fd = async_pidfd(fd).map_err(|e| fail(id, "watching the init", e))?;
@@ -758,20 +846,23 @@ impl Inner {
     }
 
     /// Watches the running init's exit and reports it to the event sink;
-    /// does nothing if the instance is already watched.
+    /// does nothing if the instance is already watched. A pidfd that cannot
+    /// be opened or registered (EMFILE) is not an exit: nothing is reported
+    /// and no watcher is kept, so the next observe (the periodic resync's)
+    /// tries again.
     fn watch(self: &Arc<Self>, id: &str, record: InitRecord) {
         let mut watchers = self.watchers.lock().unwrap_or_else(|e| e.into_inner());
         if watchers.contains_key(id) {
             return;
         }
         let generation = self.next_watcher.fetch_add(1, Ordering::Relaxed);
-        let fd = open_pidfd(record).and_then(|fd| {
-            async_pidfd(fd)
-                .map_err(
-                    |e| tracing::warn!(instance = id, error = %e, "cannot watch the init's pidfd"),
-                )
-                .ok()
-        });
+        let fd = match open_pidfd(record).and_then(|fd| fd.map(async_pidfd).transpose()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                tracing::warn!(instance = id, error = %e, "cannot watch the init's exit; will retry");
+                return;
+            }
+        };
         let weak: Weak<Inner> = Arc::downgrade(self);
         let id2 = id.to_string();
         let task = tokio::spawn(async move {
@@ -872,11 +963,21 @@ impl Inner {
 }
 
 /// A pidfd for the init if it still runs (checked after opening, so that a
-/// reused pid is never signalled or watched).
-fn open_pidfd(record: InitRecord) -> Option<OwnedFd> {
-    let pid = rustix::process::Pid::from_raw(i32::try_from(record.pid).ok()?)?;
-    let fd = rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
-    record.alive().then_some(fd)
+/// reused pid is never signalled or watched); `Ok(None)` only when it is
+/// gone, an error when the kernel would not say (EMFILE...).
+fn open_pidfd(record: InitRecord) -> io::Result<Option<OwnedFd>> {
+    let Some(pid) = i32::try_from(record.pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Ok(None);
+    };
+    let fd = match rustix::process::pidfd_open(pid, PidfdFlags::NONBLOCK) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(record.alive()?.then_some(fd))
 }
 
 /// Registers a pidfd with tokio's reactor; it turns readable when the
@@ -891,13 +992,23 @@ fn async_pidfd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     AsyncFd::with_interest(fd, Interest::READABLE)
 }
 
-fn read_oom(path: &Path) -> (u64, Option<u64>) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return (0, None);
+/// The `oom` file: `(0, None)` when there is none; an error when it could
+/// not be read, so that a failed read never lowers the recorded count.
+fn read_oom(path: &Path) -> io::Result<(u64, Option<u64>)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, None)),
+        Err(e) => return Err(e),
     };
     let mut it = text.split_ascii_whitespace();
     let base = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    (base, it.next().and_then(|v| v.parse().ok()))
+    Ok((base, it.next().and_then(|v| v.parse().ok())))
+}
+
+/// The instance's init if it still runs; an error if that could not be
+/// told (see [`InitRecord::read_running`]).
+fn read_running(id: &str, init: &Path) -> DriverResult<Option<InitRecord>> {
+    InitRecord::read_running(init).map_err(|e| fail(id, "reading the init record", e))
 }
 
 /// Replaces the config drive as a whole: written beside it, then swapped in

@@ -41,13 +41,36 @@ pub(crate) struct InitRecord {
 }
 
 impl InitRecord {
-    pub fn read(path: &Path) -> Option<InitRecord> {
-        let text = std::fs::read_to_string(path).ok()?;
+    /// The recorded init: `Ok(None)` when none is recorded (never started,
+    /// or stopped by the driver, which removes the record). A record that
+    /// cannot be read (EMFILE, EIO...) is an error, never "no init".
+    pub fn read(path: &Path) -> io::Result<Option<InitRecord>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut it = text.split_ascii_whitespace();
-        Some(InitRecord {
-            pid: it.next()?.parse().ok()?,
-            start: it.next()?.parse().ok()?,
+        let parsed = (|| {
+            Some(InitRecord {
+                pid: it.next()?.parse().ok()?,
+                start: it.next()?.parse().ok()?,
+            })
+        })();
+        parsed.map(Some).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unparsable init record {}: {text:?}", path.display()),
+            )
         })
+    }
+
+    /// The recorded init if this very process still runs.
+    pub fn read_running(path: &Path) -> io::Result<Option<InitRecord>> {
+        match Self::read(path)? {
+            Some(r) if r.alive()? => Ok(Some(r)),
+            _ => Ok(None),
+        }
     }
 
     pub fn encode(&self) -> String {
@@ -55,9 +78,27 @@ impl InitRecord {
     }
 
     /// Whether this very process (not a reuse of its pid) still runs.
-    pub fn alive(&self) -> bool {
-        self.start != 0 && matches!(stat(self.pid), Ok(s) if s.start == self.start && !s.dead)
+    /// `Ok(false)` only on positive evidence that it exited: no `/proc`
+    /// entry, a zombie, or another process's start time. A `/proc` that
+    /// could not be read is an error: the caller must not act on a guess.
+    pub fn alive(&self) -> io::Result<bool> {
+        if self.start == 0 {
+            return Ok(false);
+        }
+        match stat(self.pid) {
+            Ok(s) => Ok(s.start == self.start && !s.dead),
+            Err(e) if gone(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
+}
+
+/// Whether reading `/proc/<pid>/...` failed because the process is gone
+/// (ENOENT, or ESRCH while it was being reaped), as opposed to failing to
+/// look (EMFILE, ENOMEM...).
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())
 }
 
 /// Online CPUs, from `/sys/devices/system/cpu/online` (`0-3,6`): unlike
@@ -101,5 +142,32 @@ mod tests {
         );
         let z = "7 (sh) Z 1 7 7 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
         assert_eq!(parse_stat(z).map(|s| s.dead), Some(true));
+    }
+
+    #[test]
+    fn init_record_read_tells_missing_from_unreadable() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("init");
+        assert!(matches!(InitRecord::read(&path), Ok(None)));
+        std::fs::write(&path, "garbage").expect("write");
+        assert!(
+            InitRecord::read(&path).is_err(),
+            "a corrupt record is an error"
+        );
+        // A directory where the record should be: the open fails with
+        // something other than "not found", which must not read as "no init".
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("mkdir");
+        assert!(InitRecord::read(&path).is_err());
+        let me = InitRecord {
+            pid: std::process::id(),
+            start: stat(std::process::id()).expect("own stat").start,
+        };
+        assert!(matches!(me.alive(), Ok(true)));
+        let reused = InitRecord {
+            start: me.start + 1,
+            ..me
+        };
+        assert!(matches!(reused.alive(), Ok(false)));
     }
 }

@@ -1,5 +1,6 @@
-//! The two runc commands the driver execs: `run -d` to start an instance and
-//! `delete --force` to drop a dead or unwanted one. Nothing else execs runc:
+//! The runc commands the driver execs: `run -d` to start an instance,
+//! `update` to give a running one new limits (a resize) and `delete
+//! --force` to drop a dead or unwanted one. Nothing else execs runc:
 //! observing reads files, stopping signals a pidfd.
 
 use std::fs::File;
@@ -92,14 +93,59 @@ impl Runc {
         if text.contains("does not exist") {
             return Ok(());
         }
-        Err(match text.trim() {
-            "" => format!("runc delete exited with {}", out.status),
-            t => t.lines().last().unwrap_or(t).to_string(),
-        })
+        Err(complaint("delete", &text, out.status))
+    }
+
+    /// `runc update --resources -`: new cgroup limits for a running
+    /// container, as OCI `LinuxResources` JSON on stdin.
+    pub async fn update(&self, id: &str, resources: &[u8]) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("update")
+            .arg("--resources")
+            .arg("-")
+            .arg(id)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("exec {}: {e}", self.bin.display()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(resources)
+                .await
+                .map_err(|e| format!("writing to runc update: {e}"))?;
+        }
+        let out = match tokio::time::timeout(TIMEOUT, child.wait_with_output()).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(format!("runc update: {e}")),
+            Err(_) => return Err(format!("runc update timed out after {TIMEOUT:?}")),
+        };
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(complaint(
+            "update",
+            &String::from_utf8_lossy(&out.stderr),
+            out.status,
+        ))
     }
 
     pub fn state_dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
+    }
+}
+
+/// What a failed runc command said: the last line of its stderr, or its
+/// exit status when it said nothing.
+fn complaint(command: &str, stderr: &str, status: std::process::ExitStatus) -> String {
+    match stderr.trim() {
+        "" => format!("runc {command} exited with {status}"),
+        t => t.lines().last().unwrap_or(t).to_string(),
     }
 }
 

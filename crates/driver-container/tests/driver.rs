@@ -682,3 +682,68 @@ async fn capacity_reports_the_node() {
         );
     }
 }
+
+/// An observation that cannot be made is an error, never a state (ADR 14):
+/// with the init record unreadable (a directory in its place: EISDIR, as
+/// EMFILE or EIO would fail it), observe, ensure_running and ensure_stopped
+/// fail and touch nothing; once it reads again the same init still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_init_record_is_an_error_not_a_stop() {
+    let fx = fixture();
+    let d = &fx.driver;
+    let id = new_id();
+    let spec = fx.spec(&id, "echo up; exec sleep 1000");
+    let pid = running_pid(&d.ensure_running(&spec).await.expect("start").power);
+    let init = d.instance_dir(&id).join("init");
+    let saved = d.instance_dir(&id).join("init.saved");
+    std::fs::rename(&init, &saved).expect("move the record away");
+    std::fs::create_dir(&init).expect("a directory in its place");
+    let e = d.observe(&id).await.expect_err("observe must fail");
+    assert!(matches!(e, DriverError::Failed(_)), "{e}");
+    d.ensure_running(&spec)
+        .await
+        .expect_err("ensure_running must not start over a running init");
+    d.ensure_stopped(&id, Duration::ZERO)
+        .await
+        .expect_err("ensure_stopped must not act on a guess");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the init was killed"
+    );
+    assert!(d.runc_state_dir(&id).exists(), "the container was deleted");
+    std::fs::remove_dir(&init).expect("rmdir");
+    std::fs::rename(&saved, &init).expect("restore the record");
+    assert_eq!(
+        running_pid(&d.observe(&id).await.expect("observe").power),
+        pid
+    );
+    d.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}
+
+/// `apply` gives a running instance new limits in place (`runc update`):
+/// the same init, the new memory limit in its cgroup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_resizes_a_running_instance_in_place() {
+    let fx = fixture();
+    let d = &fx.driver;
+    let id = new_id();
+    let mut spec = fx.spec(&id, "echo up; exec sleep 1000");
+    let pid = running_pid(&d.ensure_running(&spec).await.expect("start").power);
+    spec.resources.memory_mib *= 2;
+    let obs = d.apply(&spec).await.expect("apply");
+    assert_eq!(running_pid(&obs.power), pid, "apply restarted the init");
+    let want = spec.resources.memory_mib << 20;
+    let limit = d
+        .cgroup_dirs(&id)
+        .iter()
+        .find_map(|dir| {
+            ["memory.limit_in_bytes", "memory.max"]
+                .iter()
+                .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        })
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert_eq!(limit, Some(want));
+    d.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}

@@ -16,6 +16,8 @@ use crate::{Capacity, ComputeDriver, DriverResult, EventSink, InstanceSpec, Obse
 struct FakeInstance {
     running: bool,
     console: Vec<u8>,
+    /// The resources of the last start or in-place update.
+    resources: Option<crate::Resources>,
 }
 
 /// A simulated node with the given capacity.
@@ -35,6 +37,12 @@ impl FakeDriver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FakeInstance>> {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resources the instance runs with (its last start or in-place
+    /// update), for tests of re-applied specs.
+    pub fn resources(&self, id: &str) -> Option<crate::Resources> {
+        self.lock().get(id).and_then(|i| i.resources.clone())
     }
 
     fn observed(&self, id: &str) -> Observed {
@@ -79,12 +87,21 @@ impl ComputeDriver for FakeDriver {
             let inst = map.entry(spec.id.clone()).or_insert_with(|| FakeInstance {
                 running: false,
                 console: Vec::new(),
+                resources: None,
             });
             if !inst.running {
                 inst.running = true;
+                inst.resources = Some(spec.resources.clone());
                 inst.console
                     .extend_from_slice(format!("fake: {} booted\n", spec.hostname).as_bytes());
             }
+        }
+        Ok(self.observed(&spec.id))
+    }
+
+    async fn apply(&self, spec: &InstanceSpec) -> DriverResult<Observed> {
+        if let Some(i) = self.lock().get_mut(&spec.id).filter(|i| i.running) {
+            i.resources = Some(spec.resources.clone());
         }
         Ok(self.observed(&spec.id))
     }

@@ -155,6 +155,15 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// drive, namespaces, cgroup), starts its init if it does not run.
     async fn ensure_running(&self, spec: &InstanceSpec) -> DriverResult<Observed>;
 
+    /// Makes a running instance take a changed spec in place, without a
+    /// restart: what the reconciler calls when the instance's spec
+    /// generation is ahead of the one its node applied. The container
+    /// driver updates the cgroup limits (a resize); the VM driver will
+    /// hot-plug NICs and volumes here. An instance that does not run has
+    /// nothing to update (its next start uses the spec). A change the
+    /// driver cannot make in place is [`DriverError::Invalid`].
+    async fn apply(&self, spec: &InstanceSpec) -> DriverResult<Observed>;
+
     /// Makes the instance not run, keeping its disk: asks its init to stop
     /// (SIGTERM for containers, ACPI for VMs), waits up to `grace`, then
     /// kills it.

@@ -974,3 +974,380 @@ async fn terminate_racing_the_reconciler_succeeds() {
         }
     }
 }
+
+/// The server's soft open-file limit, from `/proc/<pid>/limits`.
+fn nofile_soft(pid: u32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    line.split_whitespace().nth(3).expect("soft").to_string()
+}
+
+fn set_nofile_soft(pid: u32, soft: &str) {
+    let (ok, out, err) = common::run(
+        std::process::Command::new("prlimit")
+            .arg("--pid")
+            .arg(pid.to_string())
+            .arg(format!("--nofile={soft}:")),
+    );
+    assert!(ok, "prlimit --nofile={soft}: {out}{err}");
+}
+
+/// An observation that fails is not a state (issue 10: ~21,000 idle
+/// connections exhausted the server's file descriptors, observe read the
+/// failed open as "the instance stopped" and the reconciler deleted the
+/// container). The real server's open-file limit is lowered under its
+/// running instance so that every open fails with EMFILE while reconciles
+/// run; the instance stays running with the same init, its container and
+/// its recorded state untouched, and all is as before once the limit is
+/// back.
+#[tokio::test]
+async fn failed_observation_changes_no_state_and_is_retried() {
+    let (s, t) = setup().await;
+    let id = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "t2.nano"}),
+    )
+    .await;
+    let before = wait(&s, &t, &id, "running").await;
+    let init_path = s.data_dir().join(format!("compute/instances/{id}/init"));
+    let runc_state = s.data_dir().join(format!("compute/runc/{id}"));
+    let init_before = std::fs::read_to_string(&init_path).expect("init record");
+    let pid = s.pid().expect("server pid");
+    let soft = nofile_soft(pid);
+
+    // One connection opened before the fault: the server cannot accept
+    // new ones while it has no descriptors to spare.
+    let http = s.http();
+    let url = format!("{}/nuage/v1/instances/{id}", s.url());
+    let get = || {
+        http.get(&url)
+            .header("x-auth-token", &t)
+            .timeout(Duration::from_secs(2))
+            .send()
+    };
+    assert_eq!(get().await.expect("GET").status(), 200);
+
+    let log_len = s.logs().len();
+    set_nofile_soft(pid, "0");
+    // Every GET asks for a fresh observation (Compute::refresh); the
+    // periodic resync (30 s) asks too. Wait until a reconcile of the
+    // instance has failed on the fault, and a little longer (retries).
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let failures = loop {
+        let _ = get().await;
+        let logs = s.logs();
+        let failures = logs[log_len.min(logs.len())..]
+            .lines()
+            .filter(|l| l.contains("reconcile failed") && l.contains(&id))
+            .count();
+        if failures >= 2 || Instant::now() > deadline {
+            break failures;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let during = std::fs::read_to_string(&init_path);
+    set_nofile_soft(pid, &soft);
+    assert!(
+        failures >= 1,
+        "no reconcile of {id} failed while the server could not open files:\n{}",
+        s.logs()
+    );
+    let logs = s.logs();
+    assert!(
+        logs[log_len..].contains("Too many open files"),
+        "the failures were not the EMFILE fault:\n{logs}"
+    );
+    assert_eq!(during.ok().as_deref(), Some(init_before.as_str()));
+
+    // After the fault: retried, and nothing changed. Give the reconciler
+    // a few passes (a GET each) to act on any wrong record.
+    for _ in 0..10 {
+        let (st, v) = call(&s, &t, "GET", &format!("/nuage/v1/instances/{id}"), None).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["state"], "running", "{v}\n{}", s.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, after) = call(&s, &t, "GET", &format!("/nuage/v1/instances/{id}"), None).await;
+    assert_eq!(after["state"], "running");
+    assert_eq!(after["state_reason"], before["state_reason"], "{after}");
+    assert_eq!(
+        std::fs::read_to_string(&init_path).expect("init record after"),
+        init_before,
+        "the init was restarted"
+    );
+    let init_pid = init_before.split_whitespace().next().expect("pid");
+    assert!(
+        Path::new(&format!("/proc/{init_pid}")).exists(),
+        "the init {init_pid} no longer runs"
+    );
+    assert!(runc_state.exists(), "the container was deleted");
+    // And the instance still answers to its actions.
+    let (st, v) = act(&s, &t, "terminate", &[&id]).await;
+    assert_eq!(st, 200, "{v}");
+    wait(&s, &t, &id, "terminated").await;
+    assert_node_clean(&s, &BTreeSet::new());
+}
+
+/// The instance's memory limit as its cgroup says (v1 or v2), in bytes.
+fn cgroup_memory_limit(s: &Server, id: &str) -> u64 {
+    let parent = common::cgroup_parent(&s.data_dir());
+    for f in [
+        format!("/sys/fs/cgroup/memory/{parent}/{id}/memory.limit_in_bytes"),
+        format!("/sys/fs/cgroup/{parent}/{id}/memory.max"),
+    ] {
+        if let Ok(v) = std::fs::read_to_string(&f) {
+            return v.trim().parse().expect("a memory limit");
+        }
+    }
+    panic!("no memory cgroup for {id}");
+}
+
+/// Polls the instance until its node applied its spec generation.
+async fn wait_applied(s: &Server, t: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (st, v) = call(s, t, "GET", &format!("/nuage/v1/instances/{id}"), None).await;
+        assert_eq!(st, 200, "{v}");
+        if v["observed_generation"] == v["generation"] {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "observed_generation never caught up: {v}\n{}",
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Desired state is in the store and the reconciler re-applies a changed
+/// spec: resizing a running instance bumps its generation, the container
+/// takes the new memory limit in place (same init, no restart) and
+/// observed_generation catches up; a stopped one starts with the new size.
+/// A resize that cannot be done changes nothing.
+#[tokio::test]
+async fn resize_is_reapplied_in_place_and_observed_generation_catches_up() {
+    let (s, t) = setup().await;
+    let id = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "t2.nano"}),
+    )
+    .await;
+    wait(&s, &t, &id, "running").await;
+    let v = wait_applied(&s, &t, &id).await;
+    assert_eq!(v["generation"], 1, "{v}");
+    assert_eq!(cgroup_memory_limit(&s, &id), 512 << 20);
+    let init_path = s.data_dir().join(format!("compute/instances/{id}/init"));
+    let init = std::fs::read_to_string(&init_path).expect("init");
+
+    // Refused: unknown type, unknown field; nothing changes.
+    let path = format!("/nuage/v1/instances/{id}");
+    for (body, status) in [
+        (json!({"instance_type": "no.such"}), 400),
+        (json!({"instance_type": "t2.micro", "extra": 1}), 400),
+    ] {
+        let (st, v) = call(&s, &t, "PATCH", &path, Some(body.clone())).await;
+        assert_eq!(st, status, "{body}: {v}");
+    }
+    let (_, v) = call(&s, &t, "GET", &path, None).await;
+    assert_eq!(
+        (v["instance_type"].clone(), v["generation"].clone()),
+        (json!("t2.nano"), json!(1))
+    );
+
+    let (st, v) = call(
+        &s,
+        &t,
+        "PATCH",
+        &path,
+        Some(json!({"instance_type": "t2.micro"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["instance_type"], "t2.micro");
+    assert_eq!(v["memory_mib"], 1024);
+    assert_eq!(v["generation"], 2, "{v}");
+    let v = wait_applied(&s, &t, &id).await;
+    assert_eq!(v["state"], "running");
+    assert_eq!(cgroup_memory_limit(&s, &id), 1 << 30, "{}", s.logs());
+    assert_eq!(
+        std::fs::read_to_string(&init_path).expect("init"),
+        init,
+        "a resize in place must not restart the instance"
+    );
+
+    // Stopped: the next start uses the new size.
+    act(&s, &t, "stop", &[&id]).await;
+    wait(&s, &t, &id, "stopped").await;
+    let (st, v) = call(
+        &s,
+        &t,
+        "PATCH",
+        &path,
+        Some(json!({"instance_type": "t2.nano"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["generation"], 3);
+    act(&s, &t, "start", &[&id]).await;
+    wait(&s, &t, &id, "running").await;
+    let v = wait_applied(&s, &t, &id).await;
+    assert_eq!(v["generation"], 3);
+    assert_eq!(cgroup_memory_limit(&s, &id), 512 << 20);
+
+    // Terminated: no resize.
+    act(&s, &t, "terminate", &[&id]).await;
+    wait(&s, &t, &id, "terminated").await;
+    let (st, v) = call(
+        &s,
+        &t,
+        "PATCH",
+        &path,
+        Some(json!({"instance_type": "t2.micro"})),
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["error"]["code"], "conflict", "{v}");
+}
+
+/// A root filesystem whose init ignores SIGTERM (PID 1 of a namespace
+/// without a handler): its stops take the whole grace period unless forced.
+fn stubborn_tarball(s: &Server) -> std::path::PathBuf {
+    let busybox = build_tarball(s);
+    let root = s.dir.path().join("stubborn-root");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let (ok, _, err) = common::run(
+        std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&busybox)
+            .arg("-C")
+            .arg(&root),
+    );
+    assert!(ok, "untar: {err}");
+    // The launch command of an imported root filesystem that has one.
+    let init = root.join("sbin/nuage-init");
+    let _ = std::fs::remove_file(&init);
+    std::fs::write(
+        &init,
+        "#!/bin/sh\necho stubborn-up\nwhile :; do sleep 1; done\n",
+    )
+    .expect("init");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = s.dir.path().join("stubborn.tar.gz");
+    let (ok, _, err) = common::run(
+        std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(&out)
+            .arg("-C")
+            .arg(&root)
+            .arg("."),
+    );
+    assert!(ok, "tar: {err}");
+    out
+}
+
+/// A forced stop is desired state, in the store: issued while a plain
+/// stop waits out the grace period of an init that ignores SIGTERM, it
+/// survives a kill -9 of the server before the reconcile, and the
+/// restarted server stops the instance at once instead of waiting the
+/// grace period (10 s) again.
+#[tokio::test]
+async fn forced_stop_survives_a_restart_before_the_reconcile() {
+    let (mut s, t) = setup().await;
+    let tarball = stubborn_tarball(&s);
+    let (ok, out, err) = common::run(
+        s.client(nuage_bin())
+            .args(["image", "import"])
+            .arg(&tarball)
+            .args(["--name", "stubborn"]),
+    );
+    assert!(ok, "import: {out}{err}");
+    let id = run_one(
+        &s,
+        &t,
+        json!({"image_id": "stubborn", "instance_type": "t2.nano"}),
+    )
+    .await;
+    wait(&s, &t, &id, "running").await;
+    console_until(&s, &t, &id, "stubborn-up").await;
+    let (st, v) = act(&s, &t, "stop", &[&id]).await;
+    assert_eq!(st, 200, "{v}");
+    // The reconciler now waits out the grace period; force the stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/instances/stop",
+        Some(json!({"instance_ids": [id], "force": true})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    s.kill9();
+    s.spawn();
+    let t = s.admin_token().await;
+    let restarted = Instant::now();
+    let v = wait(&s, &t, &id, "stopped").await;
+    let took = restarted.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "the restarted server took {took:?} to stop {id}: the forced stop was lost\n{v}"
+    );
+    act(&s, &t, "terminate", &[&id]).await;
+    wait(&s, &t, &id, "terminated").await;
+}
+
+/// Launches the same request with the same client token from 20 callers
+/// at once; one launch happens and every caller gets its instances.
+async fn same_token_from_twenty_callers(s: &Server) {
+    build_busybox(s);
+    let t = s.admin_token().await;
+    let body = json!({"image_id": "busybox", "instance_type": "t2.nano", "min_count": 2,
+                      "client_token": "retry-7"});
+    let answers = futures_util::future::join_all(
+        (0..20).map(|_| call(s, &t, "POST", "/nuage/v1/instances", Some(body.clone()))),
+    )
+    .await;
+    let mut sets = BTreeSet::new();
+    for (st, v) in &answers {
+        assert_eq!(*st, 201, "{v}");
+        let ids = ids_of(v);
+        assert_eq!(ids.len(), 2, "{v}");
+        sets.insert((v["reservation_id"].as_str().unwrap_or("").to_string(), ids));
+    }
+    assert_eq!(sets.len(), 1, "different answers: {sets:?}");
+    let (_, all) = call(s, &t, "GET", "/nuage/v1/instances", None).await;
+    assert_eq!(
+        all["items"].as_array().map(Vec::len),
+        Some(2),
+        "one launch only: {all}"
+    );
+}
+
+#[tokio::test]
+async fn client_token_holds_under_concurrent_retries() {
+    let s = Server::start_with(common::Options {
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "fake".into())],
+        ..common::Options::default()
+    });
+    same_token_from_twenty_callers(&s).await;
+}
+
+#[tokio::test]
+async fn client_token_holds_under_concurrent_retries_on_postgres() {
+    let url = nuage_store::testing::fresh_postgres_url()
+        .await
+        .expect("a fresh PostgreSQL database");
+    let s = Server::start_with(common::Options {
+        database: Some(url),
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "fake".into())],
+        ..common::Options::default()
+    });
+    same_token_from_twenty_callers(&s).await;
+}

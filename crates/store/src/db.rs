@@ -38,6 +38,24 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The transaction-scoped locks services take (see
+/// [`Db::lock_transaction`]); one variant per critical section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxLock {
+    /// One placement decision at a time across controllers, with the
+    /// launch's client-token check and its new rows.
+    ComputeLaunch,
+}
+
+impl TxLock {
+    /// The advisory lock key; distinct from the migrations' key.
+    fn key(self) -> i64 {
+        match self {
+            TxLock::ComputeLaunch => 7364,
+        }
+    }
+}
+
 /// Removes the password from a database URL before it is logged or shown.
 pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -154,6 +172,24 @@ impl Db {
     /// Starts a write transaction.
     pub async fn begin(&self) -> StoreResult<Tx> {
         Ok(self.write.begin().await?)
+    }
+
+    /// Serialises the transactions that take the same `lock` until each
+    /// commits or rolls back: PostgreSQL's `pg_advisory_xact_lock`. On
+    /// SQLite nothing is needed (the one writer connection already runs
+    /// write transactions one at a time), so it does nothing. Services
+    /// name their locks in [`TxLock`] instead of spelling engine SQL.
+    pub async fn lock_transaction(&self, tx: &mut Tx, lock: TxLock) -> StoreResult<()> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(()),
+            Dialect::Postgres => {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(lock.key())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+        }
     }
 
     /// The change counter of `area`: it grows whenever something in that area

@@ -18,6 +18,6 @@ mod error;
 mod migrations;
 pub mod testing;
 
-pub use db::{now_ms, Db, Dialect, Tx};
+pub use db::{now_ms, Db, Dialect, Tx, TxLock};
 pub use error::{StoreError, StoreResult};
 pub use sqlx;

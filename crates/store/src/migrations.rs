@@ -29,6 +29,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "compute",
         sql: include_str!("../migrations/0002_compute.sql"),
     },
+    Migration {
+        version: 3,
+        name: "compute_desired",
+        sql: include_str!("../migrations/0003_compute_desired.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"

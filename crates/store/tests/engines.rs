@@ -128,3 +128,80 @@ async fn bad_urls_are_refused_with_a_reason() {
         "password leaked: {err}"
     );
 }
+
+/// A transaction that takes a named lock waits for the one holding it to
+/// end: the launch's placement and client-token check run one at a time.
+#[tokio::test]
+async fn transaction_locks_serialise_holders() {
+    use nuage_store::TxLock;
+    use std::time::Duration;
+    for engine in ENGINES {
+        let t = fresh(engine).await.expect("open");
+        let mut first = t.db.begin().await.expect("begin");
+        t.db.lock_transaction(&mut first, TxLock::ComputeLaunch)
+            .await
+            .expect("lock");
+        let db = t.db.clone();
+        let second = tokio::spawn(async move {
+            let mut tx = db.begin().await.expect("begin second");
+            db.lock_transaction(&mut tx, TxLock::ComputeLaunch)
+                .await
+                .expect("lock second");
+            tx.commit().await.expect("commit second");
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !second.is_finished(),
+            "{engine}: the second holder did not wait"
+        );
+        first.commit().await.expect("commit first");
+        tokio::time::timeout(Duration::from_secs(10), second)
+            .await
+            .expect("the second holder went on once the first ended")
+            .expect("second task");
+    }
+}
+
+/// Migration 3: instances carry the forced stop and their generations, and
+/// one client token names one launch per project (its first instance).
+#[tokio::test]
+async fn compute_desired_migration() {
+    for engine in ENGINES {
+        let t = fresh(engine).await.expect("open");
+        let insert = |id: &'static str, idx: i64, token: &'static str| {
+            sqlx::query(
+                "INSERT INTO instances (id, reservation_id, project_id, user_id, image_id, \
+                 instance_type, vcpus, memory_mib, disk_gib, node_id, availability_zone, tags, \
+                 hostname, launch_index, client_token, desired, state, launch_time, updated_at) \
+                 VALUES ($1, 'r-1', 'p', 'u', 'ami-1', 't', 1, 1, 1, 'n', 'z', '{}', $1, $2, $3, \
+                 'running', 'pending', 0, 0)",
+            )
+            .bind(id)
+            .bind(idx)
+            .bind(token)
+            .execute(t.db.writer())
+        };
+        insert("i-1", 0, "tok").await.expect("first of the launch");
+        insert("i-2", 1, "tok")
+            .await
+            .expect("second of the same launch");
+        let e = insert("i-3", 0, "tok")
+            .await
+            .expect_err("a second launch with the token");
+        assert!(
+            matches!(
+                StoreError::unique(e, "launch"),
+                StoreError::AlreadyExists { .. }
+            ),
+            "{engine}"
+        );
+        insert("i-4", 0, "other").await.expect("another token");
+        let (force, generation, observed): (i64, i64, i64) = sqlx::query_as(
+            "SELECT force_stop, generation, observed_generation FROM instances WHERE id = 'i-1'",
+        )
+        .fetch_one(t.db.reader())
+        .await
+        .expect("new columns");
+        assert_eq!((force, generation, observed), (0, 1, 0), "{engine}");
+    }
+}

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use nuage_compute::types::{InstanceType, State as InstanceState};
 use nuage_compute::{
-    Action, ImagePatch, ImageQuery, InstanceQuery, NewImage, NewKeyPair, RunRequest,
+    Action, ImagePatch, ImageQuery, InstancePatch, InstanceQuery, NewImage, NewKeyPair, RunRequest,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -70,7 +70,10 @@ pub fn routes() -> Router<SharedCore> {
             axum::routing::delete(delete_group),
         )
         .route("/nuage/v1/instances", get(describe).post(run))
-        .route("/nuage/v1/instances/{id}", get(get_instance).post(act))
+        .route(
+            "/nuage/v1/instances/{id}",
+            get(get_instance).post(act).patch(modify),
+        )
         .route("/nuage/v1/instances/{id}/console", get(console))
         .route("/nuage/v1/availability-zones", get(zones))
         .route("/nuage/v1/regions", get(regions))
@@ -380,6 +383,16 @@ async fn act(
             .act(&p, action, &body.instance_ids, body.force)
             .await?,
     ))
+}
+
+/// `PATCH /instances/{id}`: a resize (`instance_type`).
+async fn modify(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Json(patch): Json<InstancePatch>,
+) -> Result<Response> {
+    Ok(axum::Json(core.compute.modify_instance(&p, &id, patch).await?).into_response())
 }
 
 #[derive(Deserialize)]
