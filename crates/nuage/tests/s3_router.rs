@@ -273,11 +273,30 @@ for line in sys.stdin:
                       'changed': [k for k in before if before[k] != after[k]]}), flush=True)
 "#;
 
+/// A sub-resource's name, the query it is sent with, and the operations S3
+/// has for it as (method, level, operation).
+type SubResource = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str, &'static str)],
+);
+
+/// One request of the table: what it is, method, path, query, the
+/// operation S3 names (if any), and the (status, code) expected.
+type Case = (
+    String,
+    &'static str,
+    String,
+    String,
+    Option<&'static str>,
+    (u16, &'static str),
+);
+
 /// The S3 API reference's sub-resources, with what S3 names each
 /// (method, addressed level) combination; a combination not listed names
 /// no S3 operation. The query a sub-resource is sent with adds what its
 /// operations require (`id=` for the configurations kept by id).
-const SUBRESOURCES: &[(&str, &str, &[(&str, &str, &str)])] = &[
+const SUBRESOURCES: &[SubResource] = &[
     (
         "abac",
         "abac",
@@ -661,7 +680,7 @@ fn every_sub_resource_is_recognised_and_unserved_ones_change_nothing() {
     ]);
 
     // (what, method, path, query, the operation S3 names, answer expected)
-    let mut cases: Vec<(String, &str, String, String, Option<&str>, (u16, &str))> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     for (name, query, ops) in SUBRESOURCES {
         for level in ["bucket", "object"] {
             for method in ["GET", "PUT", "POST", "DELETE", "HEAD"] {
