@@ -48,6 +48,7 @@ impl IntoResponse for Fail {
 
 impl From<ObjectError> for Fail {
     fn from(e: ObjectError) -> Self {
+        use nuage_model::ErrorKind as Kind;
         let status = match &e {
             ObjectError::NoSuchBucket(_) | ObjectError::NoSuchKey(_) => StatusCode::NOT_FOUND,
             ObjectError::BucketNotEmpty(_) | ObjectError::BucketAlreadyExists(_) => {
@@ -66,7 +67,25 @@ impl From<ObjectError> for Fail {
             ObjectError::KeyTooLong(_) | ObjectError::InvalidBucketName(_) => {
                 StatusCode::BAD_REQUEST
             }
-            _ => StatusCode::from_u16(e.s3_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ObjectError::NoSuchUpload(_) => StatusCode::NOT_FOUND,
+            ObjectError::BucketAlreadyOwnedByYou(_) => StatusCode::CONFLICT,
+            ObjectError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ObjectError::InvalidDigest
+            | ObjectError::ContentSha256Mismatch
+            | ObjectError::BodyTooLong(_)
+            | ObjectError::EntityTooSmall(_)
+            | ObjectError::InvalidPart(_)
+            | ObjectError::InvalidPartOrder
+            | ObjectError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            ObjectError::Corrupt(_) | ObjectError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ObjectError::Rejected { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ObjectError::Identity(i) => match nuage_model::HasKind::kind(i) {
+                Kind::Forbidden | Kind::Unauthenticated => StatusCode::FORBIDDEN,
+                Kind::NotFound => StatusCode::NOT_FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         };
         let (_, msg) = context::public_error(&e);
         Fail(status, msg)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Options, Server};
+use common::{Aws, Options, Server};
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use rand::{Rng, RngCore, SeedableRng};
@@ -163,46 +163,6 @@ fn assert_xml_error(status: u16, body: &[u8], want_status: u16, code: &str) {
 }
 
 // ------------------------------------------------------------------ aws CLIs
-
-struct Aws<'a> {
-    srv: &'a Server,
-    bin: &'a str,
-    cwd: &'a Path,
-}
-
-impl Aws<'_> {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut c = self.srv.client(self.bin);
-        c.current_dir(self.cwd)
-            .args(args)
-            .args(["--endpoint-url", &self.srv.url(), "--output", "json"])
-            .env("AWS_MAX_ATTEMPTS", "2");
-        common::run(&mut c)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{} {}: {err}\n{out}", self.bin, args.join(" "));
-        out
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.ok(args);
-        if out.trim().is_empty() {
-            // awscli 2 prints nothing for an empty paginated listing.
-            return json!({});
-        }
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {out}", self.bin, args.join(" ")))
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "{} {} succeeded: {out}", self.bin, args.join(" "));
-        err
-    }
-}
 
 /// The version line of an aws CLI; fails loudly when it is missing.
 fn aws_version(bin: &str) -> String {

@@ -1,5 +1,8 @@
-//! Errors of the object engine. Each carries the S3 code its dialect answers
-//! with ([`ObjectError::s3_code`]); Swift and the native API use the kind.
+//! Errors of the object engine, typed so that each dialect maps them onto
+//! its own codes in one place (S3: `nuage_api`'s `s3/error.rs`; Swift and
+//! the native API: their status, or the [`ErrorKind`]). No dialect's code
+//! is made here, except the one a dialect's own decoder put in
+//! [`ObjectError::Rejected`] to travel through the engine.
 
 use nuage_identity::IdentityError;
 use nuage_model::{ErrorKind, HasKind};
@@ -86,66 +89,6 @@ pub enum ObjectError {
 impl ObjectError {
     pub fn internal(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
         ObjectError::Internal(format!("{context}: {e}"))
-    }
-
-    /// S3's error code for this error.
-    pub fn s3_code(&self) -> &'static str {
-        match self {
-            ObjectError::NoSuchBucket(_) => "NoSuchBucket",
-            ObjectError::NoSuchKey(_) => "NoSuchKey",
-            ObjectError::NoSuchUpload(_) => "NoSuchUpload",
-            ObjectError::BucketNotEmpty(_) => "BucketNotEmpty",
-            ObjectError::BucketAlreadyExists(_) => "BucketAlreadyExists",
-            ObjectError::BucketAlreadyOwnedByYou(_) => "BucketAlreadyOwnedByYou",
-            ObjectError::InvalidBucketName(_) => "InvalidBucketName",
-            ObjectError::KeyTooLong(_) => "KeyTooLongError",
-            ObjectError::InvalidDigest => "InvalidDigest",
-            ObjectError::BadDigest | ObjectError::ChecksumMismatch(_) => "BadDigest",
-            ObjectError::ContentSha256Mismatch => "XAmzContentSHA256Mismatch",
-            ObjectError::IncompleteBody { .. } => "IncompleteBody",
-            ObjectError::BodyTooLong(_) => "InvalidRequest",
-            ObjectError::EntityTooLarge(_) => "EntityTooLarge",
-            ObjectError::EntityTooSmall(_) => "EntityTooSmall",
-            ObjectError::InvalidPart(_) => "InvalidPart",
-            ObjectError::InvalidPartOrder => "InvalidPartOrder",
-            ObjectError::InvalidRange(_) => "InvalidRange",
-            ObjectError::InvalidArgument(_) => "InvalidArgument",
-            ObjectError::QuotaExceeded(_) => "QuotaExceeded",
-            ObjectError::PreconditionFailed(_) => "PreconditionFailed",
-            ObjectError::AccessDenied(_) => "AccessDenied",
-            ObjectError::Corrupt(_) | ObjectError::Internal(_) => "InternalError",
-            ObjectError::Body(_) => "IncompleteBody",
-            ObjectError::Rejected { code, .. } => code,
-            ObjectError::Identity(e) => match e.kind() {
-                ErrorKind::Forbidden => "AccessDenied",
-                ErrorKind::Unauthenticated => "AccessDenied",
-                ErrorKind::NotFound => "NoSuchBucket",
-                _ => "InternalError",
-            },
-        }
-    }
-
-    /// The HTTP status S3 answers this error with.
-    pub fn s3_status(&self) -> u16 {
-        match self {
-            ObjectError::NoSuchBucket(_)
-            | ObjectError::NoSuchKey(_)
-            | ObjectError::NoSuchUpload(_) => 404,
-            ObjectError::BucketNotEmpty(_)
-            | ObjectError::BucketAlreadyExists(_)
-            | ObjectError::BucketAlreadyOwnedByYou(_) => 409,
-            ObjectError::InvalidRange(_) => 416,
-            ObjectError::PreconditionFailed(_) => 412,
-            ObjectError::AccessDenied(_) | ObjectError::QuotaExceeded(_) => 403,
-            ObjectError::Corrupt(_) | ObjectError::Internal(_) => 500,
-            ObjectError::Rejected { status, .. } => *status,
-            ObjectError::Identity(e) => match e.kind() {
-                ErrorKind::Forbidden | ErrorKind::Unauthenticated => 403,
-                ErrorKind::NotFound => 404,
-                _ => 500,
-            },
-            _ => 400,
-        }
     }
 }
 

@@ -6,8 +6,23 @@ use bytes::Bytes;
 use md5::Digest as _;
 use nuage_identity::{Bootstrap, Identity, IdentityConfig};
 use nuage_model::identity::Principal;
+use nuage_model::{ErrorKind, HasKind};
 use nuage_object::checksum::{Algorithm, Expected, Hasher};
 use nuage_object::*;
+
+/// Which refusal the engine answered: the variant's name, as the engine
+/// makes no dialect's codes (habit 15); a refusal by the identity layer's
+/// policy reads as `AccessDenied`, which it is.
+fn variant(e: &ObjectError) -> String {
+    if e.kind() == ErrorKind::Forbidden {
+        return "AccessDenied".into();
+    }
+    format!("{e:?}")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
 
 struct World {
     _db: nuage_store::testing::TestDb,
@@ -168,7 +183,7 @@ async fn put_get_overwrite_delete() {
         .get_object(Some(&w.admin), "b1", "k", None)
         .await
         .expect_err("gone");
-    assert_eq!(e.s3_code(), "NoSuchKey");
+    assert_eq!(variant(&e), "NoSuchKey");
     let b = w.store.head_bucket(Some(&w.admin), "b1").expect("bucket");
     assert_eq!((b.objects, b.bytes), (0, 0));
     assert_clean(&w).await;
@@ -179,8 +194,9 @@ async fn put_get_overwrite_delete() {
     assert_eq!(
         w.store
             .head_bucket(Some(&w.admin), "b1")
-            .expect_err("gone")
-            .s3_code(),
+            .map(|_| ())
+            .map_err(|e| variant(&e))
+            .expect_err("gone"),
         "NoSuchBucket"
     );
 }
@@ -215,7 +231,7 @@ async fn ranges() {
         .get_object(Some(&w.admin), "r", "k", Some(r))
         .await
         .expect_err("past the end");
-    assert_eq!((e.s3_code(), e.s3_status()), ("InvalidRange", 416));
+    assert_eq!(variant(&e), "InvalidRange");
 }
 
 #[tokio::test]
@@ -388,7 +404,7 @@ async fn multipart_complete_abort_and_errors() {
         )
         .await
         .expect_err("order");
-    assert_eq!(out_of_order.s3_code(), "InvalidPartOrder");
+    assert_eq!(variant(&out_of_order), "InvalidPartOrder");
     let wrong = w
         .store
         .complete_multipart(
@@ -403,7 +419,7 @@ async fn multipart_complete_abort_and_errors() {
         )
         .await
         .expect_err("etag");
-    assert_eq!(wrong.s3_code(), "InvalidPart");
+    assert_eq!(variant(&wrong), "InvalidPart");
     let m = w
         .store
         .complete_multipart(
@@ -489,7 +505,7 @@ async fn multipart_complete_abort_and_errors() {
         )
         .await
         .expect_err("too small");
-    assert_eq!(e.s3_code(), "EntityTooSmall");
+    assert_eq!(variant(&e), "EntityTooSmall");
     let list = w
         .store
         .list_uploads(Some(&w.admin), "m", "", None, None, 100)
@@ -505,7 +521,7 @@ async fn multipart_complete_abort_and_errors() {
         .abort_multipart(Some(&w.admin), "m", "small", &up.upload_id)
         .await
         .expect_err("twice");
-    assert_eq!(e.s3_code(), "NoSuchUpload");
+    assert_eq!(variant(&e), "NoSuchUpload");
     assert_clean(&w).await;
 }
 
@@ -560,7 +576,7 @@ async fn bad_digests_store_nothing() {
         .put_object(Some(&w.admin), "d", "k", bad_md5, body(&d))
         .await
         .expect_err("md5");
-    assert_eq!(e.s3_code(), "BadDigest");
+    assert_eq!(variant(&e), "BadDigest");
     let mut h = Hasher::new(Algorithm::Crc32);
     h.update(b"something else");
     let bad_crc = PutOptions {
@@ -575,32 +591,32 @@ async fn bad_digests_store_nothing() {
         .put_object(Some(&w.admin), "d", "k", bad_crc, body(&d))
         .await
         .expect_err("crc");
-    assert_eq!(e.s3_code(), "BadDigest");
+    assert_eq!(variant(&e), "ChecksumMismatch");
     let e = w
         .store
         .put_object(Some(&w.admin), "d", "k", opts(d.len() + 1), body(&d))
         .await
         .expect_err("short");
-    assert_eq!(e.s3_code(), "IncompleteBody");
+    assert_eq!(variant(&e), "IncompleteBody");
     let e = w
         .store
         .put_object(Some(&w.admin), "d", "k", opts(d.len() - 1), body(&d))
         .await
         .expect_err("long");
-    assert_eq!(e.s3_status(), 400);
+    assert_eq!(variant(&e), "BodyTooLong");
     let big = data(600_000, 5);
     let e = w
         .store
         .put_object(Some(&w.admin), "d", "k", opts(big.len() - 1), body(&big))
         .await
         .expect_err("long streamed");
-    assert_eq!(e.s3_status(), 400);
+    assert_eq!(variant(&e), "BodyTooLong");
     let e = w
         .store
         .put_object(Some(&w.admin), "d", &"k".repeat(1025), opts(1), body(b"x"))
         .await
         .expect_err("key");
-    assert_eq!(e.s3_code(), "KeyTooLongError");
+    assert_eq!(variant(&e), "KeyTooLong");
     let mut h = Hasher::new(Algorithm::Crc32);
     h.update(&d);
     let good_crc = PutOptions {
@@ -646,13 +662,13 @@ async fn projects_are_isolated_and_public_read_is_open() {
         .get_object(Some(&other), "mine", "k", None)
         .await
         .expect_err("foreign");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .get_object(None, "mine", "k", None)
         .await
         .expect_err("anonymous");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .create_bucket(
@@ -665,7 +681,7 @@ async fn projects_are_isolated_and_public_read_is_open() {
         )
         .await
         .expect_err("taken");
-    assert_eq!(e.s3_code(), "BucketAlreadyExists");
+    assert_eq!(variant(&e), "BucketAlreadyExists");
     w.store
         .update_bucket(
             &w.admin,
@@ -688,7 +704,7 @@ async fn projects_are_isolated_and_public_read_is_open() {
         .put_object(Some(&other), "mine", "k2", opts(1), body(b"x"))
         .await
         .expect_err("foreign write");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     assert!(w.store.list_buckets(&other).await.expect("list").is_empty());
 }
 
@@ -724,7 +740,7 @@ async fn object_acls_conditional_deletes_and_account_meta() {
                 .head_object(caller, "acl", key)
                 .await
                 .expect_err("private or missing");
-            assert_eq!(e.s3_code(), "AccessDenied", "{key}");
+            assert_eq!(variant(&e), "AccessDenied", "{key}");
         }
     }
     w.store
@@ -736,13 +752,13 @@ async fn object_acls_conditional_deletes_and_account_meta() {
         .get_object(None, "acl", "open", None)
         .await
         .expect_err("now private");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .set_object_acl(&other, "acl", "shut", Acl::PublicRead)
         .await
         .expect_err("foreign acl change");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
 
     // Deletes conditional on the ETag, in one commit.
     let r = w
@@ -766,11 +782,15 @@ async fn object_acls_conditional_deletes_and_account_meta() {
         .expect("delete objects");
     let codes: Vec<_> = r
         .iter()
-        .map(|x| x.as_ref().map_err(|e| e.s3_code()).copied())
+        .map(|x| x.as_ref().map_err(variant).copied())
         .collect();
     assert_eq!(
         codes,
-        [Err("PreconditionFailed"), Ok(true), Err("NoSuchKey")]
+        [
+            Err("PreconditionFailed".to_string()),
+            Ok(true),
+            Err("NoSuchKey".to_string())
+        ]
     );
     assert_eq!(get(&w, "acl", "open").await, b"open");
     w.store
@@ -817,7 +837,7 @@ async fn object_acls_conditional_deletes_and_account_meta() {
         .account_meta(&other, &project)
         .await
         .expect_err("foreign account");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .update_account_meta(
@@ -827,7 +847,7 @@ async fn object_acls_conditional_deletes_and_account_meta() {
         )
         .await
         .expect_err("too big");
-    assert_eq!(e.s3_code(), "InvalidArgument");
+    assert_eq!(variant(&e), "InvalidArgument");
     assert_eq!(
         w.store
             .account_meta(&w.admin, &project)
@@ -862,7 +882,7 @@ async fn byte_and_bucket_quotas() {
         )
         .await
         .expect_err("buckets");
-    assert_eq!(e.s3_code(), "QuotaExceeded");
+    assert_eq!(variant(&e), "QuotaExceeded");
     w.store
         .put_object(Some(&w.admin), "q", "a", opts(600), body(&data(600, 1)))
         .await
@@ -872,7 +892,7 @@ async fn byte_and_bucket_quotas() {
         .put_object(Some(&w.admin), "q", "b", opts(600), body(&data(600, 1)))
         .await
         .expect_err("bytes");
-    assert_eq!(e.s3_code(), "QuotaExceeded");
+    assert_eq!(variant(&e), "QuotaExceeded");
     // Overwriting with the same size fits.
     w.store
         .put_object(Some(&w.admin), "q", "a", opts(900), body(&data(900, 1)))
@@ -906,7 +926,7 @@ async fn corruption_is_reported_not_served() {
         .get_object(Some(&w.admin), "x", "small", None)
         .await
         .expect_err("small corrupt");
-    assert_eq!(e.s3_status(), 500);
+    assert_eq!(variant(&e), "Corrupt");
     let (_, _, body) = w
         .store
         .get_object(Some(&w.admin), "x", "large", None)
@@ -923,7 +943,7 @@ async fn corruption_is_reported_not_served() {
         .head_object(Some(&w.admin), "x", "large")
         .await
         .expect_err("marked");
-    assert_eq!(e.s3_status(), 500);
+    assert_eq!(variant(&e), "Corrupt");
 }
 
 #[tokio::test]
@@ -1008,13 +1028,13 @@ async fn authenticated_read_and_public_read_write() {
         .put_object(Some(&other), "members", "x", opts(1), body(b"x"))
         .await
         .expect_err("outsider writes");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .head_object(None, "members", "k")
         .await
         .expect_err("anonymous reads");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     // public-read-write: anonymous put, read, delete; counted for the
     // owner's project.
     let before = w.store.usage(&w.admin.project_id);
@@ -1047,13 +1067,13 @@ async fn authenticated_read_and_public_read_write() {
         )
         .await
         .expect_err("outsider changes the ACL");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .delete_bucket(&other, "drop")
         .await
         .expect_err("outsider deletes the bucket");
-    assert_eq!(e.s3_code(), "AccessDenied");
+    assert_eq!(variant(&e), "AccessDenied");
     assert_eq!(
         w.store
             .head_bucket(Some(&w.admin), "drop")

@@ -23,6 +23,8 @@ use nuage_object::{
 use sha2::{Digest, Sha256};
 
 use super::chunked::{self, AwsChunked, ChunkSigning};
+use super::error::S3Error;
+use super::router::{self, Level, Operation};
 use super::xml;
 use crate::wire::{http_date, set_header as set};
 use crate::{context, wire, Core, SharedCore, RESERVED_BUCKET_NAMES};
@@ -31,87 +33,6 @@ use crate::{context, wire, Core, SharedCore, RESERVED_BUCKET_NAMES};
 const MAX_XML_BODY: usize = 4 * 1024 * 1024;
 /// Keys per listing page at most (S3's).
 const MAX_KEYS: usize = 1000;
-
-/// An S3 error answer.
-#[derive(Debug)]
-pub(crate) struct S3Error {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    extra: Vec<(&'static str, String)>,
-}
-
-impl S3Error {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> S3Error {
-        S3Error {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            code,
-            message: message.into(),
-            extra: Vec::new(),
-        }
-    }
-
-    fn with(mut self, element: &'static str, value: impl Into<String>) -> S3Error {
-        self.extra.push((element, value.into()));
-        self
-    }
-
-    fn invalid(message: impl Into<String>) -> S3Error {
-        S3Error::new(400, "InvalidArgument", message)
-    }
-
-    fn denied(message: impl Into<String>) -> S3Error {
-        S3Error::new(403, "AccessDenied", message)
-    }
-
-    fn render(self, resource: &str, head: bool) -> Response {
-        let mut e = xml::ErrorResponse::new(self.code, &self.message, context::request_id())
-            .resource(resource);
-        for (k, v) in self.extra {
-            e = e.with(k, v);
-        }
-        let body = if head { String::new() } else { e.to_xml() };
-        let mut r = (self.status, body).into_response();
-        if !head {
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/xml"),
-            );
-        }
-        r
-    }
-}
-
-impl From<ObjectError> for S3Error {
-    fn from(e: ObjectError) -> Self {
-        let (status, code) = (e.s3_status(), e.s3_code());
-        let extra = match &e {
-            ObjectError::NoSuchBucket(b) => vec![("BucketName", b.clone())],
-            ObjectError::NoSuchKey(k) => vec![("Key", k.clone())],
-            ObjectError::NoSuchUpload(u) => vec![("UploadId", u.clone())],
-            _ => Vec::new(),
-        };
-        let (_, message) = context::public_error(&e);
-        S3Error {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            code,
-            message,
-            extra,
-        }
-    }
-}
-
-impl From<xml::XmlError> for S3Error {
-    fn from(e: xml::XmlError) -> Self {
-        S3Error::new(e.http_status(), e.s3_code(), e.to_string())
-    }
-}
-
-impl From<chunked::ChunkedError> for S3Error {
-    fn from(e: chunked::ChunkedError) -> Self {
-        S3Error::new(e.http_status(), e.s3_code(), e.to_string())
-    }
-}
 
 type Result<T> = std::result::Result<T, S3Error>;
 
@@ -322,85 +243,142 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
                 .collect()
         })
         .unwrap_or_default();
-    let has = |k: &str| query.contains_key(k);
-    let m = parts.method.clone();
-    let Some(bucket) = t.bucket else {
-        return match m {
-            Method::GET => list_buckets(core, require(&auth)?).await,
-            _ => Err(S3Error::new(
-                405,
-                "MethodNotAllowed",
-                format!("{m} is not allowed on the service"),
-            )),
-        };
+    let level = match (&t.bucket, &t.key) {
+        (None, _) => Level::Service,
+        (Some(_), None) => Level::Bucket,
+        (Some(_), Some(_)) => Level::Object,
     };
-    let Some(key) = t.key else {
-        return match m {
-            Method::PUT if has("acl") => put_bucket_acl(core, &auth, &bucket, &parts.headers).await,
-            Method::PUT => create_bucket(core, &auth, &bucket, &parts.headers, body).await,
-            Method::HEAD => {
-                let b = core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
-                let mut h = HeaderMap::new();
-                set(&mut h, "x-amz-bucket-region", &b.region);
-                Ok((StatusCode::OK, h).into_response())
-            }
-            Method::DELETE => {
-                core.objects.delete_bucket(require(&auth)?, &bucket).await?;
-                Ok(StatusCode::NO_CONTENT.into_response())
-            }
-            Method::GET if has("location") => {
-                let b = core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
-                Ok(xml_response(
-                    StatusCode::OK,
-                    xml::LocationConstraint { region: b.region }.to_xml(),
-                ))
-            }
-            Method::GET if has("acl") => {
-                let b = core.objects.head_bucket(Some(require(&auth)?), &bucket)?;
-                Ok(xml_response(
-                    StatusCode::OK,
-                    acl_xml(core, &b.project_id, b.acl).await,
-                ))
-            }
-            Method::GET if has("versioning") => {
-                core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
-                Ok(xml_response(
-                    StatusCode::OK,
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>".into(),
-                ))
-            }
-            Method::GET if has("uploads") => list_uploads(core, &auth, &bucket, &query).await,
-            Method::GET => list_objects(core, &auth, &bucket, &query).await,
-            Method::POST if has("delete") => {
-                delete_objects(core, &auth, &bucket, &parts.headers, body).await
-            }
-            _ => Err(S3Error::new(
-                405,
-                "MethodNotAllowed",
-                format!("{m} is not allowed on a bucket"),
-            )),
-        };
-    };
-    match m {
-        Method::PUT if has("partNumber") && has("uploadId") => {
-            if parts.headers.contains_key("x-amz-copy-source") {
-                return upload_part_copy(core, &auth, &bucket, &key, &query, &parts.headers).await;
-            }
-            upload_part(core, auth, &bucket, &key, &query, &parts.headers, body).await
+    let op = router::route(
+        &parts.method,
+        level,
+        t.bucket.as_deref(),
+        &query,
+        &parts.headers,
+    )?;
+    // The router guarantees the addressing each operation needs.
+    let bucket = t.bucket.unwrap_or_default();
+    let key = t.key.unwrap_or_default();
+    let h = &parts.headers;
+    use Operation::*;
+    match op {
+        ListBuckets => list_buckets(core, require(&auth)?).await,
+
+        CreateBucket => create_bucket(core, &auth, &bucket, h, body).await,
+        HeadBucket => {
+            let b = core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
+            let mut hm = HeaderMap::new();
+            set(&mut hm, "x-amz-bucket-region", &b.region);
+            Ok((StatusCode::OK, hm).into_response())
         }
-        Method::PUT if has("acl") => {
-            let acl = required_canned_acl(&parts.headers)?;
+        DeleteBucket => {
+            core.objects.delete_bucket(require(&auth)?, &bucket).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ListObjects | ListObjectsV2 => list_objects(core, &auth, &bucket, &query).await,
+        ListMultipartUploads => list_uploads(core, &auth, &bucket, &query).await,
+        DeleteObjects => delete_objects(core, &auth, &bucket, h, body).await,
+        GetBucketLocation => {
+            let b = core.objects.head_bucket(auth.principal.as_ref(), &bucket)?;
+            Ok(xml_response(
+                StatusCode::OK,
+                xml::LocationConstraint { region: b.region }.to_xml(),
+            ))
+        }
+        GetBucketAcl => {
+            let b = core.objects.head_bucket(Some(require(&auth)?), &bucket)?;
+            Ok(xml_response(
+                StatusCode::OK,
+                acl_xml(core, &b.project_id, b.acl).await,
+            ))
+        }
+        PutBucketAcl => put_bucket_acl(core, &auth, &bucket, h).await,
+
+        // Configurations nuage never stores, answered as S3 answers a
+        // bucket on which they were never set.
+        GetBucketVersioning => fixed(core, &auth, &bucket, "VersioningConfiguration", &[]),
+        GetBucketAccelerateConfiguration => {
+            fixed(core, &auth, &bucket, "AccelerateConfiguration", &[])
+        }
+        GetBucketLogging => fixed(core, &auth, &bucket, "BucketLoggingStatus", &[]),
+        GetBucketNotificationConfiguration => {
+            fixed(core, &auth, &bucket, "NotificationConfiguration", &[])
+        }
+        GetBucketRequestPayment => fixed(
+            core,
+            &auth,
+            &bucket,
+            "RequestPaymentConfiguration",
+            &[("Payer", "BucketOwner")],
+        ),
+        GetBucketTagging => absent(core, &auth, &bucket, "NoSuchTagSet", "tag set"),
+        GetBucketCors => absent(
+            core,
+            &auth,
+            &bucket,
+            "NoSuchCORSConfiguration",
+            "CORS configuration",
+        ),
+        GetBucketPolicy => absent(core, &auth, &bucket, "NoSuchBucketPolicy", "bucket policy"),
+        GetBucketLifecycleConfiguration => absent(
+            core,
+            &auth,
+            &bucket,
+            "NoSuchLifecycleConfiguration",
+            "lifecycle configuration",
+        ),
+        GetBucketWebsite => absent(
+            core,
+            &auth,
+            &bucket,
+            "NoSuchWebsiteConfiguration",
+            "website configuration",
+        ),
+        GetBucketEncryption => absent(
+            core,
+            &auth,
+            &bucket,
+            "ServerSideEncryptionConfigurationNotFoundError",
+            "server-side encryption configuration",
+        ),
+        GetPublicAccessBlock => absent(
+            core,
+            &auth,
+            &bucket,
+            "NoSuchPublicAccessBlockConfiguration",
+            "public access block configuration",
+        ),
+        GetBucketOwnershipControls => absent(
+            core,
+            &auth,
+            &bucket,
+            "OwnershipControlsNotFoundError",
+            "ownership controls",
+        ),
+        GetObjectLockConfiguration => absent(
+            core,
+            &auth,
+            &bucket,
+            "ObjectLockConfigurationNotFoundError",
+            "object lock configuration",
+        ),
+        GetBucketReplication => absent(
+            core,
+            &auth,
+            &bucket,
+            "ReplicationConfigurationNotFoundError",
+            "replication configuration",
+        ),
+
+        PutObject => put_object(core, auth, &bucket, &key, h, body).await,
+        CopyObject => copy_object(core, &auth, &bucket, &key, h).await,
+        GetObject | HeadObject => get_object(core, &auth, &bucket, &key, &parts, &query).await,
+        DeleteObject => {
             core.objects
-                .set_object_acl(require(&auth)?, &bucket, &key, acl)
+                .delete_object(auth.principal.as_ref(), &bucket, &key)
                 .await?;
-            Ok(StatusCode::OK.into_response())
+            Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Method::PUT if parts.headers.contains_key("x-amz-copy-source") => {
-            copy_object(core, &auth, &bucket, &key, &parts.headers).await
-        }
-        Method::PUT => put_object(core, auth, &bucket, &key, &parts.headers, body).await,
-        Method::GET if has("uploadId") => list_parts(core, &auth, &bucket, &key, &query).await,
-        Method::GET if has("acl") => {
+        GetObjectAcl => {
             let b = core.objects.head_bucket(Some(require(&auth)?), &bucket)?;
             let o = core
                 .objects
@@ -411,32 +389,143 @@ async fn serve(core: &Core, req: Request) -> Result<Response> {
                 acl_xml(core, &b.project_id, o.acl).await,
             ))
         }
-        Method::GET | Method::HEAD => get_object(core, &auth, &bucket, &key, &parts, &query).await,
-        Method::DELETE if has("uploadId") => {
+        PutObjectAcl => {
+            let acl = required_canned_acl(h)?;
+            core.objects
+                .set_object_acl(require(&auth)?, &bucket, &key, acl)
+                .await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        GetObjectTagging => {
+            // Objects carry no tags: an existing object's tag set is empty.
+            core.objects
+                .head_object(auth.principal.as_ref(), &bucket, &key)
+                .await?;
+            Ok(xml_response(
+                StatusCode::OK,
+                xml::fixed_configuration("Tagging", &[("TagSet", "")]),
+            ))
+        }
+
+        CreateMultipartUpload => create_multipart(core, &auth, &bucket, &key, h).await,
+        UploadPart => upload_part(core, auth, &bucket, &key, &query, h, body).await,
+        UploadPartCopy => upload_part_copy(core, &auth, &bucket, &key, &query, h).await,
+        ListParts => list_parts(core, &auth, &bucket, &key, &query).await,
+        CompleteMultipartUpload => {
+            complete_multipart(core, &auth, &bucket, &key, &query, h, body).await
+        }
+        AbortMultipartUpload => {
             let id = q(&query, "uploadId").unwrap_or_default();
             core.objects
                 .abort_multipart(auth.principal.as_ref(), &bucket, &key, &id)
                 .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        Method::DELETE => {
-            core.objects
-                .delete_object(auth.principal.as_ref(), &bucket, &key)
-                .await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        Method::POST if has("uploads") => {
-            create_multipart(core, &auth, &bucket, &key, &parts.headers).await
-        }
-        Method::POST if has("uploadId") => {
-            complete_multipart(core, &auth, &bucket, &key, &query, &parts.headers, body).await
-        }
-        _ => Err(S3Error::new(
-            405,
-            "MethodNotAllowed",
-            format!("{m} is not allowed on an object"),
-        )),
+
+        // Named, recognised, and not served: nothing acts (docs/adr/0012).
+        CreateBucketMetadataConfiguration
+        | CreateBucketMetadataTableConfiguration
+        | CreateSession
+        | DeleteBucketAnalyticsConfiguration
+        | DeleteBucketCors
+        | DeleteBucketEncryption
+        | DeleteBucketIntelligentTieringConfiguration
+        | DeleteBucketInventoryConfiguration
+        | DeleteBucketLifecycle
+        | DeleteBucketMetadataConfiguration
+        | DeleteBucketMetadataTableConfiguration
+        | DeleteBucketMetricsConfiguration
+        | DeleteBucketOwnershipControls
+        | DeleteBucketPolicy
+        | DeleteBucketReplication
+        | DeleteBucketTagging
+        | DeleteBucketWebsite
+        | DeleteObjectTagging
+        | DeletePublicAccessBlock
+        | GetBucketAbac
+        | GetBucketAnalyticsConfiguration
+        | GetBucketIntelligentTieringConfiguration
+        | GetBucketInventoryConfiguration
+        | GetBucketMetadataConfiguration
+        | GetBucketMetadataTableConfiguration
+        | GetBucketMetricsConfiguration
+        | GetBucketPolicyStatus
+        | GetObjectAttributes
+        | GetObjectLegalHold
+        | GetObjectRetention
+        | GetObjectTorrent
+        | ListBucketAnalyticsConfigurations
+        | ListBucketIntelligentTieringConfigurations
+        | ListBucketInventoryConfigurations
+        | ListBucketMetricsConfigurations
+        | ListDirectoryBuckets
+        | ListObjectVersions
+        | OptionsObject
+        | PostObject
+        | PutBucketAbac
+        | PutBucketAccelerateConfiguration
+        | PutBucketAnalyticsConfiguration
+        | PutBucketCors
+        | PutBucketEncryption
+        | PutBucketIntelligentTieringConfiguration
+        | PutBucketInventoryConfiguration
+        | PutBucketLifecycleConfiguration
+        | PutBucketLogging
+        | PutBucketMetricsConfiguration
+        | PutBucketNotificationConfiguration
+        | PutBucketOwnershipControls
+        | PutBucketPolicy
+        | PutBucketReplication
+        | PutBucketRequestPayment
+        | PutBucketTagging
+        | PutBucketVersioning
+        | PutBucketWebsite
+        | PutObjectLegalHold
+        | PutObjectLockConfiguration
+        | PutObjectRetention
+        | PutObjectTagging
+        | PutPublicAccessBlock
+        | RenameObject
+        | RestoreObject
+        | SelectObjectContent
+        | UpdateBucketMetadataInventoryTableConfiguration
+        | UpdateBucketMetadataJournalTableConfiguration
+        | WriteGetObjectResponse => Err(S3Error::unimplemented(op)),
     }
+}
+
+/// A bucket configuration nuage never stores, for a caller who may read
+/// the bucket: S3's document for "never set".
+fn fixed(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    root: &str,
+    children: &[(&str, &str)],
+) -> Result<Response> {
+    core.objects.head_bucket(auth.principal.as_ref(), bucket)?;
+    Ok(xml_response(
+        StatusCode::OK,
+        xml::fixed_configuration(root, children),
+    ))
+}
+
+/// A bucket configuration S3 reports missing with its own 404 code when
+/// it was never set, as it never is here.
+fn absent(
+    core: &Core,
+    auth: &Auth,
+    bucket: &str,
+    code: &'static str,
+    what: &str,
+) -> Result<Response> {
+    core.objects.head_bucket(auth.principal.as_ref(), bucket)?;
+    Err(S3Error::new(
+        404,
+        code,
+        format!("the bucket {bucket} has no {what}: nuage does not store one"),
+    )
+    .with("BucketName", bucket))
 }
 
 async fn owner(core: &Core, project: &str) -> xml::Owner {
@@ -624,7 +713,8 @@ fn required_canned_acl(h: &HeaderMap) -> Result<Acl> {
         S3Error::new(
             501,
             "NotImplemented",
-            "only canned ACLs (the x-amz-acl header) are supported, not ACL grant lists",
+            "PutBucketAcl and PutObjectAcl take canned ACLs only (the x-amz-acl header); \
+             ACL grant lists are not implemented and nothing was changed",
         )
     })
 }
@@ -1137,7 +1227,7 @@ async fn delete_objects(
             Err(e) => errors.push(xml::DeleteErrorEntry {
                 key: k,
                 version_id: None,
-                code: e.s3_code().to_string(),
+                code: super::error::code(&e).to_string(),
                 message: context::public_error(&e).1,
             }),
         }

@@ -652,6 +652,17 @@ impl DeleteResult {
     }
 }
 
+/// A configuration nuage never stores, answered as S3 answers a bucket on
+/// which it was never set: `root` holding the `children` text elements
+/// (`GetBucketVersioning`: none; `GetBucketRequestPayment`: the owner pays).
+pub fn fixed_configuration(root: &str, children: &[(&str, &str)]) -> String {
+    let mut d = Doc::new(root, true);
+    for (name, text) in children {
+        d.text(name, text);
+    }
+    d.finish(root)
+}
+
 /// `GET /bucket?location`. S3 answers an empty element for its historical
 /// default region `us-east-1` (clients read that as `us-east-1`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -430,3 +430,45 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// One aws CLI (`bin`: awscli 1.x on PATH, or /usr/bin/aws 2.x) pointed at
+/// `srv` with the admin's credentials, run in `cwd`.
+pub struct Aws<'a> {
+    pub srv: &'a Server,
+    pub bin: &'a str,
+    pub cwd: &'a Path,
+}
+
+impl Aws<'_> {
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut c = self.srv.client(self.bin);
+        c.current_dir(self.cwd)
+            .args(args)
+            .args(["--endpoint-url", &self.srv.url(), "--output", "json"])
+            .env("AWS_MAX_ATTEMPTS", "2");
+        run(&mut c)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "{} {}: {err}\n{out}", self.bin, args.join(" "));
+        out
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        if out.trim().is_empty() {
+            // awscli 2 prints nothing for an empty paginated listing.
+            return serde_json::json!({});
+        }
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {out}", self.bin, args.join(" ")))
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "{} {} succeeded: {out}", self.bin, args.join(" "));
+        err
+    }
+}
