@@ -161,7 +161,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     print_banner(&cfg, &env_path, first_start.as_ref());
 
-    let service = app.into_make_service();
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match &tls_files {
         Some(t) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
