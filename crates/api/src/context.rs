@@ -134,6 +134,24 @@ impl Metrics {
             "Connections closed after sitting idle",
             connections.idle_closed.clone(),
         );
+        {
+            use nuage_identity::hasher::{HASHES_PEAK, HASHES_REFUSED, HASHES_RUNNING};
+            registry.register(
+                "password_hashes_running",
+                "Password hashes running now",
+                HASHES_RUNNING.clone(),
+            );
+            registry.register(
+                "password_hashes_peak",
+                "The most password hashes that ran at once (the hashing pool's bound)",
+                HASHES_PEAK.clone(),
+            );
+            registry.register(
+                "password_checks_refused",
+                "Password checks refused because every hashing worker stayed busy",
+                HASHES_REFUSED.clone(),
+            );
+        }
         Metrics {
             registry,
             requests,

@@ -13,15 +13,17 @@
 
 mod cache;
 mod error;
+pub mod hasher;
 pub mod password;
 pub mod policy;
 mod repo;
 mod service;
 pub mod sigv4;
+pub mod throttle;
 pub mod token;
 
-pub use error::{IdentityError, IdentityResult};
+pub use error::{secs, IdentityError, IdentityResult};
 pub use service::{
-    AssignmentFilter, Bootstrap, BootstrapOutcome, Identity, IdentityConfig, NewProject, NewUser,
-    ProjectPatch, UserPatch,
+    AssignmentFilter, Bootstrap, BootstrapOutcome, Identity, IdentityConfig, Login, NewProject,
+    NewUser, ProjectPatch, Ref, UserPatch,
 };

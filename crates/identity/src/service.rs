@@ -1,6 +1,7 @@
 //! The identity service's operations. Each takes the caller's principal (or
 //! the credentials it presents) and checks policy before touching the store.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +14,12 @@ use nuage_store::{now_ms, Db, StoreError};
 
 use crate::cache::{Cache, KeyEntry, Scoped, AREA};
 use crate::error::{IdentityError, IdentityResult};
+use crate::hasher::{HashPool, HashPoolConfig};
 use crate::policy::{authorize, implied, Rule};
 use crate::repo;
 pub use crate::repo::AssignmentFilter;
 use crate::sigv4::{self, SignedRequest};
+use crate::throttle::{Lockout, Subject, Throttle, ThrottleConfig};
 use crate::token::{Claims, Method, TokenKey};
 
 /// Settings of the identity service.
@@ -26,6 +29,10 @@ pub struct IdentityConfig {
     pub token_ttl: Duration,
     /// How often to look for changes made by other controllers.
     pub refresh_every: Duration,
+    /// The password hashing pool (how many hashes at once, how long to wait).
+    pub hashing: HashPoolConfig,
+    /// Failed-login throttling.
+    pub throttle: ThrottleConfig,
 }
 
 impl Default for IdentityConfig {
@@ -33,6 +40,8 @@ impl Default for IdentityConfig {
         IdentityConfig {
             token_ttl: Duration::from_secs(3600),
             refresh_every: Duration::from_secs(1),
+            hashing: HashPoolConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -44,7 +53,69 @@ pub struct Identity {
     key: TokenKey,
     cache: Arc<Cache>,
     cfg: IdentityConfig,
+    hasher: Arc<HashPool>,
+    throttle: Arc<Throttle>,
+    /// Checked instead of a stored hash for users that do not exist or have
+    /// no password, so every failed login costs one hash.
+    dummy_hash: Arc<str>,
 }
+
+/// A user or project as a client names it: by id only, or by id or name
+/// within a domain (id or name; the Default domain when `None`).
+#[derive(Debug, Clone, Copy)]
+pub struct Ref<'a> {
+    pub key: &'a str,
+    pub domain: Option<&'a str>,
+    pub id_only: bool,
+}
+
+impl<'a> Ref<'a> {
+    pub fn id(id: &'a str) -> Ref<'a> {
+        Ref {
+            key: id,
+            domain: None,
+            id_only: true,
+        }
+    }
+
+    /// An id or a name; with `domain`, a name in that domain only.
+    pub fn any(key: &'a str, domain: Option<&'a str>) -> Ref<'a> {
+        Ref {
+            key,
+            domain,
+            id_only: false,
+        }
+    }
+
+    /// The throttle's key for a user nobody has: what the client typed,
+    /// bounded so that a long name cannot make an entry large.
+    fn unknown_key(&self) -> String {
+        let bounded = |s: &str| s.chars().take(255).collect::<String>();
+        match (self.id_only, self.domain) {
+            (true, _) => format!("id:{}", bounded(self.key)),
+            (false, d) => format!(
+                "{}/{}",
+                bounded(d.unwrap_or(DEFAULT_DOMAIN_ID)),
+                bounded(self.key)
+            ),
+        }
+    }
+}
+
+/// A password login as a front door receives it. `source` is the client's
+/// address, for per-address throttling (`None` when unknown).
+pub struct Login<'a> {
+    pub user: Ref<'a>,
+    pub password: &'a str,
+    /// The project to scope the token to; the user's default when `None`.
+    pub project: Option<Ref<'a>>,
+    pub source: Option<IpAddr>,
+}
+
+const WRONG_PASSWORD: &str = "the user name or password is wrong";
+/// One answer for a project that does not exist, is disabled, or that the
+/// user holds no role on, so a login reveals nothing about other projects.
+const NO_PROJECT_ACCESS: &str = "the user has no access to that project";
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,6 +246,9 @@ impl Identity {
             db,
             key: TokenKey::new(&key),
             cache,
+            hasher: Arc::new(HashPool::new(&cfg.hashing)?),
+            throttle: Arc::new(Throttle::new(cfg.throttle.clone())),
+            dummy_hash: crate::password::dummy_hash().into(),
             cfg,
         })
     }
@@ -210,6 +284,24 @@ impl Identity {
                 }
             }
         })
+    }
+
+    /// Hashes a new password on the hashing pool.
+    async fn hash_password(&self, password: &str) -> IdentityResult<String> {
+        let pw = password.to_string();
+        self.hasher
+            .run(move |scratch| crate::password::hash_in(&pw, scratch))
+            .await?
+    }
+
+    /// Checks `password` against `stored` (the dummy hash when `None`, so
+    /// the answer takes as long either way) on the hashing pool.
+    async fn check_password(&self, password: &str, stored: Option<String>) -> IdentityResult<bool> {
+        let pw = password.to_string();
+        let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        self.hasher
+            .run(move |scratch| crate::password::verify_in(&pw, &stored, scratch))
+            .await
     }
 
     /// Commits `tx` after announcing an identity change, then brings this
@@ -251,12 +343,7 @@ impl Identity {
         }
         let now = now_ms();
         let password = b.admin_password.unwrap_or_else(|| id::secret(24));
-        let hash = {
-            let p = password.clone();
-            tokio::task::spawn_blocking(move || crate::password::hash(&p))
-                .await
-                .map_err(|_| IdentityError::Hash)??
-        };
+        let hash = self.hash_password(&password).await?;
         let mut tx = self.db.begin().await?;
         if repo::find_domain(&mut *tx, DEFAULT_DOMAIN_ID)
             .await?
@@ -417,30 +504,37 @@ impl Identity {
         }
     }
 
+    /// Issues a token. A token traded for another (`parent`) keeps the
+    /// parent's expiry and chain, as Keystone's audit chain: it can outlive
+    /// neither the parent's lifetime nor the revocation of the chain's first
+    /// token.
     async fn issue(
         &self,
         user_id: &str,
         project_id: &str,
         method: Method,
+        parent: Option<&Claims>,
     ) -> IdentityResult<(String, Principal)> {
         let s = self.scoped(user_id, project_id).await?;
-        if !s.active {
-            return Err(IdentityError::Unauthenticated(
-                "the user or project is disabled or gone",
-            ));
-        }
-        if s.roles.is_empty() {
-            return Err(IdentityError::Unauthenticated(
-                "the user has no role on the project",
-            ));
+        if !s.active || s.roles.is_empty() {
+            return Err(IdentityError::Unauthenticated(NO_PROJECT_ACCESS));
         }
         let now = now_ms();
+        let audit_id = id::hex32();
+        let (expires_at, chain_id) = match parent {
+            Some(p) => (p.expires_at, p.chain_id.clone()),
+            None => (
+                now + self.cfg.token_ttl.as_millis() as i64,
+                audit_id.clone(),
+            ),
+        };
         let claims = Claims {
             user_id: user_id.to_string(),
             project_id: project_id.to_string(),
             issued_at: now,
-            expires_at: now + self.cfg.token_ttl.as_millis() as i64,
-            audit_id: id::hex32(),
+            expires_at,
+            audit_id,
+            chain_id,
             method,
         };
         let token = self
@@ -490,9 +584,22 @@ impl Identity {
         Ok(repo::find_project_by_name(db, &domain.id, id_or_name).await?)
     }
 
+    async fn resolve_user(&self, r: &Ref<'_>) -> IdentityResult<Option<User>> {
+        if r.id_only {
+            return Ok(repo::get_user(self.db.reader(), r.key).await?);
+        }
+        self.find_user(r.key, r.domain).await
+    }
+
+    async fn resolve_project(&self, r: &Ref<'_>) -> IdentityResult<Option<Project>> {
+        if r.id_only {
+            return Ok(repo::get_project(self.db.reader(), r.key).await?);
+        }
+        self.find_project(r.key, r.domain).await
+    }
+
     /// Password login by user id or name (in `domain`, default Default) and
-    /// project id or name: the one entry every front door uses, so an
-    /// unknown user and a wrong password get the same answer everywhere.
+    /// project id or name; [`Identity::login_with`] without a source address.
     pub async fn login(
         &self,
         user: &str,
@@ -501,72 +608,130 @@ impl Identity {
         project: Option<&str>,
         project_domain: Option<&str>,
     ) -> IdentityResult<(String, Principal)> {
-        let Some(u) = self.find_user(user, domain).await? else {
-            tracing::info!(user, "password authentication failed: unknown user");
-            return Err(IdentityError::Unauthenticated(
-                "the user name or password is wrong",
-            ));
-        };
-        let project_id = match project {
-            Some(p) => Some(
-                self.find_project(p, project_domain.or(domain))
-                    .await?
-                    .ok_or(IdentityError::Unauthenticated("the project does not exist"))?
-                    .id,
-            ),
-            None => None,
-        };
-        self.authenticate_password(&u, password, project_id.as_deref())
-            .await
+        self.login_with(Login {
+            user: Ref::any(user, domain),
+            password,
+            project: project.map(|p| Ref::any(p, project_domain.or(domain))),
+            source: None,
+        })
+        .await
     }
 
-    /// Password authentication, scoped to a project: the user's default
-    /// project when `project` is `None`. Returns a new token.
-    pub async fn authenticate_password(
-        &self,
-        user: &User,
-        password: &str,
-        project_id: Option<&str>,
-    ) -> IdentityResult<(String, Principal)> {
-        let fail = IdentityError::Unauthenticated("the user name or password is wrong");
-        let Some(hash) = repo::password_hash(self.db.reader(), &user.id).await? else {
-            tracing::info!(user_id = %user.id, "password authentication failed: no password set");
-            return Err(fail);
-        };
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || crate::password::verify(&pw, &hash))
-            .await
-            .map_err(|_| IdentityError::Hash)?;
-        if !ok {
-            tracing::info!(user_id = %user.id, "password authentication failed: wrong password");
-            return Err(fail);
+    /// Password login: the one entry every front door uses. Refused at once
+    /// while the user (or name) or the source address is locked; otherwise
+    /// the password is checked on the hashing pool, against the dummy hash
+    /// when the user does not exist, so an unknown user and a wrong password
+    /// get the same answer in the same time. A project that does not exist
+    /// answers as one the user may not use.
+    pub async fn login_with(&self, l: Login<'_>) -> IdentityResult<(String, Principal)> {
+        let user = self.resolve_user(&l.user).await?;
+        let user_subject = Subject::User(match &user {
+            Some(u) => u.id.clone(),
+            None => l.user.unknown_key(),
+        });
+        let source = l.source.map(Subject::Source);
+        let subjects: Vec<&Subject> = std::iter::once(&user_subject).chain(&source).collect();
+        if let Some(retry_after) = self.throttle.locked(&subjects, now_ms()) {
+            tracing::info!(subject = ?user_subject, source = ?l.source, "login refused: too many failures");
+            return Err(IdentityError::Throttled { retry_after });
         }
+        let stored = match &user {
+            Some(u) => repo::password_hash(self.db.reader(), &u.id).await?,
+            None => None,
+        };
+        let ok = self.check_password(l.password, stored).await?;
+        let user = match user {
+            Some(u) if ok => u,
+            found => {
+                let now = now_ms();
+                tracing::info!(
+                    subject = ?user_subject,
+                    source = ?l.source,
+                    unknown_user = found.is_none(),
+                    "password authentication failed"
+                );
+                self.throttle.fail(user_subject, now);
+                if let Some(s) = source {
+                    self.throttle.fail(s, now);
+                }
+                return Err(IdentityError::Unauthenticated(WRONG_PASSWORD));
+            }
+        };
+        self.throttle.clear(&user_subject);
         if !user.enabled {
             return Err(IdentityError::Unauthenticated("the user is disabled"));
         }
-        let project = match project_id.or(user.default_project_id.as_deref()) {
-            Some(p) => p.to_string(),
-            None => {
-                return Err(IdentityError::Unauthenticated(
+        let project_id = match &l.project {
+            Some(r) => match self.resolve_project(r).await? {
+                Some(p) => p.id,
+                None => return Err(IdentityError::Unauthenticated(NO_PROJECT_ACCESS)),
+            },
+            None => user
+                .default_project_id
+                .clone()
+                .ok_or(IdentityError::Unauthenticated(
                     "no project scope given and the user has no default project",
-                ))
-            }
+                ))?,
         };
-        self.issue(&user.id, &project, Method::Password).await
+        self.issue(&user.id, &project_id, Method::Password, None)
+            .await
     }
 
     /// Exchanges a valid token for a new one, possibly scoped to another
-    /// project on which the user has a role.
+    /// project on which the user has a role. The new token expires with the
+    /// old one and is revoked with it (they share the audit id).
     pub async fn authenticate_token(
         &self,
         token: &str,
-        project_id: Option<&str>,
+        project: Option<Ref<'_>>,
     ) -> IdentityResult<(String, Principal)> {
         let p = self.validate(token).await?;
-        let project = project_id.unwrap_or(&p.project_id).to_string();
-        let (t, mut principal) = self.issue(&p.user_id, &project, Method::Token).await?;
-        principal.method = "token".into();
-        Ok((t, principal))
+        let parent = self
+            .key
+            .open(token)
+            .ok_or(IdentityError::Unauthenticated("the token is invalid"))?;
+        let project_id = match &project {
+            Some(r) => match self.resolve_project(r).await? {
+                Some(found) => found.id,
+                None => return Err(IdentityError::Unauthenticated(NO_PROJECT_ACCESS)),
+            },
+            None => p.project_id.clone(),
+        };
+        self.issue(&p.user_id, &project_id, Method::Token, Some(&parent))
+            .await
+    }
+
+    /// The users, names and addresses with failed logins, locked ones first.
+    pub async fn list_lockouts(&self, caller: &Principal) -> IdentityResult<Vec<Lockout>> {
+        authorize(caller, "identity:list_lockouts", Rule::Admin)?;
+        Ok(self.throttle.list(now_ms()))
+    }
+
+    /// Forgets the failed logins of a user (by id or name, or the key an
+    /// unknown name is listed under) or of an address. True when there were
+    /// some.
+    pub async fn clear_lockout(
+        &self,
+        caller: &Principal,
+        user: Option<&str>,
+        source: Option<IpAddr>,
+    ) -> IdentityResult<bool> {
+        authorize(caller, "identity:clear_lockout", Rule::Admin)?;
+        let mut cleared = false;
+        if let Some(u) = user {
+            let key = match self.find_user(u, None).await? {
+                Some(found) => found.id,
+                None => u.to_string(),
+            };
+            cleared |= self.throttle.clear(&Subject::User(key));
+        }
+        if let Some(a) = source {
+            cleared |= self.throttle.clear(&Subject::Source(a));
+        }
+        if cleared {
+            tracing::info!(user, source = ?source, "login lockout cleared by an admin");
+        }
+        Ok(cleared)
     }
 
     /// Checks a token and returns who holds it. This runs on every request and
@@ -579,10 +744,11 @@ impl Identity {
         if claims.expires_at <= now_ms() {
             return Err(IdentityError::Unauthenticated("the token has expired"));
         }
-        if self
-            .cache
-            .is_revoked(&claims.audit_id, &claims.user_id, claims.issued_at)
-        {
+        let revoked = |audit_id: &str| {
+            self.cache
+                .is_revoked(audit_id, &claims.user_id, claims.issued_at)
+        };
+        if revoked(&claims.audit_id) || revoked(&claims.chain_id) {
             return Err(IdentityError::Unauthenticated("the token has been revoked"));
         }
         let s = self.scoped(&claims.user_id, &claims.project_id).await?;
@@ -668,6 +834,7 @@ impl Identity {
             issued_at: 0,
             expires_at: i64::MAX,
             audit_id: String::new(),
+            chain_id: String::new(),
             method: Method::Token,
         };
         Ok(Some((Self::principal(&claims, &s, "sigv4"), auth, signing)))
@@ -890,11 +1057,7 @@ impl Identity {
         let hash = match new.password {
             Some(pw) => {
                 crate::password::check_strength(&pw)?;
-                Some(
-                    tokio::task::spawn_blocking(move || crate::password::hash(&pw))
-                        .await
-                        .map_err(|_| IdentityError::Hash)??,
-                )
+                Some(self.hash_password(&pw).await?)
             }
             None => None,
         };
@@ -936,9 +1099,26 @@ impl Identity {
             .ok_or_else(|| not_found(format!("user {id}")))
     }
 
-    /// Changes a user. A user may change its own password; everything else
-    /// needs admin. A password change or disabling revokes the user's tokens.
+    /// Changes a user; needs admin. Setting one's own password here is
+    /// refused: [`Identity::change_password`] asks for the original one, so
+    /// a stolen token cannot take the account over. A password change or
+    /// disabling revokes the user's tokens.
     pub async fn update_user(
+        &self,
+        caller: &Principal,
+        id: &str,
+        patch: UserPatch,
+    ) -> IdentityResult<User> {
+        if patch.password.is_some() && id == caller.user_id {
+            return Err(IdentityError::Forbidden {
+                action: "identity:update_user".into(),
+                reason: "changing your own password needs your original password".into(),
+            });
+        }
+        self.apply_user_patch(caller, id, patch).await
+    }
+
+    async fn apply_user_patch(
         &self,
         caller: &Principal,
         id: &str,
@@ -985,11 +1165,7 @@ impl Identity {
         let hash = match patch.password {
             Some(pw) => {
                 crate::password::check_strength(&pw)?;
-                Some(
-                    tokio::task::spawn_blocking(move || crate::password::hash(&pw))
-                        .await
-                        .map_err(|_| IdentityError::Hash)??,
-                )
+                Some(self.hash_password(&pw).await?)
             }
             None => None,
         };
@@ -1019,21 +1195,21 @@ impl Identity {
             "identity:change_password",
             Rule::SelfOrAdmin(user_id),
         )?;
-        let hash = repo::password_hash(self.db.reader(), user_id).await?;
-        let original = original.to_string();
-        let ok = match hash {
-            Some(h) => tokio::task::spawn_blocking(move || crate::password::verify(&original, &h))
-                .await
-                .map_err(|_| IdentityError::Hash)?,
-            None => false,
-        };
-        if !ok {
+        // Guessing the original password is throttled like logins.
+        let subject = Subject::User(user_id.to_string());
+        if let Some(retry_after) = self.throttle.locked(&[&subject], now_ms()) {
+            return Err(IdentityError::Throttled { retry_after });
+        }
+        let stored = repo::password_hash(self.db.reader(), user_id).await?;
+        if !self.check_password(original, stored).await? {
             tracing::info!(user_id, "password change refused: wrong original password");
+            self.throttle.fail(subject, now_ms());
             return Err(IdentityError::Unauthenticated(
                 "the original password is wrong",
             ));
         }
-        self.update_user(
+        self.throttle.clear(&subject);
+        self.apply_user_patch(
             caller,
             user_id,
             UserPatch {

@@ -7,6 +7,11 @@
 //! store. Tokens are not encrypted: they reveal only ids and times, like
 //! Keystone's Fernet payloads once decrypted, and keeping them signed-only
 //! makes validation about a microsecond.
+//!
+//! A token traded for another (the `token` method) also carries the audit
+//! id of the chain's first token, as Keystone's `audit_ids` do: revoking
+//! that first token revokes every token traded from it. Tokens without a
+//! chain are 16 bytes shorter and are their own chain.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -15,6 +20,7 @@ use sha2::Sha256;
 
 const PREFIX: &str = "nu1_";
 const PAYLOAD_LEN: usize = 1 + 16 + 16 + 8 + 8 + 16;
+const CHAIN_LEN: usize = 16;
 const MAC_LEN: usize = 32;
 
 /// How the token's holder first proved its identity.
@@ -41,6 +47,9 @@ pub struct Claims {
     pub issued_at: i64,
     pub expires_at: i64,
     pub audit_id: String,
+    /// The audit id of the token this one was traded from, first of its
+    /// chain; equal to `audit_id` for a token made from a password.
+    pub chain_id: String,
     pub method: Method,
 }
 
@@ -74,34 +83,43 @@ impl TokenKey {
     /// nuage makes them; anything else is a programming error reported as
     /// `None`.
     pub fn issue(&self, claims: &Claims) -> Option<String> {
-        let mut buf = [0u8; PAYLOAD_LEN + MAC_LEN];
+        let mut buf = [0u8; PAYLOAD_LEN + CHAIN_LEN + MAC_LEN];
         buf[0] = claims.method as u8;
         buf[1..17].copy_from_slice(&hex16(&claims.user_id)?);
         buf[17..33].copy_from_slice(&hex16(&claims.project_id)?);
         buf[33..41].copy_from_slice(&claims.issued_at.to_be_bytes());
         buf[41..49].copy_from_slice(&claims.expires_at.to_be_bytes());
         buf[49..65].copy_from_slice(&hex16(&claims.audit_id)?);
+        let payload = if claims.chain_id == claims.audit_id {
+            PAYLOAD_LEN
+        } else {
+            buf[PAYLOAD_LEN..PAYLOAD_LEN + CHAIN_LEN].copy_from_slice(&hex16(&claims.chain_id)?);
+            PAYLOAD_LEN + CHAIN_LEN
+        };
         let mut mac = self.mac.clone();
-        mac.update(&buf[..PAYLOAD_LEN]);
-        buf[PAYLOAD_LEN..].copy_from_slice(&mac.finalize().into_bytes());
-        Some(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(buf)))
+        mac.update(&buf[..payload]);
+        buf[payload..payload + MAC_LEN].copy_from_slice(&mac.finalize().into_bytes());
+        Some(format!(
+            "{PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(&buf[..payload + MAC_LEN])
+        ))
     }
 
     /// Decodes and authenticates a token. Expiry and revocation are the
     /// caller's to check, against its own clock and revocation list.
     pub fn open(&self, token: &str) -> Option<Claims> {
         let body = token.strip_prefix(PREFIX)?;
-        let mut buf = [0u8; PAYLOAD_LEN + MAC_LEN];
-        if body.len() != URL_SAFE_NO_PAD.encode(buf).len() {
-            return None;
-        }
+        let mut buf = [0u8; PAYLOAD_LEN + CHAIN_LEN + MAC_LEN];
+        let payload = [PAYLOAD_LEN, PAYLOAD_LEN + CHAIN_LEN]
+            .into_iter()
+            .find(|p| body.len() == URL_SAFE_NO_PAD.encode(&buf[..p + MAC_LEN]).len())?;
         let n = URL_SAFE_NO_PAD.decode_slice(body, &mut buf).ok()?;
-        if n != buf.len() {
+        if n != payload + MAC_LEN {
             return None;
         }
         let mut mac = self.mac.clone();
-        mac.update(&buf[..PAYLOAD_LEN]);
-        mac.verify_slice(&buf[PAYLOAD_LEN..]).ok()?;
+        mac.update(&buf[..payload]);
+        mac.verify_slice(&buf[payload..payload + MAC_LEN]).ok()?;
         let method = match buf[0] {
             1 => Method::Password,
             2 => Method::Token,
@@ -117,6 +135,13 @@ impl TokenKey {
             issued_at: i64_at(33)?,
             expires_at: i64_at(41)?,
             audit_id: hex::encode(&buf[49..65]),
+            chain_id: hex::encode(
+                &buf[if payload > PAYLOAD_LEN {
+                    PAYLOAD_LEN..PAYLOAD_LEN + CHAIN_LEN
+                } else {
+                    49..65
+                }],
+            ),
         })
     }
 }
@@ -132,8 +157,23 @@ mod tests {
             issued_at: 1_700_000_000_000,
             expires_at: 1_700_003_600_000,
             audit_id: "00112233445566778899aabbccddeeff".into(),
+            chain_id: "00112233445566778899aabbccddeeff".into(),
             method: Method::Password,
         }
+    }
+
+    #[test]
+    fn a_traded_token_carries_its_chain() {
+        let k = TokenKey::new(b"k1");
+        let mut c = claims();
+        let plain = k.issue(&c).expect("issue");
+        c.method = Method::Token;
+        c.chain_id = "ffeeddccbbaa99887766554433221100".into();
+        let traded = k.issue(&c).expect("issue");
+        assert!(traded.len() > plain.len());
+        assert_eq!(k.open(&traded), Some(c.clone()));
+        // Cut to the short length, it is no token.
+        assert_eq!(k.open(&traded[..plain.len()]), None);
     }
 
     #[test]

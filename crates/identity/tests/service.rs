@@ -141,9 +141,12 @@ async fn login_failures_look_alike_and_tokens_round_trip() {
             ErrorKind::Unauthenticated,
             "{engine}"
         );
-        w.id.validate(&rescoped)
-            .await
-            .expect("the other token lives on");
+        // A token traded for a token dies with its original (Keystone).
+        assert_eq!(
+            kind(w.id.validate(&rescoped).await),
+            ErrorKind::Unauthenticated,
+            "{engine}"
+        );
     }
 }
 
@@ -323,17 +326,25 @@ async fn password_change_and_disable_revoke_tokens() {
             w.id.login("pwu", None, "user-password-1", Some("pw"), None)
                 .await
                 .expect("login");
+        // Not without the original password, on any path.
+        assert_eq!(
+            kind(
+                w.id.update_user(
+                    &p,
+                    &p.user_id,
+                    UserPatch {
+                        password: Some("user-password-2".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+            ),
+            ErrorKind::Forbidden
+        );
         // A user changes its own password; its old tokens die.
-        w.id.update_user(
-            &p,
-            &p.user_id,
-            UserPatch {
-                password: Some("user-password-2".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("change");
+        w.id.change_password(&p, &p.user_id, "user-password-1", "user-password-2")
+            .await
+            .expect("change");
         assert_eq!(
             kind(w.id.validate(&t1).await),
             ErrorKind::Unauthenticated,

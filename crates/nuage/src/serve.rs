@@ -166,7 +166,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let limits = connection_limits(&cfg)?;
     let conn_metrics = core.metrics.connections.clone();
-    let service = app.into_make_service();
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match &tls_files {
         Some(t) => {
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)

@@ -1171,3 +1171,515 @@ async fn postgres_serves_keystone() {
     .await;
     assert_error(&dup, 409);
 }
+
+// ------------------------------------------------------- logins under attack
+
+/// A password token request sent from `from` (any 127.0.0.0/8 address is
+/// this host): status, `Retry-After` and body.
+async fn login_from(s: &Server, from: &str, body: Value) -> (u16, Option<u64>, Value) {
+    let client = reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().expect("address"))
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let r = client
+        .post(format!("{}/v3/auth/tokens?nocatalog", s.url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (
+        r.status().as_u16(),
+        retry,
+        r.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// The lockout list the native API shows admins.
+async fn lockouts(s: &Server, admin: &str) -> Vec<Value> {
+    let (st, v) = common::call(s, admin, "GET", "/nuage/v1/login-lockouts", None).await;
+    assert_eq!(st, 200, "{v}");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("rss field")
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_user_until_success_or_an_admin_clears_it() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let pw = "Lock-password-1234";
+    let (_, uid) = member_setup(&s, &admin, "lk", pw).await;
+    let member = login(&s, "lk-user", pw, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("login");
+
+    // Four failures, then a success: the count starts again.
+    for _ in 0..4 {
+        assert_error(
+            &login(&s, "lk-user", "wrong-wrong-1", None)
+                .await
+                .expect_err("wrong"),
+            401,
+        );
+    }
+    login(&s, "lk-user", pw, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("success");
+    assert!(lockouts(&s, &admin)
+        .await
+        .iter()
+        .all(|l| l["subject"] != json!(uid)));
+
+    // Five failures in a row lock the user: the right password is refused
+    // too, at once, with Retry-After, in Keystone's error shape.
+    for _ in 0..5 {
+        assert_error(
+            &login(&s, "lk-user", "wrong-wrong-2", None)
+                .await
+                .expect_err("wrong"),
+            401,
+        );
+    }
+    let (st, retry, body) = login_from(&s, "127.0.0.1", password_auth("lk-user", pw, None)).await;
+    assert_eq!(st, 429, "{body}");
+    assert_eq!(body["error"]["code"], 429, "{body}");
+    assert_eq!(body["error"]["title"], "Too Many Requests", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("too many failed logins"),
+        "{body}"
+    );
+    let retry = retry.expect("Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The openstack CLI says so too.
+    let err = osc(
+        &s,
+        &[
+            ("OS_USERNAME", "lk-user"),
+            ("OS_PASSWORD", pw),
+            ("OS_PROJECT_NAME", "lk"),
+        ],
+        &["token", "issue"],
+    )
+    .expect_err("locked");
+    assert!(
+        err.contains("429") || err.contains("too many failed logins"),
+        "{err}"
+    );
+    // Tokens already issued keep working: the lock is on logins only.
+    assert_eq!(
+        call(&s, "GET", "/v3/auth/projects", Some(&member), None)
+            .await
+            .status,
+        200
+    );
+
+    // Admins see the lock; members may not look.
+    let list = lockouts(&s, &admin).await;
+    let entry = list
+        .iter()
+        .find(|l| l["subject"] == json!(uid))
+        .expect("listed");
+    assert_eq!(entry["kind"], "user");
+    assert_eq!(entry["failures"], 5);
+    assert!(entry["locked_until"].is_string(), "{entry}");
+    let (st, _) = common::call(&s, &member, "GET", "/nuage/v1/login-lockouts", None).await;
+    assert_eq!(st, 403);
+    let (st, _) = common::call(
+        &s,
+        &member,
+        "DELETE",
+        "/nuage/v1/login-lockouts?user=lk-user",
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert_eq!(
+        login_from(&s, "127.0.0.1", password_auth("lk-user", pw, None))
+            .await
+            .0,
+        429
+    );
+
+    // An admin clears it by name; the user logs in again.
+    let (st, v) = common::call(
+        &s,
+        &admin,
+        "DELETE",
+        "/nuage/v1/login-lockouts?user=lk-user",
+        None,
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    let (st, _) = common::call(
+        &s,
+        &admin,
+        "DELETE",
+        "/nuage/v1/login-lockouts?user=lk-user",
+        None,
+    )
+    .await;
+    assert_eq!(st, 404, "nothing left to clear");
+    osc_ok(
+        &s,
+        &[
+            ("OS_USERNAME", "lk-user"),
+            ("OS_PASSWORD", pw),
+            ("OS_PROJECT_NAME", "lk"),
+        ],
+        &["token", "issue"],
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_lock_the_source_address() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let pw = s.env()["OS_PASSWORD"].clone();
+    // 30 failures from one address, each on another (unknown) name, so no
+    // user lock is involved; eight at a time.
+    let attacker = "127.0.0.7";
+    for round in 0..4 {
+        let mut tasks = Vec::new();
+        for i in 0..8usize {
+            let n = round * 8 + i;
+            if n >= 30 {
+                break;
+            }
+            let body = password_auth(&format!("ghost-{n}"), "wrong-wrong-3", None);
+            tasks.push(login_from(&s, attacker, body));
+        }
+        for (st, _, body) in futures_util::future::join_all(tasks).await {
+            assert_eq!(st, 401, "{body}");
+        }
+    }
+    // Now even the admin's right password is refused from there, not from
+    // another address.
+    let (st, retry, body) = login_from(&s, attacker, password_auth("admin", &pw, None)).await;
+    assert_eq!(st, 429, "{body}");
+    assert!(retry.is_some_and(|r| r >= 1));
+    let (st, _, body) = login_from(&s, "127.0.0.8", password_auth("admin", &pw, None)).await;
+    assert_eq!(st, 201, "{body}");
+    let list = lockouts(&s, &admin).await;
+    let entry = list
+        .iter()
+        .find(|l| l["kind"] == "source" && l["subject"] == attacker)
+        .expect("the address is listed");
+    assert_eq!(entry["failures"], 30);
+    // Unknown names are throttled as users are (listed under domain/name).
+    assert!(
+        list.iter().any(|l| l["subject"] == "Default/ghost-0"),
+        "{list:?}"
+    );
+    let (st, _) = common::call(
+        &s,
+        &admin,
+        "DELETE",
+        &format!("/nuage/v1/login-lockouts?source={attacker}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (st, _, body) = login_from(&s, attacker, password_auth("admin", &pw, None)).await;
+    assert_eq!(st, 201, "{body}");
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_alike() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let pw = "Alike-password-1234";
+    member_setup(&s, &admin, "alike", pw).await;
+    member_setup(&s, &admin, "elsewhere", pw).await;
+
+    // Same status and body, and about the same time: the unknown user's
+    // password is checked against a dummy hash.
+    let mut times = [Vec::new(), Vec::new()];
+    let mut bodies = Vec::new();
+    for i in 0..4 {
+        for (k, user) in [(0, "alike-user".to_string()), (1, format!("nobody-{i}"))] {
+            let started = std::time::Instant::now();
+            let r = login(&s, &user, "wrong-wrong-4", None)
+                .await
+                .expect_err("refused");
+            times[k].push(started.elapsed().as_secs_f64());
+            assert_error(&r, 401);
+            bodies.push(r.body);
+        }
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:?}");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[1] + v[2]) / 2.0
+    };
+    let (known, unknown) = (median(&mut times[0]), median(&mut times[1]));
+    assert!(
+        unknown > known * 0.5 && unknown < known * 2.0,
+        "wrong password {known:.4} s, unknown user {unknown:.4} s"
+    );
+
+    // A project that does not exist answers exactly as one the user has no
+    // role on, with the right password; nothing is issued.
+    let missing = login(&s, "alike-user", pw, Some("no-such-project"))
+        .await
+        .expect_err("refused");
+    let foreign = login(&s, "alike-user", pw, Some("elsewhere"))
+        .await
+        .expect_err("refused");
+    assert_error(&missing, 401);
+    assert_eq!(missing.body, foreign.body);
+    assert!(missing.subject.is_none() && foreign.subject.is_none());
+    let by_id = |id: &str| {
+        json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {"name": "alike-user", "domain": {"id": "default"}, "password": pw}}},
+            "scope": {"project": {"id": id}},
+        }})
+    };
+    let elsewhere = project_ids(&s, &admin, "elsewhere").await;
+    let a = call(
+        &s,
+        "POST",
+        "/v3/auth/tokens",
+        None,
+        Some(by_id("0123456789abcdef0123456789abcdef")),
+    )
+    .await;
+    let b = call(&s, "POST", "/v3/auth/tokens", None, Some(by_id(&elsewhere))).await;
+    assert_error(&a, 401);
+    assert_eq!(a.body, b.body);
+    assert_eq!(a.body, missing.body);
+}
+
+async fn project_ids(s: &Server, admin: &str, name: &str) -> String {
+    let r = call(
+        s,
+        "GET",
+        &format!("/v3/projects?name={name}"),
+        Some(admin),
+        None,
+    )
+    .await;
+    id(&r.body["projects"][0])
+}
+
+#[tokio::test]
+async fn concurrent_wrong_logins_hash_a_few_at_a_time_in_bounded_memory() {
+    let s = Server::start();
+    let pid = s.pid().expect("pid");
+    // Warm up: one login, so the idle figure includes what any login needs.
+    admin_token(&s).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let idle = rss_kib(pid, "VmRSS:");
+
+    // 96 concurrent wrong logins, from 96 addresses and names (so neither
+    // throttle steps in): each is refused with 401, or with 503 and
+    // Retry-After when no hashing worker became free in time.
+    let tasks = (0..96).map(|i| {
+        let body = password_auth(&format!("flood-{i}"), "wrong-wrong-5", None);
+        let from = format!("127.0.1.{}", i + 1);
+        let s = &s;
+        async move { login_from(s, &from, body).await }
+    });
+    let answers = futures_util::future::join_all(tasks).await;
+    for (st, retry, body) in &answers {
+        match st {
+            401 => assert!(body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("password is wrong")),
+            503 => assert!(retry.is_some(), "503 without Retry-After: {body}"),
+            _ => panic!("{st}: {body}"),
+        }
+    }
+    assert!(answers.iter().any(|a| a.0 == 401));
+
+    // Never more hashes at once than cores.
+    let metrics = s
+        .http()
+        .get(format!("{}/metrics", s.url()))
+        .send()
+        .await
+        .expect("metrics");
+    let text = metrics.text().await.expect("text");
+    let gauge = |name: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /metrics:\n{text}"))
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let peak = gauge("nuage_password_hashes_peak");
+    assert!(peak >= 1 && peak <= cores, "peak {peak}, cores {cores}");
+    assert_eq!(gauge("nuage_password_hashes_running"), 0);
+
+    // Memory: the peak stayed within a few hashes' worth (unbounded, this
+    // was 96 x 19 MiB), and what is held after a short idle is far less.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (hwm, after) = (rss_kib(pid, "VmHWM:"), rss_kib(pid, "VmRSS:"));
+    let mib = |k: u64| k / 1024;
+    assert!(
+        hwm < idle + 200 * 1024,
+        "peak RSS {} MiB, idle {} MiB",
+        mib(hwm),
+        mib(idle)
+    );
+    assert!(
+        after < idle + 64 * 1024,
+        "RSS after {} MiB, idle {} MiB",
+        mib(after),
+        mib(idle)
+    );
+    // And the server still serves logins.
+    admin_token(&s).await;
+}
+
+#[tokio::test]
+async fn a_traded_token_keeps_the_expiry_and_dies_with_the_original() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let pw = "Trade-password-1234";
+    let (_, _) = member_setup(&s, &admin, "trade", pw).await;
+    let first = call(
+        &s,
+        "POST",
+        "/v3/auth/tokens",
+        None,
+        Some(password_auth("trade-user", pw, None)),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let original = first.subject.clone().expect("token");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let trade = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": original}}}});
+    let second = call(&s, "POST", "/v3/auth/tokens", None, Some(trade)).await;
+    assert_eq!(second.status, 201, "{}", second.body);
+    let traded = second.subject.clone().expect("token");
+    assert_ne!(traded, original);
+    assert_eq!(second.body["token"]["methods"], json!(["token"]));
+    assert_eq!(
+        second.body["token"]["expires_at"], first.body["token"]["expires_at"],
+        "a traded token expires with its original"
+    );
+    // A token traded from the traded one is in the same chain.
+    let again = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": traded}}}});
+    let third = call(&s, "POST", "/v3/auth/tokens", None, Some(again)).await;
+    assert_eq!(third.status, 201);
+    let third = third.subject.expect("token");
+    for t in [&original, &traded, &third] {
+        assert_eq!(
+            call(&s, "GET", "/v3/auth/projects", Some(t), None)
+                .await
+                .status,
+            200
+        );
+    }
+    // Revoking the original kills every token traded from it.
+    let r = s
+        .http()
+        .delete(format!("{}/v3/auth/tokens", s.url()))
+        .header("x-auth-token", &admin)
+        .header("x-subject-token", &original)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 204);
+    for t in [&original, &traded, &third] {
+        assert_error(
+            &call(&s, "GET", "/v3/auth/projects", Some(t), None).await,
+            401,
+        );
+    }
+    assert_eq!(
+        call(&s, "GET", "/v3/auth/projects", Some(&admin), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn patching_ones_own_password_is_refused_admins_set_others() {
+    let s = Server::start();
+    let admin = admin_token(&s).await;
+    let old = "Patch-password-1234";
+    let new = "Patch-password-5678";
+    let (_, me) = member_setup(&s, &admin, "patch", old).await;
+    let t = login(&s, "patch-user", old, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("login");
+    let path = format!("/v3/users/{me}");
+
+    // A stolen token cannot set the password without the original.
+    let r = call(
+        &s,
+        "PATCH",
+        &path,
+        Some(&t),
+        Some(json!({"user": {"password": new}})),
+    )
+    .await;
+    assert_error(&r, 403);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("original password"),
+        "{}",
+        r.body
+    );
+    login(&s, "patch-user", old, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("old password still works");
+    assert_error(
+        &login(&s, "patch-user", new, None)
+            .await
+            .expect_err("not changed"),
+        401,
+    );
+    assert_eq!(
+        call(&s, "GET", "/v3/auth/projects", Some(&t), None)
+            .await
+            .status,
+        200,
+        "tokens kept"
+    );
+
+    // An admin sets another user's password, no original needed.
+    let r = call(
+        &s,
+        "PATCH",
+        &path,
+        Some(&admin),
+        Some(json!({"user": {"password": new}})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    login(&s, "patch-user", new, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("new password");
+    assert_error(
+        &login(&s, "patch-user", old, None)
+            .await
+            .expect_err("old refused"),
+        401,
+    );
+}

@@ -796,3 +796,137 @@ async fn json_logs_are_json_and_hold_no_secrets() {
             && !log.contains(&env["AWS_SECRET_ACCESS_KEY"])
     );
 }
+
+/// A native token request: status, `Retry-After`, body.
+async fn native_login(s: &Server, user: &str, password: &str) -> (u16, Option<String>, Value) {
+    let r = s
+        .http()
+        .post(format!("{}/nuage/v1/tokens", s.url()))
+        .json(&json!({"user": user, "password": password}))
+        .send()
+        .await
+        .expect("post");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (
+        r.status().as_u16(),
+        retry,
+        r.json().await.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn own_password_changes_need_the_original_admins_set_others() {
+    let s = Server::start();
+    let admin = s.admin_token().await;
+    let (_, me) = member_of_new_project(&s, &admin, "pwn", "member").await;
+    let path = "/nuage/v1/users/pwn-user";
+    let new = "password-456";
+
+    // Without the original, or with a wrong one: refused, nothing changed.
+    let (st, e) = send(&s, &me, "PATCH", path, Some(json!({"password": new}))).await;
+    assert_eq!(st, 403, "{e}");
+    assert_error(&e, "forbidden");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("original password"),
+        "{e}"
+    );
+    let (st, e) = send(
+        &s,
+        &me,
+        "PATCH",
+        path,
+        Some(json!({"password": new, "original_password": "not-the-one"})),
+    )
+    .await;
+    assert_eq!(st, 401, "{e}");
+    assert_error(&e, "unauthenticated");
+    assert_eq!(native_login(&s, "pwn-user", new).await.0, 401);
+    assert_eq!(
+        get(&s, &me, "/nuage/v1/tokens/self").await.0,
+        200,
+        "tokens kept"
+    );
+    let (st, e) = send(
+        &s,
+        &me,
+        "PATCH",
+        path,
+        Some(json!({"original_password": "password-123"})),
+    )
+    .await;
+    assert_eq!(st, 400, "{e}");
+
+    // With it: changed, and the old tokens are revoked.
+    let (st, u) = send(
+        &s,
+        &me,
+        "PATCH",
+        path,
+        Some(json!({"password": new, "original_password": "password-123"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{u}");
+    assert_eq!(u["name"], "pwn-user");
+    assert_eq!(get(&s, &me, "/nuage/v1/tokens/self").await.0, 401);
+    assert_eq!(native_login(&s, "pwn-user", "password-123").await.0, 401);
+    assert_eq!(native_login(&s, "pwn-user", new).await.0, 201);
+
+    // An admin sets another user's password without it.
+    let (st, u) = send(
+        &s,
+        &admin,
+        "PATCH",
+        path,
+        Some(json!({"password": "password-789"})),
+    )
+    .await;
+    assert_eq!(st, 200, "{u}");
+    assert_eq!(native_login(&s, "pwn-user", "password-789").await.0, 201);
+}
+
+#[tokio::test]
+async fn native_logins_are_throttled_with_retry_after() {
+    let s = Server::start();
+    let admin = s.admin_token().await;
+    member_of_new_project(&s, &admin, "thr", "member").await;
+    for _ in 0..5 {
+        let (st, _, e) = native_login(&s, "thr-user", "wrong-password").await;
+        assert_eq!(st, 401, "{e}");
+    }
+    let (st, retry, e) = native_login(&s, "thr-user", "password-123").await;
+    assert_eq!(st, 429, "{e}");
+    assert_error(&e, "too_many_requests");
+    assert!(retry
+        .and_then(|r| r.parse::<u64>().ok())
+        .is_some_and(|r| r >= 1));
+    // The same answer for a name nobody has, once it failed as often.
+    for _ in 0..5 {
+        assert_eq!(
+            native_login(&s, "thr-nobody", "wrong-password").await.0,
+            401
+        );
+    }
+    let (st, _, e2) = native_login(&s, "thr-nobody", "password-123").await;
+    assert_eq!(st, 429);
+    assert_eq!(
+        e2["error"]["message"].as_str().map(|m| m.split(';').next()),
+        e["error"]["message"].as_str().map(|m| m.split(';').next())
+    );
+    let (st, _) = send(
+        &s,
+        &admin,
+        "DELETE",
+        "/nuage/v1/login-lockouts?user=thr-user",
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+    assert_eq!(native_login(&s, "thr-user", "password-123").await.0, 201);
+}

@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use nuage_identity::IdentityError;
-use nuage_model::identity::{Principal, User};
+use nuage_identity::{IdentityError, Login, Ref};
+use nuage_model::identity::Principal;
 use nuage_model::{ErrorKind, HasKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -17,6 +17,7 @@ use super::{
     base_url, collection, resources::project_view, timestamp, Caller, Json, KeystoneError, Params,
     Result,
 };
+use crate::auth::Peer;
 use crate::{Core, SharedCore};
 
 /// The service catalog of a token scoped to `_project_id`. nuage has one
@@ -161,15 +162,30 @@ struct ScopeProject {
     domain: Option<IdOrName>,
 }
 
-fn unauthorized() -> KeystoneError {
-    KeystoneError::unauthorized("The request you have made requires authentication.")
+/// A project as a scope names it, owned so the core can look it up after
+/// the password check (a project that does not exist must answer as one the
+/// user may not use, in the same time).
+struct ScopeRef {
+    key: String,
+    domain: Option<String>,
+    id_only: bool,
+}
+
+impl ScopeRef {
+    fn as_ref(&self) -> Ref<'_> {
+        Ref {
+            key: &self.key,
+            domain: self.domain.as_deref(),
+            id_only: self.id_only,
+        }
+    }
 }
 
 /// The project a token request asks for: `None` when unscoped, which nuage
 /// answers with a token on the user's default project (nuage has no
 /// unscoped tokens). Domain, system and trust scopes are refused with 401,
 /// as Keystone refuses a scope the user holds no role on.
-async fn scope_project(core: &Core, scope: Option<Value>) -> Result<Option<String>> {
+fn scope_project(scope: Option<Value>) -> Result<Option<ScopeRef>> {
     let obj = match scope {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s == "unscoped" => return Ok(None),
@@ -204,48 +220,42 @@ async fn scope_project(core: &Core, scope: Option<Value>) -> Result<Option<Strin
     }
     let p: ScopeProject = serde_json::from_value(value)
         .map_err(|e| KeystoneError::bad_request(format!("The project scope is not valid: {e}")))?;
-    let found = match (&p.id, &p.name) {
-        (Some(id), _) => core
-            .identity
-            .find_project(id, None)
-            .await?
-            .filter(|x| &x.id == id),
+    match (p.id, p.name) {
+        (Some(id), _) => Ok(Some(ScopeRef {
+            key: id,
+            domain: None,
+            id_only: true,
+        })),
         (None, Some(name)) => {
             let domain = p
                 .domain
                 .as_ref()
                 .ok_or_else(|| KeystoneError::bad_request("Expecting to find domain in project."))?
-                .reference("domain")?;
-            core.identity.find_project(name, Some(domain)).await?
+                .reference("domain")?
+                .to_string();
+            Ok(Some(ScopeRef {
+                key: name,
+                domain: Some(domain),
+                id_only: false,
+            }))
         }
-        (None, None) => {
-            return Err(KeystoneError::bad_request(
-                "Expecting to find id or name in project.",
-            ))
-        }
-    };
-    match found {
-        Some(project) => Ok(Some(project.id)),
-        None => Err(KeystoneError::unauthorized(
-            "Could not find the project of the requested scope.",
+        (None, None) => Err(KeystoneError::bad_request(
+            "Expecting to find id or name in project.",
         )),
     }
 }
 
-async fn password_user(core: &Core, u: &PasswordUser) -> Result<Option<User>> {
+/// The user of a password method, as the core looks it up.
+fn password_user(u: &PasswordUser) -> Result<Ref<'_>> {
     match (&u.id, &u.name) {
-        (Some(id), _) => Ok(core
-            .identity
-            .find_user(id, None)
-            .await?
-            .filter(|x| &x.id == id)),
+        (Some(id), _) => Ok(Ref::id(id)),
         (None, Some(name)) => {
             let domain = u
                 .domain
                 .as_ref()
                 .ok_or_else(|| KeystoneError::bad_request("Expecting to find domain in user."))?
                 .reference("domain")?;
-            Ok(core.identity.find_user(name, Some(domain)).await?)
+            Ok(Ref::any(name, Some(domain)))
         }
         (None, None) => Err(KeystoneError::bad_request(
             "Expecting to find id or name in user.",
@@ -307,30 +317,35 @@ fn with_subject_token(mut resp: Response, token: &str) -> Result<Response> {
 /// `POST /v3/auth/tokens`: password or token authentication.
 async fn issue(
     State(core): State<SharedCore>,
+    Peer(source): Peer,
     q: Params,
     Json(body): Json<AuthBody>,
 ) -> Result<Response> {
     let AuthRequest { identity, scope } = body.auth;
-    let project_id = scope_project(&core, scope).await?;
+    let project = scope_project(scope)?;
+    let project = project.as_ref().map(ScopeRef::as_ref);
     let (token, principal) = match identity.methods.as_slice() {
         [] => return Err(KeystoneError::bad_request("Expecting to find methods in identity.")),
         [m] if m == "password" => {
             let pw = identity
                 .password
                 .ok_or_else(|| KeystoneError::bad_request("Expecting to find password in identity."))?;
-            let Some(user) = password_user(&core, &pw.user).await? else {
-                tracing::info!("token request for an unknown user");
-                return Err(unauthorized());
+            let login = Login {
+                user: password_user(&pw.user)?,
+                password: &pw.user.password,
+                project,
+                source,
             };
             core.identity
-                .authenticate_password(&user, &pw.user.password, project_id.as_deref())
-                .await?
+                .login_with(login)
+                .await
+                .map_err(KeystoneError::identity)?
         }
         [m] if m == "token" => {
             let t = identity
                 .token
                 .ok_or_else(|| KeystoneError::bad_request("Expecting to find token in identity."))?;
-            core.identity.authenticate_token(&t.id, project_id.as_deref()).await?
+            core.identity.authenticate_token(&t.id, project).await?
         }
         _ => {
             return Err(KeystoneError::unauthorized(

@@ -1,6 +1,7 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use nuage_identity::IdentityError;
 use nuage_model::{ErrorKind, HasKind};
 
 /// An error in Keystone's shape: `{"error": {"code", "message", "title"}}`,
@@ -10,6 +11,8 @@ use nuage_model::{ErrorKind, HasKind};
 pub struct KeystoneError {
     status: StatusCode,
     message: String,
+    /// Seconds for `Retry-After`, on refusals that end by themselves.
+    retry_after: Option<u64>,
 }
 
 impl KeystoneError {
@@ -17,6 +20,25 @@ impl KeystoneError {
         KeystoneError {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// An identity error, where a login's two "try again later" refusals
+    /// keep their message and carry `Retry-After`: 429 for a throttled
+    /// login (Keystone itself answers a locked account with 401, but 429 is
+    /// the status `Retry-After` is defined for), 503 when every hashing
+    /// worker stayed busy.
+    pub fn identity(e: IdentityError) -> Self {
+        let status = match &e {
+            IdentityError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            IdentityError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => return e.into(),
+        };
+        KeystoneError {
+            status,
+            message: format!("{e}."),
+            retry_after: e.retry_after().map(nuage_identity::secs),
         }
     }
 
@@ -98,6 +120,11 @@ impl IntoResponse for KeystoneError {
                 "title": title(self.status),
             }
         });
-        (self.status, axum::Json(body)).into_response()
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        resp
     }
 }

@@ -508,7 +508,8 @@ async fn change_password(
     let u = core.identity.get_user(&p, &id).await?;
     core.identity
         .change_password(&p, &u.id, &b.user.original_password, &b.user.password)
-        .await?;
+        .await
+        .map_err(KeystoneError::identity)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

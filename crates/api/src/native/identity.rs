@@ -10,13 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::Router;
 use http::StatusCode;
-use nuage_identity::AssignmentFilter;
+use nuage_identity::{AssignmentFilter, IdentityError, Login, Ref};
 use nuage_identity::{NewProject, NewUser, ProjectPatch, UserPatch};
 use nuage_model::identity::{Actor, Assignment, Group, Principal, Project, Role, Target, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Caller, Json, NativeError};
+use crate::auth::Peer;
 use crate::SharedCore;
 
 type Result<T> = std::result::Result<T, NativeError>;
@@ -88,20 +89,43 @@ struct TokenRequest {
     project: Option<String>,
 }
 
+/// An identity error as the native dialect answers it; a login's "try
+/// again later" refusals (429 throttled, 503 every hashing worker busy)
+/// carry `Retry-After`.
+fn refusal(e: IdentityError) -> Response {
+    let (status, code) = match &e {
+        IdentityError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+        IdentityError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        _ => return NativeError::from(e).into_response(),
+    };
+    let mut resp = NativeError::new(status, code, e.to_string()).into_response();
+    if let Some(d) = e.retry_after() {
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(nuage_identity::secs(d)),
+        );
+    }
+    resp
+}
+
 async fn issue_token(
     State(core): State<SharedCore>,
+    Peer(source): Peer,
     Json(req): Json<TokenRequest>,
 ) -> Result<Response> {
-    let (token, p) = core
-        .identity
-        .login(
-            &req.user,
-            req.domain.as_deref(),
-            &req.password,
-            req.project.as_deref(),
-            None,
-        )
-        .await?;
+    let login = Login {
+        user: Ref::any(&req.user, req.domain.as_deref()),
+        password: &req.password,
+        project: req
+            .project
+            .as_deref()
+            .map(|p| Ref::any(p, req.domain.as_deref())),
+        source,
+    };
+    let (token, p) = match core.identity.login_with(login).await {
+        Ok(x) => x,
+        Err(e) => return Ok(refusal(e)),
+    };
     let mut body = principal_view(&p);
     body["token"] = Value::String(token.clone());
     let mut resp = created(body);
@@ -125,6 +149,60 @@ async fn revoke_own_token(
     })?;
     core.identity.revoke_token(&p, token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------- lockouts
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockoutQuery {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    source: Option<std::net::IpAddr>,
+}
+
+/// `GET /nuage/v1/login-lockouts`: who failed logins lately, and who is
+/// locked until when (admins).
+async fn list_lockouts(State(core): State<SharedCore>, Caller(p): Caller) -> Result<Response> {
+    let list = core.identity.list_lockouts(&p).await?;
+    let items_v: Vec<Value> = list
+        .into_iter()
+        .map(|l| {
+            json!({
+                "kind": l.kind,
+                "subject": l.subject,
+                "failures": l.failures,
+                "locked_until": l.locked_until.map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(items(items_v))
+}
+
+/// `DELETE /nuage/v1/login-lockouts?user=..&source=..`: forgets a user's (id
+/// or name, or an unknown name as listed) or an address's failed logins.
+async fn clear_lockout(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Query(q): Query<LockoutQuery>,
+) -> Result<StatusCode> {
+    if q.user.is_none() && q.source.is_none() {
+        return Err(NativeError::invalid(
+            "say whose lockout to clear: ?user=NAME-OR-ID and/or ?source=ADDRESS",
+        ));
+    }
+    if core
+        .identity
+        .clear_lockout(&p, q.user.as_deref(), q.source)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(NativeError::not_found(
+            "no failed logins recorded for that user or address",
+        ))
+    }
 }
 
 // ---------------------------------------------------------------- domains
@@ -327,6 +405,8 @@ struct CreateUser {
 struct PatchUser {
     name: Option<String>,
     password: Option<String>,
+    /// Needed to change one's own password.
+    original_password: Option<String>,
     #[serde(default, with = "double_option")]
     email: Option<Option<String>>,
     #[serde(default, with = "double_option")]
@@ -403,7 +483,7 @@ async fn update_user(
         Some(None) => Some(None),
         None => None,
     };
-    let patch = UserPatch {
+    let mut patch = UserPatch {
         name: c.name,
         password: c.password,
         email: c.email,
@@ -411,6 +491,34 @@ async fn update_user(
         enabled: c.enabled,
         expected_version: c.version,
     };
+    if let Some(original) = c.original_password {
+        let new = patch.password.take().ok_or_else(|| {
+            NativeError::invalid("original_password is given only with a new password")
+        })?;
+        if let Some(v) = patch.expected_version {
+            if v != u.version {
+                return Err(NativeError::of_kind(
+                    nuage_model::ErrorKind::Conflict,
+                    format!("user {} changed since version {v}", u.id),
+                ));
+            }
+        }
+        if let Err(e) = core
+            .identity
+            .change_password(&p, &u.id, &original, &new)
+            .await
+        {
+            return Ok(refusal(e));
+        }
+        let rest = patch.name.is_some()
+            || patch.email.is_some()
+            || patch.default_project_id.is_some()
+            || patch.enabled.is_some();
+        if !rest {
+            return Ok(axum::Json(core.identity.get_user(&p, &u.id).await?).into_response());
+        }
+        patch.expected_version = None;
+    }
     Ok(axum::Json(core.identity.update_user(&p, &u.id, patch).await?).into_response())
 }
 
@@ -779,6 +887,10 @@ async fn remove_group_user(
 pub(super) fn routes() -> Router<SharedCore> {
     Router::new()
         .route("/nuage/v1/tokens", axum::routing::post(issue_token))
+        .route(
+            "/nuage/v1/login-lockouts",
+            get(list_lockouts).delete(clear_lockout),
+        )
         .route(
             "/nuage/v1/tokens/self",
             get(whoami).delete(revoke_own_token),
