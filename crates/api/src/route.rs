@@ -5,7 +5,8 @@
 //!    scope names (`s3`, `ec2`), whatever its path, so a bucket may be called
 //!    `v3` and still be reached by S3 clients.
 //! 2. Otherwise the first path segment decides: `/nuage` native JSON,
-//!    `/v3` Keystone, `/v1/AUTH_*` Swift, `/api` and `/apis` Kubernetes,
+//!    `/v3` Keystone, `/v1/AUTH_*` and `/info` (capabilities) Swift, `/api`
+//!    and `/apis` Kubernetes,
 //!    `/healthz` and `/metrics` operations. An unsigned form POST to `/`
 //!    (or a GET with `?Action=`) is EC2 Query, so unsigned EC2 calls get an
 //!    EC2 error.
@@ -45,6 +46,7 @@ pub const RESERVED_BUCKET_NAMES: &[&str] = &[
     "version",
     "openapi",
     "static",
+    "info",
 ];
 
 /// The front door a request belongs to.
@@ -87,6 +89,7 @@ impl Dialect {
             "nuage" => Dialect::Native,
             "v3" => Dialect::Keystone,
             "v1" if path.starts_with("/v1/AUTH_") => Dialect::Swift,
+            "info" if path == "/info" => Dialect::Swift,
             "api" | "apis" => Dialect::Kubernetes,
             "healthz" | "metrics" => Dialect::Ops,
             "" if is_ec2_query(req) => Dialect::Ec2,
@@ -223,6 +226,7 @@ mod tests {
             Dialect::Swift
         );
         assert_eq!(Dialect::of(&req("GET", "/v1/other", &[])), Dialect::S3);
+        assert_eq!(Dialect::of(&req("GET", "/info", &[])), Dialect::Swift);
         assert_eq!(
             Dialect::of(&req("GET", "/api/v1/pods", &[])),
             Dialect::Kubernetes

@@ -38,8 +38,8 @@ pub use data::{FileSpan, Segments, SPAN};
 pub use error::{ObjectError, ObjectResult};
 pub use multipart::{CompletePart, PartInfo, PartsPage, UploadInfo, UploadsPage};
 pub use objects::{
-    ByteRange, ChecksumSpec, CopySource, ListPage, ListQuery, MetadataDirective, ObjectBody,
-    ObjectMeta, ObjectSummary, PutOptions, RangeSpec,
+    kept_headers, ByteRange, ChecksumSpec, CopySource, ListPage, ListQuery, MetadataDirective,
+    ObjectBody, ObjectMeta, ObjectSummary, PutOptions, RangeSpec, KEPT_HEADERS,
 };
 
 /// Largest single PUT (S3's limit), and largest part.
@@ -48,29 +48,36 @@ pub const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Longest key, in bytes (S3 and Swift).
 pub const MAX_KEY_LEN: usize = 1024;
+/// Longest bucket (container) name, in bytes.
+pub const MAX_BUCKET_NAME_LEN: usize = 255;
+/// Most bytes of metadata names and values kept on one bucket, object or
+/// account.
+pub const MAX_META_SIZE: usize = 8 * 1024;
 /// Incomplete multipart uploads are aborted after this long.
 pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Who may use a bucket or an object besides its project: S3's canned
-/// ACLs. On a bucket, reading is listing and reading its objects, writing
-/// is putting, copying into and deleting objects (never changing the
-/// bucket or its ACLs: that stays with the project). On an object, only
-/// reading means something.
+/// ACLs. On a bucket ([`Bucket::acl`]), reading is listing it (S3's bucket
+/// READ), never reading its objects; writing is putting, copying into and
+/// deleting objects (never changing the bucket or its ACLs: that stays
+/// with the project). On an object, and as a bucket's
+/// [`Bucket::object_acl`], reading is reading the object.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Acl {
     /// Only the owning project (S3's `private`, Swift's default).
     #[default]
     Private,
-    /// Anyone, even anonymous, may read (S3's `public-read`, Swift's
-    /// `X-Container-Read: .r:*,.rlistings`).
+    /// Anyone, even anonymous, may read (S3's `public-read`; Swift's
+    /// `.rlistings` on a bucket, `.r:*` as its object ACL).
     PublicRead,
     /// Anyone, even anonymous, may read and write (S3's
     /// `public-read-write`; objects written so belong to the bucket's
     /// project and count in its quota).
     PublicReadWrite,
     /// Any authenticated caller, of any project, may read (S3's
-    /// `authenticated-read`, Swift's `X-Container-Read: *:*`).
+    /// `authenticated-read`; Swift's `*:*` sets it on both the bucket and
+    /// its object ACL).
     AuthenticatedRead,
 }
 
@@ -118,8 +125,11 @@ impl Acl {
 /// What a caller wants of a bucket, for [`ObjectStore::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// Listing it, reading its objects.
-    Read,
+    /// Listing it (its objects, its uploads), heading it: the bucket's ACL.
+    List,
+    /// Reading any of its objects: the bucket's object ACL (an object's
+    /// own ACL may open it further, see `objects::admit`).
+    ReadObjects,
     /// Putting, copying into, deleting its objects.
     Write,
     /// Changing or deleting the bucket, setting ACLs: the project only.
@@ -132,7 +142,12 @@ pub struct Bucket {
     pub name: String,
     pub project_id: String,
     pub created_ms: i64,
+    /// Who else may list the bucket, or write its objects.
     pub acl: Acl,
+    /// Who else may read every object of the bucket, whatever the object's
+    /// own ACL (Swift's `.r:*`); S3 has no such grant and its canned ACLs
+    /// set it back to private.
+    pub object_acl: Acl,
     pub region: String,
     /// Swift's `X-Container-Meta-*`, lowercase names without the prefix.
     pub meta: BTreeMap<String, String>,
@@ -151,9 +166,23 @@ pub struct NewBucket {
 /// A change to a bucket's ACL or metadata.
 #[derive(Debug, Clone, Default)]
 pub struct BucketPatch {
+    /// A new ACL replaces the whole ACL: the object ACL becomes
+    /// `object_acl`, private when that is `None`.
     pub acl: Option<Acl>,
+    /// Only with `acl`.
+    pub object_acl: Option<Acl>,
     /// `None` values remove the entry.
     pub meta: BTreeMap<String, Option<String>>,
+}
+
+/// A page of an account's buckets: names with `prefix`, strictly between
+/// `after` and `before`, `max` at most.
+#[derive(Debug, Clone, Default)]
+pub struct AccountQuery {
+    pub prefix: String,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub max: usize,
 }
 
 /// How the engine is set up.
@@ -339,7 +368,7 @@ impl ObjectStore {
             .meta
             .read(|c| {
                 let mut st = c.prepare(
-                    "SELECT name, project_id, created_ms, acl, region, meta, objects, bytes FROM buckets",
+                    "SELECT name, project_id, created_ms, acl, region, meta, objects, bytes, object_acl FROM buckets",
                 )?;
                 let rows = st.query_map([], bucket_row)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -402,7 +431,8 @@ impl ObjectStore {
     ) -> ObjectResult<Bucket> {
         let b = self.bucket_snapshot(bucket)?;
         let open = match access {
-            Access::Read => b.acl.lets_read(caller.is_some()),
+            Access::List => b.acl.lets_read(caller.is_some()),
+            Access::ReadObjects => b.object_acl.lets_read(caller.is_some()),
             Access::Write => b.acl.lets_write(),
             Access::Owner => false,
         };
@@ -415,7 +445,7 @@ impl ObjectStore {
             )));
         };
         let rule = match access {
-            Access::Read => Rule::ProjectRead(&b.project_id),
+            Access::List | Access::ReadObjects => Rule::ProjectRead(&b.project_id),
             Access::Write | Access::Owner => Rule::ProjectWrite(&b.project_id),
         };
         authorize_as(p, action, rule).map(|()| b)
@@ -447,9 +477,28 @@ impl ObjectStore {
     /// Creates a bucket owned by the caller's project. Names are global:
     /// one taken by another project is refused.
     pub async fn create_bucket(&self, caller: &Principal, new: NewBucket) -> ObjectResult<Bucket> {
-        validate_bucket_name(&new.name)?;
         let project = caller.project_id.clone();
+        self.create_bucket_in(caller, &project, new, Acl::Private)
+            .await
+    }
+
+    /// Creates a bucket owned by `project` (Swift's account of the path),
+    /// whose objects `object_acl` opens: the policy decides whether the
+    /// caller may create there (an admin may, in any project that exists).
+    pub async fn create_bucket_in(
+        &self,
+        caller: &Principal,
+        project: &str,
+        new: NewBucket,
+        object_acl: Acl,
+    ) -> ObjectResult<Bucket> {
+        validate_bucket_name(&new.name)?;
+        let project = project.to_string();
         authorize_as(caller, "object:create_bucket", Rule::ProjectWrite(&project))?;
+        if project != caller.project_id {
+            // A bucket of a project that does not exist would be nobody's.
+            self.inner.identity.get_project(caller, &project).await?;
+        }
         if let Ok(b) = self.bucket_snapshot(&new.name) {
             return Err(if b.project_id == project {
                 ObjectError::BucketAlreadyOwnedByYou(new.name)
@@ -463,6 +512,7 @@ impl ObjectStore {
             project_id: project.clone(),
             created_ms: now_ms(),
             acl: new.acl,
+            object_acl,
             region: self.inner.config.region.clone(),
             meta: new.meta,
             objects: 0,
@@ -499,14 +549,15 @@ impl ObjectStore {
                     }
                 }
                 c.execute(
-                    "INSERT INTO buckets (name, project_id, created_ms, acl, region, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO buckets (name, project_id, created_ms, acl, region, meta, object_acl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         row.name,
                         row.project_id,
                         row.created_ms,
                         row.acl.as_str(),
                         row.region,
-                        serde_json::to_string(&row.meta)?
+                        serde_json::to_string(&row.meta)?,
+                        row.object_acl.as_str()
                     ],
                 )?;
                 Ok(())
@@ -523,7 +574,37 @@ impl ObjectStore {
 
     /// The bucket, if the caller may read it (no I/O: buckets are cached).
     pub fn head_bucket(&self, caller: Option<&Principal>, name: &str) -> ObjectResult<Bucket> {
-        self.check(caller, name, "object:head_bucket", Access::Read)
+        self.check(caller, name, "object:head_bucket", Access::List)
+    }
+
+    /// Swift's account rule: a container is reached through the account
+    /// (project) that owns it only; through any other it does not exist.
+    /// Checks nothing about the caller (each operation does).
+    pub fn in_account(&self, project: &str, name: &str) -> ObjectResult<()> {
+        match self.bucket_snapshot(name) {
+            Ok(b) if b.project_id == project => Ok(()),
+            Ok(_) | Err(ObjectError::NoSuchBucket(_)) => {
+                Err(ObjectError::NoSuchBucket(name.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A page of `project`'s buckets, by name (Swift's account listing).
+    pub async fn list_account(
+        &self,
+        caller: &Principal,
+        project: &str,
+        q: &AccountQuery,
+    ) -> ObjectResult<Vec<Bucket>> {
+        let all = self.list_project_buckets(caller, project).await?;
+        Ok(all
+            .into_iter()
+            .filter(|b| b.name.starts_with(&q.prefix))
+            .filter(|b| q.after.as_ref().is_none_or(|a| &b.name > a))
+            .filter(|b| q.before.as_ref().is_none_or(|e| &b.name < e))
+            .take(q.max)
+            .collect())
     }
 
     /// The buckets of the caller's project, by name.
@@ -593,6 +674,7 @@ impl ObjectStore {
         let mut b = self.check(Some(caller), name, "object:update_bucket", Access::Owner)?;
         if let Some(acl) = patch.acl {
             b.acl = acl;
+            b.object_acl = patch.object_acl.unwrap_or(Acl::Private);
         }
         for (k, v) in patch.meta {
             match v {
@@ -606,11 +688,12 @@ impl ObjectStore {
             .meta
             .write(move |c| {
                 c.execute(
-                    "UPDATE buckets SET acl = ?2, meta = ?3 WHERE name = ?1",
+                    "UPDATE buckets SET acl = ?2, meta = ?3, object_acl = ?4 WHERE name = ?1",
                     params![
                         row.name,
                         row.acl.as_str(),
-                        serde_json::to_string(&row.meta)?
+                        serde_json::to_string(&row.meta)?,
+                        row.object_acl.as_str()
                     ],
                 )?;
                 Ok(())
@@ -621,6 +704,7 @@ impl ObjectStore {
             .lock()
             .map_err(|_| ObjectError::Internal("bucket cache poisoned".into()))?;
         cur.acl = b.acl;
+        cur.object_acl = b.object_acl;
         cur.meta = b.meta.clone();
         Ok(cur.clone())
     }
@@ -731,13 +815,14 @@ fn bucket_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bucket> {
         meta: serde_json::from_str(&meta).unwrap_or_default(),
         objects: r.get(6)?,
         bytes: r.get(7)?,
+        object_acl: Acl::parse(&r.get::<_, String>(8)?).unwrap_or(Acl::Private),
     })
 }
 
 /// The engine's own rule, shared by both dialects: 1 to 255 bytes, no `/`,
 /// no control characters. S3's stricter DNS rule is the S3 dialect's.
 pub fn validate_bucket_name(name: &str) -> ObjectResult<()> {
-    if name.is_empty() || name.len() > 255 {
+    if name.is_empty() || name.len() > MAX_BUCKET_NAME_LEN {
         return Err(ObjectError::InvalidBucketName(format!(
             "bucket names are 1 to 255 bytes; {:?} is {}",
             name,
@@ -771,7 +856,7 @@ pub(crate) fn authorize_as(caller: &Principal, action: &str, rule: Rule<'_>) -> 
 
 pub(crate) fn check_meta_size(meta: &BTreeMap<String, String>) -> ObjectResult<()> {
     let n: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if n > 8 * 1024 {
+    if n > MAX_META_SIZE {
         return Err(ObjectError::InvalidArgument(format!(
             "metadata is {n} bytes; at most 8 KiB is kept"
         )));

@@ -75,6 +75,39 @@ CREATE TABLE IF NOT EXISTS parts (
 ) WITHOUT ROWID;
 "#;
 
+/// Changes to the schema above, in order; `PRAGMA user_version` is how many
+/// ran. The schema above is version 0's, so a new database runs them all.
+const MIGRATIONS: &[&str] = &[
+    // 1: a bucket's object ACL (Swift's `.r:*`), apart from its ACL, which
+    // now means listing only (ADR 13). A bucket made before kept every
+    // reader its ACL let in: its objects keep them.
+    r#"
+    ALTER TABLE buckets ADD COLUMN object_acl TEXT NOT NULL DEFAULT 'private';
+    UPDATE buckets SET object_acl = CASE acl
+        WHEN 'public-read' THEN 'public-read'
+        WHEN 'public-read-write' THEN 'public-read'
+        WHEN 'authenticated-read' THEN 'authenticated-read'
+        ELSE 'private' END;
+    "#,
+];
+
+/// Brings the schema to the latest version, each step in its own
+/// transaction.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(done) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {m}; PRAGMA user_version = {}; COMMIT;",
+            i + 1
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+        tracing::info!(version = i + 1, "object metadata schema migrated");
+    }
+    Ok(())
+}
+
 /// What the writer thread runs: a request's changes, returning what to do
 /// once the shared commit is known to have succeeded or failed.
 type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> + Send>;
@@ -122,6 +155,7 @@ impl Meta {
             .map_err(|e| ObjectError::internal(format!("opening {}", path.display()), e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| ObjectError::internal("creating the object schema", e))?;
+        migrate(&conn).map_err(|e| ObjectError::internal("migrating the object schema", e))?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("nuage-object-meta".into())

@@ -176,7 +176,7 @@ impl ObjectStore {
         let row = info.clone();
         let meta = UploadMeta {
             user: opts.user_meta,
-            headers: opts.headers,
+            headers: crate::kept_headers(opts.headers),
             acl: opts.acl.unwrap_or_default(),
         };
         let ct = opts
@@ -364,7 +364,7 @@ impl ObjectStore {
         after: u32,
         max: usize,
     ) -> ObjectResult<PartsPage> {
-        self.check(caller, bucket, "object:list_parts", Access::Read)?;
+        self.check(caller, bucket, "object:list_parts", Access::List)?;
         let (id, bk, k) = (upload_id.to_string(), bucket.to_string(), key.to_string());
         self.meta()
             .read(move |c| {
@@ -509,7 +509,7 @@ impl ObjectStore {
         upload_marker: Option<String>,
         max: usize,
     ) -> ObjectResult<UploadsPage> {
-        self.check(caller, bucket, "object:list_uploads", Access::Read)?;
+        self.check(caller, bucket, "object:list_uploads", Access::List)?;
         let (bk, prefix) = (bucket.to_string(), prefix.to_string());
         self.meta()
             .read(move |c| {

@@ -29,6 +29,29 @@ pub enum ChecksumSpec {
     Compute(Algorithm),
 }
 
+/// The HTTP headers stored with an object and given back on GET, as S3
+/// and Swift do (a browser reading a public object gets its encoding and
+/// disposition); every other header a client sends is not kept.
+pub const KEPT_HEADERS: [&str; 5] = [
+    "content-encoding",
+    "content-disposition",
+    "content-language",
+    "cache-control",
+    "expires",
+];
+
+/// The kept headers among `headers`, by lowercase name; the engine keeps
+/// only these, whatever a dialect passes.
+pub fn kept_headers<K: AsRef<str>, V: AsRef<str>>(
+    headers: impl IntoIterator<Item = (K, V)>,
+) -> BTreeMap<String, String> {
+    headers
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.as_ref().to_string()))
+        .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
+        .collect()
+}
+
 /// What accompanies an object's bytes.
 #[derive(Debug, Clone, Default)]
 pub struct PutOptions {
@@ -110,12 +133,21 @@ impl ObjectMeta {
     }
 }
 
+/// Why the bucket does not open its objects to a caller, for [`admit`].
+pub(crate) struct Denied {
+    refusal: ObjectError,
+    /// Whether the caller may list the bucket, and so learn which keys
+    /// exist.
+    may_list: bool,
+}
+
 /// What a read gives a caller the bucket refuses (`denied`): only an
 /// object whose ACL lets it read (`authenticated`: whether the caller has
-/// credentials), and the bucket's refusal for anything else (a missing key
-/// included), so that it learns nothing more.
+/// credentials); a missing key is `NoSuchKey` to a caller who may list the
+/// bucket (S3's rule), and the bucket's refusal to anyone else, so that it
+/// learns nothing more.
 fn admit<T>(
-    denied: Option<ObjectError>,
+    denied: Option<Denied>,
     authenticated: bool,
     r: ObjectResult<T>,
     meta: impl Fn(&T) -> &ObjectMeta,
@@ -123,7 +155,8 @@ fn admit<T>(
     match (denied, r) {
         (None, r) => r,
         (Some(_), Ok(x)) if meta(&x).acl.lets_read(authenticated) => Ok(x),
-        (Some(d), _) => Err(d),
+        (Some(d), Err(e @ ObjectError::NoSuchKey(_))) if d.may_list => Err(e),
+        (Some(d), _) => Err(d.refusal),
     }
 }
 
@@ -579,7 +612,7 @@ impl ObjectStore {
             content_type: default_content_type(opts.content_type),
             modified_ms: now_ms(),
             user_meta: opts.user_meta,
-            headers: opts.headers,
+            headers: kept_headers(opts.headers),
             checksum,
             parts: None,
             acl: opts.acl.unwrap_or_default(),
@@ -743,16 +776,21 @@ impl ObjectStore {
     }
 
     /// Whether `caller` may read objects of `bucket`: `None` if so, the
-    /// refusal if only public-read objects are open to them, an error if
+    /// refusal if only objects whose own ACL opens them are, an error if
     /// the bucket is missing.
     fn check_object_read(
         &self,
         caller: Option<&Principal>,
         bucket: &str,
-    ) -> ObjectResult<Option<ObjectError>> {
-        match self.check(caller, bucket, "object:get_object", Access::Read) {
+    ) -> ObjectResult<Option<Denied>> {
+        match self.check(caller, bucket, "object:get_object", Access::ReadObjects) {
             Ok(_) => Ok(None),
-            Err(e @ ObjectError::AccessDenied(_)) => Ok(Some(e)),
+            Err(refusal @ ObjectError::AccessDenied(_)) => Ok(Some(Denied {
+                refusal,
+                may_list: self
+                    .check(caller, bucket, "object:list_objects", Access::List)
+                    .is_ok(),
+            })),
             Err(e) => Err(e),
         }
     }
@@ -916,7 +954,9 @@ impl ObjectStore {
     ) -> ObjectResult<ObjectMeta> {
         validate_key(&src.key)?;
         validate_key(key)?;
-        self.check(caller, &src.bucket, "object:get_object", Access::Read)?;
+        if let Some(d) = self.check_object_read(caller, &src.bucket)? {
+            return Err(d.refusal);
+        }
         let b = self.check(caller, bucket, "object:put_object", Access::Write)?;
         if src.bucket == bucket && src.key == key && matches!(directive, MetadataDirective::Copy) {
             return Err(ObjectError::InvalidArgument(
@@ -992,7 +1032,7 @@ impl ObjectStore {
                 o.content_type = default_content_type(Some(ct));
             }
             o.user_meta = user_meta;
-            o.headers = headers;
+            o.headers = kept_headers(headers);
             o.modified_ms = now_ms();
         })
         .await
@@ -1008,7 +1048,7 @@ impl ObjectStore {
         bucket: &str,
         q: ListQuery,
     ) -> ObjectResult<ListPage> {
-        self.check(caller, bucket, "object:list_objects", Access::Read)?;
+        self.check(caller, bucket, "object:list_objects", Access::List)?;
         let b = bucket.to_string();
         self.meta().read(move |c| list(c, &b, &q)).await
     }

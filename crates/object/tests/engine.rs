@@ -682,6 +682,7 @@ async fn projects_are_isolated_and_public_read_is_open() {
         .await
         .expect_err("taken");
     assert_eq!(variant(&e), "BucketAlreadyExists");
+    // A public-read bucket lists to anyone; its objects stay private.
     w.store
         .update_bucket(
             &w.admin,
@@ -693,12 +694,68 @@ async fn projects_are_isolated_and_public_read_is_open() {
         )
         .await
         .expect("acl");
+    let page = w
+        .store
+        .list_objects(
+            None,
+            "mine",
+            ListQuery {
+                max: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("anonymous listing");
+    assert_eq!(page.objects.len(), 1);
+    let e = w
+        .store
+        .get_object(None, "mine", "k", None)
+        .await
+        .expect_err("anonymous read of a private object");
+    assert_eq!(variant(&e), "AccessDenied");
+    // The object ACL (Swift's .r:*) opens every object, without listing.
+    w.store
+        .update_bucket(
+            &w.admin,
+            "mine",
+            BucketPatch {
+                acl: Some(Acl::Private),
+                object_acl: Some(Acl::PublicRead),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("object acl");
     let (_, _, b) = w
         .store
         .get_object(None, "mine", "k", None)
         .await
         .expect("anonymous read");
     assert_eq!(b.collect().await.expect("body"), b"hi");
+    let e = w
+        .store
+        .list_objects(None, "mine", ListQuery::default())
+        .await
+        .expect_err("anonymous listing");
+    assert_eq!(variant(&e), "AccessDenied");
+    // A canned ACL alone replaces both grants.
+    w.store
+        .update_bucket(
+            &w.admin,
+            "mine",
+            BucketPatch {
+                acl: Some(Acl::PublicRead),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("acl");
+    let e = w
+        .store
+        .get_object(None, "mine", "k", None)
+        .await
+        .expect_err("object acl reset");
+    assert_eq!(variant(&e), "AccessDenied");
     let e = w
         .store
         .put_object(Some(&other), "mine", "k2", opts(1), body(b"x"))
@@ -983,10 +1040,10 @@ async fn reopening_keeps_everything_and_removes_uncommitted_data() {
     );
 }
 
-/// The canned ACLs beyond public-read: authenticated-read opens reading to
-/// any caller with credentials, public-read-write opens object writes to
-/// anyone (charged to the bucket's project); the bucket itself and ACLs
-/// stay the project's.
+/// The canned ACLs beyond public-read: authenticated-read opens listing to
+/// any caller with credentials, public-read-write opens listing and object
+/// writes to anyone (charged to the bucket's project); reading an object
+/// needs its own ACL; the bucket itself and ACLs stay the project's.
 #[tokio::test]
 async fn authenticated_read_and_public_read_write() {
     let w = world().await;
@@ -1011,14 +1068,14 @@ async fn authenticated_read_and_public_read_write() {
         .put_object(Some(&w.admin), "members", "k", opts(2), body(b"hi"))
         .await
         .expect("put");
-    // authenticated-read: another project reads and lists, never writes;
-    // anonymous callers do neither.
-    let (_, _, b) = w
+    // authenticated-read: another project lists, never reads the
+    // (private) objects nor writes; anonymous callers do neither.
+    let e = w
         .store
         .get_object(Some(&other), "members", "k", None)
         .await
-        .expect("outsider reads");
-    assert_eq!(b.collect().await.expect("body"), b"hi");
+        .expect_err("outsider reads a private object");
+    assert_eq!(variant(&e), "AccessDenied");
     w.store
         .list_objects(Some(&other), "members", ListQuery::default())
         .await
@@ -1035,14 +1092,32 @@ async fn authenticated_read_and_public_read_write() {
         .await
         .expect_err("anonymous reads");
     assert_eq!(variant(&e), "AccessDenied");
-    // public-read-write: anonymous put, read, delete; counted for the
-    // owner's project.
+    // public-read-write: anonymous put, list, delete; counted for the
+    // owner's project. Reading needs the object's own ACL.
     let before = w.store.usage(&w.admin.project_id);
     w.store
         .put_object(None, "drop", "anon", opts(5), body(b"12345"))
         .await
         .expect("anonymous put");
     assert_eq!(w.store.usage(&w.admin.project_id).1, before.1 + 5);
+    w.store
+        .list_objects(None, "drop", ListQuery::default())
+        .await
+        .expect("anonymous listing");
+    let e = w
+        .store
+        .get_object(None, "drop", "anon", None)
+        .await
+        .expect_err("anonymous get of a private object");
+    assert_eq!(variant(&e), "AccessDenied");
+    let public = PutOptions {
+        acl: Some(Acl::PublicRead),
+        ..opts(5)
+    };
+    w.store
+        .put_object(None, "drop", "anon", public, body(b"12345"))
+        .await
+        .expect("anonymous put, public-read");
     let (_, _, b) = w
         .store
         .get_object(None, "drop", "anon", None)
@@ -1081,4 +1156,116 @@ async fn authenticated_read_and_public_read_write() {
             .acl,
         Acl::PublicReadWrite
     );
+}
+
+/// An admin creates a bucket in another project (Swift's `PUT
+/// /v1/AUTH_<other>/c`): it is that project's; a member cannot; a project
+/// that does not exist is refused; `in_account` reaches a bucket through
+/// its own project only.
+#[tokio::test]
+async fn buckets_in_another_project() {
+    let w = world().await;
+    let other = stranger();
+    let other_project = w
+        .identity
+        .create_project(
+            &w.admin,
+            nuage_identity::NewProject {
+                name: "target".into(),
+                domain_id: None,
+                description: String::new(),
+                enabled: true,
+            },
+        )
+        .await
+        .expect("project");
+    let new = |name: &str| NewBucket {
+        name: name.into(),
+        acl: Acl::Private,
+        meta: BTreeMap::new(),
+    };
+    let b = w
+        .store
+        .create_bucket_in(&w.admin, &other_project.id, new("theirs"), Acl::Private)
+        .await
+        .expect("admin creates in another project");
+    assert_eq!(b.project_id, other_project.id);
+    w.store
+        .in_account(&other_project.id, "theirs")
+        .expect("in its project");
+    let e = w
+        .store
+        .in_account(&w.admin.project_id, "theirs")
+        .expect_err("not the admin's");
+    assert_eq!(variant(&e), "NoSuchBucket");
+    assert!(w
+        .store
+        .list_buckets(&w.admin)
+        .await
+        .expect("list")
+        .iter()
+        .all(|b| b.name != "theirs"));
+    let e = w
+        .store
+        .create_bucket_in(&other, &other_project.id, new("nope"), Acl::Private)
+        .await
+        .expect_err("a member of another project");
+    assert_eq!(variant(&e), "AccessDenied");
+    let e = w
+        .store
+        .create_bucket_in(&w.admin, "no-such-project", new("nowhere"), Acl::Private)
+        .await
+        .expect_err("no such project");
+    assert_eq!(
+        nuage_model::HasKind::kind(&e),
+        nuage_model::ErrorKind::NotFound
+    );
+    assert!(w.store.head_bucket(Some(&w.admin), "nowhere").is_err());
+}
+
+/// A store made before object ACLs existed (schema version 0) is migrated
+/// on open, and its buckets keep the readers their ACL let in: a
+/// public-read bucket's objects stay readable by anyone.
+#[tokio::test]
+async fn version_0_buckets_keep_their_readers() {
+    let w = world().await;
+    bucket(&w, "old-public").await;
+    bucket(&w, "old-private").await;
+    for b in ["old-public", "old-private"] {
+        w.store
+            .put_object(Some(&w.admin), b, "k", opts(2), body(b"hi"))
+            .await
+            .expect("put");
+    }
+    let dir = w.dir.path().to_path_buf();
+    drop(w.store);
+    // Back to version 0: no object_acl column, the old ACL alone.
+    let c = rusqlite::Connection::open(dir.join("objects.db")).expect("sqlite");
+    c.execute_batch(
+        "ALTER TABLE buckets DROP COLUMN object_acl;
+         UPDATE buckets SET acl = 'public-read' WHERE name = 'old-public';
+         PRAGMA user_version = 0;",
+    )
+    .expect("downgrade");
+    drop(c);
+    let store = ObjectStore::open(&dir, w.identity.clone(), config())
+        .await
+        .expect("open");
+    let (_, _, b) = store
+        .get_object(None, "old-public", "k", None)
+        .await
+        .expect("kept its anonymous readers");
+    assert_eq!(b.collect().await.expect("body"), b"hi");
+    let e = store
+        .get_object(None, "old-private", "k", None)
+        .await
+        .expect_err("private stays private");
+    assert_eq!(variant(&e), "AccessDenied");
+    let b = store.head_bucket(None, "old-public").expect("lists");
+    assert_eq!((b.acl, b.object_acl), (Acl::PublicRead, Acl::PublicRead));
+    let c = rusqlite::Connection::open(dir.join("objects.db")).expect("sqlite");
+    let v: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(v, 1);
 }

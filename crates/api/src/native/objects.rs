@@ -41,16 +41,6 @@ const META_PREFIX: &str = "x-nuage-meta-";
 /// Largest page of a listing.
 const MAX_LIST: usize = 1000;
 
-/// Stored with the object and given back on GET, as S3 and Swift do, so a
-/// browser reading a public object gets its encoding and disposition.
-const KEPT_HEADERS: [&str; 5] = [
-    "content-encoding",
-    "content-disposition",
-    "content-language",
-    "cache-control",
-    "expires",
-];
-
 pub fn routes() -> Router<SharedCore> {
     Router::new()
         .route("/nuage/v1/buckets", get(list_buckets))
@@ -264,6 +254,7 @@ async fn update_bucket(
     let patch = BucketPatch {
         acl: body.acl.as_deref().map(parse_acl).transpose()?,
         meta: body.metadata,
+        ..Default::default()
     };
     let b = core.objects.update_bucket(&p, &name, patch).await?;
     Ok(axum::Json(bucket_view(&b)).into_response())
@@ -387,10 +378,11 @@ async fn put_object(
             .and_then(|v| v.to_str().ok())
             .map(String::from),
         user_meta: user_meta(&headers)?,
-        headers: KEPT_HEADERS
-            .iter()
-            .filter_map(|n| Some((n.to_string(), headers.get(*n)?.to_str().ok()?.to_string())))
-            .collect(),
+        headers: nuage_object::kept_headers(
+            headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
+        ),
         content_length: content_length(&headers)?,
         content_md5: content_md5(&headers)?,
         ..Default::default()

@@ -472,3 +472,71 @@ impl Aws<'_> {
         err
     }
 }
+
+/// A new project `name` with a member `<name>-user` holding `password`:
+/// (project id, user id).
+pub async fn project_with_member(s: &Server, name: &str, password: &str) -> (String, String) {
+    let admin = s.admin_token().await;
+    let (st, p) = call(
+        s,
+        &admin,
+        "POST",
+        "/v3/projects",
+        Some(serde_json::json!({"project": {"name": name, "domain_id": "default"}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["project"]["id"].as_str().expect("project id").to_string();
+    let (st, u) = call(
+        s,
+        &admin,
+        "POST",
+        "/v3/users",
+        Some(serde_json::json!({"user": {"name": format!("{name}-user"), "password": password, "default_project_id": pid}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{u}");
+    let uid = u["user"]["id"].as_str().expect("user id").to_string();
+    let (st, roles) = call(s, &admin, "GET", "/v3/roles?name=member", None).await;
+    assert_eq!(st, 200, "{roles}");
+    let rid = roles["roles"][0]["id"].as_str().expect("role id");
+    let (st, _) = call(
+        s,
+        &admin,
+        "PUT",
+        &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 204);
+    (pid, uid)
+}
+
+/// A Keystone token for `user` scoped to `project`, and that project's
+/// Swift account URL.
+pub async fn swift_login(
+    s: &Server,
+    user: &str,
+    password: &str,
+    project: &str,
+) -> (String, String) {
+    let r = s
+        .http()
+        .post(format!("{}/v3/auth/tokens", s.url()))
+        .json(&serde_json::json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}
+        }}))
+        .send()
+        .await
+        .expect("keystone login");
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["x-subject-token"]
+        .to_str()
+        .expect("token")
+        .to_string();
+    let body: serde_json::Value = r.json().await.expect("token body");
+    let pid = body["token"]["project"]["id"].as_str().expect("project id");
+    (token, format!("{}/v1/AUTH_{pid}", s.url()))
+}
