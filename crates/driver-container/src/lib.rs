@@ -423,11 +423,17 @@ impl ComputeDriver for ContainerDriver {
         if read_running(id, &p.init)?.is_none() {
             return self.observe(id).await;
         }
+        // A running instance has its slot of host ids (ADR 16).
+        let slot = userns::read_slot(&p.idmap)
+            .map_err(|e| fail(id, "reading the instance's host ids", e))?
+            .ok_or_else(|| fail(id, "reading the instance's host ids", "no slot recorded"))?;
         let oci = spec::config(
             spec,
             &spec::Paths {
                 nofile_hard: self.inner.nofile_hard,
                 netns: &p.netns,
+                userns: &p.userns,
+                id_base: userns::base_of(slot),
                 config_drive: &p.config_drive,
                 hosts: &p.hosts,
             },
