@@ -56,6 +56,10 @@ pub enum Cmd {
         /// New password
         #[arg(long, group = "change")]
         password: Option<String>,
+        /// Your current password: required to change your own (admins
+        /// setting another user's password need none)
+        #[arg(long, requires = "password")]
+        original_password: Option<String>,
         /// New e-mail address
         #[arg(long, group = "change")]
         email: Option<String>,
@@ -131,6 +135,7 @@ pub async fn run(cmd: Cmd, ctx: &mut Ctx) -> Result<()> {
             user,
             name,
             password,
+            original_password,
             email,
             project,
             enable,
@@ -140,6 +145,7 @@ pub async fn run(cmd: Cmd, ctx: &mut Ctx) -> Result<()> {
             for (k, v) in [
                 ("name", name),
                 ("password", password),
+                ("original_password", original_password),
                 ("email", email),
                 ("default_project", project),
             ] {

@@ -334,6 +334,39 @@ fn users_roles_groups_and_a_member_logging_in() {
     );
     assert!(out.stderr.contains("HTTP 401"), "{}", out.stderr);
 
+    // bob changes his own password only with the one he has.
+    let out = nuage(
+        &s,
+        &[
+            &bob[..],
+            &["user", "set", "bob", "--password", "bob-new-456"],
+        ]
+        .concat(),
+    )
+    .fails(1);
+    assert!(out.stderr.contains("HTTP 403"), "{}", out.stderr);
+    for (old, new) in [("bob-pw-123", "bob-new-456"), ("bob-new-456", "bob-pw-123")] {
+        let who = ["--user", "bob", "--password", old];
+        nuage(
+            &s,
+            &[
+                &who[..],
+                &[
+                    "user",
+                    "set",
+                    "bob",
+                    "--password",
+                    new,
+                    "--original-password",
+                    old,
+                ],
+            ]
+            .concat(),
+        )
+        .ok();
+    }
+    nuage(&s, &[&bob[..], &["whoami"]].concat()).ok();
+
     // The same user from a config file, with nothing in the environment.
     let home = tempfile::tempdir().expect("home");
     let cfg_dir = home.path().join("xdg/nuage");
