@@ -292,18 +292,20 @@ async fn list_finds_leftovers_and_absent_removes_them() {
     // 1. Half-created: directory and overlay mount, nothing else.
     let half = new_id();
     let dir = d.instance_dir(&half);
-    for sub in ["upper", "work", "rootfs"] {
+    let run = d.run_dir(&half);
+    for sub in ["disk/upper", "disk/work"] {
         std::fs::create_dir_all(dir.join(sub)).expect("dirs");
     }
+    std::fs::create_dir_all(run.join("rootfs")).expect("dirs");
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
         fx.rootfs.display(),
-        dir.join("upper").display(),
-        dir.join("work").display()
+        dir.join("disk/upper").display(),
+        dir.join("disk/work").display()
     );
     let st = std::process::Command::new("mount")
         .args(["-t", "overlay", "overlay", "-o", &opts])
-        .arg(dir.join("rootfs"))
+        .arg(run.join("rootfs"))
         .status()
         .expect("mount(8)");
     assert!(st.success(), "test setup: overlay mount failed");
@@ -321,16 +323,22 @@ async fn list_finds_leftovers_and_absent_removes_them() {
         .await
         .expect("start");
     let orphan_pid = running_pid(&obs.power);
-    // Its mounts inside the directory go first (the netns one stays).
-    for m in ["rootfs", "lower", "disk", "userns"] {
+    // Its mounts inside the directories go first (the netns one stays).
+    for m in [
+        d.run_dir(&orphan).join("rootfs"),
+        d.run_dir(&orphan).join("lower"),
+        d.instance_dir(&orphan).join("disk"),
+        d.run_dir(&orphan).join("userns"),
+    ] {
         assert!(std::process::Command::new("umount")
             .arg("-l")
-            .arg(d.instance_dir(&orphan).join(m))
+            .arg(m)
             .status()
             .expect("umount")
             .success());
     }
     std::fs::remove_dir_all(d.instance_dir(&orphan)).expect("rm instance dir");
+    std::fs::remove_dir_all(d.run_dir(&orphan)).expect("rm run dir");
 
     // 4. Only a network namespace file.
     let ns_only = new_id();
@@ -694,8 +702,8 @@ async fn unreadable_init_record_is_an_error_not_a_stop() {
     let id = new_id();
     let spec = fx.spec(&id, "echo up; exec sleep 1000");
     let pid = running_pid(&d.ensure_running(&spec).await.expect("start").power);
-    let init = d.instance_dir(&id).join("init");
-    let saved = d.instance_dir(&id).join("init.saved");
+    let init = d.run_dir(&id).join("init");
+    let saved = d.run_dir(&id).join("init.saved");
     std::fs::rename(&init, &saved).expect("move the record away");
     std::fs::create_dir(&init).expect("a directory in its place");
     let e = d.observe(&id).await.expect_err("observe must fail");

@@ -151,11 +151,15 @@ async fn root_inside_is_an_unprivileged_range_outside_one_per_instance() {
         0
     );
     // The instance's directory: its own root may pass, no other host user.
-    let dir = std::fs::metadata(fx.driver.instance_dir(&a)).expect("dir");
-    assert_eq!(
-        (dir.uid(), dir.gid(), dir.mode() & 0o7777),
-        (0, base, 0o710)
-    );
+    for d in [fx.driver.instance_dir(&a), fx.driver.run_dir(&a)] {
+        let dir = std::fs::metadata(&d).expect("dir");
+        assert_eq!(
+            (dir.uid(), dir.gid(), dir.mode() & 0o7777),
+            (0, base, 0o710),
+            "{}",
+            d.display()
+        );
+    }
 
     // A second instance gets a range of its own.
     let (b, _, pid_b) = run(&fx, "true").await;
@@ -255,7 +259,7 @@ async fn proc_tricks_do_not_write_host_files() {
         std::fs::read("/proc/sys/kernel/core_pattern").expect("core_pattern"),
         core_pattern
     );
-    let dir = fx.driver.instance_dir(&id);
+    let dir = fx.driver.run_dir(&id);
     let hosts = std::fs::read_to_string(dir.join("hosts")).expect("hosts");
     assert!(hosts.starts_with("127.0.0.1\tlocalhost"), "{hosts}");
     assert_eq!(

@@ -227,9 +227,18 @@ fn assert_node_clean(s: &Server, live: &BTreeSet<String>) {
         live,
         "instance directories"
     );
-    assert_eq!(&names(&data.join("compute/runc")), live, "runc containers");
     assert_eq!(
-        &names(&data.join("compute/netns")),
+        &names(&data.join("compute/run/instances")),
+        live,
+        "instances' run directories"
+    );
+    assert_eq!(
+        &names(&data.join("compute/run/runc")),
+        live,
+        "runc containers"
+    );
+    assert_eq!(
+        &names(&data.join("compute/run/netns")),
         live,
         "network namespaces"
     );
@@ -907,9 +916,11 @@ async fn kill9_while_launching_and_terminating_converges_without_orphans() {
     assert_node_clean(&s, &live);
     // Every live instance really runs its init.
     for id in &live {
-        let init =
-            std::fs::read_to_string(s.data_dir().join(format!("compute/instances/{id}/init")))
-                .expect("init record");
+        let init = std::fs::read_to_string(
+            s.data_dir()
+                .join(format!("compute/run/instances/{id}/init")),
+        )
+        .expect("init record");
         let pid = init.split_whitespace().next().expect("pid");
         assert!(
             Path::new(&format!("/proc/{pid}")).exists(),
@@ -1013,8 +1024,10 @@ async fn failed_observation_changes_no_state_and_is_retried() {
     )
     .await;
     let before = wait(&s, &t, &id, "running").await;
-    let init_path = s.data_dir().join(format!("compute/instances/{id}/init"));
-    let runc_state = s.data_dir().join(format!("compute/runc/{id}"));
+    let init_path = s
+        .data_dir()
+        .join(format!("compute/run/instances/{id}/init"));
+    let runc_state = s.data_dir().join(format!("compute/run/runc/{id}"));
     let init_before = std::fs::read_to_string(&init_path).expect("init record");
     let pid = s.pid().expect("server pid");
     let soft = nofile_soft(pid);
@@ -1142,7 +1155,9 @@ async fn resize_is_reapplied_in_place_and_observed_generation_catches_up() {
     let v = wait_applied(&s, &t, &id).await;
     assert_eq!(v["generation"], 1, "{v}");
     assert_eq!(cgroup_memory_limit(&s, &id), 512 << 20);
-    let init_path = s.data_dir().join(format!("compute/instances/{id}/init"));
+    let init_path = s
+        .data_dir()
+        .join(format!("compute/run/instances/{id}/init"));
     let init = std::fs::read_to_string(&init_path).expect("init");
 
     // Refused: unknown type, unknown field; nothing changes.

@@ -170,6 +170,8 @@ impl Fixture {
             .lines()
             .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
             .filter(|m| m.starts_with(&state))
+            // The driver's tmpfs, mounted once for all instances.
+            .filter(|m| *m != format!("{state}/run"))
             .collect()
     }
 
@@ -177,6 +179,7 @@ impl Fixture {
     pub fn assert_nothing_left(&self, id: &str) {
         let d = &self.driver;
         assert!(!d.instance_dir(id).exists(), "instance dir of {id} left");
+        assert!(!d.run_dir(id).exists(), "run dir of {id} left");
         assert!(!d.netns_path(id).exists(), "netns file of {id} left");
         assert!(!d.runc_state_dir(id).exists(), "runc state of {id} left");
         for c in d.cgroup_dirs(id) {
@@ -232,5 +235,23 @@ impl Drop for Fixture {
             }
         });
         let _ = cleanup.join();
+        // The drivers' tmpfs (`state/run`) and whatever a failed test left,
+        // deepest first, so that the temporary directory can go.
+        if let Ok(tmp) = std::fs::canonicalize(self.tmp.path()) {
+            let tmp = tmp.to_string_lossy().into_owned();
+            let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+                .filter(|m| m.starts_with(&tmp))
+                .collect();
+            mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+            for m in mounts {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&m)
+                    .status();
+            }
+        }
     }
 }

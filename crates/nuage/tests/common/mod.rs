@@ -310,7 +310,7 @@ pub fn cgroup_parent(data_dir: &Path) -> String {
 /// with it so nothing leaks into the next test: containers, mounts under
 /// the data dir, cgroups.
 pub fn cleanup_node(data_dir: &Path) {
-    let root = data_dir.join("compute/runc");
+    let root = data_dir.join("compute/run/runc");
     if let Ok(entries) = std::fs::read_dir(&root) {
         for e in entries.flatten() {
             let _ = Command::new("runc")
