@@ -29,6 +29,11 @@ impl S3Error {
         }
     }
 
+    /// The HTTP status and the S3 error code (for the fuzz targets).
+    pub(crate) fn status_and_code(&self) -> (u16, &'static str) {
+        (self.status.as_u16(), self.code)
+    }
+
     /// Adds an element to the error document (`<BucketName>`, ...).
     pub(crate) fn with(mut self, element: &'static str, value: impl Into<String>) -> S3Error {
         self.extra.push((element, value.into()));

@@ -98,6 +98,24 @@ fn bad(msg: impl Into<String>) -> Fail {
     Fail(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// The Swift operation parser on raw request parts, as the front door calls
+/// it: the operation recognised (its `Debug` form), or the status of the
+/// refusal. For the fuzz target `fuzz/fuzz_targets/swift_router.rs` only.
+#[doc(hidden)]
+pub fn parse_for_fuzzing(
+    method: &http::Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+) -> std::result::Result<String, u16> {
+    let query: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    Operation::parse(method, path, &query, headers)
+        .map(|op| format!("{op:?}"))
+        .map_err(|Fail(status, _)| status.as_u16())
+}
+
 /// Serves one Swift request (and `GET /info`).
 pub async fn handle(core: SharedCore, req: Request) -> Response {
     let mut r = match serve(&core, req).await {
