@@ -13,19 +13,60 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::Method;
 use libfuzzer_sys::fuzz_target;
 use nuage_api::s3::route_for_fuzzing as route;
+use nuage_fuzz::{header_map, query_string, Name};
 
 const QUERY: &[&str] = &[
-    "acl", "attributes", "cors", "delete", "encryption", "lifecycle", "location", "logging",
-    "notification", "object-lock", "ownershipControls", "policy", "policyStatus",
-    "publicAccessBlock", "replication", "requestPayment", "restore", "retention", "select",
-    "session", "tagging", "torrent", "uploads", "versioning", "versions", "website",
-    "legal-hold", "accelerate", "analytics", "inventory", "metrics", "intelligent-tiering",
-    "uploadId", "partNumber", "versionId", "list-type", "prefix", "delimiter", "max-keys",
-    "continuation-token", "start-after", "encoding-type", "marker", "x-id", "X-Amz-Signature",
-    "response-content-type", "renameObject", "id",
+    "acl",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "lifecycle",
+    "location",
+    "logging",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "session",
+    "tagging",
+    "torrent",
+    "uploads",
+    "versioning",
+    "versions",
+    "website",
+    "legal-hold",
+    "accelerate",
+    "analytics",
+    "inventory",
+    "metrics",
+    "intelligent-tiering",
+    "uploadId",
+    "partNumber",
+    "versionId",
+    "list-type",
+    "prefix",
+    "delimiter",
+    "max-keys",
+    "continuation-token",
+    "start-after",
+    "encoding-type",
+    "marker",
+    "x-id",
+    "X-Amz-Signature",
+    "response-content-type",
+    "renameObject",
+    "id",
 ];
 
 const HEADERS: &[&str] = &[
@@ -54,21 +95,6 @@ const HEADERS: &[&str] = &[
 ];
 
 #[derive(Arbitrary, Debug)]
-enum Name<'a> {
-    Known(u8),
-    Other(&'a str),
-}
-
-impl<'a> Name<'a> {
-    fn pick(&self, known: &[&'static str]) -> &'a str {
-        match self {
-            Name::Known(i) => known[usize::from(*i) % known.len()],
-            Name::Other(s) => s,
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
 struct Input<'a> {
     method: u8,
     other_method: &'a str,
@@ -82,21 +108,6 @@ struct Input<'a> {
 
 const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"];
 
-fn query_of(raw: &str, params: &[(Name<'_>, Option<&str>)]) -> String {
-    let mut q = raw.to_owned();
-    for (name, value) in params {
-        if !q.is_empty() {
-            q.push('&');
-        }
-        q.push_str(name.pick(QUERY));
-        if let Some(v) = value {
-            q.push('=');
-            q.push_str(v);
-        }
-    }
-    q
-}
-
 fuzz_target!(|input: Input<'_>| {
     let method = if usize::from(input.method) < METHODS.len() {
         Method::from_bytes(METHODS[usize::from(input.method)].as_bytes())
@@ -104,16 +115,8 @@ fuzz_target!(|input: Input<'_>| {
         Method::from_bytes(input.other_method.as_bytes())
     };
     let Ok(method) = method else { return };
-    let mut headers = HeaderMap::new();
-    for (name, value) in &input.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.pick(HEADERS).as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    let query = query_of(input.raw_query, &input.params);
+    let headers = header_map(&input.headers, HEADERS);
+    let query = query_string(input.raw_query, &input.params, QUERY);
     let first = route(&method, input.bucket, input.key, &query, &headers);
     let again = route(&method, input.bucket, input.key, &query, &headers);
     assert_eq!(first, again, "the router is not deterministic");

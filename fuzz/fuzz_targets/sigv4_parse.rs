@@ -12,6 +12,7 @@
 use arbitrary::Arbitrary;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
+use nuage_fuzz::Name;
 use nuage_identity::sigv4::{self, SignedRequest};
 
 const HEADERS: &[&str] = &[
@@ -43,21 +44,6 @@ const PARAMS: &[&str] = &[
     "prefix",
     "uploads",
 ];
-
-#[derive(Arbitrary, Debug)]
-enum Name<'a> {
-    Known(u8),
-    Other(&'a str),
-}
-
-impl<'a> Name<'a> {
-    fn pick(&self, known: &[&'static str]) -> &'a str {
-        match self {
-            Name::Known(i) => known[usize::from(*i) % known.len()],
-            Name::Other(s) => s,
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug)]
 struct AuthHeader<'a> {

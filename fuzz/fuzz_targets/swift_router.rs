@@ -10,14 +10,32 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::Method;
 use libfuzzer_sys::fuzz_target;
 use nuage_api::swift::parse_for_fuzzing as parse;
+use nuage_fuzz::{header_map, query_string, Name};
 
 const QUERY: &[&str] = &[
-    "format", "limit", "marker", "end_marker", "prefix", "delimiter", "path", "reverse",
-    "multipart-manifest", "temp_url_sig", "temp_url_expires", "filename", "inline", "symlink",
-    "extract-archive", "bulk-delete", "heartbeat", "versions", "version-id", "partNumber",
+    "format",
+    "limit",
+    "marker",
+    "end_marker",
+    "prefix",
+    "delimiter",
+    "path",
+    "reverse",
+    "multipart-manifest",
+    "temp_url_sig",
+    "temp_url_expires",
+    "filename",
+    "inline",
+    "symlink",
+    "extract-archive",
+    "bulk-delete",
+    "heartbeat",
+    "versions",
+    "version-id",
+    "partNumber",
 ];
 
 const HEADERS: &[&str] = &[
@@ -42,21 +60,6 @@ const HEADERS: &[&str] = &[
     "content-type",
     "x-detect-content-type",
 ];
-
-#[derive(Arbitrary, Debug)]
-enum Name<'a> {
-    Known(u8),
-    Other(&'a str),
-}
-
-impl<'a> Name<'a> {
-    fn pick(&self, known: &[&'static str]) -> &'a str {
-        match self {
-            Name::Known(i) => known[usize::from(*i) % known.len()],
-            Name::Other(s) => s,
-        }
-    }
-}
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -94,26 +97,8 @@ fuzz_target!(|input: Input<'_>| {
             p
         }
     };
-    let mut query = String::new();
-    for (name, value) in &input.params {
-        if !query.is_empty() {
-            query.push('&');
-        }
-        query.push_str(name.pick(QUERY));
-        if let Some(v) = value {
-            query.push('=');
-            query.push_str(v);
-        }
-    }
-    let mut headers = HeaderMap::new();
-    for (name, value) in &input.headers {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.pick(HEADERS).as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            headers.append(n, v);
-        }
-    }
+    let query = query_string("", &input.params, QUERY);
+    let headers = header_map(&input.headers, HEADERS);
     let first = parse(&method, &path, &query, &headers);
     assert_eq!(first, parse(&method, &path, &query, &headers));
     if let Err(status) = first {
