@@ -13,10 +13,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use http::Method;
 use libfuzzer_sys::fuzz_target;
 use nuage_api::s3::route_for_fuzzing as route;
-use nuage_fuzz::{header_map, query_string, Name};
+use nuage_fuzz::{header_map, method, query_string, Name};
 
 const QUERY: &[&str] = &[
     "acl",
@@ -109,12 +108,9 @@ struct Input<'a> {
 const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"];
 
 fuzz_target!(|input: Input<'_>| {
-    let method = if usize::from(input.method) < METHODS.len() {
-        Method::from_bytes(METHODS[usize::from(input.method)].as_bytes())
-    } else {
-        Method::from_bytes(input.other_method.as_bytes())
+    let Some(method) = method(input.method, input.other_method, METHODS) else {
+        return;
     };
-    let Ok(method) = method else { return };
     let headers = header_map(&input.headers, HEADERS);
     let query = query_string(input.raw_query, &input.params, QUERY);
     let first = route(&method, input.bucket, input.key, &query, &headers);

@@ -10,10 +10,9 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use http::Method;
 use libfuzzer_sys::fuzz_target;
 use nuage_api::swift::parse_for_fuzzing as parse;
-use nuage_fuzz::{header_map, query_string, Name};
+use nuage_fuzz::{header_map, method, query_string, Name};
 
 const QUERY: &[&str] = &[
     "format",
@@ -76,12 +75,9 @@ struct Input<'a> {
 const METHODS: &[&str] = &["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"];
 
 fuzz_target!(|input: Input<'_>| {
-    let method = if usize::from(input.method) < METHODS.len() {
-        Method::from_bytes(METHODS[usize::from(input.method)].as_bytes())
-    } else {
-        Method::from_bytes(input.other_method.as_bytes())
+    let Some(method) = method(input.method, input.other_method, METHODS) else {
+        return;
     };
-    let Ok(method) = method else { return };
     let path = match input.raw_path {
         Some(p) => p.to_owned(),
         None => {

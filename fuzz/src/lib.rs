@@ -64,3 +64,11 @@ pub fn query_string(
     }
     q
 }
+
+/// An HTTP method: `known[index]` while `index` is in range (the dialect's
+/// methods, reached often), else the fuzzed text; `None` when that is not a
+/// valid method token.
+pub fn method(index: u8, other: &str, known: &[&str]) -> Option<http::Method> {
+    let name = known.get(usize::from(index)).copied().unwrap_or(other);
+    http::Method::from_bytes(name.as_bytes()).ok()
+}
