@@ -164,14 +164,11 @@ impl Fixture {
     /// Mount points under the state directory.
     pub fn mounts_under_state(&self) -> Vec<String> {
         let state = std::fs::canonicalize(self.tmp.path().join("state")).expect("state dir");
-        let state = state.to_string_lossy().into_owned();
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .expect("mountinfo")
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&state))
+        let run = format!("{}/run", state.display());
+        mounts_under(&state)
+            .into_iter()
             // The driver's tmpfs, mounted once for all instances.
-            .filter(|m| *m != format!("{state}/run"))
+            .filter(|m| *m != run)
             .collect()
     }
 
@@ -238,13 +235,7 @@ impl Drop for Fixture {
         // The drivers' tmpfs (`state/run`) and whatever a failed test left,
         // deepest first, so that the temporary directory can go.
         if let Ok(tmp) = std::fs::canonicalize(self.tmp.path()) {
-            let tmp = tmp.to_string_lossy().into_owned();
-            let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-                .filter(|m| m.starts_with(&tmp))
-                .collect();
+            let mut mounts = mounts_under(&tmp);
             mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
             for m in mounts {
                 let _ = std::process::Command::new("umount")
@@ -254,4 +245,15 @@ impl Drop for Fixture {
             }
         }
     }
+}
+
+/// Mount points at or below `dir` (canonical), from /proc/self/mountinfo.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(&dir))
+        .collect()
 }
