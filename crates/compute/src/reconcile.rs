@@ -200,10 +200,16 @@ impl InstanceReconciler {
                             "the instance's init was killed for exceeding its memory",
                         )
                     } else {
-                        reason(
-                            "Client.InstanceInitiatedShutdown",
-                            "Instance initiated shutdown",
-                        )
+                        match obs.exit {
+                            Some(exit) => reason(
+                                "Client.InstanceInitiatedShutdown",
+                                &format!("Instance initiated shutdown: {exit}"),
+                            ),
+                            None => reason(
+                                "Client.InstanceInitiatedShutdown",
+                                "Instance initiated shutdown",
+                            ),
+                        }
                     };
                     let changed = repo::reconciler_set_desired(
                         c.db().writer(),

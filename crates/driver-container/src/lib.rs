@@ -180,6 +180,8 @@ struct InstancePaths {
     console: PathBuf,
     init: PathBuf,
     pid_file: PathBuf,
+    /// How the last incarnation's init ended (`code N` or `signal N`).
+    exit: PathBuf,
     oom: PathBuf,
     runc_log: PathBuf,
     netns: PathBuf,
@@ -238,6 +240,10 @@ impl ContainerDriver {
                 .map_err(|e| startup(&format!("creating {}", d.display()), &e))?;
             let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode));
         }
+        // `runc run -d` exits once the init runs; the init then comes to
+        // the nearest subreaper, which alone can learn its exit status.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(|e| startup("becoming the instances' subreaper", &e))?;
         let ranges = userns::Ranges::load(&instances)
             .map_err(|e| startup("reading the instances' id ranges", &e))?;
         let tool = |name: &str| {
@@ -480,7 +486,13 @@ impl ComputeDriver for ContainerDriver {
         }
         let inner = self.inner.clone();
         let id2 = id.to_string();
-        let stale = blocking(move || inner.fold_if_stale(&id2)).await?;
+        let stale = blocking(move || {
+            inner
+                .settle_exit(&inner.paths(&id2))
+                .map_err(|e| fail(&id2, "reaping the init", e))?;
+            inner.fold_if_stale(&id2)
+        })
+        .await?;
         if stale {
             self.inner
                 .delete_container(id, "deleting the container")
@@ -510,7 +522,13 @@ impl ComputeDriver for ContainerDriver {
         }
         let inner = self.inner.clone();
         let id2 = id.to_string();
-        blocking(move || inner.remove_everything(&id2)).await
+        blocking(move || {
+            inner
+                .settle_exit(&inner.paths(&id2))
+                .map_err(|e| fail(&id2, "reaping the init", e))?;
+            inner.remove_everything(&id2)
+        })
+        .await
     }
 
     async fn observe(&self, id: &str) -> DriverResult<Observed> {
@@ -564,6 +582,7 @@ impl Inner {
             idmap: dir.join("idmap"),
             console: dir.join("console.log"),
             oom: dir.join("oom"),
+            exit: dir.join("exit"),
             lower: run.join("lower"),
             rootfs: run.join("rootfs"),
             userns: run.join("userns"),
@@ -591,6 +610,16 @@ impl Inner {
         let p = self.paths(id);
         if let Some(r) = read_running(id, &p.init)? {
             return Ok(Prepared::Running(self.observe_now(id)?.0, r));
+        }
+        // A new incarnation: the previous init is reaped, and how it ended
+        // no longer describes the instance.
+        self.settle_exit(&p)
+            .map_err(|e| fail(id, "reaping the previous init", e))?;
+        match std::fs::remove_file(&p.exit) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(fail(id, "removing the previous exit status", e))
+            }
+            _ => {}
         }
         if !spec.rootfs.is_dir() {
             return Err(fail(
@@ -738,6 +767,18 @@ impl Inner {
         Ok((observed, (start != 0).then_some(record)))
     }
 
+    /// Reaps the recorded init if it exited (it would stay a zombie
+    /// otherwise) and writes how it ended to the `exit` file.
+    fn settle_exit(&self, p: &InstancePaths) -> io::Result<()> {
+        let Some(record) = InitRecord::read(&p.init)? else {
+            return Ok(());
+        };
+        if let Some(exit) = procfs::reap(record)? {
+            write_atomic(&p.exit, procfs::encode_exit(exit).as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Whether a previous incarnation left runc state or cgroups; if so its
     /// OOM kills are added to the instance's total before they go.
     fn fold_if_stale(&self, id: &str) -> DriverResult<bool> {
@@ -805,6 +846,15 @@ impl Inner {
             }
             _ => None,
         };
+        let exit = match running {
+            Some(_) => None,
+            None => {
+                self.settle_exit(&p)
+                    .map_err(|e| fail(id, "observing: reaping the init", e))?;
+                procfs::read_exit(&p.exit)
+                    .map_err(|e| fail(id, "observing: the init's exit status", e))?
+            }
+        };
         let _ = console::bound(&p.console);
         let oom_kills = self
             .oom_total(id, &p, record)
@@ -820,6 +870,7 @@ impl Inner {
             },
             oom_kills,
             netns: netns.then(|| p.netns.clone()),
+            exit,
         };
         Ok((observed, running))
     }

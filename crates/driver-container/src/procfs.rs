@@ -93,6 +93,67 @@ impl InitRecord {
     }
 }
 
+/// Reaps the recorded init if it has exited and this process is its parent
+/// (the driver makes the node agent its instances' subreaper, so an init
+/// comes to it when `runc run -d` exits), and says how it ended. `Ok(None)`
+/// when it still runs, was reaped already, is another process's child (an
+/// init started before this process did), or the pid was reused.
+pub(crate) fn reap(record: InitRecord) -> io::Result<Option<nuage_driver::Exit>> {
+    use rustix::process::{pidfd_open, waitid, Pid, PidfdFlags, WaitId, WaitIdOptions};
+    use std::os::fd::AsFd;
+    let Some(pid) = i32::try_from(record.pid).ok().and_then(Pid::from_raw) else {
+        return Ok(None);
+    };
+    let fd = match pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    // The pidfd pins the pid: once its start time matches, waiting on it
+    // can only reap this init, never a reuse of its pid.
+    match stat(record.pid) {
+        Ok(s) if s.start == record.start => {}
+        Ok(_) => return Ok(None),
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    match waitid(
+        WaitId::PidFd(fd.as_fd()),
+        WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+    ) {
+        Ok(Some(st)) => Ok(st
+            .exit_status()
+            .map(nuage_driver::Exit::Code)
+            .or_else(|| st.terminating_signal().map(nuage_driver::Exit::Signal))),
+        Ok(None) | Err(rustix::io::Errno::CHILD) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The `exit` file's text for how an init ended.
+pub(crate) fn encode_exit(exit: nuage_driver::Exit) -> String {
+    match exit {
+        nuage_driver::Exit::Code(c) => format!("code {c}\n"),
+        nuage_driver::Exit::Signal(s) => format!("signal {s}\n"),
+    }
+}
+
+/// How the last init ended, from the `exit` file: `Ok(None)` when there is
+/// none; an unreadable file is an error, an unparsable one reads as unknown.
+pub(crate) fn read_exit(path: &Path) -> io::Result<Option<nuage_driver::Exit>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut it = text.split_ascii_whitespace();
+    Ok(match (it.next(), it.next().and_then(|n| n.parse().ok())) {
+        (Some("code"), Some(n)) => Some(nuage_driver::Exit::Code(n)),
+        (Some("signal"), Some(n)) => Some(nuage_driver::Exit::Signal(n)),
+        _ => None,
+    })
+}
+
 /// Whether reading `/proc/<pid>/...` failed because the process is gone
 /// (ENOENT, or ESRCH while it was being reaped), as opposed to failing to
 /// look (EMFILE, ENOMEM...).
@@ -129,6 +190,21 @@ pub(crate) fn mem_total_mib() -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_file_round_trips() {
+        let dir = std::env::temp_dir().join(format!("nuage-exit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("exit");
+        assert_eq!(read_exit(&f).expect("read"), None);
+        for e in [nuage_driver::Exit::Code(3), nuage_driver::Exit::Signal(9)] {
+            std::fs::write(&f, encode_exit(e)).expect("write");
+            assert_eq!(read_exit(&f).expect("read"), Some(e));
+        }
+        std::fs::write(&f, "garbage").expect("write");
+        assert_eq!(read_exit(&f).expect("read"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn parses_stat_with_odd_names() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{fixture, new_id};
-use nuage_driver::{ComputeDriver, DriverError, Power};
+use nuage_driver::{ComputeDriver, DriverError, Exit, Power};
 use nuage_driver_container::{ContainerConfig, ContainerDriver};
 
 const T: Duration = Duration::from_secs(20);
@@ -249,6 +249,60 @@ async fn event_sink_fires_when_init_exits() {
             .await
             .is_err(),
         "driver-initiated stop was reported as an event"
+    );
+    fx.driver.ensure_absent(&id).await.expect("absent");
+}
+
+/// The node agent is the instances' subreaper: an init that exits is
+/// reaped (no zombie stays) and its status is observed, until the next
+/// start forgets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_exit_status_is_observed_and_reaped() {
+    let fx = fixture();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    fx.driver.set_event_sink(Arc::new(move |id: &str| {
+        let _ = tx.send(id.to_string());
+    }));
+    let id = new_id();
+    let obs = fx
+        .driver
+        .ensure_running(&fx.spec(&id, "sleep 0.3; exit 3"))
+        .await
+        .expect("start");
+    let pid = running_pid(&obs.power);
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no exit event within 10 s")
+        .expect("channel open");
+    let obs = fx.driver.observe(&id).await.expect("observe");
+    assert_eq!(obs.power, Power::Stopped);
+    assert_eq!(obs.exit, Some(Exit::Code(3)));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the exited init {pid} was left a zombie"
+    );
+    // Observing again keeps the status.
+    let again = fx.driver.observe(&id).await.expect("observe again");
+    assert_eq!(again.exit, Some(Exit::Code(3)));
+
+    // A new incarnation has no exit status while it runs; a SIGKILL (pid 1
+    // ignores SIGTERM without a handler) is reported as such.
+    let obs = fx
+        .driver
+        .ensure_running(&fx.spec(&id, "exec sleep 1000"))
+        .await
+        .expect("restart");
+    let pid = running_pid(&obs.power);
+    assert_eq!(obs.exit, None);
+    let obs = fx
+        .driver
+        .ensure_stopped(&id, Duration::from_millis(100))
+        .await
+        .expect("stop");
+    assert_eq!(obs.exit, Some(Exit::Signal(9)));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the stopped init {pid} was left a zombie"
     );
     fx.driver.ensure_absent(&id).await.expect("absent");
 }

@@ -56,6 +56,7 @@ impl FakeDriver {
                 },
                 oom_kills: 0,
                 netns: None,
+                exit: None,
             },
         }
     }

@@ -118,6 +118,11 @@ pub struct Observed {
     /// The instance's network namespace, where the network driver plugs its
     /// interfaces (the hook point); `None` when the instance is absent.
     pub netns: Option<PathBuf>,
+    /// How the last incarnation's init ended, when the driver saw it end;
+    /// `None` while it runs, before it first ran, or when the end was not
+    /// seen (a driver that restarted cannot always tell).
+    #[serde(default)]
+    pub exit: Option<Exit>,
 }
 
 impl Observed {
@@ -126,6 +131,27 @@ impl Observed {
             power: Power::Absent,
             oom_kills: 0,
             netns: None,
+            exit: None,
+        }
+    }
+}
+
+/// How an instance's init ended: what tells "it exited with status 3" from
+/// "it was killed", in the instance's state reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// This signal killed it.
+    Signal(i32),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "its init exited with status {c}"),
+            Exit::Signal(s) => write!(f, "its init was killed by signal {s}"),
         }
     }
 }

@@ -540,6 +540,33 @@ async fn another_project_cannot_see_or_touch_instances_or_private_images() {
     wait(&s, &t, &id, "terminated").await;
 }
 
+/// An init that ends on its own stops the instance (EC2's instance-initiated
+/// shutdown), and the state reason says how it ended: the node agent reaps
+/// the init and reads its status, it does not guess.
+#[tokio::test]
+async fn instance_initiated_shutdown_reports_the_init_status() {
+    let (s, t) = setup().await;
+    // nuage-init ends with status 0 on SIGTERM: a user-data "poweroff".
+    let script = "#!/bin/sh\necho powering-off\nkill -TERM 1\n";
+    let id = run_one(
+        &s,
+        &t,
+        json!({"image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(script)}),
+    )
+    .await;
+    let v = wait(&s, &t, &id, "stopped").await;
+    assert_eq!(
+        v["state_reason"]["code"], "Client.InstanceInitiatedShutdown",
+        "{v}"
+    );
+    assert_eq!(
+        v["state_reason"]["message"], "Instance initiated shutdown: its init exited with status 0",
+        "{v}"
+    );
+    act(&s, &t, "terminate", &[&id]).await;
+    wait(&s, &t, &id, "terminated").await;
+}
+
 #[tokio::test]
 async fn memory_limit_kills_and_is_reported_and_fork_bomb_is_held() {
     let (s, t) = setup().await;
