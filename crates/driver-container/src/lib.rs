@@ -219,6 +219,7 @@ impl ContainerDriver {
             )));
         }
         let _ = std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o711));
+        refuse_legacy_layout(&state_dir)?;
         make_searchable(&state_dir)
             .map_err(|e| startup("opening the path to the state dir", &e))?;
         let instances = state_dir.join("instances");
@@ -1061,6 +1062,46 @@ impl Inner {
         }
         Ok(ids.into_iter().filter(|i| valid_name(i)).collect())
     }
+}
+
+/// Drivers before the `run/` tmpfs kept runc's state in `<state>/runc` and
+/// the namespace anchors in `<state>/netns`. Instances started there would
+/// look stopped to this driver while they still run, so it refuses to
+/// start beside them rather than misread them (ADR 14); empty leftovers
+/// are removed.
+fn refuse_legacy_layout(state_dir: &Path) -> DriverResult<()> {
+    for name in ["runc", "netns"] {
+        let dir = state_dir.join(name);
+        let mut entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(DriverError::Failed(format!(
+                    "container driver: looking for an older layout in {}: {e}",
+                    dir.display()
+                )))
+            }
+        };
+        if let Some(first) = entries.next() {
+            let first = first.map(|e| e.file_name().to_string_lossy().into_owned());
+            return Err(DriverError::Invalid(format!(
+                "container driver: {} holds instances ({}) started by an older nuage that \
+                 kept runc state outside {}/run; stop them with that version, or delete \
+                 them with `runc --root {} delete --force ID`, then remove the directory",
+                dir.display(),
+                first.unwrap_or_else(|e| e.to_string()),
+                state_dir.display(),
+                state_dir.join("runc").display(),
+            )));
+        }
+        std::fs::remove_dir(&dir).map_err(|e| {
+            DriverError::Failed(format!(
+                "container driver: removing the empty {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// A pidfd for the init if it still runs (checked after opening, so that a

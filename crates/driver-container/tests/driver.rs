@@ -705,6 +705,36 @@ async fn rejects_bad_input_and_reports_runc_errors() {
     assert!(err.to_string().contains("/nonexistent/runc"), "{err}");
 }
 
+/// Instances of a driver from before the `run/` tmpfs would read as
+/// stopped while they run: the driver refuses to start beside them, and
+/// removes the old directories once they are empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_a_state_dir_with_instances_of_the_older_layout() {
+    let fx = fixture();
+    let state = fx.tmp.path().join("legacy");
+    std::fs::create_dir_all(state.join("runc/i-0123456789abcdef")).expect("legacy runc state");
+    let config = || ContainerConfig {
+        state_dir: state.clone(),
+        runtime: common::runc_path(),
+        cgroup_parent: fx.parent.clone(),
+    };
+    let err = ContainerDriver::new(config()).expect_err("legacy runc state");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("i-0123456789abcdef") && msg.contains("runc --root"),
+        "{msg}"
+    );
+    assert!(
+        !state.join("run").exists(),
+        "the refused driver set up its runtime dirs"
+    );
+    std::fs::remove_dir(state.join("runc/i-0123456789abcdef")).expect("rm");
+    std::fs::create_dir_all(state.join("netns")).expect("empty legacy netns");
+    let driver = ContainerDriver::new(config()).expect("empty leftovers are no obstacle");
+    assert!(!state.join("runc").exists() && !state.join("netns").exists());
+    drop(driver);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_reports_the_node() {
     let fx = fixture();

@@ -37,7 +37,7 @@ pub fn require_host() {
     );
 }
 
-fn runc_path() -> PathBuf {
+pub fn runc_path() -> PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|d| d.join("runc"))
         .find(|p| p.is_file())
