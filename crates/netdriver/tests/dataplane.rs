@@ -309,3 +309,39 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .ports
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ports_are_wired_concurrently() {
+    let node = std::sync::Arc::new(Node::new());
+    node.network("net-a", "10.0.0.1/24").await;
+    let instances: Vec<_> = (0..16).map(|i| node.instance(&format!("i{i}"))).collect();
+    let specs: Vec<_> = instances
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            port(
+                &format!("port-{i}"),
+                "net-a",
+                ns,
+                &format!("10.0.0.{}/24", i + 10),
+                Some("10.0.0.1"),
+            )
+        })
+        .collect();
+    let tasks: Vec<_> = specs
+        .iter()
+        .cloned()
+        .map(|p| {
+            let node = node.clone();
+            tokio::spawn(async move { node.driver.ensure_port(&p).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("ensure port");
+    }
+    assert_eq!(
+        node.driver.observe().await.expect("observe").ports.len(),
+        16
+    );
+    assert!(ping(&instances[0], "10.0.0.25"), "first cannot reach last");
+}

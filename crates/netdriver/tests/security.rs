@@ -51,6 +51,14 @@ fn groups(open_8080: bool) -> Vec<SecurityGroup> {
             Remote::Cidr("10.0.0.0/24".parse().expect("cidr")),
         ),
     ];
+    server.push(allow(
+        Direction::Ingress,
+        Protocol::Udp(PortRange {
+            from: 5300,
+            to: 5399,
+        }),
+        Remote::Any,
+    ));
     if open_8080 {
         server.push(allow(
             Direction::Ingress,
@@ -147,6 +155,38 @@ impl Setup {
     }
 }
 
+/// A datagram from `from` to `to`'s 10.0.0.3:`port`, echoed back by a
+/// socket in `to`: the reply, or `None` when either way was dropped.
+fn udp_echo(from: &NetNs, to: &NetNs, port: u16) -> Option<Vec<u8>> {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let server = to
+        .run(|| UdpSocket::bind(("10.0.0.3", port)))
+        .expect("thread")
+        .expect("bind");
+    server
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let echoer = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        if let Ok((n, peer)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..n], peer);
+        }
+    });
+    let client = from
+        .run(|| UdpSocket::bind("0.0.0.0:0"))
+        .expect("thread")
+        .expect("bind");
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    client.send_to(b"ping", ("10.0.0.3", port)).expect("send");
+    let mut buf = [0u8; 64];
+    let r = client.recv(&mut buf).ok().map(|n| buf[..n].to_vec());
+    echoer.join().expect("echoer");
+    r
+}
+
 fn nft_program() -> PathBuf {
     "nft".into()
 }
@@ -186,6 +226,9 @@ async fn allowed_flows_pass_statefully_and_others_are_dropped() {
     assert!(connect(&s.a, on_b_8081).is_none(), "8081 is not allowed");
     assert!(connect(&s.b, on_a_7000).is_none(), "b has no egress");
     assert!(!ping(&s.b, "10.0.0.2"), "a allows no ingress");
+    // UDP: a port in the allowed range answers, one outside it does not.
+    assert_eq!(udp_echo(&s.a, &s.b, 5353), Some(b"ping".to_vec()));
+    assert_eq!(udp_echo(&s.a, &s.b, 5400), None);
     // 9090 only from members of `trusted`, which has none yet.
     assert!(connect(&s.a, on_b_9090).is_none());
     assert!(connect(&s.c, on_b_9090).is_none());
