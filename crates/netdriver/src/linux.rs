@@ -222,10 +222,13 @@ async fn own_and_up(h: &Handle, index: u32, owner: &str, controller: Option<u32>
         .map_err(nl(format!("setting up {owner}")))
 }
 
-async fn delete_link(h: &Handle, name: &str) -> NetResult<()> {
+/// Deletes the link `name` if there is one, refusing one that belongs to
+/// another owner than `owner` (see [`check_owner`]).
+async fn delete_link(h: &Handle, name: &str, owner: &str) -> NetResult<()> {
     let Some(l) = link_by_name(h, name).await? else {
         return Ok(());
     };
+    check_owner(&l, owner)?;
     match h.link().del(l.header.index).execute().await {
         Err(e) if errno(&e) != Some(ENODEV) => {
             Err(NetError::failed(format!("deleting link {name}"), e))
@@ -290,7 +293,7 @@ async fn ensure_vlan(
     let existing = link_by_name(h, &vname).await?;
     let Some(vid) = net.vlan else {
         if existing.is_some() {
-            delete_link(h, &vname).await?;
+            delete_link(h, &vname, &alias("vlan", &net.id)).await?;
         }
         return Ok(None);
     };
@@ -308,7 +311,7 @@ async fn ensure_vlan(
         if link_vlan_id(l) == Some(vid) && link_peer(l) == Some(trunk_link.header.index) {
             return Ok(Some(l.header.index));
         }
-        delete_link(h, &vname).await?;
+        delete_link(h, &vname, &alias("vlan", &net.id)).await?;
     }
     match h
         .link()
@@ -372,7 +375,7 @@ async fn ensure_port_in(h: Handle, port: PortSpec) -> NetResult<()> {
         (Some(_), None) => {
             // The peer is not in this namespace (the instance's namespace
             // was made anew): replace the pair.
-            delete_link(&h, &host_name).await?;
+            delete_link(&h, &host_name, &owner).await?;
             host = None;
         }
         (None, Some(_)) => {
@@ -523,8 +526,8 @@ impl NetDriver for LinuxNetDriver {
         validate_id("network", network_id)?;
         let id = network_id.to_string();
         self.host(move |h| async move {
-            delete_link(&h, &vlan_ifname(&id)).await?;
-            delete_link(&h, &bridge_name(&id)).await
+            delete_link(&h, &vlan_ifname(&id), &alias("vlan", &id)).await?;
+            delete_link(&h, &bridge_name(&id), &alias("network", &id)).await
         })
         .await
     }
@@ -580,8 +583,8 @@ impl NetDriver for LinuxNetDriver {
 
     async fn remove_port(&self, port_id: &str) -> NetResult<()> {
         validate_id("port", port_id)?;
-        let name = port_ifname(port_id);
-        self.host(move |h| async move { delete_link(&h, &name).await })
+        let (name, owner) = (port_ifname(port_id), alias("port", port_id));
+        self.host(move |h| async move { delete_link(&h, &name, &owner).await })
             .await
     }
 

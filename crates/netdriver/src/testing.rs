@@ -57,6 +57,47 @@ impl NetNs {
         Ok(ns)
     }
 
+    /// A new namespace kept at `dir/name`, owned by a new user namespace
+    /// (as the container driver makes each instance's, ADR 16), with `lo`
+    /// up. util-linux's `unshare` makes both: a multi-threaded process may
+    /// not unshare a user namespace itself.
+    pub fn create_owned_by_user_namespace(dir: &Path, name: &str) -> io::Result<NetNs> {
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let ns = NetNs { path: path.clone() };
+        let mut child = std::process::Command::new("unshare")
+            .args(["--user", "--net", "--", "sleep", "60"])
+            .spawn()?;
+        let ours = std::fs::read_link("/proc/self/ns/net")?;
+        let theirs = PathBuf::from(format!("/proc/{}/ns/net", child.id()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let result = loop {
+            match std::fs::read_link(&theirs) {
+                Ok(l) if l != ours => {
+                    break rustix::mount::mount_bind(&theirs, &path).map_err(io::Error::from)
+                }
+                Ok(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                Ok(_) => break Err(io::Error::other("unshare did not make a namespace in 5 s")),
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        result?;
+        ns.netlink(async |h| {
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(1).up().build())
+                .execute()
+                .await
+        })?;
+        Ok(ns)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -345,3 +345,26 @@ async fn ports_are_wired_concurrently() {
     );
     assert!(ping(&instances[0], "10.0.0.25"), "first cannot reach last");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_owned_by_an_unprivileged_user_namespace_gets_its_port() {
+    // The container driver's instances have such namespaces (ADR 16).
+    let node = Node::new();
+    node.network("net-a", "10.0.0.1/24").await;
+    let owned =
+        nuage_netdriver::testing::NetNs::create_owned_by_user_namespace(node.tmp.path(), "owned")
+            .expect("namespace in a user namespace");
+    let other = node.instance("other");
+    ensure(
+        &node,
+        &port("port-o", "net-a", &owned, "10.0.0.2/24", Some("10.0.0.1")),
+    )
+    .await;
+    ensure(
+        &node,
+        &port("port-p", "net-a", &other, "10.0.0.3/24", Some("10.0.0.1")),
+    )
+    .await;
+    assert!(ping(&other, "10.0.0.2"));
+    assert!(ping(&owned, "10.0.0.1"));
+}
