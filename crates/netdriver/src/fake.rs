@@ -243,6 +243,9 @@ mod tests {
 
     #[tokio::test]
     async fn records_calls_and_keeps_state() {
+        // Object-safe, as reconcilers hold it.
+        let d: std::sync::Arc<dyn NetDriver> = std::sync::Arc::new(FakeNetDriver::new());
+        assert_eq!(d.name(), "fake");
         let d = FakeNetDriver::new();
         let net = NetworkSpec {
             id: "net-1".into(),
