@@ -368,3 +368,30 @@ async fn a_namespace_owned_by_an_unprivileged_user_namespace_gets_its_port() {
     assert!(ping(&other, "10.0.0.2"));
     assert!(ping(&owned, "10.0.0.1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_follows_its_instance_into_a_new_namespace() {
+    // The instance's namespace was made anew (a restart) while the old one
+    // lives on: the old pair is replaced by one into the new namespace.
+    let node = Node::new();
+    node.network("net-a", "10.0.0.1/24").await;
+    let (old, new, peer) = (
+        node.instance("old"),
+        node.instance("new"),
+        node.instance("peer"),
+    );
+    ensure(&node, &port("port-p", "net-a", &peer, "10.0.0.3/24", None)).await;
+    ensure(&node, &port("port-a", "net-a", &old, "10.0.0.2/24", None)).await;
+    assert!(ping(&peer, "10.0.0.2"));
+    ensure(&node, &port("port-a", "net-a", &new, "10.0.0.2/24", None)).await;
+    assert!(!old
+        .link_names()
+        .expect("links")
+        .contains(&"eth0".to_string()));
+    assert!(new
+        .link_names()
+        .expect("links")
+        .contains(&"eth0".to_string()));
+    assert!(ping(&new, "10.0.0.3"), "the new namespace is not wired");
+    assert_eq!(node.driver.observe().await.expect("observe").ports.len(), 2);
+}
