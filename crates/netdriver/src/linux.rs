@@ -362,7 +362,7 @@ async fn ensure_port_in(h: Handle, port: PortSpec) -> NetResult<()> {
     if let Some(l) = &host {
         check_owner(l, &owner)?;
     }
-    let mut inner = link_by_name(&inner_h, &port.device).await?;
+    let inner = link_by_name(&inner_h, &port.device).await?;
     match (&host, &inner) {
         (Some(hl), Some(il)) if link_peer(il) != Some(hl.header.index) => {
             return Err(NetError::Failed(format!(
@@ -389,8 +389,10 @@ async fn ensure_port_in(h: Handle, port: PortSpec) -> NetResult<()> {
         _ => {}
     }
     if host.is_none() {
-        // One RTM_NEWLINK makes the pair with the peer already in the
-        // instance's namespace, named and with its MAC: no temporary name.
+        // One RTM_NEWLINK makes the pair, the host end up on the bridge,
+        // the peer in the instance's namespace, named and with its MAC: no
+        // temporary name, no move. (The peer cannot be made up in the same
+        // message: veth refuses to open before both ends are paired.)
         let peer = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
             .name(port.device.clone())
             .address(port.mac.0.to_vec())
@@ -398,14 +400,30 @@ async fn ensure_port_in(h: Handle, port: PortSpec) -> NetResult<()> {
             .build();
         let msg = LinkVeth::new(&host_name, &port.device)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .controller(bridge.header.index)
+            .up()
             .build();
         h.link()
             .add(msg)
             .execute()
             .await
             .map_err(nl(ctx("creating the veth pair")))?;
-        host = link_by_name(&h, &host_name).await?;
-        inner = link_by_name(&inner_h, &port.device).await?;
+        // The alias is no attribute a new link takes: set it by name.
+        h.link()
+            .set(LinkUnspec::new_with_name(&host_name).alias(&owner).build())
+            .execute()
+            .await
+            .map_err(nl(ctx("marking the host end")))?;
+        let inner = link_by_name(&inner_h, &port.device)
+            .await?
+            .ok_or_else(|| NetError::Failed(ctx("the instance end vanished")))?;
+        inner_h
+            .link()
+            .set(LinkUnspec::new_with_index(inner.header.index).up().build())
+            .execute()
+            .await
+            .map_err(nl(ctx("setting the link up")))?;
+        return address_and_route(&inner_h, inner.header.index, &port, true).await;
     }
     let host = host.ok_or_else(|| NetError::Failed(ctx("the host end vanished")))?;
     let inner = inner.ok_or_else(|| NetError::Failed(ctx("the instance end vanished")))?;
@@ -425,28 +443,39 @@ async fn ensure_port_in(h: Handle, port: PortSpec) -> NetResult<()> {
             .await
             .map_err(nl(ctx("setting the MAC")))?;
     }
-    inner_h
-        .link()
-        .set(LinkUnspec::new_with_index(idx).up().build())
-        .execute()
-        .await
-        .map_err(nl(ctx("setting the link up")))?;
+    if !is_up(&inner) || link_address(&inner) != Some(&port.mac.0[..]) {
+        inner_h
+            .link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(nl(ctx("setting the link up")))?;
+    }
+    address_and_route(&inner_h, idx, &port, false).await
+}
+
+/// Makes the port's address the only IPv4 address of the instance's
+/// device (a fresh device has none to look at) and its default route
+/// point at the gateway.
+async fn address_and_route(h: &Handle, idx: u32, port: &PortSpec, fresh: bool) -> NetResult<()> {
+    let ctx = |step: &str| format!("port {}: {step}", port.id);
     let mut have = false;
-    for a in ipv4_addresses(&inner_h, Some(idx)).await? {
-        if address_of(&a) == Some(port.address) {
-            have = true;
-        } else {
-            match inner_h.address().del(a).execute().await {
-                Err(e) if errno(&e) != Some(EADDRNOTAVAIL) => {
-                    return Err(NetError::failed(ctx("removing a stray address"), e))
+    if !fresh {
+        for a in ipv4_addresses(h, Some(idx)).await? {
+            if address_of(&a) == Some(port.address) {
+                have = true;
+            } else {
+                match h.address().del(a).execute().await {
+                    Err(e) if errno(&e) != Some(EADDRNOTAVAIL) => {
+                        return Err(NetError::failed(ctx("removing a stray address"), e))
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
     }
     if !have {
-        inner_h
-            .address()
+        h.address()
             .add(idx, IpAddr::V4(port.address.addr), port.address.prefix)
             .replace()
             .execute()
@@ -458,8 +487,7 @@ async fn ensure_port_in(h: Handle, port: PortSpec) -> NetResult<()> {
             .gateway(gw)
             .output_interface(idx)
             .build();
-        inner_h
-            .route()
+        h.route()
             .add(route)
             .replace()
             .execute()
