@@ -240,9 +240,11 @@ pub trait NetDriver: Send + Sync + 'static {
     /// Makes nothing of the port remain (deleting one end deletes both).
     async fn remove_port(&self, port_id: &str) -> NetResult<()>;
 
-    /// Replaces the whole security ruleset of the node by the plan's, in
-    /// one transaction: either all of it is in force afterwards, or (on an
-    /// error) all of the previous one still is.
+    /// Puts the plan's security ruleset in force in one transaction:
+    /// either all of it is in force afterwards, or (on an error) all of the
+    /// previous one still is. The Linux driver sends only what changed
+    /// since the plan it last applied, and the whole table when it knows
+    /// of none, when the table changed behind its back, and periodically.
     async fn apply_security(&self, plan: &SecurityPlan) -> NetResult<()>;
 
     /// Replaces the members of one security group in one transaction: a

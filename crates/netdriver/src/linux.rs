@@ -7,9 +7,12 @@
 //! back: the kernel itself records what belongs to which network or port,
 //! so a restarted reconciler needs no file of its own to find leftovers.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
@@ -38,17 +41,36 @@ pub struct LinuxConfig {
     pub trunk: Option<String>,
     /// The `nft` program; `nft` on `PATH` when `None`.
     pub nft: Option<PathBuf>,
+    /// How long security-group changes are applied incrementally (only
+    /// what changed since the last plan this driver applied) before the
+    /// next change replaces the whole table again, which also repairs a
+    /// rule changed by hand. `None`: 5 minutes. Zero: always whole.
+    pub security_full_every: Option<Duration>,
+}
+
+/// What this driver last put in force, for incremental changes.
+#[derive(Debug, Default)]
+struct SecurityState {
+    /// The plan in force, as far as this driver knows.
+    applied: Option<SecurityPlan>,
+    /// Groups whose sets `set_group_members` changed since.
+    dirty: BTreeSet<String>,
+    last_full: Option<Instant>,
 }
 
 /// The real data plane of one node.
 #[derive(Debug, Clone)]
 pub struct LinuxNetDriver {
     config: LinuxConfig,
+    security: Arc<tokio::sync::Mutex<SecurityState>>,
 }
 
 impl LinuxNetDriver {
     pub fn new(config: LinuxConfig) -> Self {
-        LinuxNetDriver { config }
+        LinuxNetDriver {
+            config,
+            security: Arc::default(),
+        }
     }
 
     pub fn config(&self) -> &LinuxConfig {
@@ -617,13 +639,52 @@ impl NetDriver for LinuxNetDriver {
     }
 
     async fn apply_security(&self, plan: &SecurityPlan) -> NetResult<()> {
+        let (ns, nft) = (self.config.host_netns.clone(), self.nft_program());
+        let every = self
+            .config
+            .security_full_every
+            .unwrap_or(Duration::from_secs(300));
+        let mut st = self.security.lock().await;
+        let full_due = st.last_full.is_none_or(|t| t.elapsed() >= every);
+        if let (Some(old), false) = (&st.applied, full_due) {
+            // Invalid plans are refused here, before anything is sent.
+            let batch = crate::nft::compile_update(old, plan, &st.dirty)?;
+            let empty = batch["nftables"].as_array().is_some_and(|a| a.is_empty());
+            // A failed update (the table changed behind our back) changed
+            // nothing; the whole table replaces it below.
+            if empty
+                || crate::nft::apply(ns.clone(), nft.clone(), batch)
+                    .await
+                    .is_ok()
+            {
+                st.applied = Some(plan.clone());
+                st.dirty.clear();
+                return Ok(());
+            }
+        }
         let batch = crate::nft::compile(plan)?;
-        crate::nft::apply(self.config.host_netns.clone(), self.nft_program(), batch).await
+        match crate::nft::apply(ns, nft, batch).await {
+            Ok(()) => {
+                st.applied = Some(plan.clone());
+                st.dirty.clear();
+                st.last_full = Some(Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                // The kernel kept what it had, which may not be what we
+                // last applied: the next change replaces the table.
+                st.applied = None;
+                Err(e)
+            }
+        }
     }
 
     async fn set_group_members(&self, group_id: &str, members: &[Member]) -> NetResult<()> {
         let batch = crate::nft::members_update(group_id, members)?;
-        crate::nft::apply(self.config.host_netns.clone(), self.nft_program(), batch).await
+        let mut st = self.security.lock().await;
+        crate::nft::apply(self.config.host_netns.clone(), self.nft_program(), batch).await?;
+        st.dirty.insert(group_id.to_string());
+        Ok(())
     }
 
     async fn observe(&self) -> NetResult<Observed> {

@@ -37,10 +37,13 @@
 //!
 //! A group's rules live once in its chains, however many ports it has; a
 //! membership change is a set update ([`members_update`]) and rewrites no
-//! rule. The whole table is replaced in one batch (`add table`, `delete
-//! table`, then everything), which the kernel commits as one transaction:
-//! an error anywhere leaves the previous table untouched. Conntrack entries
-//! outlive the table, so established connections survive a re-apply.
+//! rule. [`compile`] replaces the whole table in one batch (`add table`,
+//! `delete table`, then everything); [`compile_update`] changes only what
+//! differs from the plan in force (nft spends ~0.15 ms per rule, so a
+//! whole table of 1,000 rules costs half a second). The kernel commits
+//! either batch as one transaction: an error anywhere leaves the previous
+//! table untouched. Conntrack entries outlive the table, so established
+//! connections survive a re-apply.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -325,50 +328,90 @@ fn rule_matches(r: &SgRule) -> Vec<Value> {
     m
 }
 
-/// The whole `inet nuage` table for the plan, as one nft JSON batch that
-/// replaces the table in force.
-pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
-    validate(plan)?;
-    let mut cmds = vec![
-        add("table", json!({ "name": TABLE })),
-        json!({ "delete": { "table": { "family": FAMILY, "name": TABLE } } }),
-        add("table", json!({ "name": TABLE })),
-    ];
-    let addtable = |v: &mut Vec<Value>, kind: &str, body: Value| v.push(add(kind, body));
+fn port_chain_names(p: &SgPort) -> [String; 2] {
+    [format!("in-{}", p.id), format!("out-{}", p.id)]
+}
 
-    // Chains first: map elements and rules name them.
-    addtable(
-        &mut cmds,
+fn spoof_chain(p: &SgPort) -> Value {
+    add(
         "chain",
-        json!({ "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept" }),
-    );
-    cmds.push(chain("to-port"));
-    for g in &plan.groups {
-        cmds.push(chain(&format!("g-{}-in", g.id)));
-        cmds.push(chain(&format!("g-{}-out", g.id)));
-    }
-    for p in &plan.ports {
-        cmds.push(chain(&format!("in-{}", p.id)));
-        cmds.push(chain(&format!("out-{}", p.id)));
-        addtable(
-            &mut cmds,
-            "chain",
-            json!({ "name": format!("spoof-{}", p.id), "type": "filter", "hook": "ingress",
-                    "dev": p.host_ifname, "prio": -300, "policy": "accept" }),
-        );
-    }
+        json!({ "name": format!("spoof-{}", p.id), "type": "filter", "hook": "ingress",
+                "dev": p.host_ifname, "prio": -300, "policy": "accept" }),
+    )
+}
 
-    // Sets and maps.
-    let bridges: BTreeSet<String> = plan
-        .ports
-        .iter()
-        .map(|p| bridge_name(&p.network_id))
-        .collect();
-    let mut set = json!({ "name": "bridges", "type": "ifname" });
-    if !bridges.is_empty() {
-        set["elem"] = json!(bridges);
+/// The rules of a port's own chains: jumps to its groups, then drop; its
+/// anti-spoofing.
+fn port_rules(p: &SgPort) -> Vec<Value> {
+    let mut cmds = Vec::new();
+    for (dir, chain) in ["in", "out"].iter().zip(port_chain_names(p)) {
+        for g in &p.groups {
+            cmds.push(rule(&chain, vec![to("jump", &format!("g-{g}-{dir}"))]));
+        }
+        cmds.push(rule(&chain, vec![verdict("drop")]));
     }
-    cmds.push(add("set", set));
+    let spoof = format!("spoof-{}", p.id);
+    cmds.push(rule(
+        &spoof,
+        vec![
+            matches("!=", payload("ether", "saddr"), json!(p.mac.to_string())),
+            verdict("drop"),
+        ],
+    ));
+    cmds.push(rule(
+        &spoof,
+        vec![eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
+    ));
+    cmds.push(rule(
+        &spoof,
+        vec![
+            matches("!=", payload("ip", "saddr"), json!(p.ip.to_string())),
+            verdict("drop"),
+        ],
+    ));
+    cmds
+}
+
+fn group_rules(g: &SecurityGroup) -> Vec<Value> {
+    group_rules_of(g, None)
+}
+
+/// The rules of a group's chains, of one direction only if given.
+fn group_rules_of(g: &SecurityGroup, only: Option<Direction>) -> Vec<Value> {
+    g.rules
+        .iter()
+        .filter(|r| only.is_none_or(|d| d == r.direction))
+        .map(|r| {
+            let mut expr = rule_matches(r);
+            let chain = match r.direction {
+                Direction::Ingress => {
+                    expr.push(verdict("accept"));
+                    format!("g-{}-in", g.id)
+                }
+                Direction::Egress => {
+                    expr.push(to("goto", "to-port"));
+                    format!("g-{}-out", g.id)
+                }
+            };
+            rule(&chain, expr)
+        })
+        .collect()
+}
+
+fn map_elems(op: &str, p: &SgPort, with_verdict: bool) -> [Value; 2] {
+    [("egress", "out-"), ("ingress", "in-")].map(|(map, prefix)| {
+        let key = pair(&p.network_id, p.ip);
+        let elem = if with_verdict {
+            json!([key, to("goto", &format!("{prefix}{}", p.id))])
+        } else {
+            key
+        };
+        json!({ op: obj("element", json!({ "name": map, "elem": [elem] })) })
+    })
+}
+
+/// The members of every group of the plan, as set elements.
+fn members_of(plan: &SecurityPlan) -> BTreeMap<&str, Vec<Value>> {
     let mut members: BTreeMap<&str, Vec<Value>> = plan
         .groups
         .iter()
@@ -382,12 +425,72 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
                 .push(pair(&p.network_id, p.ip));
         }
     }
-    for (g, elems) in &members {
-        let mut set = json!({ "name": members_set(g), "type": ["ifname", "ipv4_addr"] });
-        if !elems.is_empty() {
-            set["elem"] = json!(elems);
+    members
+}
+
+fn set_with(name: &str, kind: Value, elems: Vec<Value>) -> Value {
+    let mut set = json!({ "name": name, "type": kind });
+    if !elems.is_empty() {
+        set["elem"] = json!(elems);
+    }
+    add("set", set)
+}
+
+fn bridges_of(plan: &SecurityPlan) -> Vec<Value> {
+    let b: BTreeSet<String> = plan
+        .ports
+        .iter()
+        .map(|p| bridge_name(&p.network_id))
+        .collect();
+    b.into_iter().map(Value::from).collect()
+}
+
+fn flush_chain(name: &str) -> Value {
+    json!({ "flush": obj("chain", json!({ "name": name })) })
+}
+
+fn delete_chain(name: &str) -> [Value; 2] {
+    [
+        flush_chain(name),
+        json!({ "delete": obj("chain", json!({ "name": name })) }),
+    ]
+}
+
+/// The whole `inet nuage` table for the plan, as one nft JSON batch that
+/// replaces the table in force.
+pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
+    validate(plan)?;
+    let mut cmds = vec![
+        add("table", json!({ "name": TABLE })),
+        json!({ "delete": { "table": { "family": FAMILY, "name": TABLE } } }),
+        add("table", json!({ "name": TABLE })),
+    ];
+
+    // Chains first: map elements and rules name them.
+    cmds.push(add(
+        "chain",
+        json!({ "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept" }),
+    ));
+    cmds.push(chain("to-port"));
+    for g in &plan.groups {
+        cmds.push(chain(&format!("g-{}-in", g.id)));
+        cmds.push(chain(&format!("g-{}-out", g.id)));
+    }
+    for p in &plan.ports {
+        for c in port_chain_names(p) {
+            cmds.push(chain(&c));
         }
-        cmds.push(add("set", set));
+        cmds.push(spoof_chain(p));
+    }
+
+    // Sets and maps.
+    cmds.push(set_with("bridges", json!("ifname"), bridges_of(plan)));
+    for (g, elems) in members_of(plan) {
+        cmds.push(set_with(
+            &members_set(g),
+            json!(["ifname", "ipv4_addr"]),
+            elems,
+        ));
     }
     for (name, prefix) in [("egress", "out-"), ("ingress", "in-")] {
         let mut map = json!({ "name": name, "type": ["ifname", "ipv4_addr"], "map": "verdict" });
@@ -436,58 +539,173 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
     ));
     cmds.push(rule(
         "forward",
-        vec![json!({ "vmap": { "key": { "concat": [meta("iifname"), payload("ip", "saddr")] }, "data": "@egress" } })],
+        vec![
+            json!({ "vmap": { "key": { "concat": [meta("iifname"), payload("ip", "saddr")] }, "data": "@egress" } }),
+        ],
     ));
     cmds.push(rule("forward", vec![to("goto", "to-port")]));
     cmds.push(rule(
         "to-port",
-        vec![json!({ "vmap": { "key": { "concat": [meta("oifname"), payload("ip", "daddr")] }, "data": "@ingress" } })],
+        vec![
+            json!({ "vmap": { "key": { "concat": [meta("oifname"), payload("ip", "daddr")] }, "data": "@ingress" } }),
+        ],
     ));
     cmds.push(rule("to-port", vec![verdict("accept")]));
     for g in &plan.groups {
-        for r in &g.rules {
-            let mut expr = rule_matches(r);
-            match r.direction {
-                Direction::Ingress => {
-                    expr.push(verdict("accept"));
-                    cmds.push(rule(&format!("g-{}-in", g.id), expr));
-                }
-                Direction::Egress => {
-                    expr.push(to("goto", "to-port"));
-                    cmds.push(rule(&format!("g-{}-out", g.id), expr));
+        cmds.extend(group_rules(g));
+    }
+    for p in &plan.ports {
+        cmds.extend(port_rules(p));
+    }
+    Ok(json!({ "nftables": cmds }))
+}
+
+/// One batch taking the table from `old` (the plan in force) to `new`,
+/// touching only what differs: the chains of changed groups and ports, the
+/// sets whose members changed (and those in `dirty_sets`, changed since by
+/// [`members_update`]), map elements of moved ports. The table's skeleton
+/// (`forward`, `to-port`, the maps) is assumed as [`compile`] made it; if
+/// it is not (deleted by hand), the batch fails whole and nothing changes.
+pub fn compile_update(
+    old: &SecurityPlan,
+    new: &SecurityPlan,
+    dirty_sets: &BTreeSet<String>,
+) -> NetResult<Value> {
+    validate(new)?;
+    let old_groups: BTreeMap<&str, &SecurityGroup> =
+        old.groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    let new_groups: BTreeMap<&str, &SecurityGroup> =
+        new.groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    let old_ports: BTreeMap<&str, &SgPort> = old.ports.iter().map(|p| (p.id.as_str(), p)).collect();
+    let new_ports: BTreeMap<&str, &SgPort> = new.ports.iter().map(|p| (p.id.as_str(), p)).collect();
+    let (old_members, new_members) = (members_of(old), members_of(new));
+    let mut cmds = Vec::new();
+
+    // 1. New chains and sets.
+    for g in new
+        .groups
+        .iter()
+        .filter(|g| !old_groups.contains_key(g.id.as_str()))
+    {
+        cmds.push(chain(&format!("g-{}-in", g.id)));
+        cmds.push(chain(&format!("g-{}-out", g.id)));
+        let elems = new_members.get(g.id.as_str()).cloned().unwrap_or_default();
+        cmds.push(set_with(
+            &members_set(&g.id),
+            json!(["ifname", "ipv4_addr"]),
+            elems,
+        ));
+    }
+    for p in new
+        .ports
+        .iter()
+        .filter(|p| !old_ports.contains_key(p.id.as_str()))
+    {
+        for c in port_chain_names(p) {
+            cmds.push(chain(&c));
+        }
+        cmds.push(spoof_chain(p));
+    }
+    // 2. Group chains: new, or changed rules.
+    for g in &new.groups {
+        match old_groups.get(g.id.as_str()) {
+            None => cmds.extend(group_rules(g)),
+            Some(o) => {
+                for (d, suffix) in [(Direction::Ingress, "in"), (Direction::Egress, "out")] {
+                    let of = |g: &SecurityGroup| -> Vec<SgRule> {
+                        g.rules
+                            .iter()
+                            .filter(|r| r.direction == d)
+                            .cloned()
+                            .collect()
+                    };
+                    if of(o) != of(g) {
+                        cmds.push(flush_chain(&format!("g-{}-{suffix}", g.id)));
+                        cmds.extend(group_rules_of(g, Some(d)));
+                    }
                 }
             }
         }
     }
-    for p in &plan.ports {
-        for (dir, chain) in [
-            ("in", format!("in-{}", p.id)),
-            ("out", format!("out-{}", p.id)),
-        ] {
-            for g in &p.groups {
-                cmds.push(rule(&chain, vec![to("jump", &format!("g-{g}-{dir}"))]));
+    // 3. Membership of groups that stay.
+    for g in new
+        .groups
+        .iter()
+        .filter(|g| old_groups.contains_key(g.id.as_str()))
+    {
+        let now = new_members.get(g.id.as_str());
+        if dirty_sets.contains(&g.id) || old_members.get(g.id.as_str()) != now {
+            let name = members_set(&g.id);
+            cmds.push(json!({ "flush": obj("set", json!({ "name": name })) }));
+            if let Some(elems) = now.filter(|e| !e.is_empty()) {
+                cmds.push(add("element", json!({ "name": name, "elem": elems })));
             }
-            cmds.push(rule(&chain, vec![verdict("drop")]));
         }
-        let spoof = format!("spoof-{}", p.id);
-        cmds.push(rule(
-            &spoof,
-            vec![
-                matches("!=", payload("ether", "saddr"), json!(p.mac.to_string())),
-                verdict("drop"),
-            ],
-        ));
-        cmds.push(rule(
-            &spoof,
-            vec![eq(meta("nfproto"), json!("ipv6")), verdict("drop")],
-        ));
-        cmds.push(rule(
-            &spoof,
-            vec![
-                matches("!=", payload("ip", "saddr"), json!(p.ip.to_string())),
-                verdict("drop"),
-            ],
-        ));
+    }
+    // 4. Ports.
+    for p in old
+        .ports
+        .iter()
+        .filter(|p| !new_ports.contains_key(p.id.as_str()))
+    {
+        cmds.extend(map_elems("delete", p, false));
+    }
+    for p in &new.ports {
+        match old_ports.get(p.id.as_str()) {
+            None => {
+                cmds.extend(port_rules(p));
+                cmds.extend(map_elems("add", p, true));
+            }
+            Some(o) if *o != p => {
+                if (&o.network_id, o.ip) != (&p.network_id, p.ip) {
+                    cmds.extend(map_elems("delete", o, false));
+                    cmds.extend(map_elems("add", p, true));
+                }
+                for c in port_chain_names(p) {
+                    cmds.push(flush_chain(&c));
+                }
+                let spoof = format!("spoof-{}", p.id);
+                if o.host_ifname != p.host_ifname {
+                    cmds.extend(delete_chain(&spoof));
+                    cmds.push(spoof_chain(p));
+                } else {
+                    cmds.push(flush_chain(&spoof));
+                }
+                cmds.extend(port_rules(p));
+            }
+            Some(_) => {}
+        }
+    }
+    // 5. Which bridges are nuage's.
+    let bridges = bridges_of(new);
+    if bridges != bridges_of(old) {
+        cmds.push(json!({ "flush": obj("set", json!({ "name": "bridges" })) }));
+        if !bridges.is_empty() {
+            cmds.push(add(
+                "element",
+                json!({ "name": "bridges", "elem": bridges }),
+            ));
+        }
+    }
+    // 6. What went, once nothing refers to it.
+    for p in old
+        .ports
+        .iter()
+        .filter(|p| !new_ports.contains_key(p.id.as_str()))
+    {
+        for c in port_chain_names(p) {
+            cmds.extend(delete_chain(&c));
+        }
+        cmds.extend(delete_chain(&format!("spoof-{}", p.id)));
+    }
+    for g in old
+        .groups
+        .iter()
+        .filter(|g| !new_groups.contains_key(g.id.as_str()))
+    {
+        cmds.extend(delete_chain(&format!("g-{}-in", g.id)));
+        cmds.extend(delete_chain(&format!("g-{}-out", g.id)));
+        cmds.push(json!({ "delete": obj("set", json!({ "name": members_set(&g.id) })) }));
     }
     Ok(json!({ "nftables": cmds }))
 }
@@ -692,6 +910,65 @@ mod tests {
             groups: vec![],
         };
         compile(&overlap).expect("overlapping networks");
+    }
+
+    #[test]
+    fn updates_touch_only_what_changed() {
+        let old = SecurityPlan {
+            ports: vec![
+                port("p1", "n1", [10, 0, 0, 2], &["sg-web"]),
+                port("p2", "n1", [10, 0, 0, 3], &["sg-web"]),
+            ],
+            groups: vec![web()],
+        };
+        let none = BTreeSet::new();
+        let same = compile_update(&old, &old, &none).expect("same");
+        assert_eq!(same["nftables"].as_array().map(Vec::len), Some(0));
+
+        // One rule more in the group: its two chains, nothing else.
+        let mut new = old.clone();
+        new.groups[0].rules.push(SgRule {
+            direction: Direction::Ingress,
+            protocol: Protocol::Udp(PortRange::single(53)),
+            remote: Remote::Any,
+        });
+        let text = compile_update(&old, &new, &none).expect("rule").to_string();
+        assert!(!text.contains("\"table\":{"), "{text}");
+        assert_eq!(text.matches("\"flush\"").count(), 1, "{text}");
+        assert!(text.contains("g-sg-web-in") && !text.contains("g-sg-web-out"));
+        assert!(
+            !text.contains("in-p1") && !text.contains("\"set\""),
+            "{text}"
+        );
+
+        // A port moving address: its map elements move, its chains are
+        // rewritten, the group's set follows.
+        let mut moved = old.clone();
+        moved.ports[1].ip = Ipv4Addr::new(10, 0, 0, 33);
+        let v = compile_update(&old, &moved, &none).expect("moved");
+        let text = v.to_string();
+        assert!(text.contains("\"delete\":{\"element\""), "{text}");
+        assert!(text.contains("10.0.0.33") && text.contains("spoof-p2"));
+        assert!(!text.contains("spoof-p1"));
+
+        // A port gone: its elements and chains deleted, after its rules.
+        let mut gone = old.clone();
+        gone.ports.pop();
+        let cmds = compile_update(&old, &gone, &none).expect("gone");
+        let cmds = cmds["nftables"].as_array().expect("array");
+        let last = cmds.last().expect("commands").to_string();
+        assert!(
+            last.contains("delete") && last.contains("spoof-p2"),
+            "{last}"
+        );
+
+        // A set changed by `members_update` is rewritten even when the
+        // plans agree.
+        let dirty = BTreeSet::from(["sg-web".to_string()]);
+        let text = compile_update(&old, &old, &dirty)
+            .expect("dirty")
+            .to_string();
+        assert!(text.contains("m-sg-web"));
     }
 
     #[test]

@@ -361,3 +361,108 @@ async fn a_port_wired_after_the_ruleset_gets_its_anti_spoofing() {
         "the late port's anti-spoofing is not in force"
     );
 }
+
+/// The table as nft lists it, without handles, each chain's rules in
+/// order, set elements sorted: equal for equal rulesets however made.
+fn normalized(node: &Node) -> Vec<String> {
+    let out = node
+        .host
+        .exec("nft", &["-j", "list", "table", "inet", "nuage"])
+        .expect("nft");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+    let mut per_chain: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut items = Vec::new();
+    for item in v["nftables"].as_array().expect("array") {
+        let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        if kind == "metainfo" {
+            continue;
+        }
+        let mut body = body.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.remove("handle");
+            if let Some(serde_json::Value::Array(e)) = o.get_mut("elem") {
+                e.sort_by_key(|x| x.to_string());
+            }
+        }
+        let key = if kind == "rule" {
+            let chain = body["chain"].as_str().unwrap_or_default().to_string();
+            let n = per_chain.entry(chain.clone()).or_default();
+            *n += 1;
+            format!("rule {chain} #{n}")
+        } else {
+            kind.clone()
+        };
+        items.push(format!("{key} {body}"));
+    }
+    items.sort();
+    items
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_changes_give_the_table_a_full_apply_gives() {
+    let s = Setup::new().await;
+    let on_b = echo_server(&s.b, "10.0.0.3:8080");
+    let d = &s.node.driver;
+    d.apply_security(&s.plan(true)).await.expect("first, whole");
+    let mut conn = connect(&s.a, on_b).expect("8080 open");
+
+    // Many kinds of change at once: a rule removed (8080), a port gone
+    // (c), a port changing groups (a joins `trusted`), a new group with a
+    // remote-group rule.
+    let mut next = s.plan(false);
+    next.ports.retain(|p| p.id != "port-c");
+    next.ports[0].groups.push("trusted".into());
+    next.groups.push(SecurityGroup {
+        id: "extra".into(),
+        rules: vec![allow(
+            Direction::Ingress,
+            Protocol::Udp(PortRange { from: 1, to: 9 }),
+            Remote::Group("trusted".into()),
+        )],
+    });
+    next.ports[1].groups.push("extra".into());
+    let table_handle = |s: &Setup| {
+        s.table()["nftables"]
+            .as_array()
+            .and_then(|a| a.iter().find_map(|i| i["table"]["handle"].as_u64()))
+            .expect("table handle")
+    };
+    let before = table_handle(&s);
+    d.apply_security(&next).await.expect("incremental");
+    assert_eq!(table_handle(&s), before, "the change replaced the table");
+    let incremental = normalized(&s.node);
+
+    // The same plan applied whole by a driver that knows nothing.
+    let fresh = nuage_netdriver::linux::LinuxNetDriver::new(s.node.driver.config().clone());
+    fresh.apply_security(&next).await.expect("whole");
+    assert_ne!(
+        table_handle(&s),
+        before,
+        "a first apply must replace the table"
+    );
+    assert_eq!(incremental, normalized(&s.node));
+    // The established connection lived through both.
+    assert_eq!(echo(&mut conn, "still"), "echo:still");
+
+    // The table deleted by hand: the next change notices and replaces it.
+    let out = s
+        .node
+        .host
+        .exec("nft", &["delete", "table", "inet", "nuage"])
+        .expect("nft");
+    assert!(out.status.success());
+    assert!(!d.observe().await.expect("observe").security_table);
+    d.apply_security(&s.plan(true))
+        .await
+        .expect("after a hand deletion");
+    assert!(d.observe().await.expect("observe").security_table);
+    assert!(connect(&s.a, on_b).is_some(), "8080 is open again");
+    assert!(connect(&s.c, on_b).is_some(), "c is back");
+}

@@ -52,6 +52,7 @@ impl Node {
             host_netns: Some(host.path().to_path_buf()),
             trunk: trunk.map(str::to_string),
             nft: None,
+            security_full_every: None,
         });
         Node { driver, host, tmp }
     }
