@@ -1,0 +1,399 @@
+//! The network data plane of one node: what must exist in the kernel for
+//! instances to have ports on virtual networks, and the driver trait the
+//! network service's reconcilers call to make it so.
+//!
+//! Every network is a Linux bridge (optionally joined to a VLAN of the
+//! node's trunk), every port a veth pair whose host end sits on the bridge
+//! and whose peer is the instance's `eth0` inside its network namespace;
+//! security groups are one nftables table, `inet nuage`, applied as one
+//! transaction ([`nft`]). See `docs/adr/0020-network-data-plane.md`.
+//!
+//! The types here are plain descriptions of what a node must have, with no
+//! notion of projects, quotas or the store: this crate knows nothing of the
+//! network service and must not depend on it. Every operation is
+//! declarative and idempotent, shaped for level-triggered reconciliation
+//! like the compute driver's (`nuage-driver`): "this port exists, like
+//! this", "nothing of this network remains"; [`NetDriver::observe`] says
+//! what the node has, tagged with the ids that own it, so a reconciler can
+//! remove what nothing owns after a crash and re-create what was deleted by
+//! hand. An observation that fails is an error, never "absent" (ADR 14).
+//!
+//! [`linux::LinuxNetDriver`] is the real driver (rtnetlink and `nft`);
+//! [`fake::FakeNetDriver`] a recording test double; [`testing`] the network
+//! namespaces tests create so nothing touches the machine's own network.
+
+pub mod fake;
+pub mod linux;
+pub mod nft;
+mod ns;
+pub mod testing;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+pub use nft::{
+    Direction, PortRange, Protocol, Remote, SecurityGroup, SecurityPlan, SgPort, SgRule,
+};
+
+/// What can go wrong in a network driver; the message carries the context.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The request cannot be carried out as given (a bad id or name, a VLAN
+    /// without a trunk, a rule nftables refuses); retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// The kernel or `nft` refused or failed; a retry may succeed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl NetError {
+    pub fn failed(context: impl fmt::Display, err: impl fmt::Display) -> Self {
+        NetError::Failed(format!("{context}: {err}"))
+    }
+}
+
+pub type NetResult<T> = Result<T, NetError>;
+
+/// An IPv4 address with its prefix length: an interface address
+/// (`10.0.0.5/24`) or a network (`10.0.0.0/24`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> NetResult<Self> {
+        if prefix > 32 {
+            return Err(NetError::Invalid(format!(
+                "prefix length {prefix} of {addr} is over 32"
+            )));
+        }
+        Ok(Ipv4Cidr { addr, prefix })
+    }
+
+    /// The network address: the host bits cleared.
+    pub fn network(&self) -> Ipv4Addr {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        Ipv4Addr::from(u32::from(self.addr) & mask)
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = NetError;
+    fn from_str(s: &str) -> NetResult<Self> {
+        let bad = || NetError::Invalid(format!("{s:?} is not an IPv4 CIDR (a.b.c.d/n)"));
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        Ipv4Cidr::new(a.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?)
+    }
+}
+
+/// An Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl FromStr for Mac {
+    type Err = NetError;
+    fn from_str(s: &str) -> NetResult<Self> {
+        let bad = || NetError::Invalid(format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"));
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in &mut out {
+            let p = parts.next().filter(|p| p.len() == 2).ok_or_else(bad)?;
+            *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Mac(out))
+    }
+}
+
+/// A network as the node must have it: its bridge, and for a VLAN network
+/// the VLAN subinterface of the node's trunk that joins the bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// The network id; the bridge is named after it ([`bridge_name`]).
+    pub id: String,
+    /// 802.1Q VLAN id (1..=4094) on the node's trunk; `None` for a network
+    /// that lives on this node alone.
+    pub vlan: Option<u16>,
+}
+
+/// One port as the node must have it: a veth pair, host end on the
+/// network's bridge, peer inside the instance's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// The port id; the host end is named after it ([`port_ifname`]).
+    pub id: String,
+    pub network_id: String,
+    /// The instance's network namespace: a bind-mounted nsfs file, like
+    /// `/run/netns/x` or the container driver's `<state>/compute/run/netns/<id>`.
+    pub netns: std::path::PathBuf,
+    /// The device's name inside the instance: `eth0` for its first NIC.
+    pub device: String,
+    pub mac: Mac,
+    /// The port's fixed IP with the subnet's prefix length.
+    pub address: Ipv4Cidr,
+    /// Where the instance's default route points; `None` for an isolated
+    /// subnet.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// A nuage bridge found on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedNetwork {
+    pub id: String,
+    pub bridge: String,
+    /// The VLAN of the trunk subinterface on the bridge, if there is one.
+    pub vlan: Option<u16>,
+    pub up: bool,
+    /// The addresses on the bridge (gateways).
+    pub addresses: Vec<Ipv4Cidr>,
+}
+
+/// The host end of a nuage port found on the node. If the instance's
+/// namespace or its end was deleted, the kernel deleted this end too: a
+/// port listed here has both ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedPort {
+    pub id: String,
+    pub host_ifname: String,
+    /// The network whose bridge it is on; `None` if it is on none.
+    pub network_id: Option<String>,
+    pub up: bool,
+}
+
+/// What a node has of nuage's network data plane.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub networks: Vec<ObservedNetwork>,
+    pub ports: Vec<ObservedPort>,
+    /// Whether the `inet nuage` nftables table exists.
+    pub security_table: bool,
+}
+
+/// A member of a security group, as its set in nftables holds it: the
+/// bridge the port is on and the port's address (addresses alone would be
+/// ambiguous: two networks may use the same CIDR).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Member {
+    pub network_id: String,
+    pub ip: Ipv4Addr,
+}
+
+/// What the network service's reconcilers ask of a node's data plane.
+///
+/// Every method is idempotent and says what should be true afterwards.
+/// Implementations must be safe to call concurrently for different
+/// networks and ports; the reconcilers never call them concurrently for the
+/// same one.
+#[async_trait::async_trait]
+pub trait NetDriver: Send + Sync + 'static {
+    /// Short name: `linux`, `fake`.
+    fn name(&self) -> &'static str;
+
+    /// Makes the network's bridge exist and be up (with its VLAN
+    /// subinterface for a VLAN network).
+    async fn ensure_network(&self, network: &NetworkSpec) -> NetResult<()>;
+
+    /// Makes nothing of the network remain: bridge and VLAN subinterface.
+    /// Ports still on the bridge are detached, not deleted.
+    async fn remove_network(&self, network_id: &str) -> NetResult<()>;
+
+    /// Makes the gateway address exist on the network's bridge.
+    async fn ensure_gateway(&self, network_id: &str, address: Ipv4Cidr) -> NetResult<()>;
+
+    /// Makes the gateway address not exist on the network's bridge.
+    async fn remove_gateway(&self, network_id: &str, address: Ipv4Cidr) -> NetResult<()>;
+
+    /// Makes the port exist as specified: host end on the bridge and up,
+    /// peer in the namespace renamed, with its MAC, address, default route
+    /// and link up. Whatever differs is corrected; a host end whose peer is
+    /// no longer in the namespace is replaced.
+    async fn ensure_port(&self, port: &PortSpec) -> NetResult<()>;
+
+    /// Makes nothing of the port remain (deleting one end deletes both).
+    async fn remove_port(&self, port_id: &str) -> NetResult<()>;
+
+    /// Puts the plan's security ruleset in force in one transaction:
+    /// either all of it is in force afterwards, or (on an error) all of the
+    /// previous one still is. The Linux driver sends only what changed
+    /// since the plan it last applied, and the whole table when it knows
+    /// of none, when the table changed behind its back, and periodically.
+    async fn apply_security(&self, plan: &SecurityPlan) -> NetResult<()>;
+
+    /// Replaces the members of one security group in one transaction: a
+    /// set update, no rule is rewritten. The group must be in the plan in
+    /// force.
+    async fn set_group_members(&self, group_id: &str, members: &[Member]) -> NetResult<()>;
+
+    /// What the node has now.
+    async fn observe(&self) -> NetResult<Observed>;
+}
+
+/// Linux interface names hold at most 15 bytes (IFNAMSIZ 16 with its NUL).
+pub const IFNAMSIZ_MAX: usize = 15;
+
+/// `prefix` + the first 12 hex digits of the id's SHA-256: 15 bytes, the
+/// most an interface name holds, and a collision on one node needs some
+/// 16 million ids before it gets likely.
+fn derived_name(prefix: &str, id: &str) -> String {
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let mut name = String::from(prefix);
+    for b in &digest[..6] {
+        name.push_str(&format!("{b:02x}"));
+    }
+    debug_assert!(name.len() <= IFNAMSIZ_MAX);
+    name
+}
+
+/// The bridge of a network on every node.
+pub fn bridge_name(network_id: &str) -> String {
+    derived_name("nb-", network_id)
+}
+
+/// The host end of a port's veth pair: what the compute driver's spec
+/// calls the NIC's host interface.
+pub fn port_ifname(port_id: &str) -> String {
+    derived_name("nv-", port_id)
+}
+
+/// The VLAN subinterface of the trunk joining a VLAN network's bridge.
+pub fn vlan_ifname(network_id: &str) -> String {
+    derived_name("nl-", network_id)
+}
+
+/// Ids name chains, sets and interface aliases: ASCII letters, digits, `_`,
+/// `.`, `-`, at most 128 bytes, not starting with `.` or `-`.
+pub(crate) fn validate_id(kind: &str, id: &str) -> NetResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with(['.', '-'])
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!("bad {kind} id {id:?}")))
+    }
+}
+
+pub(crate) fn validate_port(port: &PortSpec) -> NetResult<()> {
+    validate_id("port", &port.id)?;
+    validate_id("network", &port.network_id)?;
+    let dev = &port.device;
+    if dev.is_empty()
+        || dev.len() > IFNAMSIZ_MAX
+        || !dev
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(NetError::Invalid(format!(
+            "port {}: bad device name {dev:?}",
+            port.id
+        )));
+    }
+    if port.mac.0[0] & 1 == 1 || port.mac.0 == [0; 6] {
+        return Err(NetError::Invalid(format!(
+            "port {}: {} is not a unicast MAC address",
+            port.id, port.mac
+        )));
+    }
+    if port.address.prefix == 0 || port.address.prefix > 30 {
+        return Err(NetError::Invalid(format!(
+            "port {}: prefix length of {} must be 1..=30",
+            port.id, port.address
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_network(net: &NetworkSpec) -> NetResult<()> {
+    validate_id("network", &net.id)?;
+    if let Some(v) = net.vlan {
+        if !(1..=4094).contains(&v) {
+            return Err(NetError::Invalid(format!(
+                "network {}: VLAN id {v} is not in 1..=4094",
+                net.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The interface alias marking what nuage made, with the id that owns it:
+/// what [`NetDriver::observe`] reads back.
+pub(crate) fn alias(kind: &str, id: &str) -> String {
+    format!("nuage:{kind}:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_ifnamsiz_and_differ() {
+        let long = "n".repeat(128);
+        for n in [bridge_name(&long), port_ifname("p-1"), vlan_ifname("x")] {
+            assert_eq!(n.len(), IFNAMSIZ_MAX, "{n}");
+        }
+        assert_ne!(bridge_name("net-1"), bridge_name("net-2"));
+        assert_eq!(bridge_name("net-1"), bridge_name("net-1"));
+        assert!(port_ifname("p").starts_with("nv-"));
+    }
+
+    #[test]
+    fn parses_and_rejects() {
+        let c: Ipv4Cidr = "10.0.3.7/24".parse().expect("cidr");
+        assert_eq!(c.network(), Ipv4Addr::new(10, 0, 3, 0));
+        assert_eq!(
+            "0.0.0.0/0".parse::<Ipv4Cidr>().expect("any").network(),
+            Ipv4Addr::UNSPECIFIED
+        );
+        for bad in ["10.0.0.1", "10.0.0.1/33", "x/8", "10.0.0/8"] {
+            assert!(bad.parse::<Ipv4Cidr>().is_err(), "{bad}");
+        }
+        let m: Mac = "02:00:0a:00:00:05".parse().expect("mac");
+        assert_eq!(m.to_string(), "02:00:0a:00:00:05");
+        for bad in [
+            "02:00:0a:00:00",
+            "02:00:0a:00:00:05:06",
+            "zz:00:00:00:00:00",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+        assert!(validate_id("port", "-x").is_err());
+        assert!(validate_id("port", "a b").is_err());
+        assert!(validate_network(&NetworkSpec {
+            id: "n".into(),
+            vlan: Some(4095)
+        })
+        .is_err());
+    }
+}
