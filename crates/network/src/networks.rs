@@ -353,7 +353,11 @@ impl NetworkService {
             .await
             .map_err(|_| NetworkError::not_found(Resource::Subnet, id))?;
         must_write(caller, "network:delete_subnet", &n.project_id)?;
-        repo::bump_network(&mut tx, &n.id, now()).await?;
+        let t = now();
+        repo::bump_network(&mut tx, &n.id, t).await?;
+        if !repo::bump_subnet(&mut tx, id, t).await? {
+            return Err(NetworkError::not_found(Resource::Subnet, id));
+        }
         let held = repo::count_ips_in_subnet(&mut tx, id).await?;
         if held > 0 {
             return Err(NetworkError::in_use(

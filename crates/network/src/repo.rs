@@ -14,6 +14,18 @@ use crate::types::{
 
 type C = AnyConnection;
 
+/// A foreign-key violation means a row this one names (or that names it)
+/// changed in a concurrent transaction between the service's check and its
+/// write: a conflict to retry, not an internal error.
+fn fk(e: sqlx::Error, what: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Conflict {
+            what: what.to_string(),
+        },
+        _ => StoreError::Query(e),
+    }
+}
+
 // ---------------------------------------------------------------- projects
 
 /// Locks the project's row until the transaction ends: the section that
@@ -181,11 +193,13 @@ pub async fn delete_network(c: &mut C, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM subnets WHERE network_id = $1")
         .bind(id)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("network {id}")))?;
     sqlx::query("DELETE FROM networks WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("network {id}")))?;
     Ok(())
 }
 
@@ -266,7 +280,8 @@ pub async fn insert_subnet(
     .bind(i64::from(hint))
     .bind(now)
     .execute(&mut *c)
-    .await?;
+    .await
+    .map_err(|e| fk(e, &format!("network {}", s.network_id)))?;
     Ok(())
 }
 
@@ -307,6 +322,19 @@ pub async fn overlapping(
     .await?)
 }
 
+/// Bumps a subnet's generation and locks its row, which waits for the
+/// allocations in flight on it and holds back new ones.
+pub async fn bump_subnet(c: &mut C, id: &str, now: i64) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE subnets SET generation = generation + 1, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn count_ips_in_subnet(c: &mut C, id: &str) -> StoreResult<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM port_ips WHERE subnet_id = $1")
         .bind(id)
@@ -319,7 +347,8 @@ pub async fn delete_subnet(c: &mut C, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM subnets WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("subnet {id}")))?;
     Ok(())
 }
 
@@ -357,7 +386,8 @@ pub async fn insert_port(c: &mut C, p: &Port, now: i64) -> StoreResult<bool> {
     .bind(&p.device_id)
     .bind(now)
     .execute(&mut *c)
-    .await?;
+    .await
+    .map_err(|e| fk(e, &format!("network {}", p.network_id)))?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -469,7 +499,8 @@ pub async fn set_port_groups(c: &mut C, port: &str, groups: &[String]) -> StoreR
         .bind(port)
         .bind(g)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("security group {g}")))?;
     }
     Ok(())
 }
@@ -479,7 +510,8 @@ pub async fn delete_port_row(c: &mut C, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM ports WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("port {id}")))?;
     Ok(())
 }
 
@@ -616,7 +648,8 @@ pub async fn insert_rule(
     .bind(fingerprint)
     .bind(now)
     .execute(&mut *c)
-    .await?;
+    .await
+    .map_err(|e| fk(e, &format!("security group {}", r.group_id)))?;
     Ok(res.rows_affected() == 1)
 }
 
@@ -682,7 +715,8 @@ pub async fn delete_sg(c: &mut C, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM security_groups WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("security group {id}")))?;
     Ok(())
 }
 
@@ -816,7 +850,8 @@ pub async fn delete_router(c: &mut C, id: &str) -> StoreResult<()> {
     sqlx::query("DELETE FROM routers WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
-        .await?;
+        .await
+        .map_err(|e| fk(e, &format!("router {id}")))?;
     Ok(())
 }
 
