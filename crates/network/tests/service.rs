@@ -1006,3 +1006,126 @@ async fn allocation_pools_are_respected() {
         );
     }
 }
+
+/// Routers: one router per subnet (the gateway address), no overlapping
+/// subnets on one router, no deleting with interfaces; a port's groups
+/// change in place and bump its generation; a network with ports or a
+/// subnet with addresses is not deleted.
+#[tokio::test]
+async fn routers_port_groups_and_deletes_in_use() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let (n1, s1) = network_with_subnet(&w, &w.a, "10.30.0.0/24").await;
+        let (_, s2) = network_with_subnet(&w, &w.a, "10.30.0.0/24").await;
+        let r1 = w
+            .net
+            .create_router(&w.a, NewRouter::default())
+            .await
+            .expect("router");
+        let r2 = w
+            .net
+            .create_router(&w.a, NewRouter::default())
+            .await
+            .expect("router");
+        let r1 = w
+            .net
+            .add_router_interface(&w.a, &r1.id, &s1.id)
+            .await
+            .expect("interface");
+        assert_eq!(r1.generation, 2, "{engine}");
+        let e = w
+            .net
+            .add_router_interface(&w.a, &r2.id, &s1.id)
+            .await
+            .expect_err("second router on a subnet");
+        assert!(
+            matches!(
+                e,
+                NetworkError::InUse {
+                    kind: Resource::Subnet,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        let e = w
+            .net
+            .add_router_interface(&w.a, &r1.id, &s2.id)
+            .await
+            .expect_err("overlapping subnets on one router");
+        assert!(
+            matches!(e, NetworkError::OverlappingCidr { .. }),
+            "{engine}: {e:?}"
+        );
+        let e = w
+            .net
+            .delete_router(&w.a, &r1.id)
+            .await
+            .expect_err("has an interface");
+        assert!(matches!(e, NetworkError::InUse { .. }), "{engine}: {e:?}");
+        let e = w
+            .net
+            .delete_subnet(&w.a, &s1.id)
+            .await
+            .expect_err("router interface holds its gateway");
+        assert!(matches!(e, NetworkError::InUse { .. }), "{engine}: {e:?}");
+        w.net
+            .remove_router_interface(&w.a, &r1.id, &s1.id)
+            .await
+            .expect("removed");
+        w.net.delete_router(&w.a, &r1.id).await.expect("deleted");
+
+        // A port's groups change in place.
+        let p = w
+            .net
+            .create_port(&w.a, port_on(&n1.id))
+            .await
+            .expect("port");
+        let g = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "app".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("group");
+        let mut both = p.security_groups.clone();
+        both.push(g.id.clone());
+        let q = w
+            .net
+            .set_port_security_groups(&w.a, &p.id, &both)
+            .await
+            .expect("groups");
+        assert_eq!(q.security_groups.len(), 2, "{engine}");
+        assert_eq!(q.generation, p.generation + 1, "{engine}");
+        let e = w
+            .net
+            .delete_network(&w.a, &n1.id)
+            .await
+            .expect_err("a port is on it");
+        assert!(
+            matches!(
+                e,
+                NetworkError::InUse {
+                    kind: Resource::Network,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        w.net.delete_port(&w.a, &p.id).await.expect("port deleted");
+        w.net
+            .delete_network(&w.a, &n1.id)
+            .await
+            .expect("network deleted");
+        let e = w
+            .net
+            .get_subnet(&w.a, &s1.id)
+            .await
+            .expect_err("its subnet went with it");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{engine}");
+    }
+}
