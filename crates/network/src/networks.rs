@@ -6,13 +6,13 @@ use nuage_identity::policy::{authorize, Rule};
 use nuage_model::id;
 use nuage_model::identity::Principal;
 use nuage_store::sqlx::AnyConnection;
-use nuage_store::Tx;
+use nuage_store::{Db, Tx};
 
 use crate::cidr::{self, Cidr, Range};
 use crate::types::{prefix, Network, NewNetwork, NewSubnet, Pool, Subnet, DEFAULT_NAME};
 use crate::{
     check_name, commit, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
-    NetworkService, Resource,
+    NetworkService, Resource, REVISION_AREA,
 };
 
 /// Subnets are /8 to /30: larger ones are not a LAN, smaller ones have no
@@ -447,6 +447,7 @@ impl NetworkService {
                 dns_servers: self.inner.config.default_dns.clone(),
             })?;
             insert_planned(tx, &n, DEFAULT_NAME, &plan).await?;
+            Db::bump_revision(tx, REVISION_AREA).await?;
             tracing::info!(project, network = %n.id, cidr = %plan.cidr, "default network created");
         }
         repo::get_network(tx, &n.id)

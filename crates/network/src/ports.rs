@@ -8,7 +8,7 @@ use nuage_identity::policy::{authorize, Rule};
 use nuage_model::id;
 use nuage_model::identity::Principal;
 use nuage_store::sqlx::AnyConnection;
-use nuage_store::Tx;
+use nuage_store::{Db, Tx};
 use rand::Rng;
 
 use crate::cidr::{self, Cidr};
@@ -16,7 +16,7 @@ use crate::ipam::{self, Want};
 use crate::types::{device_owner, prefix, FixedIpRequest, NewPort, Port, Subnet};
 use crate::{
     check_name, commit, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
-    NetworkService, Resource,
+    NetworkService, Resource, REVISION_AREA,
 };
 
 const MAX_FIXED_IPS: usize = 8;
@@ -234,7 +234,7 @@ impl NetworkService {
 
     /// Creates a port inside the caller's transaction: compute's launch
     /// calls this so that the port, its addresses and the instance commit
-    /// together. A port goes on a network of the caller's project, or on a
+    /// together (the network revision is bumped in it too). A port goes on a network of the caller's project, or on a
     /// shared one; external networks take only the service's own ports
     /// (router gateways, floating addresses) unless an admin asks.
     pub async fn create_port_in(
@@ -280,6 +280,7 @@ impl NetworkService {
         let groups = self
             .port_groups(tx, &project, req.security_groups.as_deref())
             .await?;
+        Db::bump_revision(tx, REVISION_AREA).await?;
         insert_port(
             tx,
             PortSpec {
@@ -350,6 +351,9 @@ impl NetworkService {
         device_id: &str,
     ) -> NetworkResult<Vec<String>> {
         let ports = repo::ports_of_device(tx, device_id, device_owner::INSTANCE).await?;
+        if !ports.is_empty() {
+            Db::bump_revision(tx, REVISION_AREA).await?;
+        }
         let mut out = Vec::with_capacity(ports.len());
         for p in ports {
             remove_port(tx, &p.id).await?;

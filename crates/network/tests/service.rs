@@ -858,7 +858,12 @@ async fn ports_follow_the_callers_transaction() {
             p.fixed_ips[0].ip_address, "10.3.0.2",
             "{engine}: the rollback freed it"
         );
+        let revision = w.t.db.revision("network").await.expect("revision");
         tx.commit().await.expect("commit");
+        assert!(
+            w.t.db.revision("network").await.expect("revision") > revision,
+            "{engine}: watchers were not told"
+        );
         let e = w.net.delete_port(&w.a, &p.id).await.expect_err("attached");
         assert!(matches!(e, NetworkError::InUse { .. }), "{engine}: {e:?}");
         let mut tx = w.t.db.begin().await.expect("begin");
