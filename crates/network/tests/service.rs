@@ -1134,3 +1134,110 @@ async fn routers_port_groups_and_deletes_in_use() {
         assert_eq!(e.kind(), ErrorKind::NotFound, "{engine}");
     }
 }
+
+/// Provider networks: one network per VLAN id; a shared network takes
+/// ports of every project (each port its own project's); an external
+/// network is visible to all but takes only the service's own ports.
+#[tokio::test]
+async fn provider_networks() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let vlan = |name: &str| NewNetwork {
+            name: name.into(),
+            vlan_id: Some(100),
+            ..Default::default()
+        };
+        let v = w
+            .net
+            .create_network(&w.admin, vlan("v100"))
+            .await
+            .expect("vlan");
+        assert_eq!(v.vlan_id, Some(100));
+        let e = w
+            .net
+            .create_network(&w.admin, vlan("again"))
+            .await
+            .expect_err("VLAN taken");
+        assert!(matches!(e, NetworkError::Conflict(_)), "{engine}: {e:?}");
+        let e = w
+            .net
+            .create_network(&w.a, vlan("member"))
+            .await
+            .expect_err("members make no VLAN networks");
+        assert_eq!(e.kind(), ErrorKind::Forbidden, "{engine}: {e:?}");
+
+        let shared = w
+            .net
+            .create_network(
+                &w.admin,
+                NewNetwork {
+                    name: "shared".into(),
+                    shared: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("shared");
+        w.net
+            .create_subnet(
+                &w.admin,
+                NewSubnet {
+                    network_id: shared.id.clone(),
+                    cidr: "10.50.0.0/24".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("subnet");
+        let pb = w
+            .net
+            .create_port(&w.b, port_on(&shared.id))
+            .await
+            .expect("B's port on the shared network");
+        assert_eq!(pb.project_id, w.b.project_id, "{engine}");
+        let pa = w
+            .net
+            .create_port(&w.a, port_on(&shared.id))
+            .await
+            .expect("A's port");
+        assert_ne!(pa.fixed_ips[0].ip_address, pb.fixed_ips[0].ip_address);
+        // B's port on it is still B's: A cannot see it.
+        let e = w.net.get_port(&w.a, &pb.id).await.expect_err("B's port");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{engine}");
+        // Nor change the shared network itself.
+        let e = w
+            .net
+            .delete_network(&w.a, &shared.id)
+            .await
+            .expect_err("not A's");
+        assert_eq!(e.kind(), ErrorKind::Forbidden, "{engine}: {e:?}");
+
+        let ext = external(&w, "198.51.100.0/24").await;
+        assert!(w
+            .net
+            .list_networks(&w.a, false)
+            .await
+            .expect("list")
+            .iter()
+            .any(|n| n.id == ext.id && n.external));
+        let e = w
+            .net
+            .create_port(&w.a, port_on(&ext.id))
+            .await
+            .expect_err("a member's port on an external network");
+        assert_eq!(e.kind(), ErrorKind::Forbidden, "{engine}: {e:?}");
+        let e = w
+            .net
+            .create_port(
+                &w.a,
+                NewPort {
+                    network_id: shared.id.clone(),
+                    device_owner: "network:router_interface".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect_err("a reserved owner");
+        assert!(matches!(e, NetworkError::Invalid(_)), "{engine}: {e:?}");
+    }
+}
