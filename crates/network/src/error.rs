@@ -94,6 +94,10 @@ pub enum NetworkError {
         limit: i64,
         used: i64,
     },
+    /// A fixed bound of the service, not a project quota (EC2's
+    /// RulesPerSecurityGroupLimitExceeded).
+    #[error("too many {what}: the limit is {limit}")]
+    LimitExceeded { what: &'static str, limit: i64 },
     /// A change that raced another, or a state that does not allow it.
     #[error("{0}")]
     Conflict(String),
@@ -151,7 +155,9 @@ impl HasKind for NetworkError {
             | NetworkError::InUse { .. }
             | NetworkError::NotReachable { .. }
             | NetworkError::Conflict(_) => ErrorKind::Conflict,
-            NetworkError::QuotaExceeded { .. } => ErrorKind::QuotaExceeded,
+            NetworkError::QuotaExceeded { .. } | NetworkError::LimitExceeded { .. } => {
+                ErrorKind::QuotaExceeded
+            }
             NetworkError::Internal(_) => ErrorKind::Internal,
             NetworkError::Identity(e) => e.kind(),
             NetworkError::Store(e) => e.kind(),

@@ -30,6 +30,7 @@ use nuage_model::identity::Principal;
 use nuage_store::{now_ms, Db, StoreError, Tx};
 
 pub use error::{NetworkError, NetworkResult, Resource};
+pub use security::MAX_RULES_PER_GROUP;
 
 /// The revision area every network change bumps (in its transaction), for
 /// controllers that watch the store (`Controller::watch_store_revision`).

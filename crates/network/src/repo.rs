@@ -653,6 +653,15 @@ pub async fn insert_rule(
     Ok(res.rows_affected() == 1)
 }
 
+pub async fn count_rules(c: &mut C, group: &str) -> StoreResult<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM security_group_rules WHERE group_id = $1")
+            .bind(group)
+            .fetch_one(&mut *c)
+            .await?;
+    Ok(n)
+}
+
 pub async fn get_rule(c: &mut C, id: &str) -> StoreResult<Option<SecurityGroupRule>> {
     let row: Option<RuleRow> = sqlx::query_as(&format!(
         "SELECT {RULE_COLS} FROM security_group_rules WHERE id = $1"

@@ -23,6 +23,11 @@ use crate::{
 /// Everywhere, as a peer.
 const ANYWHERE: &str = "0.0.0.0/0";
 
+/// Rules one group holds at most: every rule becomes nftables rules on
+/// every node with a member, so a client must not grow it without bound
+/// (the figure is 1,000 rules applied in 100 ms).
+pub const MAX_RULES_PER_GROUP: i64 = 1000;
+
 /// The rule `req` asks for, normalised, or why it cannot be enforced.
 /// A peer is a CIDR or a group; neither means anywhere.
 fn check_rule(group: &str, req: &NewRule) -> NetworkResult<SecurityGroupRule> {
@@ -344,6 +349,13 @@ impl NetworkService {
         let t = now();
         if !repo::bump_sg(&mut tx, group, t).await? {
             return Err(NetworkError::not_found(Resource::SecurityGroup, group));
+        }
+        // Counted under the group's row lock: racing adds cannot overrun it.
+        if repo::count_rules(&mut tx, group).await? >= MAX_RULES_PER_GROUP {
+            return Err(NetworkError::LimitExceeded {
+                what: "rules in a security group",
+                limit: MAX_RULES_PER_GROUP,
+            });
         }
         if !repo::insert_rule(&mut tx, &rule, &fingerprint(&rule), t).await? {
             return Err(NetworkError::AlreadyExists {

@@ -1241,3 +1241,66 @@ async fn provider_networks() {
         assert!(matches!(e, NetworkError::Invalid(_)), "{engine}: {e:?}");
     }
 }
+
+/// A group holds at most `MAX_RULES_PER_GROUP` rules; the one past it is
+/// refused with `LimitExceeded` and not written.
+#[tokio::test]
+async fn rules_per_group_are_bounded() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let g = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "many".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("group");
+        // The group has its egress rule; fill it to one below the limit
+        // directly, as that many adds would.
+        let missing = nuage_network::MAX_RULES_PER_GROUP - 2;
+        sqlx::query(
+            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $2) \
+             INSERT INTO security_group_rules (id, group_id, direction, protocol, port_min, \
+             port_max, remote_cidr, remote_group_id, description, fingerprint, created_at) \
+             SELECT 'sgr-fill-' || n, $1, 'ingress', 'tcp', n, n, '0.0.0.0/0', NULL, '', \
+             'fill-' || n, 0 FROM seq",
+        )
+        .bind(&g.id)
+        .bind(missing)
+        .execute(w.t.db.writer())
+        .await
+        .expect("fill");
+        let rule = |port: i64| NewRule {
+            direction: Direction::Ingress,
+            protocol: "udp".into(),
+            port_range_min: Some(port),
+            port_range_max: Some(port),
+            remote_cidr: None,
+            remote_group_id: None,
+            description: String::new(),
+        };
+        w.net
+            .add_security_group_rule(&w.a, &g.id, rule(53))
+            .await
+            .expect("the last one that fits");
+        let e = w
+            .net
+            .add_security_group_rule(&w.a, &g.id, rule(54))
+            .await
+            .expect_err("one too many");
+        assert!(
+            matches!(e, NetworkError::LimitExceeded { limit, .. } if limit == nuage_network::MAX_RULES_PER_GROUP),
+            "{engine}: {e:?}"
+        );
+        let g = w.net.get_security_group(&w.a, &g.id).await.expect("get");
+        assert_eq!(
+            g.rules.len() as i64,
+            nuage_network::MAX_RULES_PER_GROUP,
+            "{engine}"
+        );
+    }
+}
