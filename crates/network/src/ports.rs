@@ -2,7 +2,7 @@
 //! that filter them, and the device (instance, router, floating address)
 //! that holds them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use nuage_identity::policy::{authorize, Rule};
 use nuage_model::id;
@@ -13,7 +13,7 @@ use rand::Rng;
 
 use crate::cidr::{self, Cidr};
 use crate::ipam::{self, Want};
-use crate::types::{device_owner, prefix, FixedIpRequest, NewPort, Port, Subnet};
+use crate::types::{device_owner, prefix, DeviceAddress, FixedIpRequest, NewPort, Port, Subnet};
 use crate::{
     check_name, commit, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
     NetworkService, Resource, REVISION_AREA,
@@ -358,6 +358,24 @@ impl NetworkService {
         for p in ports {
             remove_port(tx, &p.id).await?;
             out.push(p.id);
+        }
+        Ok(out)
+    }
+
+    /// The private and public addresses of instances, for describe output
+    /// (EC2's PrivateIpAddress/PublicIpAddress, Nova's addresses): one
+    /// query per 500 ids, whatever their number. No policy check: the
+    /// caller (compute) has authorised the instances it describes.
+    pub async fn device_addresses(
+        &self,
+        devices: &[String],
+    ) -> NetworkResult<BTreeMap<String, Vec<DeviceAddress>>> {
+        let mut c = self.reader().await?;
+        let mut out: BTreeMap<String, Vec<DeviceAddress>> = BTreeMap::new();
+        for chunk in devices.chunks(500) {
+            for (device, a) in repo::device_addresses(&mut c, chunk).await? {
+                out.entry(device).or_default().push(a);
+            }
         }
         Ok(out)
     }

@@ -8,8 +8,8 @@ use nuage_store::sqlx::{self, AnyConnection};
 use nuage_store::{StoreError, StoreResult};
 
 use crate::types::{
-    device_owner, Direction, FixedIp, FloatingIp, Network, Port, Protocol, Router, RouterInterface,
-    SecurityGroup, SecurityGroupRule, Subnet,
+    device_owner, DeviceAddress, Direction, FixedIp, FloatingIp, Network, Port, Protocol, Router,
+    RouterInterface, SecurityGroup, SecurityGroupRule, Subnet,
 };
 
 type C = AnyConnection;
@@ -1055,4 +1055,60 @@ pub async fn delete_fip(c: &mut C, id: &str) -> StoreResult<()> {
         .execute(&mut *c)
         .await?;
     Ok(())
+}
+
+/// The addresses of the instance ports of `devices` (at most a few
+/// hundred ids per call: one placeholder each), ordered by device, port
+/// creation and address.
+pub async fn device_addresses(
+    c: &mut C,
+    devices: &[String],
+) -> StoreResult<Vec<(String, DeviceAddress)>> {
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (0..devices.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT p.device_id, p.id, p.network_id, i.subnet_id, p.mac, i.ip, f.ip, f.id \
+         FROM ports p JOIN port_ips i ON i.port_id = p.id \
+         LEFT JOIN floating_ips f ON f.port_id = p.id AND f.fixed_ip = i.ip \
+         WHERE p.device_owner = $1 AND p.device_id IN ({}) \
+         ORDER BY p.device_id, p.created_at, p.id, i.address",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query_as::<
+        _,
+        (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        ),
+    >(&sql)
+    .bind(device_owner::INSTANCE);
+    for d in devices {
+        q = q.bind(d);
+    }
+    let rows = q.fetch_all(&mut *c).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.0,
+                DeviceAddress {
+                    port_id: r.1,
+                    network_id: r.2,
+                    subnet_id: r.3,
+                    mac_address: r.4,
+                    private_ip: r.5,
+                    public_ip: r.6,
+                    floating_ip_id: r.7,
+                },
+            )
+        })
+        .collect())
 }

@@ -232,6 +232,19 @@ pub struct FloatingIp {
     pub created_at: i64,
 }
 
+/// One address of a device's port as describe output shows it: the
+/// private (fixed) address and, when associated, its public one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceAddress {
+    pub port_id: String,
+    pub network_id: String,
+    pub subnet_id: String,
+    pub mac_address: String,
+    pub private_ip: String,
+    pub public_ip: Option<String>,
+    pub floating_ip_id: Option<String>,
+}
+
 /// What creating a network asks for. `vlan_id`, `external` and `shared`
 /// are the operator's (admin only), as Neutron's provider attributes.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -616,6 +616,43 @@ async fn floating_ips_quota_and_association() {
         assert_eq!(f.fixed_ip_address.as_deref(), Some("10.9.0.2"));
         assert_eq!(f.router_id.as_deref(), Some(r.id.as_str()));
         assert_eq!(f.generation, 2, "{engine}");
+        // Describe output: the instance's private and public addresses.
+        let mut tx = w.t.db.begin().await.expect("begin");
+        let inst = w
+            .net
+            .create_port_in(
+                &mut tx,
+                &w.a,
+                NewPort {
+                    network_id: n.id.clone(),
+                    device_owner: "compute:instance".into(),
+                    device_id: "i-00000000000000042".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("instance port");
+        tx.commit().await.expect("commit");
+        let f2 = w
+            .net
+            .associate_floating_ip(&w.a, &ok[2].id, &inst.id, None)
+            .await
+            .expect("associate the instance's port");
+        let seen = w
+            .net
+            .device_addresses(&["i-00000000000000042".into(), "i-nothing".into()])
+            .await
+            .expect("addresses");
+        assert_eq!(seen.len(), 1, "{engine}: {seen:?}");
+        let a = &seen["i-00000000000000042"];
+        assert_eq!(a.len(), 1, "{engine}");
+        assert_eq!(a[0].port_id, inst.id);
+        assert_eq!(a[0].private_ip, "10.9.0.3", "{engine}");
+        assert_eq!(
+            a[0].public_ip.as_deref(),
+            Some(f2.floating_ip_address.as_str())
+        );
+        assert_eq!(a[0].floating_ip_id.as_deref(), Some(f2.id.as_str()));
         // The router cannot lose that subnet or its gateway meanwhile.
         let e = w
             .net
