@@ -34,6 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "compute_desired",
         sql: include_str!("../migrations/0003_compute_desired.sql"),
     },
+    Migration {
+        version: 5,
+        name: "network",
+        sql: include_str!("../migrations/0005_network.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"
