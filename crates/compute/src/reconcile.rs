@@ -378,6 +378,7 @@ impl InstanceReconciler {
                     disk_gib: inst.disk_gib,
                 },
                 config_drive: files,
+                nics: Vec::new(),
             },
         })
     }

@@ -51,6 +51,7 @@ fn spec(id: &str, rootfs: &Path) -> InstanceSpec {
             disk_gib: 1,
         },
         config_drive: vec![],
+        nics: vec![],
     }
 }
 

@@ -872,6 +872,7 @@ impl Inner {
             oom_kills,
             netns: netns.then(|| p.netns.clone()),
             exit,
+            nics: Vec::new(),
         };
         Ok((observed, running))
     }

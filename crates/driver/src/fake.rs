@@ -57,6 +57,7 @@ impl FakeDriver {
                 oom_kills: 0,
                 netns: None,
                 exit: None,
+                nics: Vec::new(),
             },
         }
     }
@@ -155,6 +156,7 @@ mod tests {
                 disk_gib: 1,
             },
             config_drive: vec![],
+            nics: vec![],
         }
     }
 

@@ -11,7 +11,7 @@
 
 pub mod fake;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,61 @@ pub struct ConfigFile {
 /// Where instances find their config drive.
 pub const CONFIG_DRIVE_MOUNT: &str = "/mnt/config";
 
+/// One network interface of an instance: its port on a virtual network, as
+/// the network service allocated it. The driver makes it exist before the
+/// init (or a VM) starts, through the node's [`NicPlugger`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    /// The port (`eni-…`).
+    pub port_id: String,
+    pub network_id: String,
+    /// The network's VLAN id, for a network carried on the node's trunk.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// `fa:16:3e:…`.
+    pub mac: String,
+    /// The fixed address with its subnet's prefix length: `10.0.0.5/16`.
+    pub address: String,
+    /// Where the default route points; `None` on an isolated subnet.
+    pub gateway: Option<String>,
+    /// The host end of the NIC (a veth for a container, a TAP for a VM):
+    /// [`nic_host_ifname`] of the port.
+    pub host_ifname: String,
+}
+
+/// The host-side interface name of a port: `nv-` and the first 12 hex
+/// digits of the port id's SHA-256, 15 bytes (Linux's IFNAMSIZ less its
+/// NUL); a collision on one node needs some 16 million ports to get likely.
+pub fn nic_host_ifname(port_id: &str) -> String {
+    derived_ifname("nv-", port_id)
+}
+
+/// `prefix` + 12 hex digits of the id's SHA-256: the naming of every
+/// interface nuage makes, so that names stay within IFNAMSIZ.
+pub fn derived_ifname(prefix: &str, id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let mut name = String::with_capacity(prefix.len() + 12);
+    name.push_str(prefix);
+    for b in &digest[..6] {
+        name.push_str(&format!("{b:02x}"));
+    }
+    name
+}
+
+/// What wires an instance's NICs on the node's virtual networks: the
+/// network data plane, which the compute driver calls once the instance's
+/// network namespace exists and before its init starts (CNI's ADD and DEL).
+#[async_trait::async_trait]
+pub trait NicPlugger: Send + Sync + 'static {
+    /// Makes the NICs exist, configured, in the namespace (a bind-mounted
+    /// nsfs file). Idempotent; corrects whatever differs.
+    async fn plug(&self, instance_id: &str, netns: &Path, nics: &[Nic]) -> DriverResult<()>;
+
+    /// Makes nothing of these NICs remain on the node. Idempotent.
+    async fn unplug(&self, instance_id: &str, nics: &[Nic]) -> DriverResult<()>;
+}
+
 /// Everything a driver needs to run one instance. The same spec is passed on
 /// every call for the instance's whole life, so a driver can (re)create what
 /// is missing from it alone.
@@ -94,6 +149,8 @@ pub struct InstanceSpec {
     pub workdir: String,
     pub resources: Resources,
     pub config_drive: Vec<ConfigFile>,
+    /// Its network interfaces, in order (`eth0` first); empty: loopback only.
+    pub nics: Vec<Nic>,
 }
 
 /// What a driver observes of an instance.
@@ -123,6 +180,16 @@ pub struct Observed {
     /// seen (a driver that restarted cannot always tell).
     #[serde(default)]
     pub exit: Option<Exit>,
+    /// The host ends of its NICs that exist, by port id.
+    #[serde(default)]
+    pub nics: Vec<ObservedNic>,
+}
+
+/// A NIC of an instance as the node has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedNic {
+    pub port_id: String,
+    pub host_ifname: String,
 }
 
 impl Observed {
@@ -132,6 +199,7 @@ impl Observed {
             oom_kills: 0,
             netns: None,
             exit: None,
+            nics: Vec::new(),
         }
     }
 }

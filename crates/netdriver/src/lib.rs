@@ -33,7 +33,6 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 
 pub use nft::{
     Direction, PortRange, Protocol, Remote, SecurityGroup, SecurityPlan, SgPort, SgRule,
@@ -259,15 +258,8 @@ pub trait NetDriver: Send + Sync + 'static {
 /// Linux interface names hold at most 15 bytes (IFNAMSIZ 16 with its NUL).
 pub const IFNAMSIZ_MAX: usize = 15;
 
-/// `prefix` + the first 12 hex digits of the id's SHA-256: 15 bytes, the
-/// most an interface name holds, and a collision on one node needs some
-/// 16 million ids before it gets likely.
 fn derived_name(prefix: &str, id: &str) -> String {
-    let digest = sha2::Sha256::digest(id.as_bytes());
-    let mut name = String::from(prefix);
-    for b in &digest[..6] {
-        name.push_str(&format!("{b:02x}"));
-    }
+    let name = nuage_driver::derived_ifname(prefix, id);
     debug_assert!(name.len() <= IFNAMSIZ_MAX);
     name
 }
@@ -278,9 +270,9 @@ pub fn bridge_name(network_id: &str) -> String {
 }
 
 /// The host end of a port's veth pair: what the compute driver's spec
-/// calls the NIC's host interface.
+/// calls the NIC's host interface ([`nuage_driver::nic_host_ifname`]).
 pub fn port_ifname(port_id: &str) -> String {
-    derived_name("nv-", port_id)
+    nuage_driver::nic_host_ifname(port_id)
 }
 
 /// The VLAN subinterface of the trunk joining a VLAN network's bridge.

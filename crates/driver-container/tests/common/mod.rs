@@ -119,6 +119,7 @@ impl Fixture {
                     contents: b"#!/bin/sh\necho user-data-here\n".to_vec(),
                 },
             ],
+            nics: vec![],
         }
     }
 
