@@ -90,6 +90,9 @@ pub enum ComputeError {
     Identity(#[from] IdentityError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The network service refused or failed (a launch's ports).
+    #[error(transparent)]
+    Network(#[from] nuage_network::NetworkError),
 }
 
 impl ComputeError {
@@ -152,6 +155,7 @@ impl HasKind for ComputeError {
             ComputeError::Driver { .. } | ComputeError::Internal(_) => ErrorKind::Internal,
             ComputeError::Identity(e) => e.kind(),
             ComputeError::Store(e) => e.kind(),
+            ComputeError::Network(e) => e.kind(),
         }
     }
 }

@@ -41,6 +41,14 @@ pub struct RunRequest {
     /// the instances of the first.
     #[serde(default)]
     pub client_token: Option<String>,
+    /// The network of each instance's port; the project's default network
+    /// (made at first use) when absent.
+    #[serde(default)]
+    pub network_id: Option<String>,
+    /// The ports' security groups (ids); the project's `default` group
+    /// when absent.
+    #[serde(default)]
+    pub security_groups: Option<Vec<String>>,
 }
 
 /// What `PATCH /instances/{id}` changes (EC2's ModifyInstanceAttribute).
@@ -414,6 +422,18 @@ impl Compute {
         };
         let reservation = nuage_model::id::ec2("r");
         let launch = now();
+        // Ports are made in this transaction: a launch that fails or is
+        // killed leaves no address allocated, a committed one has them all.
+        let network_id = match (self.network(), &req.network_id) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ComputeError::invalid(
+                    "network_id: this cloud runs no network service",
+                ))
+            }
+            (Some(_), Some(n)) => Some(n.clone()),
+            (Some(net), None) => Some(net.ensure_default_network_in(&mut tx, &project).await?.id),
+        };
         let mut out = Vec::with_capacity(placements.len());
         for (idx, p) in placements.iter().enumerate() {
             let id = nuage_model::id::ec2("i");
@@ -451,6 +471,9 @@ impl Compute {
                 force_stop: false,
                 generation: 1,
                 observed_generation: 0,
+                network_interfaces: Vec::new(),
+                private_ip_address: None,
+                public_ip_address: None,
             };
             let inserted = repo::insert_instance(
                 &mut *tx,
@@ -462,7 +485,25 @@ impl Compute {
             )
             .await;
             match (inserted, &req.client_token) {
-                (Ok(()), _) => out.push(inst),
+                (Ok(()), _) => {
+                    if let (Some(net), Some(network_id)) = (self.network(), &network_id) {
+                        net.create_port_in(
+                            &mut tx,
+                            caller,
+                            nuage_network::types::NewPort {
+                                network_id: network_id.clone(),
+                                name: String::new(),
+                                fixed_ips: Vec::new(),
+                                security_groups: req.security_groups.clone(),
+                                device_owner: nuage_network::types::device_owner::INSTANCE
+                                    .into(),
+                                device_id: id.clone(),
+                            },
+                        )
+                        .await?;
+                    }
+                    out.push(inst)
+                }
                 (Err(StoreError::AlreadyExists { .. }), Some(token)) => {
                     // The unique index on (project, client token) refused a
                     // second launch that the lock did not serialise: the
@@ -477,6 +518,7 @@ impl Compute {
         }
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(project = %project, reservation = %reservation, count = out.len(), instance_type = %itype.name, image = %image.id, "instances launched");
+        self.fill_addresses(&mut out).await?;
         self.trigger(out.iter().map(|i| i.id.clone()));
         Ok(out)
     }
@@ -498,7 +540,28 @@ impl Compute {
             Rule::ProjectRead(&inst.project_id),
         )
         .map_err(|_| missing())?;
+        let mut one = [inst];
+        self.fill_addresses(&mut one).await?;
+        let [inst] = one;
         Ok(inst)
+    }
+
+    /// Fills the instances' network interfaces and addresses from the
+    /// network service (one query per few hundred instances).
+    async fn fill_addresses(&self, items: &mut [Instance]) -> ComputeResult<()> {
+        let Some(net) = self.network() else {
+            return Ok(());
+        };
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let mut by_device = net.device_addresses(&ids).await?;
+        for inst in items.iter_mut() {
+            if let Some(nics) = by_device.remove(&inst.id) {
+                inst.private_ip_address = nics.first().map(|a| a.private_ip.clone());
+                inst.public_ip_address = nics.iter().find_map(|a| a.public_ip.clone());
+                inst.network_interfaces = nics;
+            }
+        }
+        Ok(())
     }
 
     pub async fn describe_instances(
@@ -544,6 +607,7 @@ impl Compute {
                 next_token = items.last().map(|i| hex::encode(sort_key(i)));
             }
         }
+        self.fill_addresses(&mut items).await?;
         Ok(Page { items, next_token })
     }
 

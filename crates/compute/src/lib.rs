@@ -89,6 +89,9 @@ struct Inner {
     scheduler: Mutex<Scheduler>,
     agents: RwLock<HashMap<String, Arc<dyn NodeAgent>>>,
     controller: OnceLock<nuage_runtime::Handle<String>>,
+    /// The network service, once attached: launches then give every
+    /// instance a port, and specs carry its NICs.
+    network: OnceLock<nuage_network::NetworkService>,
     /// Woken whenever an instance's observed state is written, for the
     /// long-polls that wait for a state.
     changed: Notify,
@@ -144,6 +147,7 @@ impl Compute {
                 scheduler: Mutex::new(scheduler),
                 agents: RwLock::new(HashMap::new()),
                 controller: OnceLock::new(),
+                network: OnceLock::new(),
                 changed: Notify::new(),
                 blob_gc: tokio::sync::RwLock::new(()),
             }),
@@ -152,6 +156,17 @@ impl Compute {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// Gives instances networking: from now on every launch gives each
+    /// instance a port (on the project's default network unless the
+    /// request names one) in the launch's transaction. Set once, at start.
+    pub fn attach_network(&self, network: nuage_network::NetworkService) {
+        let _ = self.inner.network.set(network);
+    }
+
+    pub(crate) fn network(&self) -> Option<&nuage_network::NetworkService> {
+        self.inner.network.get()
     }
 
     pub fn region(&self) -> &str {

@@ -66,14 +66,7 @@ impl Reconciler for InstanceReconciler {
                     let r = inst.state_reason.clone().unwrap_or_else(|| {
                         reason("Client.UserInitiatedShutdown", "User initiated shutdown")
                     });
-                    self.record(
-                        &inst,
-                        State::Terminated,
-                        Some(&r),
-                        inst.oom_kills,
-                        inst.reboot_done,
-                    )
-                    .await?;
+                    self.record_terminated(&inst, &r).await?;
                 }
                 Ok(Action::Done)
             }
@@ -135,6 +128,36 @@ impl InstanceReconciler {
             if state != inst.state {
                 tracing::info!(instance = %inst.id, from = inst.state.as_str(), to = state.as_str(), "instance state");
             }
+            c.notify_changed();
+        }
+        Ok(())
+    }
+
+    /// Records the termination and frees the instance's ports and
+    /// addresses in the same transaction: an address is never held by a
+    /// terminated instance, nor freed while the instance still runs.
+    async fn record_terminated(&self, inst: &Instance, r: &StateReason) -> ComputeResult<()> {
+        let c = &self.compute;
+        let mut tx = c.db().begin().await?;
+        let changed = repo::set_observed(
+            &mut *tx,
+            &inst.id,
+            inst.desired,
+            State::Terminated,
+            Some(r),
+            inst.oom_kills,
+            inst.reboot_done,
+            now(),
+        )
+        .await?;
+        if changed {
+            if let Some(net) = c.network() {
+                net.delete_device_ports_in(&mut tx, &inst.id).await?;
+            }
+        }
+        tx.commit().await.map_err(nuage_store::StoreError::from)?;
+        if changed {
+            tracing::info!(instance = %inst.id, from = inst.state.as_str(), to = "terminated", "instance state");
             c.notify_changed();
         }
         Ok(())
@@ -352,6 +375,23 @@ impl InstanceReconciler {
                 contents: d,
             });
         }
+        let nics = match c.network() {
+            Some(net) => net
+                .instance_wiring(&inst.id)
+                .await?
+                .into_iter()
+                .map(|w| nuage_driver::Nic {
+                    host_ifname: nuage_driver::nic_host_ifname(&w.port_id),
+                    address: format!("{}/{}", w.address, w.prefix),
+                    gateway: w.gateway.map(|g| g.to_string()),
+                    port_id: w.port_id,
+                    network_id: w.network_id,
+                    vlan: w.vlan,
+                    mac: w.mac,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let launch = image.launch;
         Ok(AgentSpec {
             image_sha256: sha,
@@ -378,7 +418,7 @@ impl InstanceReconciler {
                     disk_gib: inst.disk_gib,
                 },
                 config_drive: files,
-                nics: Vec::new(),
+                nics,
             },
         })
     }

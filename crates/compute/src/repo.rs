@@ -631,6 +631,9 @@ fn instance(raw: Raw) -> StoreResult<Instance> {
         force_stop: c.0 != 0,
         generation: c.1,
         observed_generation: c.2,
+        network_interfaces: Vec::new(),
+        private_ip_address: None,
+        public_ip_address: None,
     })
 }
 

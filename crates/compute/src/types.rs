@@ -235,6 +235,14 @@ pub struct Instance {
     pub generation: i64,
     /// The generation its node last applied (status.observedGeneration).
     pub observed_generation: i64,
+    /// Its ports' addresses, first port first (EC2's NetworkInterfaces);
+    /// filled from the network service when it runs one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<nuage_network::types::DeviceAddress>,
+    /// The first port's fixed address.
+    pub private_ip_address: Option<String>,
+    /// The public (elastic) address associated with one of its ports.
+    pub public_ip_address: Option<String>,
 }
 
 impl Instance {

@@ -78,8 +78,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use nuage_driver::{
-    Capacity, ComputeDriver, ConfigFile, DriverError, DriverResult, EventSink, InstanceSpec,
-    Observed, Power,
+    Capacity, ComputeDriver, ConfigFile, DriverError, DriverResult, EventSink, InstanceSpec, Nic,
+    NicPlugger, Observed, ObservedNic, Power,
 };
 use rustix::process::{PidfdFlags, Signal};
 use tokio::io::unix::AsyncFd;
@@ -151,6 +151,7 @@ struct Inner {
     /// Bounds how many instances start at once (see [`START_SLOTS_PER_CPU`]).
     start_slots: tokio::sync::Semaphore,
     sink: RwLock<Option<EventSink>>,
+    plugger: RwLock<Option<Arc<dyn NicPlugger>>>,
     /// At most one exit watcher per running instance.
     watchers: Mutex<HashMap<String, Watcher>>,
     next_watcher: AtomicU64,
@@ -182,6 +183,8 @@ struct InstancePaths {
     pid_file: PathBuf,
     /// How the last incarnation's init ended (`code N` or `signal N`).
     exit: PathBuf,
+    /// The NICs plugged for the running incarnation (JSON).
+    nics: PathBuf,
     oom: PathBuf,
     runc_log: PathBuf,
     netns: PathBuf,
@@ -291,6 +294,7 @@ impl ContainerDriver {
                     START_SLOTS_PER_CPU * procfs::online_cpus().unwrap_or(1).max(1) as usize,
                 ),
                 sink: RwLock::new(None),
+                plugger: RwLock::new(None),
                 watchers: Mutex::new(HashMap::new()),
                 next_watcher: AtomicU64::new(1),
             }),
@@ -368,6 +372,14 @@ impl ComputeDriver for ContainerDriver {
         *self.inner.sink.write().unwrap_or_else(|e| e.into_inner()) = Some(sink);
     }
 
+    fn set_nic_plugger(&self, plugger: Arc<dyn NicPlugger>) {
+        *self
+            .inner
+            .plugger
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(plugger);
+    }
+
     async fn ensure_running(&self, spec: &InstanceSpec) -> DriverResult<Observed> {
         validate(spec)?;
         // Already running: answer without queueing behind starts.
@@ -402,6 +414,9 @@ impl ComputeDriver for ContainerDriver {
                 .delete_container(&id, "removing the dead container")
                 .await?;
         }
+        // The NICs exist, configured, before the init starts.
+        self.inner.plug(&id, &p, &spec.nics).await?;
+        let plugged_in = t0.elapsed();
         if let Err(msg) = self
             .inner
             .runc
@@ -430,7 +445,8 @@ impl ComputeDriver for ContainerDriver {
         tracing::debug!(
             instance = %id,
             prepare_us = prepared_in.as_micros() as u64,
-            runc_us = (ran_in - prepared_in).as_micros() as u64,
+            plug_us = (plugged_in - prepared_in).as_micros() as u64,
+            runc_us = (ran_in - plugged_in).as_micros() as u64,
             record_us = (t0.elapsed() - ran_in).as_micros() as u64,
             "started"
         );
@@ -447,6 +463,8 @@ impl ComputeDriver for ContainerDriver {
         if read_running(id, &p.init)?.is_none() {
             return self.observe(id).await;
         }
+        // NICs added or changed while it runs (hot-plug); removed ones go.
+        self.inner.plug(id, &p, &spec.nics).await?;
         // A running instance has its slot of host ids (ADR 16).
         let slot = userns::read_slot(&p.idmap)
             .map_err(|e| fail(id, "reading the instance's host ids", e))?
@@ -592,6 +610,7 @@ impl Inner {
             hosts: run.join("hosts"),
             init: run.join("init"),
             pid_file: run.join("init.pid"),
+            nics: run.join("nics.json"),
             runc_log: run.join("runc.log"),
             netns: self.netns_dir.join(id),
             dir,
@@ -768,6 +787,35 @@ impl Inner {
         Ok((observed, (start != 0).then_some(record)))
     }
 
+    /// Wires the NICs through the node's plugger and records them for
+    /// observe; unplugs those of the last record the spec no longer has.
+    async fn plug(&self, id: &str, p: &InstancePaths, nics: &[Nic]) -> DriverResult<()> {
+        let before = read_nics(&p.nics).map_err(|e| fail(id, "reading the plugged NICs", e))?;
+        if nics.is_empty() && before.is_empty() {
+            return Ok(());
+        }
+        let plugger = self
+            .plugger
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                DriverError::Invalid(format!(
+                    "instance {id}: this node has no network data plane to plug its NICs"
+                ))
+            })?;
+        let gone: Vec<Nic> = before
+            .into_iter()
+            .filter(|b| !nics.iter().any(|n| n.port_id == b.port_id))
+            .collect();
+        if !gone.is_empty() {
+            plugger.unplug(id, &gone).await?;
+        }
+        plugger.plug(id, &p.netns, nics).await?;
+        let json = serde_json::to_vec(nics).map_err(|e| fail(id, "encoding the NICs", e))?;
+        write_atomic(&p.nics, &json).map_err(|e| fail(id, "recording the plugged NICs", e))
+    }
+
     /// Reaps the recorded init if it exited (it would stay a zombie
     /// otherwise) and writes how it ended to the `exit` file.
     fn settle_exit(&self, p: &InstancePaths) -> io::Result<()> {
@@ -872,7 +920,17 @@ impl Inner {
             oom_kills,
             netns: netns.then(|| p.netns.clone()),
             exit,
-            nics: Vec::new(),
+            nics: match running {
+                Some(_) => read_nics(&p.nics)
+                    .map_err(|e| fail(id, "observing: the plugged NICs", e))?
+                    .into_iter()
+                    .map(|n| ObservedNic {
+                        port_id: n.port_id,
+                        host_ifname: n.host_ifname,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
         };
         Ok((observed, running))
     }
@@ -1133,6 +1191,17 @@ fn open_pidfd(record: InitRecord) -> io::Result<Option<OwnedFd>> {
 #[allow(deprecated)]
 fn async_pidfd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     AsyncFd::with_interest(fd, Interest::READABLE)
+}
+
+/// The NICs recorded as plugged; none when there is no record.
+fn read_nics(path: &Path) -> io::Result<Vec<Nic>> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The `oom` file: `(0, None)` when there is none; an error when it could

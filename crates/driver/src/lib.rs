@@ -245,6 +245,13 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// Where the driver reports instances that change on their own.
     fn set_event_sink(&self, sink: EventSink);
 
+    /// What wires instances' NICs on this node's networks. A driver that
+    /// plugs NICs itself refuses a spec with NICs until it has one; the
+    /// default ignores it (the fake driver simulates NICs).
+    fn set_nic_plugger(&self, plugger: Arc<dyn NicPlugger>) {
+        let _ = plugger;
+    }
+
     /// Makes the instance run: creates whatever is missing (disk, config
     /// drive, namespaces, cgroup), starts its init if it does not run.
     async fn ensure_running(&self, spec: &InstanceSpec) -> DriverResult<Observed>;

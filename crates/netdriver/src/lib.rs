@@ -25,6 +25,7 @@
 pub mod fake;
 pub mod linux;
 pub mod nft;
+pub mod node;
 mod ns;
 pub mod testing;
 

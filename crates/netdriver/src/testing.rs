@@ -16,6 +16,30 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute};
 use crate::ns::{connect, enter};
 use crate::NetError;
 
+/// Unshares a new network namespace on a short-lived thread, bind-mounts
+/// it on `path` (an existing file) and sets its loopback up.
+pub(crate) fn new_netns_at(path: &Path) -> io::Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> io::Result<()> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+            rustix::mount::mount_bind("/proc/thread-self/ns/net", path)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let h = connect().map_err(io_err)?;
+                h.link()
+                    .set(rtnetlink::LinkUnspec::new_with_index(1).up().build())
+                    .execute()
+                    .await
+                    .map_err(io::Error::other)
+            })
+        })
+        .join()
+        .map_err(|_| io::Error::other("namespace thread panicked"))?
+    })
+}
+
 /// A network namespace kept by a bind mount at [`NetNs::path`].
 #[derive(Debug)]
 pub struct NetNs {
@@ -35,25 +59,7 @@ impl NetNs {
             .create_new(true)
             .open(&path)?;
         let ns = NetNs { path: path.clone() };
-        std::thread::scope(|s| {
-            s.spawn(|| -> io::Result<()> {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
-                rustix::mount::mount_bind("/proc/thread-self/ns/net", &path)?;
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                rt.block_on(async {
-                    let h = connect().map_err(io_err)?;
-                    h.link()
-                        .set(rtnetlink::LinkUnspec::new_with_index(1).up().build())
-                        .execute()
-                        .await
-                        .map_err(io::Error::other)
-                })
-            })
-            .join()
-            .map_err(|_| io::Error::other("namespace thread panicked"))?
-        })?;
+        new_netns_at(&path)?;
         Ok(ns)
     }
 

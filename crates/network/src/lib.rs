@@ -16,6 +16,7 @@ pub mod cidr;
 mod error;
 pub mod ipam;
 mod networks;
+mod nics;
 mod ports;
 mod repo;
 mod routers;
@@ -30,6 +31,7 @@ use nuage_model::identity::Principal;
 use nuage_store::{now_ms, Db, StoreError, Tx};
 
 pub use error::{NetworkError, NetworkResult, Resource};
+pub use nics::PortWiring;
 pub use security::MAX_RULES_PER_GROUP;
 
 /// The revision area every network change bumps (in its transaction), for
