@@ -20,13 +20,15 @@
 //!
 //! [`linux::LinuxNetDriver`] is the real driver (rtnetlink and `nft`);
 //! [`fake::FakeNetDriver`] a recording test double; [`testing`] the network
-//! namespaces tests create so nothing touches the machine's own network.
+//! namespaces tests create so nothing touches the machine's own network;
+//! [`plug::NetPlugger`] the compute driver's `NicPlugger` over any of them.
 
 pub mod fake;
 pub mod linux;
 pub mod nft;
 pub mod node;
 mod ns;
+pub mod plug;
 pub mod testing;
 
 use std::fmt;
