@@ -209,6 +209,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Compute> {
     let images = nuage_image::ImageStore::open(&cfg.data_dir.join("images"))
         .context("cannot open the image store")?;
+    let network = nuage_network::NetworkService::new(
+        db.clone(),
+        identity.clone(),
+        nuage_network::NetworkConfig::default(),
+    )
+    .context("cannot start the network service")?;
     let compute = Compute::open(
         db.clone(),
         identity.clone(),
@@ -223,6 +229,7 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
     )
     .await
     .context("cannot start the compute service")?;
+    compute.attach_network(network);
     let driver: Arc<dyn nuage_driver::ComputeDriver> = match cfg.compute_driver {
         ComputeDriverKind::None => return Ok(compute),
         ComputeDriverKind::Fake => Arc::new(nuage_driver::fake::FakeDriver::new(
@@ -243,6 +250,9 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
             .context("cannot start the container driver (is runc installed?)")?,
         ),
     };
+    if cfg.compute_driver == ComputeDriverKind::Container {
+        driver.set_nic_plugger(start_data_plane(cfg)?);
+    }
     let name = node_name();
     let agent = Arc::new(LocalAgent::new(format!("node-{name}"), driver, images));
     compute
@@ -258,6 +268,28 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
         .await
         .context("cannot register the local compute node")?;
     Ok(compute)
+}
+
+/// The node's network data plane: bridges and rules in a network namespace
+/// of nuage's own (`DATA_DIR/network/node.netns`), so that nothing touches
+/// the machine's interfaces, routes or firewall.
+fn start_data_plane(cfg: &Config) -> Result<Arc<dyn nuage_driver::NicPlugger>> {
+    let node_ns = cfg.data_dir.join("network").join("node.netns");
+    nuage_netdriver::node::ensure_node_netns(&node_ns).with_context(|| {
+        format!(
+            "cannot make the node's network namespace at {}",
+            node_ns.display()
+        )
+    })?;
+    let driver = Arc::new(nuage_netdriver::linux::LinuxNetDriver::new(
+        nuage_netdriver::linux::LinuxConfig {
+            host_netns: Some(node_ns),
+            trunk: None,
+            nft: None,
+            security_full_every: None,
+        },
+    ));
+    Ok(Arc::new(nuage_netdriver::plug::NetPlugger::new(driver)))
 }
 
 /// The connection bounds: the configured maximum, or one derived from the
