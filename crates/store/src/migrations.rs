@@ -34,6 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "compute_desired",
         sql: include_str!("../migrations/0003_compute_desired.sql"),
     },
+    Migration {
+        version: 4,
+        name: "login_failures",
+        sql: include_str!("../migrations/0004_login_failures.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"
