@@ -829,6 +829,19 @@ impl Identity {
         Ok(Self::principal(&claims, &s, claims.method.as_str()))
     }
 
+    /// A token's Keystone `audit_ids`: its own audit id, then, for a token
+    /// traded from another, the audit id of its chain's first token (so
+    /// auditors can follow the chain, as in Keystone). `None` for a string
+    /// that is not a token of this cloud; it does not check revocation.
+    pub fn audit_ids(&self, token: &str) -> Option<Vec<String>> {
+        let c = self.key.open(token)?;
+        Some(if c.chain_id == c.audit_id {
+            vec![c.audit_id]
+        } else {
+            vec![c.audit_id, c.chain_id]
+        })
+    }
+
     /// Validates someone's token on behalf of `caller` (Keystone's
     /// `GET /v3/auth/tokens`): a user may inspect its own tokens, an admin
     /// anyone's.

@@ -454,7 +454,10 @@ async fn token_lifecycle() {
             "{k}: {ts}"
         );
     }
-    assert_eq!(t["audit_ids"].as_array().map(Vec::len), Some(1), "{t}");
+    // A password token names only its own audit id.
+    let audit_id = t["audit_ids"][0].as_str().expect("audit id").to_string();
+    assert_eq!(t["audit_ids"], json!([audit_id]), "{t}");
+    assert_eq!(audit_id.len(), 32, "{t}");
     let identity = t["catalog"]
         .as_array()
         .expect("catalog")
@@ -502,6 +505,11 @@ async fn token_lifecycle() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["token"]["methods"], json!(["token"]));
     let second = r.subject.clone().expect("X-Subject-Token");
+    // As Keystone: its own audit id, then the original's (the chain's).
+    let ids = r.body["token"]["audit_ids"].clone();
+    assert_eq!(ids.as_array().map(Vec::len), Some(2), "{ids}");
+    assert_eq!(ids[1], json!(audit_id), "{ids}");
+    assert_ne!(ids[0], json!(audit_id), "{ids}");
 
     // Validation: GET gives the same body, HEAD the status.
     let check = |method: &'static str, subject: String| {
@@ -520,6 +528,10 @@ async fn token_lifecycle() {
     assert_eq!(r.subject.as_deref(), Some(second.as_str()));
     assert_eq!(r.body["token"]["user"]["id"], json!(user_id));
     assert!(r.body["token"]["catalog"].is_array());
+    assert_eq!(
+        r.body["token"]["audit_ids"], ids,
+        "validation shows the chain"
+    );
     assert_eq!(check("HEAD", second.clone()).await.status, 200);
     assert_error(&check("GET", "nu1_not-a-token".into()).await, 404);
     assert_eq!(check("HEAD", "garbage".into()).await.status, 404);
