@@ -18,6 +18,7 @@ mod group;
 mod images;
 mod instance_type;
 mod keypairs;
+mod lockout;
 mod node;
 mod objects;
 mod output;
@@ -109,6 +110,10 @@ enum Command {
     /// Object storage: buckets and objects (mb, rb, ls, put, get, cp, rm, stat)
     #[command(subcommand)]
     Object(objects::Cmd),
+    /// List recent failed logins and the users and addresses locked for them (admins)
+    DescribeLoginLockouts(lockout::Describe),
+    /// Forget the failed logins of a user or an address, ending its lock (admins)
+    ClearLoginLockout(lockout::Clear),
     #[command(flatten)]
     Compute(compute::Verb),
 }
@@ -177,6 +182,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::InstanceType(c) => instance_type::run(c, ctx).await,
         Command::Node(c) => node::run(c, ctx).await,
         Command::Object(c) => objects::run(c, ctx).await,
+        Command::DescribeLoginLockouts(d) => lockout::describe(d, ctx).await,
+        Command::ClearLoginLockout(c) => lockout::clear(c, ctx).await,
         Command::Compute(v) => compute::run(v, ctx).await,
     }
 }

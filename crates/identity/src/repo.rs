@@ -6,6 +6,8 @@ use nuage_model::identity::{
 use nuage_store::sqlx::{self, AnyExecutor};
 use nuage_store::{StoreError, StoreResult};
 
+use crate::throttle::{Record, Subject};
+
 type DomainRow = (String, String, String, i64, i64);
 type ProjectRow = (String, String, String, String, i64, i64);
 type UserRow = (
@@ -721,6 +723,148 @@ pub async fn purge_revocations<'e>(e: impl AnyExecutor<'e>, now: i64) -> StoreRe
         .bind(now)
         .execute(e)
         .await?;
+    Ok(res.rows_affected())
+}
+
+// ---- failed logins ----
+
+type FailureRow = (String, String, i64, i64, i64);
+const FAILURE_COLS: &str = "kind, subject, failures, last_failure_at, locked_until";
+
+fn failure_record(r: FailureRow) -> Record {
+    Record {
+        kind: r.0,
+        subject: r.1,
+        failures: u32::try_from(r.2).unwrap_or(u32::MAX),
+        last_failure_ms: r.3,
+        locked_until_ms: r.4,
+    }
+}
+
+/// The rows of `subjects` (one or two: a user and an address), in one
+/// read by primary key; the login's only query on the throttle while
+/// nothing fails.
+pub async fn login_failures<'e>(
+    e: impl AnyExecutor<'e>,
+    subjects: &[&Subject],
+) -> StoreResult<Vec<Record>> {
+    let (first, second) = match subjects {
+        [] => return Ok(Vec::new()),
+        [one] => (*one, *one),
+        [one, two, ..] => (*one, *two),
+    };
+    let rows: Vec<FailureRow> = sqlx::query_as(&format!(
+        "SELECT {FAILURE_COLS} FROM login_failures \
+         WHERE (kind = $1 AND subject = $2) OR (kind = $3 AND subject = $4)"
+    ))
+    .bind(first.kind())
+    .bind(first.key())
+    .bind(second.kind())
+    .bind(second.key())
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(failure_record).collect())
+}
+
+/// Counts one failure against `s` in one atomic upsert, starting again
+/// from 1 when the last failure is older than `forgotten_before`, and
+/// returns the count this failure made. Concurrent failures (on this
+/// controller or another) each get their own count.
+pub async fn count_login_failure<'e>(
+    e: impl AnyExecutor<'e>,
+    s: &Subject,
+    now: i64,
+    forgotten_before: i64,
+    keep_until: i64,
+) -> StoreResult<u32> {
+    let (failures,): (i64,) = sqlx::query_as(
+        "INSERT INTO login_failures \
+           (kind, subject, failures, last_failure_at, locked_until, expires_at) \
+         VALUES ($1, $2, 1, $3, 0, $4) \
+         ON CONFLICT (kind, subject) DO UPDATE SET \
+           failures = CASE WHEN login_failures.last_failure_at < $5 THEN 1 \
+                      ELSE login_failures.failures + 1 END, \
+           last_failure_at = $3, \
+           expires_at = CASE WHEN login_failures.expires_at > $4 \
+                        THEN login_failures.expires_at ELSE $4 END \
+         RETURNING failures",
+    )
+    .bind(s.kind())
+    .bind(s.key())
+    .bind(now)
+    .bind(keep_until)
+    .bind(forgotten_before)
+    .fetch_one(e)
+    .await?;
+    Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+}
+
+/// Locks `s` until `until`, unless it is locked longer already: the lock
+/// only grows, so concurrent failures leave the longest lock they earned.
+pub async fn lock_login_subject<'e>(
+    e: impl AnyExecutor<'e>,
+    s: &Subject,
+    until: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE login_failures SET locked_until = $1, \
+           expires_at = CASE WHEN expires_at > $1 THEN expires_at ELSE $1 END \
+         WHERE kind = $2 AND subject = $3 AND locked_until < $1",
+    )
+    .bind(until)
+    .bind(s.kind())
+    .bind(s.key())
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Forgets `s`'s failures; true when there were some.
+pub async fn clear_login_failures<'e>(e: impl AnyExecutor<'e>, s: &Subject) -> StoreResult<bool> {
+    let res = sqlx::query("DELETE FROM login_failures WHERE kind = $1 AND subject = $2")
+        .bind(s.kind())
+        .bind(s.key())
+        .execute(e)
+        .await?;
+    Ok(res.rows_affected() > 0)
+}
+
+/// The rows that still mean something at `now`, locked ones first, then
+/// users before addresses; at most `limit`.
+pub async fn list_login_failures<'e>(
+    e: impl AnyExecutor<'e>,
+    now: i64,
+    limit: i64,
+) -> StoreResult<Vec<Record>> {
+    let rows: Vec<FailureRow> = sqlx::query_as(&format!(
+        "SELECT {FAILURE_COLS} FROM login_failures WHERE expires_at > $1 \
+         ORDER BY CASE WHEN locked_until > $1 THEN 0 ELSE 1 END, \
+           CASE WHEN kind = 'user' THEN 0 ELSE 1 END, subject \
+         LIMIT $2"
+    ))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(failure_record).collect())
+}
+
+/// Deletes at most `batch` rows that expired by `now`, oldest first; how
+/// many it deleted.
+pub async fn prune_login_failures<'e>(
+    e: impl AnyExecutor<'e>,
+    now: i64,
+    batch: i64,
+) -> StoreResult<u64> {
+    let res = sqlx::query(
+        "DELETE FROM login_failures WHERE (kind, subject) IN \
+           (SELECT kind, subject FROM login_failures WHERE expires_at <= $1 \
+            ORDER BY expires_at LIMIT $2)",
+    )
+    .bind(now)
+    .bind(batch)
+    .execute(e)
+    .await?;
     Ok(res.rows_affected())
 }
 

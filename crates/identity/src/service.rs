@@ -19,7 +19,7 @@ use crate::policy::{authorize, implied, Rule};
 use crate::repo;
 pub use crate::repo::AssignmentFilter;
 use crate::sigv4::{self, SignedRequest};
-use crate::throttle::{Lockout, Subject, Throttle, ThrottleConfig};
+use crate::throttle::{Lockout, Record, Subject, Throttle, ThrottleConfig};
 use crate::token::{Claims, Method, TokenKey};
 
 /// Settings of the identity service.
@@ -54,7 +54,7 @@ pub struct Identity {
     cache: Arc<Cache>,
     cfg: IdentityConfig,
     hasher: Arc<HashPool>,
-    throttle: Arc<Throttle>,
+    throttle: Throttle,
     /// Checked instead of a stored hash for users that do not exist or have
     /// no password, so every failed login costs one hash.
     dummy_hash: Arc<str>,
@@ -189,6 +189,14 @@ pub struct UserPatch {
 
 const TOKEN_KEY_SECRET: &str = "identity.token_key";
 
+/// Expired `login_failures` rows deleted per sweep: small, so that a sweep
+/// riding on a failed login stays one short statement.
+const PRUNE_BATCH: i64 = 64;
+/// Sweeps the refresher runs at most in one go (the rest waits its turn).
+const PRUNE_SWEEPS: usize = 64;
+/// The most entries the admins' lockout list shows (locked ones first).
+const LOCKOUT_LIST_LIMIT: i64 = 1000;
+
 fn check_name(kind: &str, name: &str, max: usize) -> IdentityResult<()> {
     if name.trim().is_empty() {
         return Err(IdentityError::invalid(format!(
@@ -247,7 +255,7 @@ impl Identity {
             key: TokenKey::new(&key),
             cache,
             hasher: Arc::new(HashPool::new(&cfg.hashing)?),
-            throttle: Arc::new(Throttle::new(cfg.throttle.clone())),
+            throttle: Throttle::new(cfg.throttle.clone()),
             dummy_hash: crate::password::dummy_hash().into(),
             cfg,
         })
@@ -280,6 +288,18 @@ impl Identity {
                 if n.is_multiple_of(600) {
                     if let Err(e) = repo::purge_revocations(this.db.writer(), now_ms()).await {
                         tracing::warn!(error = %e, "purging expired revocations failed");
+                    }
+                    for _ in 0..PRUNE_SWEEPS {
+                        match repo::prune_login_failures(this.db.writer(), now_ms(), PRUNE_BATCH)
+                            .await
+                        {
+                            Ok(n) if n < PRUNE_BATCH as u64 => break,
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "pruning expired login failures failed");
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -598,6 +618,49 @@ impl Identity {
         self.find_project(r.key, r.domain).await
     }
 
+    /// Loads the failed-login rows of `subjects` (one indexed read) and
+    /// refuses at once while one of them is locked.
+    async fn check_throttle(&self, subjects: &[&Subject]) -> IdentityResult<Vec<Record>> {
+        let records = repo::login_failures(self.db.reader(), subjects).await?;
+        match self.throttle.locked(&records, now_ms()) {
+            Some(retry_after) => Err(IdentityError::Throttled { retry_after }),
+            None => Ok(records),
+        }
+    }
+
+    /// Counts a failed password check against `s` in the store and locks
+    /// it when the count says so. A new row sweeps a few expired ones, so
+    /// the table holds what the forget window holds and no more.
+    async fn count_failure(&self, s: &Subject, now: i64) -> IdentityResult<()> {
+        let db = self.db.writer();
+        let failures = repo::count_login_failure(
+            db,
+            s,
+            now,
+            self.throttle.forgotten_before(now),
+            self.throttle.keep_until(now),
+        )
+        .await?;
+        if let Some(lock) = self.throttle.lock_after(s.kind(), failures) {
+            let until = now.saturating_add(i64::try_from(lock.as_millis()).unwrap_or(i64::MAX));
+            repo::lock_login_subject(db, s, until).await?;
+            tracing::warn!(subject = ?s, failures, lock_secs = lock.as_secs(), "login subject locked");
+        }
+        if failures == 1 {
+            repo::prune_login_failures(db, now, PRUNE_BATCH).await?;
+        }
+        Ok(())
+    }
+
+    /// Clears `s`'s failures after a success, when [`Self::check_throttle`]
+    /// found a row for it: a success with nothing to forget writes nothing.
+    async fn forget_failures(&self, records: &[Record], s: &Subject) -> IdentityResult<()> {
+        if records.iter().any(|r| r.is(s)) {
+            repo::clear_login_failures(self.db.writer(), s).await?;
+        }
+        Ok(())
+    }
+
     /// Password login by user id or name (in `domain`, default Default) and
     /// project id or name; [`Identity::login_with`] without a source address.
     pub async fn login(
@@ -631,10 +694,11 @@ impl Identity {
         });
         let source = l.source.map(Subject::Source);
         let subjects: Vec<&Subject> = std::iter::once(&user_subject).chain(&source).collect();
-        if let Some(retry_after) = self.throttle.locked(&subjects, now_ms()) {
-            tracing::info!(subject = ?user_subject, source = ?l.source, "login refused: too many failures");
-            return Err(IdentityError::Throttled { retry_after });
-        }
+        let records = self.check_throttle(&subjects).await.inspect_err(|e| {
+            if e.retry_after().is_some() {
+                tracing::info!(subject = ?user_subject, source = ?l.source, "login refused: too many failures");
+            }
+        })?;
         let stored = match &user {
             Some(u) => repo::password_hash(self.db.reader(), &u.id).await?,
             None => None,
@@ -650,14 +714,14 @@ impl Identity {
                     unknown_user = found.is_none(),
                     "password authentication failed"
                 );
-                self.throttle.fail(user_subject, now);
-                if let Some(s) = source {
-                    self.throttle.fail(s, now);
+                self.count_failure(&user_subject, now).await?;
+                if let Some(s) = &source {
+                    self.count_failure(s, now).await?;
                 }
                 return Err(IdentityError::Unauthenticated(WRONG_PASSWORD));
             }
         };
-        self.throttle.clear(&user_subject);
+        self.forget_failures(&records, &user_subject).await?;
         if !user.enabled {
             return Err(IdentityError::Unauthenticated("the user is disabled"));
         }
@@ -704,7 +768,12 @@ impl Identity {
     /// The users, names and addresses with failed logins, locked ones first.
     pub async fn list_lockouts(&self, caller: &Principal) -> IdentityResult<Vec<Lockout>> {
         authorize(caller, "identity:list_lockouts", Rule::Admin)?;
-        Ok(self.throttle.list(now_ms()))
+        let now = now_ms();
+        let rows = repo::list_login_failures(self.db.reader(), now, LOCKOUT_LIST_LIMIT).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| self.throttle.lockout(r, now))
+            .collect())
     }
 
     /// Forgets the failed logins of a user (by id or name, or the key an
@@ -723,10 +792,10 @@ impl Identity {
                 Some(found) => found.id,
                 None => u.to_string(),
             };
-            cleared |= self.throttle.clear(&Subject::User(key));
+            cleared |= repo::clear_login_failures(self.db.writer(), &Subject::User(key)).await?;
         }
         if let Some(a) = source {
-            cleared |= self.throttle.clear(&Subject::Source(a));
+            cleared |= repo::clear_login_failures(self.db.writer(), &Subject::Source(a)).await?;
         }
         if cleared {
             tracing::info!(user, source = ?source, "login lockout cleared by an admin");
@@ -758,6 +827,19 @@ impl Identity {
             ));
         }
         Ok(Self::principal(&claims, &s, claims.method.as_str()))
+    }
+
+    /// A token's Keystone `audit_ids`: its own audit id, then, for a token
+    /// traded from another, the audit id of its chain's first token (so
+    /// auditors can follow the chain, as in Keystone). `None` for a string
+    /// that is not a token of this cloud; it does not check revocation.
+    pub fn audit_ids(&self, token: &str) -> Option<Vec<String>> {
+        let c = self.key.open(token)?;
+        Some(if c.chain_id == c.audit_id {
+            vec![c.audit_id]
+        } else {
+            vec![c.audit_id, c.chain_id]
+        })
     }
 
     /// Validates someone's token on behalf of `caller` (Keystone's
@@ -1197,18 +1279,16 @@ impl Identity {
         )?;
         // Guessing the original password is throttled like logins.
         let subject = Subject::User(user_id.to_string());
-        if let Some(retry_after) = self.throttle.locked(&[&subject], now_ms()) {
-            return Err(IdentityError::Throttled { retry_after });
-        }
+        let records = self.check_throttle(&[&subject]).await?;
         let stored = repo::password_hash(self.db.reader(), user_id).await?;
         if !self.check_password(original, stored).await? {
             tracing::info!(user_id, "password change refused: wrong original password");
-            self.throttle.fail(subject, now_ms());
+            self.count_failure(&subject, now_ms()).await?;
             return Err(IdentityError::Unauthenticated(
                 "the original password is wrong",
             ));
         }
-        self.throttle.clear(&subject);
+        self.forget_failures(&records, &subject).await?;
         self.apply_user_patch(
             caller,
             user_id,

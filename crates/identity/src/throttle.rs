@@ -1,5 +1,6 @@
 //! Failed-login throttling, after Keystone's `lockout_failure_attempts` and
-//! `lockout_duration`, per user and per source address.
+//! `lockout_duration`, per user and per source address: the rules, as pure
+//! functions over the stored rows (`login_failures`, see ADR 15).
 //!
 //! Each subject (a user, or a name no user has, so that unknown and known
 //! users behave alike; or a source address) counts its failed password
@@ -10,13 +11,11 @@
 //! must not reset an attacker's address); admins see and clear entries.
 //! Counts are forgotten after `forget_after` without failures.
 //!
-//! The state is in memory, per controller (see ADR 15 for why), and bounded
-//! to `max_entries` subjects: when full, unlocked entries go first, oldest
-//! failure first.
+//! The counting itself is one atomic upsert in the store (`repo`), so that
+//! every controller sharing the database sees the same counts and a restart
+//! forgives nothing; this module decides what a count means.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -32,9 +31,9 @@ pub struct ThrottleConfig {
     /// The first lock's length; each further failure doubles it.
     pub lock: Duration,
     pub max_lock: Duration,
-    /// A subject with no failure for this long starts again from zero.
+    /// A subject with no failure for this long starts again from zero, and
+    /// its row may be pruned once it is not locked either.
     pub forget_after: Duration,
-    pub max_entries: usize,
 }
 
 impl Default for ThrottleConfig {
@@ -45,7 +44,6 @@ impl Default for ThrottleConfig {
             lock: Duration::from_secs(60),
             max_lock: Duration::from_secs(3600),
             forget_after: Duration::from_secs(3600),
-            max_entries: 100_000,
         }
     }
 }
@@ -59,11 +57,43 @@ pub enum Subject {
     Source(IpAddr),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last_failure_ms: i64,
-    locked_until_ms: i64,
+impl Subject {
+    /// The stored `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::User(_) => KIND_USER,
+            Subject::Source(_) => KIND_SOURCE,
+        }
+    }
+
+    /// The stored `subject` column.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::User(u) => u.clone(),
+            Subject::Source(a) => a.to_string(),
+        }
+    }
+}
+
+pub(crate) const KIND_USER: &str = "user";
+pub(crate) const KIND_SOURCE: &str = "source";
+
+/// One stored row of `login_failures`, as loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub kind: String,
+    pub subject: String,
+    pub failures: u32,
+    pub last_failure_ms: i64,
+    /// 0 when never locked.
+    pub locked_until_ms: i64,
+}
+
+impl Record {
+    /// True when this is `s`'s row.
+    pub fn is(&self, s: &Subject) -> bool {
+        self.kind == s.kind() && self.subject == s.key()
+    }
 }
 
 /// One throttled subject as admins see it.
@@ -78,11 +108,10 @@ pub struct Lockout {
     pub locked_until: Option<i64>,
 }
 
-/// See the module documentation.
-#[derive(Debug)]
+/// The rules; see the module documentation.
+#[derive(Debug, Clone)]
 pub struct Throttle {
     cfg: ThrottleConfig,
-    entries: Mutex<HashMap<Subject, Entry>>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -91,103 +120,62 @@ fn ms(d: Duration) -> i64 {
 
 impl Throttle {
     pub fn new(cfg: ThrottleConfig) -> Throttle {
-        Throttle {
-            cfg,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Throttle { cfg }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// How long the longest lock among `subjects` still lasts, if any.
-    pub fn locked(&self, subjects: &[&Subject], now_ms: i64) -> Option<Duration> {
-        let entries = self.lock();
-        subjects
+    /// How long the longest lock among `records` still lasts, if any.
+    pub fn locked(&self, records: &[Record], now_ms: i64) -> Option<Duration> {
+        records
             .iter()
-            .filter_map(|s| entries.get(*s))
-            .map(|e| e.locked_until_ms - now_ms)
+            .map(|r| r.locked_until_ms.saturating_sub(now_ms))
             .filter(|left| *left > 0)
             .max()
             .map(|left| Duration::from_millis(u64::try_from(left).unwrap_or(0)))
     }
 
-    /// Counts a failed password check against `subject`.
-    pub fn fail(&self, subject: Subject, now_ms: i64) {
-        let threshold = match subject {
-            Subject::User(_) => self.cfg.user_attempts,
-            Subject::Source(_) => self.cfg.source_attempts,
+    /// A failure counted before this instant is forgotten: the next one
+    /// counts from 1 again.
+    pub fn forgotten_before(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(ms(self.cfg.forget_after))
+    }
+
+    /// Until when a row written now must be kept (unless locked longer).
+    pub fn keep_until(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_add(ms(self.cfg.forget_after))
+    }
+
+    /// The lock that the `failures`-th failure in a row of a subject of
+    /// `kind` earns, if any: `lock` at the threshold, doubling after it, up
+    /// to `max_lock`. Concurrent failures each get their own count from the
+    /// store, so applying the longest of their locks gives the serial answer.
+    pub fn lock_after(&self, kind: &str, failures: u32) -> Option<Duration> {
+        let threshold = if kind == KIND_USER {
+            self.cfg.user_attempts
+        } else {
+            self.cfg.source_attempts
         };
-        let mut entries = self.lock();
-        if !entries.contains_key(&subject) && entries.len() >= self.cfg.max_entries {
-            Self::evict(&mut entries, now_ms);
+        if failures < threshold {
+            return None;
         }
-        let e = entries.entry(subject).or_insert(Entry {
-            failures: 0,
-            last_failure_ms: now_ms,
-            locked_until_ms: 0,
-        });
-        if now_ms - e.last_failure_ms > ms(self.cfg.forget_after) {
-            e.failures = 0;
-        }
-        e.failures = e.failures.saturating_add(1);
-        e.last_failure_ms = now_ms;
-        if e.failures >= threshold {
-            let doublings = (e.failures - threshold).min(30);
-            let lock = ms(self.cfg.lock)
-                .saturating_mul(1i64 << doublings)
-                .min(ms(self.cfg.max_lock));
-            e.locked_until_ms = now_ms + lock;
-        }
+        let doublings = (failures - threshold).min(30);
+        let lock = ms(self.cfg.lock)
+            .saturating_mul(1i64 << doublings)
+            .min(ms(self.cfg.max_lock));
+        Some(Duration::from_millis(u64::try_from(lock).unwrap_or(0)))
     }
 
-    /// Makes room for one entry: expired ones first, then unlocked ones,
-    /// then whichever failed longest ago.
-    fn evict(entries: &mut HashMap<Subject, Entry>, now_ms: i64) {
-        let victim = entries
-            .iter()
-            .min_by_key(|(_, e)| (e.locked_until_ms > now_ms, e.last_failure_ms))
-            .map(|(s, _)| s.clone());
-        if let Some(v) = victim {
-            entries.remove(&v);
+    /// `r` as admins see it at `now_ms`.
+    pub fn lockout(&self, r: Record, now_ms: i64) -> Lockout {
+        Lockout {
+            kind: if r.kind == KIND_USER {
+                KIND_USER
+            } else {
+                KIND_SOURCE
+            },
+            subject: r.subject,
+            failures: r.failures,
+            locked_until: (r.locked_until_ms > now_ms).then_some(r.locked_until_ms),
         }
-    }
-
-    /// Forgets `subject`'s failures (a success, or an admin). True when
-    /// there was something to forget.
-    pub fn clear(&self, subject: &Subject) -> bool {
-        self.lock().remove(subject).is_some()
-    }
-
-    /// Every subject with failures not yet forgotten, locked ones first.
-    pub fn list(&self, now_ms: i64) -> Vec<Lockout> {
-        let forget = ms(self.cfg.forget_after);
-        let mut out: Vec<(Subject, Entry)> = self
-            .lock()
-            .iter()
-            .filter(|(_, e)| now_ms - e.last_failure_ms <= forget || e.locked_until_ms > now_ms)
-            .map(|(s, e)| (s.clone(), *e))
-            .collect();
-        out.sort_by(|a, b| {
-            (b.1.locked_until_ms > now_ms)
-                .cmp(&(a.1.locked_until_ms > now_ms))
-                .then(a.0.cmp(&b.0))
-        });
-        out.into_iter()
-            .map(|(s, e)| {
-                let (kind, subject) = match s {
-                    Subject::User(u) => ("user", u),
-                    Subject::Source(a) => ("source", a.to_string()),
-                };
-                Lockout {
-                    kind,
-                    subject,
-                    failures: e.failures,
-                    locked_until: (e.locked_until_ms > now_ms).then_some(e.locked_until_ms),
-                }
-            })
-            .collect()
     }
 }
 
@@ -195,68 +183,69 @@ impl Throttle {
 mod tests {
     use super::*;
 
-    fn throttle(max_entries: usize) -> Throttle {
+    fn throttle() -> Throttle {
         Throttle::new(ThrottleConfig {
             user_attempts: 3,
             source_attempts: 5,
             lock: Duration::from_secs(10),
             max_lock: Duration::from_secs(35),
             forget_after: Duration::from_secs(100),
-            max_entries,
         })
+    }
+
+    fn record(locked_until_ms: i64) -> Record {
+        Record {
+            kind: KIND_USER.into(),
+            subject: "u".into(),
+            failures: 3,
+            last_failure_ms: 0,
+            locked_until_ms,
+        }
     }
 
     #[test]
     fn locks_at_the_threshold_and_doubles_up_to_the_cap() {
-        let t = throttle(10);
-        let u = Subject::User("u".into());
-        for _ in 0..2 {
-            t.fail(u.clone(), 0);
-        }
-        assert_eq!(t.locked(&[&u], 0), None);
-        t.fail(u.clone(), 0);
-        assert_eq!(t.locked(&[&u], 1_000), Some(Duration::from_secs(9)));
-        assert_eq!(t.locked(&[&u], 10_000), None, "the lock ends");
-        t.fail(u.clone(), 10_000);
-        assert_eq!(t.locked(&[&u], 10_000), Some(Duration::from_secs(20)));
-        t.fail(u.clone(), 30_000);
+        let t = throttle();
+        assert_eq!(t.lock_after(KIND_USER, 2), None);
+        assert_eq!(t.lock_after(KIND_USER, 3), Some(Duration::from_secs(10)));
+        assert_eq!(t.lock_after(KIND_USER, 4), Some(Duration::from_secs(20)));
         assert_eq!(
-            t.locked(&[&u], 30_000),
+            t.lock_after(KIND_USER, 5),
             Some(Duration::from_secs(35)),
             "capped"
         );
-        assert!(t.clear(&u));
-        assert_eq!(t.locked(&[&u], 30_000), None);
-        assert!(!t.clear(&u));
+        assert_eq!(
+            t.lock_after(KIND_USER, u32::MAX),
+            Some(Duration::from_secs(35))
+        );
     }
 
     #[test]
-    fn sources_have_their_own_threshold_and_counts_are_forgotten() {
-        let t = throttle(10);
-        let s = Subject::Source("127.0.0.9".parse().expect("ip"));
-        for _ in 0..4 {
-            t.fail(s.clone(), 0);
-        }
-        assert_eq!(t.locked(&[&s], 0), None);
-        // Long after, the count starts again.
-        t.fail(s.clone(), 200_000);
-        assert_eq!(t.locked(&[&s], 200_000), None);
-        assert_eq!(t.list(200_000)[0].failures, 1);
+    fn sources_have_their_own_threshold() {
+        let t = throttle();
+        assert_eq!(t.lock_after(KIND_SOURCE, 4), None);
+        assert_eq!(t.lock_after(KIND_SOURCE, 5), Some(Duration::from_secs(10)));
     }
 
     #[test]
-    fn bounded_and_locked_entries_are_kept() {
-        let t = throttle(3);
-        let locked = Subject::User("locked".into());
-        for _ in 0..3 {
-            t.fail(locked.clone(), 0);
-        }
-        for i in 0..100 {
-            t.fail(Subject::User(format!("n{i}")), i);
-        }
-        let list = t.list(100);
-        assert_eq!(list.len(), 3);
-        assert_eq!(list[0].subject, "locked");
-        assert!(list[0].locked_until.is_some());
+    fn the_longest_lock_still_running_wins() {
+        let t = throttle();
+        assert_eq!(t.locked(&[], 0), None);
+        assert_eq!(t.locked(&[record(0), record(10_000)], 10_000), None);
+        assert_eq!(
+            t.locked(&[record(5_000), record(12_000)], 1_000),
+            Some(Duration::from_secs(11))
+        );
+        let l = t.lockout(record(12_000), 1_000);
+        assert_eq!((l.kind, l.locked_until), ("user", Some(12_000)));
+        assert_eq!(t.lockout(record(12_000), 12_000).locked_until, None);
+    }
+
+    #[test]
+    fn counts_are_forgotten_after_the_window() {
+        let t = throttle();
+        assert_eq!(t.forgotten_before(200_000), 100_000);
+        assert_eq!(t.keep_until(200_000), 300_000);
+        assert_eq!(t.forgotten_before(i64::MIN), i64::MIN);
     }
 }

@@ -485,3 +485,35 @@ async fn a_second_controller_follows_changes() {
         );
     }
 }
+
+/// Keystone's audit chain: a password token names only itself; a token
+/// traded for a token names itself, then its chain's first token, however
+/// many trades deep.
+#[tokio::test]
+async fn a_traded_token_names_its_chain() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let (first, p) =
+            w.id.login("admin", None, &w.password, None, None)
+                .await
+                .expect("login");
+        assert_eq!(w.id.audit_ids(&first), Some(vec![p.audit_id.clone()]));
+        let (second, p2) = w.id.authenticate_token(&first, None).await.expect("trade");
+        assert_ne!(p2.audit_id, p.audit_id, "{engine}");
+        assert_eq!(
+            w.id.audit_ids(&second),
+            Some(vec![p2.audit_id.clone(), p.audit_id.clone()]),
+            "{engine}"
+        );
+        let (third, p3) =
+            w.id.authenticate_token(&second, None)
+                .await
+                .expect("trade again");
+        assert_eq!(
+            w.id.audit_ids(&third),
+            Some(vec![p3.audit_id, p.audit_id.clone()]),
+            "{engine}"
+        );
+        assert_eq!(w.id.audit_ids("nu1_not-a-token"), None);
+    }
+}

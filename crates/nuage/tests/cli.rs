@@ -416,6 +416,106 @@ fn users_roles_groups_and_a_member_logging_in() {
 }
 
 #[test]
+fn login_lockouts_described_and_cleared() {
+    let s = Server::start();
+    nuage(&s, &["project", "create", "locked"]).ok();
+    let v = nuage(
+        &s,
+        &[
+            "-o",
+            "json",
+            "user",
+            "create",
+            "carol",
+            "--password",
+            "carol-pw-123",
+            "--project",
+            "locked",
+        ],
+    )
+    .ok()
+    .json();
+    let carol_id = v["id"].as_str().expect("id").to_string();
+    nuage(
+        &s,
+        &[
+            "role",
+            "add",
+            "--project",
+            "locked",
+            "--user",
+            "carol",
+            "member",
+        ],
+    )
+    .ok();
+    let carol = ["--user", "carol", "--password", "carol-pw-123", "whoami"];
+
+    // Nothing failed yet: an empty table, an empty list.
+    let out = nuage(&s, &["describe-login-lockouts"]).ok();
+    assert!(out.stdout.starts_with("| Kind"), "{}", out.stdout);
+    assert!(out.row(&[&carol_id]).is_none(), "{}", out.stdout);
+
+    // Five wrong passwords lock carol (and count against 127.0.0.1).
+    for _ in 0..5 {
+        nuage(&s, &["--user", "carol", "--password", "nope", "whoami"]).fails(1);
+    }
+    let out = nuage(&s, &carol).fails(1);
+    assert!(out.stderr.contains("HTTP 429"), "{}", out.stderr);
+
+    let out = nuage(&s, &["describe-login-lockouts"]).ok();
+    let row = out
+        .row(&["user", &carol_id, "5"])
+        .unwrap_or_else(|| panic!("carol is not listed:\n{}", out.stdout));
+    assert!(
+        row.contains('T') && row.contains('Z'),
+        "locked until: {row}"
+    );
+    let v = nuage(&s, &["-o", "json", "describe-login-lockouts", "--locked"])
+        .ok()
+        .json();
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "only carol is locked: {v}");
+    assert_eq!(items[0]["subject"], carol_id.as_str());
+    assert_eq!(items[0]["failures"], 5);
+    assert!(items[0]["locked_until"].is_string(), "{v}");
+    let v = nuage(
+        &s,
+        &["-o", "json", "describe-login-lockouts", "--kind", "source"],
+    )
+    .ok()
+    .json();
+    let items = v["items"].as_array().expect("items");
+    assert!(items.iter().all(|i| i["kind"] == "source"), "{v}");
+    assert_eq!(items[0]["failures"], 5, "{v}");
+
+    // Saying whose is required; an address must be one.
+    let out = nuage(&s, &["clear-login-lockout"]).fails(2);
+    assert!(out.stderr.contains("--user"), "{}", out.stderr);
+    nuage(&s, &["clear-login-lockout", "--source", "nowhere"]).fails(2);
+
+    // Cleared by name: carol logs in; a second clear finds nothing.
+    let out = nuage(&s, &["clear-login-lockout", "--user", "carol"]).ok();
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    nuage(&s, &carol).ok();
+    let out = nuage(&s, &["clear-login-lockout", "--user", "carol"]).fails(1);
+    assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+    // The address keeps its count until cleared too.
+    nuage(&s, &["clear-login-lockout", "--source", "127.0.0.1"]).ok();
+    let v = nuage(&s, &["-o", "json", "describe-login-lockouts"])
+        .ok()
+        .json();
+    assert!(
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["kind"] != "source"),
+        "{v}"
+    );
+}
+
+#[test]
 fn access_keys_and_quotas() {
     let s = Server::start();
 

@@ -454,7 +454,10 @@ async fn token_lifecycle() {
             "{k}: {ts}"
         );
     }
-    assert_eq!(t["audit_ids"].as_array().map(Vec::len), Some(1), "{t}");
+    // A password token names only its own audit id.
+    let audit_id = t["audit_ids"][0].as_str().expect("audit id").to_string();
+    assert_eq!(t["audit_ids"], json!([audit_id]), "{t}");
+    assert_eq!(audit_id.len(), 32, "{t}");
     let identity = t["catalog"]
         .as_array()
         .expect("catalog")
@@ -502,6 +505,11 @@ async fn token_lifecycle() {
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.body["token"]["methods"], json!(["token"]));
     let second = r.subject.clone().expect("X-Subject-Token");
+    // As Keystone: its own audit id, then the original's (the chain's).
+    let ids = r.body["token"]["audit_ids"].clone();
+    assert_eq!(ids.as_array().map(Vec::len), Some(2), "{ids}");
+    assert_eq!(ids[1], json!(audit_id), "{ids}");
+    assert_ne!(ids[0], json!(audit_id), "{ids}");
 
     // Validation: GET gives the same body, HEAD the status.
     let check = |method: &'static str, subject: String| {
@@ -520,6 +528,10 @@ async fn token_lifecycle() {
     assert_eq!(r.subject.as_deref(), Some(second.as_str()));
     assert_eq!(r.body["token"]["user"]["id"], json!(user_id));
     assert!(r.body["token"]["catalog"].is_array());
+    assert_eq!(
+        r.body["token"]["audit_ids"], ids,
+        "validation shows the chain"
+    );
     assert_eq!(check("HEAD", second.clone()).await.status, 200);
     assert_error(&check("GET", "nu1_not-a-token".into()).await, 404);
     assert_eq!(check("HEAD", "garbage".into()).await.status, 404);
@@ -1399,6 +1411,73 @@ async fn failed_logins_lock_the_source_address() {
     assert_eq!(st, 204);
     let (st, _, body) = login_from(&s, attacker, password_auth("admin", &pw, None)).await;
     assert_eq!(st, 201, "{body}");
+}
+
+/// Two `nuage serve` on one PostgreSQL count a user's failures together and
+/// lock it on both; a restart forgives nothing; an admin's clear on one
+/// server reaches the other.
+#[tokio::test]
+async fn servers_sharing_postgres_share_one_lockout() {
+    let no_compute = vec![("NUAGE_COMPUTE_DRIVER".to_string(), "none".to_string())];
+    let a = Server::start_with(common::Options {
+        database: Some(
+            nuage_store::testing::fresh_postgres_url()
+                .await
+                .expect("a fresh PostgreSQL database"),
+        ),
+        env: no_compute.clone(),
+        ..common::Options::default()
+    });
+    let mut b = Server::start_with(common::Options {
+        database: a.opts.database.clone(),
+        env: no_compute,
+        admin_env: Some(a.data_dir().join("admin.env")),
+        ..common::Options::default()
+    });
+    let admin = admin_token(&a).await;
+    let pw = "Shared-lock-1234";
+    let (_, uid) = member_setup(&a, &admin, "shared", pw).await;
+    for i in 0..5 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        assert_error(
+            &login(s, "shared-user", "wrong-wrong-9", None)
+                .await
+                .expect_err("wrong"),
+            401,
+        );
+    }
+    for s in [&a, &b] {
+        let (st, retry, body) =
+            login_from(s, "127.0.0.1", password_auth("shared-user", pw, None)).await;
+        assert_eq!(st, 429, "{body}");
+        assert!(retry.is_some_and(|r| r >= 1), "{retry:?}");
+    }
+
+    b.terminate();
+    b.spawn();
+    let (st, _, body) = login_from(&b, "127.0.0.1", password_auth("shared-user", pw, None)).await;
+    assert_eq!(st, 429, "a restart forgives nothing: {body}");
+    let listed = lockouts(&b, &admin).await;
+    assert!(
+        listed
+            .iter()
+            .any(|l| l["subject"] == json!(uid) && l["failures"] == 5),
+        "{listed:?}"
+    );
+
+    let (st, v) = common::call(
+        &b,
+        &admin,
+        "DELETE",
+        "/nuage/v1/login-lockouts?user=shared-user",
+        None,
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    login(&a, "shared-user", pw, None)
+        .await
+        .map_err(|r| r.body)
+        .expect("cleared on b, accepted on a");
 }
 
 #[tokio::test]

@@ -35,6 +35,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0003_compute_desired.sql"),
     },
     Migration {
+        version: 4,
+        name: "login_failures",
+        sql: include_str!("../migrations/0004_login_failures.sql"),
+    },
+    Migration {
         version: 5,
         name: "network",
         sql: include_str!("../migrations/0005_network.sql"),

@@ -270,8 +270,8 @@ async fn domain_ref(core: &Core, caller: &Principal, id: &str) -> Result<Value> 
     Ok(json!({"id": d.id, "name": d.name}))
 }
 
-/// The `token` object of Keystone's token answers.
-async fn token_body(core: &Core, p: &Principal, with_catalog: bool) -> Result<Value> {
+/// The `token` object of Keystone's token answers, for `token` held by `p`.
+async fn token_body(core: &Core, p: &Principal, token: &str, with_catalog: bool) -> Result<Value> {
     let roles = core.identity.list_roles(p, None).await?;
     let roles: Vec<Value> = p
         .roles
@@ -296,7 +296,10 @@ async fn token_body(core: &Core, p: &Principal, with_catalog: bool) -> Result<Va
         "roles": roles,
         "expires_at": timestamp(p.expires_at),
         "issued_at": timestamp(p.expires_at.saturating_sub(ttl)),
-        "audit_ids": [p.audit_id],
+        "audit_ids": core
+            .identity
+            .audit_ids(token)
+            .unwrap_or_else(|| vec![p.audit_id.clone()]),
         "is_domain": false,
     });
     if with_catalog {
@@ -353,7 +356,7 @@ async fn issue(
             ))
         }
     };
-    let body = token_body(&core, &principal, !q.flag("nocatalog")).await?;
+    let body = token_body(&core, &principal, &token, !q.flag("nocatalog")).await?;
     with_subject_token(
         (StatusCode::CREATED, axum::Json(body)).into_response(),
         &token,
@@ -396,7 +399,7 @@ async fn check(
         .inspect_token(&caller, token)
         .await
         .map_err(subject_error)?;
-    let body = token_body(&core, &p, !q.flag("nocatalog")).await?;
+    let body = token_body(&core, &p, token, !q.flag("nocatalog")).await?;
     with_subject_token(axum::Json(body).into_response(), token)
 }
 

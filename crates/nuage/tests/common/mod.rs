@@ -30,6 +30,10 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Start the server under this open-file limit (soft and hard).
     pub nofile: Option<u64>,
+    /// For a second controller on a database another server bootstrapped:
+    /// the admin.env to copy into the data directory first, as an operator
+    /// would (the server writes one only when it bootstraps).
+    pub admin_env: Option<PathBuf>,
 }
 
 pub struct Server {
@@ -68,6 +72,10 @@ impl Server {
             opts,
             child: None,
         };
+        if let Some(env) = &s.opts.admin_env {
+            std::fs::create_dir_all(s.data_dir()).expect("data dir");
+            std::fs::copy(env, s.data_dir().join("admin.env")).expect("copy admin.env");
+        }
         s.spawn();
         s
     }
