@@ -495,8 +495,7 @@ impl Compute {
                                 name: String::new(),
                                 fixed_ips: Vec::new(),
                                 security_groups: req.security_groups.clone(),
-                                device_owner: nuage_network::types::device_owner::INSTANCE
-                                    .into(),
+                                device_owner: nuage_network::types::device_owner::INSTANCE.into(),
                                 device_id: id.clone(),
                             },
                         )

@@ -1,0 +1,199 @@
+//! Instances on virtual networks, end to end: a real `nuage serve` with the
+//! container driver gives each instance a port on its project's default
+//! network, wired (veth, bridge, address, route) in nuage's own node
+//! namespace before the init starts. Real traffic between instances; two
+//! projects with the same CIDR never reach each other; terminating frees
+//! the address and the interface. Nothing is created in the machine's own
+//! network namespace: the node's lives under the test's data directory.
+//! Needs root, runc, busybox-static and nftables, as CI has.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{call, Server};
+use serde_json::{json, Value};
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+async fn run_one(s: &Server, t: &str, user_data: &str) -> Value {
+    let (st, v) = call(
+        s,
+        t,
+        "POST",
+        "/nuage/v1/instances",
+        Some(
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(user_data)}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "run: {v}\n{}", s.logs());
+    v["items"][0].clone()
+}
+
+async fn wait(s: &Server, t: &str, id: &str, state: &str) -> Value {
+    let (st, v) = call(
+        s,
+        t,
+        "GET",
+        &format!("/nuage/v1/instances/{id}?wait_for={state}&timeout=60"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], state, "{id}: {v}\n{}", s.logs());
+    v
+}
+
+async fn console_until(s: &Server, t: &str, id: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, v) = call(
+            s,
+            t,
+            "GET",
+            &format!("/nuage/v1/instances/{id}/console"),
+            None,
+        )
+        .await;
+        let c = v["output"].as_str().unwrap_or_default().to_string();
+        if c.contains(needle) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "console of {id} never showed {needle:?}:\n{c}\n{}",
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Interface names in a network namespace (the machine's own with `None`),
+/// from `ip -o link` (sysfs would show the mounting namespace's).
+fn links(netns: Option<&Path>) -> BTreeSet<String> {
+    let mut cmd = Command::new("nsenter");
+    if let Some(ns) = netns {
+        cmd.arg(format!("--net={}", ns.display()));
+    }
+    let out = cmd
+        .args(["/bin/busybox", "ip", "-o", "link", "show"])
+        .output()
+        .expect("listing links");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+fn private_ip(v: &Value) -> String {
+    v["private_ip_address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no private address: {v}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn instances_get_ports_reach_each_other_and_projects_stay_apart() {
+    let s = Server::start();
+    common::build_busybox(&s);
+    let t = s.admin_token().await;
+    let before_host = links(None);
+
+    // The first instance shows its interface on its console.
+    let show = "#!/bin/sh\nip -4 addr show dev eth0\nip route\necho net-shown\n";
+    let a = run_one(&s, &t, show).await;
+    let a_id = a["id"].as_str().expect("id").to_string();
+    let a_ip = private_ip(&a);
+    assert!(a_ip.starts_with("10.0."), "{a}");
+    assert_eq!(a["network_interfaces"][0]["private_ip"], a_ip.as_str());
+    wait(&s, &t, &a_id, "running").await;
+    let c = console_until(&s, &t, &a_id, "net-shown").await;
+    assert!(c.contains(&format!("inet {a_ip}/16")), "{c}");
+    assert!(c.contains("default via 10.0.0.1"), "{c}");
+
+    // The second pings the first from inside, over the bridge.
+    let ping = format!(
+        "#!/bin/sh\nif ping -c 2 -W 2 {a_ip} >/dev/null 2>&1; then echo ping-result=reached; else echo ping-result=missed; fi\n"
+    );
+    let b = run_one(&s, &t, &ping).await;
+    let b_id = b["id"].as_str().expect("id").to_string();
+    let b_ip = private_ip(&b);
+    assert_ne!(a_ip, b_ip, "one address twice");
+    wait(&s, &t, &b_id, "running").await;
+    let c = console_until(&s, &t, &b_id, "ping-result=").await;
+    assert!(
+        c.contains("ping-result=reached"),
+        "b could not reach a:\n{c}"
+    );
+
+    // Another project: the same default CIDR (its first instance gets a's
+    // address), its own bridge; it cannot reach b.
+    let (other, _) = common::project_with_member(&s, "netother", "netother-pass-1").await;
+    let ot = s
+        .token_for("netother-user", "netother-pass-1", Some(&other))
+        .await;
+    let ping_b = format!(
+        "#!/bin/sh\nif ping -c 2 -W 2 {b_ip} >/dev/null 2>&1; then echo ping-result=reached; else echo ping-result=missed; fi\n"
+    );
+    let o = run_one(&s, &ot, &ping_b).await;
+    let o_id = o["id"].as_str().expect("id").to_string();
+    assert_eq!(private_ip(&o), a_ip, "projects' default subnets are alike");
+    wait(&s, &ot, &o_id, "running").await;
+    let c = console_until(&s, &ot, &o_id, "ping-result=").await;
+    assert!(
+        c.contains("ping-result=missed"),
+        "another project reached project 1's instance {b_ip}:\n{c}"
+    );
+
+    // Everything is in nuage's node namespace, nothing in the machine's.
+    let node_ns = s.data_dir().join("network/node.netns");
+    let node_links = links(Some(&node_ns));
+    let ports: Vec<&String> = node_links.iter().filter(|l| l.starts_with("nv-")).collect();
+    let bridges: Vec<&String> = node_links.iter().filter(|l| l.starts_with("nb-")).collect();
+    assert_eq!(ports.len(), 3, "{node_links:?}");
+    assert_eq!(bridges.len(), 2, "one bridge per network: {node_links:?}");
+    let after_host = links(None);
+    assert_eq!(
+        after_host.difference(&before_host).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "interfaces appeared in the machine's own namespace"
+    );
+
+    // Terminating frees the interface and the address: the next instance
+    // of the project gets a's address back.
+    let (st, v) = call(
+        &s,
+        &t,
+        "POST",
+        "/nuage/v1/instances/terminate",
+        Some(json!({"instance_ids": [a_id]})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    wait(&s, &t, &a_id, "terminated").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while links(Some(&node_ns))
+        .iter()
+        .filter(|l| l.starts_with("nv-"))
+        .count()
+        != 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a's veth is still there: {:?}",
+            links(Some(&node_ns))
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = run_one(&s, &t, "#!/bin/sh\necho d\n").await;
+    assert_eq!(private_ip(&d), a_ip, "the freed address was not reused");
+}
