@@ -299,6 +299,16 @@ async fn hundred_networks_converge_and_orphans_go() {
         .await;
         let stats = agent.stats().expect("stats");
         assert_eq!(stats.errors, 0, "{stats:?}");
+        // Recording what it observed is no change to act on: the agent is
+        // quiet until something changes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = agent.stats().expect("stats").reconciles;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            agent.stats().expect("stats").reconciles,
+            before,
+            "no busy loop"
+        );
         stop.send(true).expect("stop");
         run.await.expect("agent ran");
     }
@@ -479,6 +489,19 @@ mod linux {
             );
         }
         assert!(ping_gateway(), "the instance's gateway answers");
+
+        // A bridge deleted by hand is put back, with its gateway, by the
+        // next pass (the periodic resync; asked for at once here).
+        node.delete_link(&bridge_name(&p.network_id))
+            .expect("delete the bridge");
+        agent.resync();
+        until("the bridge and its gateway are back", || async {
+            driver.observe().await.is_ok_and(|o| {
+                o.networks.len() == 1
+                    && o.networks[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
+            })
+        })
+        .await;
 
         // The instance goes from the store (its unplug never ran): the
         // orphan pass removes its port and the bridge.
