@@ -13,7 +13,8 @@
 //!   nftables only the difference.
 //! - `Orphans`: what the driver observes that no row owns is removed:
 //!   instance ports without a row, bridges of networks without instance
-//!   ports, addresses on bridges that are no subnet's gateway. It observes
+//!   ports, addresses on bridges that are no subnet's gateway; a security
+//!   table found missing has the plan applied again at once. It observes
 //!   first and reads the store second, under the plugger's exclusive gate,
 //!   so it never removes what a launch committed and a plug is wiring.
 //!
@@ -291,6 +292,13 @@ impl NetworkAgent {
             }
         }
         drop(c);
+        if !o.security_table {
+            // Gone (deleted by hand, or never applied): the driver now
+            // applies the next plan whole; ask for it now.
+            if let Some(h) = self.inner.handle.get() {
+                h.trigger(AgentKey::Security);
+            }
+        }
         for p in o.ports.iter().filter(|p| !ports.contains(&p.id)) {
             tracing::info!(port = %p.id, ifname = %p.host_ifname, "removing an orphaned port");
             d.remove_port(&p.id)

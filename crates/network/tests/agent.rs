@@ -503,6 +503,22 @@ mod linux {
         })
         .await;
 
+        // The security table deleted by hand is put back whole by the next
+        // pass, although the plan did not change.
+        let deleted = node
+            .exec("nft", &["delete", "table", "inet", "nuage"])
+            .expect("nft");
+        assert!(deleted.status.success(), "{deleted:?}");
+        agent.resync();
+        until("the security table is back", || async {
+            driver.observe().await.is_ok_and(|o| o.security_table)
+        })
+        .await;
+        let listed = node
+            .exec("nft", &["-j", "list", "table", "inet", "nuage"])
+            .expect("nft");
+        assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("in-{}", p.id)));
+
         // The instance goes from the store (its unplug never ran): the
         // orphan pass removes its port and the bridge.
         let mut tx = t.db.begin().await.expect("tx");
