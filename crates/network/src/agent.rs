@@ -23,6 +23,13 @@
 //! `observed_generation` is recorded (without bumping the revision);
 //! driver and store errors are retried with back-off and never recorded as
 //! state (ADR 14). One node today: every instance port is this node's.
+//!
+//! ```text
+//! let driver: Arc<dyn NetDriver> = Arc::new(LinuxNetDriver::new(LinuxConfig::default()));
+//! let plugger = Arc::new(NetPlugger::new(driver.clone())); // the container driver's NicPlugger
+//! let agent = NetworkAgent::new(db.clone(), driver, plugger.gate(), AgentConfig::default());
+//! tokio::spawn({ let a = agent.clone(); async move { a.run(shutdown_rx).await } });
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
