@@ -141,7 +141,8 @@ impl NetworkAgent {
     }
 
     /// The controller, for callers that run it themselves; [`Self::run`]
-    /// is the usual way. Its handle is kept for [`Self::trigger`].
+    /// is the usual way. Its handle is kept for [`Self::resync`] and
+    /// [`Self::stats`].
     pub fn controller(&self) -> Controller<AgentReconciler> {
         let c = &self.inner.config;
         let this = self.clone();
