@@ -691,6 +691,11 @@ impl NetDriver for LinuxNetDriver {
         let (networks, ports) = self.host(observe_in).await?;
         let security_table =
             crate::nft::table_exists(self.config.host_netns.clone(), self.nft_program()).await?;
+        if !security_table {
+            // Deleted behind our back: an unchanged plan would otherwise
+            // be an empty update until the next whole apply is due.
+            self.security.lock().await.applied = None;
+        }
         Ok(Observed {
             networks,
             ports,

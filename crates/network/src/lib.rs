@@ -7,11 +7,13 @@
 //! are free, what overlaps) and the transactional contract with compute: a
 //! launch creates its ports with [`NetworkService::create_port_in`] inside
 //! its own transaction, so ports, addresses, quota and instance rows commit
-//! together. It must not touch a node: the data plane (bridges, veths,
-//! nftables) is driven from these rows by reconcilers through the driver
-//! trait of `nuage-netdriver`, and every change a node must apply bumps the
-//! row's `generation`. See `docs/adr/0019-network-service.md`.
+//! together. The service itself never touches a node: the data plane
+//! (bridges, gateways, nftables) follows these rows through the reconcilers
+//! of [`agent::NetworkAgent`], which call the driver trait of
+//! `nuage-netdriver` and record each row's `observed_generation`. See
+//! `docs/adr/0019-network-service.md`.
 
+pub mod agent;
 pub mod cidr;
 mod error;
 pub mod ipam;

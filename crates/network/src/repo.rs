@@ -1112,3 +1112,149 @@ pub async fn device_addresses(
         })
         .collect())
 }
+
+// ------------------------------------------------------------------- agent
+
+/// An instance's port as the node agent needs it (`agent`).
+pub type AgentPortRow = (String, String, String, i64, i64);
+
+/// Every port of an instance (`device_owner` `compute:instance`): id,
+/// network, MAC, generation, observed generation. One node today, so
+/// every such port is this node's.
+pub async fn instance_ports(c: &mut C) -> StoreResult<Vec<AgentPortRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, network_id, mac, generation, observed_generation FROM ports \
+         WHERE device_owner = $1 ORDER BY id",
+    )
+    .bind(device_owner::INSTANCE)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// The fixed addresses of every instance port, with their subnet's CIDR:
+/// (port, address, CIDR), in address order per port.
+pub async fn instance_port_ips(c: &mut C) -> StoreResult<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT i.port_id, i.ip, s.cidr FROM port_ips i \
+         JOIN ports p ON p.id = i.port_id JOIN subnets s ON s.id = i.subnet_id \
+         WHERE p.device_owner = $1 ORDER BY i.port_id, i.address",
+    )
+    .bind(device_owner::INSTANCE)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// The security groups of every instance port: (port, group).
+pub async fn instance_port_groups(c: &mut C) -> StoreResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT g.port_id, g.group_id FROM port_security_groups g \
+         JOIN ports p ON p.id = g.port_id WHERE p.device_owner = $1 \
+         ORDER BY g.port_id, g.group_id",
+    )
+    .bind(device_owner::INSTANCE)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// Networks that hold at least one instance port: the ones whose bridge
+/// a node must have.
+pub async fn networks_with_instance_ports(c: &mut C) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT n.id FROM networks n WHERE EXISTS \
+         (SELECT 1 FROM ports p WHERE p.network_id = n.id AND p.device_owner = $1) \
+         ORDER BY n.id",
+    )
+    .bind(device_owner::INSTANCE)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Whether the network holds an instance port.
+pub async fn has_instance_ports(c: &mut C, network: &str) -> StoreResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM ports WHERE network_id = $1 AND device_owner = $2 LIMIT 1")
+            .bind(network)
+            .bind(device_owner::INSTANCE)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Every subnet's gateway: (network, CIDR, gateway address).
+pub async fn subnet_gateways(c: &mut C) -> StoreResult<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT network_id, cidr, gateway_ip FROM subnets WHERE gateway_ip IS NOT NULL \
+         ORDER BY network_id, first_address",
+    )
+    .fetch_all(&mut *c)
+    .await?)
+}
+
+/// Every security group with its rules; the agent keeps those its ports
+/// need.
+pub async fn all_sgs_with_rules(c: &mut C) -> StoreResult<Vec<SecurityGroup>> {
+    let rows: Vec<SgRow> = sqlx::query_as(&format!(
+        "SELECT {SG_COLS} FROM security_groups ORDER BY id"
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    let rules: Vec<RuleRow> = sqlx::query_as(&format!(
+        "SELECT {RULE_COLS} FROM security_group_rules ORDER BY group_id, created_at, id"
+    ))
+    .fetch_all(&mut *c)
+    .await?;
+    let mut by_group: std::collections::HashMap<String, Vec<SecurityGroupRule>> =
+        std::collections::HashMap::new();
+    for r in rules {
+        let r = rule(r);
+        by_group.entry(r.group_id.clone()).or_default().push(r);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| SecurityGroup {
+            rules: by_group.remove(&r.0).unwrap_or_default(),
+            id: r.0,
+            project_id: r.1,
+            name: r.2,
+            description: r.3,
+            generation: r.4,
+            observed_generation: r.5,
+            created_at: r.6,
+        })
+        .collect())
+}
+
+/// The tables whose rows carry `observed_generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observable {
+    Network,
+    Subnet,
+    Port,
+    SecurityGroup,
+}
+
+/// Records that a node applied the row at `generation`. Never lowers it,
+/// and does not bump the revision: what a node observed is not a change
+/// anyone must act on.
+pub async fn set_observed(
+    c: &mut C,
+    table: Observable,
+    id: &str,
+    generation: i64,
+) -> StoreResult<()> {
+    let table = match table {
+        Observable::Network => "networks",
+        Observable::Subnet => "subnets",
+        Observable::Port => "ports",
+        Observable::SecurityGroup => "security_groups",
+    };
+    sqlx::query(&format!(
+        "UPDATE {table} SET observed_generation = $2 WHERE id = $1 AND observed_generation < $2"
+    ))
+    .bind(id)
+    .bind(generation)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
