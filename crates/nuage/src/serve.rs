@@ -117,8 +117,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let _refresher = identity.spawn_refresher();
 
-    let compute = start_compute(&cfg, &db, &identity).await?;
+    let (compute, network_agent) = start_compute(&cfg, &db, &identity).await?;
     let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
+    let network_task = network_agent.map(|agent| {
+        let stopped = controllers_stopped.clone();
+        tokio::spawn(async move { agent.run(stopped).await })
+    });
     let compute_task = {
         let compute = compute.clone();
         tokio::spawn(async move { compute.run(controllers_stopped).await })
@@ -199,14 +203,27 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     {
         tracing::warn!("reconcilers still busy after 20 s; stopping anyway");
     }
+    if let Some(task) = network_task {
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the network agent is still busy after 5 s; stopping anyway");
+        }
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Opens the compute service and registers this machine's node agent with
-/// the configured driver.
-async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Compute> {
+/// the configured driver; with the container driver, also the node's
+/// network data plane and the agent that reconciles it.
+async fn start_compute(
+    cfg: &Config,
+    db: &Db,
+    identity: &Identity,
+) -> Result<(Compute, Option<nuage_network::agent::NetworkAgent>)> {
     let images = nuage_image::ImageStore::open(&cfg.data_dir.join("images"))
         .context("cannot open the image store")?;
     let network = nuage_network::NetworkService::new(
@@ -231,7 +248,7 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
     .context("cannot start the compute service")?;
     compute.attach_network(network);
     let driver: Arc<dyn nuage_driver::ComputeDriver> = match cfg.compute_driver {
-        ComputeDriverKind::None => return Ok(compute),
+        ComputeDriverKind::None => return Ok((compute, None)),
         ComputeDriverKind::Fake => Arc::new(nuage_driver::fake::FakeDriver::new(
             nuage_driver::Capacity {
                 vcpus: 64,
@@ -250,9 +267,13 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
             .context("cannot start the container driver (is runc installed?)")?,
         ),
     };
-    if cfg.compute_driver == ComputeDriverKind::Container {
-        driver.set_nic_plugger(start_data_plane(cfg)?);
-    }
+    let network_agent = if cfg.compute_driver == ComputeDriverKind::Container {
+        let (plugger, agent) = start_data_plane(cfg, db)?;
+        driver.set_nic_plugger(plugger);
+        Some(agent)
+    } else {
+        None
+    };
     let name = node_name();
     let agent = Arc::new(LocalAgent::new(format!("node-{name}"), driver, images));
     compute
@@ -267,13 +288,19 @@ async fn start_compute(cfg: &Config, db: &Db, identity: &Identity) -> Result<Com
         )
         .await
         .context("cannot register the local compute node")?;
-    Ok(compute)
+    Ok((compute, network_agent))
 }
 
 /// The node's network data plane: bridges and rules in a network namespace
 /// of nuage's own (`DATA_DIR/network/node.netns`), so that nothing touches
 /// the machine's interfaces, routes or firewall.
-fn start_data_plane(cfg: &Config) -> Result<Arc<dyn nuage_driver::NicPlugger>> {
+fn start_data_plane(
+    cfg: &Config,
+    db: &Db,
+) -> Result<(
+    Arc<dyn nuage_driver::NicPlugger>,
+    nuage_network::agent::NetworkAgent,
+)> {
     let node_ns = cfg.data_dir.join("network").join("node.netns");
     nuage_netdriver::node::ensure_node_netns(&node_ns).with_context(|| {
         format!(
@@ -281,15 +308,22 @@ fn start_data_plane(cfg: &Config) -> Result<Arc<dyn nuage_driver::NicPlugger>> {
             node_ns.display()
         )
     })?;
-    let driver = Arc::new(nuage_netdriver::linux::LinuxNetDriver::new(
-        nuage_netdriver::linux::LinuxConfig {
+    let driver: Arc<dyn nuage_netdriver::NetDriver> = Arc::new(
+        nuage_netdriver::linux::LinuxNetDriver::new(nuage_netdriver::linux::LinuxConfig {
             host_netns: Some(node_ns),
             trunk: None,
             nft: None,
             security_full_every: None,
-        },
-    ));
-    Ok(Arc::new(nuage_netdriver::plug::NetPlugger::new(driver)))
+        }),
+    );
+    let plugger = nuage_netdriver::plug::NetPlugger::new(driver.clone());
+    let agent = nuage_network::agent::NetworkAgent::new(
+        db.clone(),
+        driver,
+        plugger.gate(),
+        nuage_network::agent::AgentConfig::default(),
+    );
+    Ok((Arc::new(plugger), agent))
 }
 
 /// The connection bounds: the configured maximum, or one derived from the

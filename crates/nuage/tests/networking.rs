@@ -161,6 +161,24 @@ async fn instances_get_ports_reach_each_other_and_projects_stay_apart() {
     let bridges: Vec<&String> = node_links.iter().filter(|l| l.starts_with("nb-")).collect();
     assert_eq!(ports.len(), 3, "{node_links:?}");
     assert_eq!(bridges.len(), 2, "one bridge per network: {node_links:?}");
+    // The network agent applied the security groups there: nuage's table.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nft = Command::new("nsenter")
+            .arg(format!("--net={}", node_ns.display()))
+            .args(["nft", "list", "table", "inet", "nuage"])
+            .output()
+            .expect("nft");
+        if nft.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no nuage table in the node's namespace: {nft:?}\n{}",
+            s.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let after_host = links(None);
     assert_eq!(
         after_host.difference(&before_host).collect::<Vec<_>>(),
