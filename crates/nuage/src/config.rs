@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// (simulated nodes, for tests at scale) or none (no local compute node).
     #[arg(long, env = "NUAGE_COMPUTE_DRIVER", hide_env_values = true)]
     pub compute_driver: Option<ComputeDriverKind>,
+    /// Give instances ports on virtual networks (default true); false runs
+    /// them with a loopback only, as before networking.
+    #[arg(long, env = "NUAGE_NETWORK", hide_env_values = true)]
+    pub network: Option<bool>,
     /// This node's availability zone (default: the region's name + "a").
     #[arg(long, env = "NUAGE_AVAILABILITY_ZONE", hide_env_values = true)]
     pub availability_zone: Option<String>,
@@ -100,6 +104,7 @@ struct FileConfig {
     public_url: Option<String>,
     token_ttl_secs: Option<u64>,
     compute_driver: Option<ComputeDriverKind>,
+    network: Option<bool>,
     availability_zone: Option<String>,
     /// The OCI runtime binary (default: runc on PATH).
     runtime: Option<PathBuf>,
@@ -127,6 +132,8 @@ pub struct Config {
     pub public_url: String,
     pub token_ttl_secs: u64,
     pub compute_driver: ComputeDriverKind,
+    /// Whether instances get ports on virtual networks.
+    pub network: bool,
     pub availability_zone: String,
     pub runtime: PathBuf,
     pub cgroup_parent: String,
@@ -243,6 +250,7 @@ impl Config {
                 .compute_driver
                 .or(file.compute_driver)
                 .unwrap_or(ComputeDriverKind::Container),
+            network: args.network.or(file.network).unwrap_or(true),
             availability_zone: args
                 .availability_zone
                 .or(file.availability_zone)

@@ -246,7 +246,9 @@ async fn start_compute(
     )
     .await
     .context("cannot start the compute service")?;
-    compute.attach_network(network);
+    if cfg.network {
+        compute.attach_network(network);
+    }
     let driver: Arc<dyn nuage_driver::ComputeDriver> = match cfg.compute_driver {
         ComputeDriverKind::None => return Ok((compute, None)),
         ComputeDriverKind::Fake => Arc::new(nuage_driver::fake::FakeDriver::new(
@@ -267,7 +269,7 @@ async fn start_compute(
             .context("cannot start the container driver (is runc installed?)")?,
         ),
     };
-    let network_agent = if cfg.compute_driver == ComputeDriverKind::Container {
+    let network_agent = if cfg.network && cfg.compute_driver == ComputeDriverKind::Container {
         let (plugger, agent) = start_data_plane(cfg, db)?;
         driver.set_nic_plugger(plugger);
         Some(agent)
