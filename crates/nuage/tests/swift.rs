@@ -346,7 +346,12 @@ async fn unimplemented_requests_are_refused_and_change_nothing() {
             vec![("x-detect-content-type", "true")],
             b"new",
         ),
-        ("PUT", "/tbl/obj", vec![("if-none-match", "*")], b"new"),
+        (
+            "PUT",
+            "/tbl/copy",
+            vec![("x-copy-from", "tbl/obj"), ("if-none-match", "*")],
+            b"",
+        ),
         ("PUT", "/tbl/obj?heartbeat=on", vec![], b"new"),
         ("PUT", "/tbl/obj?version-id=1", vec![], b"new"),
         ("COPY", "/tbl/obj", vec![("destination", "tbl/copy")], b""),
