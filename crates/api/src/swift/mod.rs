@@ -43,7 +43,9 @@ pub(crate) struct Fail(StatusCode, String);
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        let body = if self.0.is_server_error() {
+        // A 501 says what in its first words (clients show the status
+        // already, and the `swift` client only 60 characters of the body).
+        let body = if self.0.is_server_error() && self.0 != StatusCode::NOT_IMPLEMENTED {
             format!("{} {}\n", self.0, self.1)
         } else {
             format!("{}\n", self.1)
@@ -473,7 +475,7 @@ fn read_acl(h: &HeaderMap) -> Result<Option<(Acl, Acl)>> {
             other => {
                 return Err(Fail(
                     StatusCode::NOT_IMPLEMENTED,
-                    format!("the read ACL element {other:?} is not implemented by nuage (it keeps .r:*, .rlistings and *:*); nothing was changed"),
+                    format!("not implemented by nuage: the read ACL element {other:?} (it keeps .r:*, .rlistings and *:*); nothing was changed"),
                 ))
             }
         }

@@ -135,10 +135,12 @@ pub const UNIMPLEMENTED_META: &[(&str, &str)] = &[
     ("access-control-", "CORS"),
 ];
 
+/// A 501 whose first words say what: the `swift` client shows only the
+/// first 60 characters of an error's body.
 fn not_implemented(what: String) -> Fail {
     Fail(
         StatusCode::NOT_IMPLEMENTED,
-        format!("{what} is not implemented by nuage; nothing was changed"),
+        format!("not implemented by nuage: {what}; nothing was changed"),
     )
 }
 
@@ -311,7 +313,7 @@ fn refuse_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), Fai
             continue;
         }
         return Err(match UNIMPLEMENTED_PARAMS.iter().find(|(p, _)| p == k) {
-            Some((p, what)) => not_implemented(format!("the query parameter {p} ({what})")),
+            Some((p, what)) => not_implemented(format!("{what} (the query parameter {p})")),
             None => not_implemented(format!(
                 "the query parameter {k:?} (not a Swift parameter nuage knows)"
             )),
@@ -325,7 +327,7 @@ fn refuse_headers(headers: &HeaderMap) -> Result<(), Fail> {
         .iter()
         .find(|(h, _)| headers.contains_key(*h))
     {
-        return Err(not_implemented(format!("the header {h} ({what})")));
+        return Err(not_implemented(format!("{what} (the header {h})")));
     }
     for (name, v) in headers {
         let n = name.as_str();
@@ -346,7 +348,7 @@ fn refuse_headers(headers: &HeaderMap) -> Result<(), Fail> {
                 meta == *m
             }
         }) {
-            return Err(not_implemented(format!("the header {n} ({what})")));
+            return Err(not_implemented(format!("{what} (the header {n})")));
         }
     }
     Ok(())
