@@ -3125,12 +3125,18 @@ elif op == 'conditions':
                 assert err['Code'] == 'PreconditionFailed', (cond, err)
                 assert err.get('Condition') in ('If-Match', 'If-Unmodified-Since'), (cond, err)
 
-    # A conditional PUT: If-None-Match: * writes a new key only.
+    # A conditional PUT: If-None-Match: * writes a new key only. Refused
+    # many times over one connection: boto3 sends Expect: 100-continue,
+    # and a refusal that left the body unread put the connection out of
+    # step (the next request answered 400) about once in ten.
+    for _ in range(30):
+        extra['If-None-Match'] = '*'
+        got, _, err = status(c.put_object, Bucket=b, Key='k', Body=b'version two')
+        assert (got, err.get('Code')) == (412, 'PreconditionFailed'), (got, err)
+        extra.clear()
+        assert c.get_object(Bucket=b, Key='k')['Body'].read() == b'version one'
+        assert c.head_object(Bucket=b, Key='k')['ETag'] == etag
     extra['If-None-Match'] = '*'
-    got, _, err = status(c.put_object, Bucket=b, Key='k', Body=b'version two')
-    assert (got, err.get('Code')) == (412, 'PreconditionFailed'), (got, err)
-    assert c.get_object(Bucket=b, Key='k')['Body'].read() == b'version one'
-    assert c.head_object(Bucket=b, Key='k')['ETag'] == etag
     got, _, err = status(c.put_object, Bucket=b, Key='new', Body=b'fresh')
     assert got == 200, err
     assert c.get_object(Bucket=b, Key='new')['Body'].read() == b'fresh'

@@ -81,9 +81,12 @@ pub struct PutOptions {
     /// The object's canned ACL (S3's `x-amz-acl`); private when absent.
     pub acl: Option<Acl>,
     /// Store only if no object has the key (`If-None-Match: *` in both
-    /// dialects): checked before the body is read and again in the commit,
-    /// so of two racing writers one fails with
-    /// [`ObjectError::ConditionFailed`] and nothing of its is kept.
+    /// dialects): checked in the commit, so of two racing writers one
+    /// fails with [`ObjectError::ConditionFailed`] and nothing of its is
+    /// kept. The body is read first: refusing after an await but before
+    /// the body left HTTP/1 connections of clients that sent `Expect:
+    /// 100-continue` (boto3) out of step, their next request read as
+    /// garbage (a 400).
     pub if_none_match: bool,
 }
 
@@ -601,17 +604,6 @@ impl ObjectStore {
         };
         self.early_quota_check(&b.project_id, quota, opts.content_length, replaced)
             .await?;
-        if opts.if_none_match {
-            let (bk, k) = (bucket.to_string(), key.to_string());
-            if self
-                .meta()
-                .read(move |c| load_object(c, &bk, &k))
-                .await?
-                .is_some()
-            {
-                return Err(ObjectError::ConditionFailed(Condition::IfNoneMatch));
-            }
-        }
         // An empty object (a "directory" marker, say) has no segment: no
         // file to write, fsync and rename, only its row.
         let w = if opts.content_length == Some(0) {
