@@ -28,3 +28,15 @@ pub fn decode_path(s: &str) -> Option<String> {
         .ok()
         .map(|c| c.into_owned())
 }
+
+/// A request's headers whose values are text, by name; what the engine's
+/// header rules (kept headers, conditions) read.
+pub fn text_headers(h: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    h.iter()
+        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+}
+
+/// The request's conditions (RFC 7232), for the engine to evaluate.
+pub fn conditions(h: &HeaderMap) -> nuage_object::Conditions {
+    nuage_object::Conditions::from_headers(text_headers(h))
+}

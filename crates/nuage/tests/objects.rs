@@ -3028,3 +3028,483 @@ async fn sigkill_while_writing_loses_nothing_acknowledged() {
     assert!(status.success(), "{status}\n{}", srv.logs());
     fsck(&srv, &identity).await;
 }
+
+// ------------------------------------------- one engine, two dialects alike
+
+/// boto3 as a thin client for the cross-dialect tests: `put`, `copy` and
+/// `head` print what S3 shows of the kept headers (HEAD and GET), for the
+/// test to compare with what Swift shows; `conditions` runs S3's
+/// conditional GET, HEAD and PUT cases and prints `conditions OK`.
+const BOTO3_DIALECTS: &str = r#"
+import datetime, json, os, sys
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+c = boto3.client('s3', endpoint_url=os.environ['NUAGE_URL'],
+                 region_name=os.environ['AWS_DEFAULT_REGION'],
+                 config=Config(signature_version='s3v4', s3={'addressing_style': 'path'},
+                               retries={'max_attempts': 1}))
+# Headers boto3 1.26 has no parameter for, added to the next PutObject.
+extra = {}
+def add_extra(request, **kw):
+    for k, v in extra.items():
+        request.headers[k] = v
+c.meta.events.register('before-sign.s3.PutObject', add_extra)
+
+SHOWN = ('content-disposition', 'content-encoding', 'cache-control', 'expires',
+         'content-language', 'x-robots-tag')
+def shown(r):
+    return {k: v for k, v in r['ResponseMetadata']['HTTPHeaders'].items() if k in SHOWN}
+
+def views(b, key):
+    g = c.get_object(Bucket=b, Key=key)
+    g['Body'].read()
+    return {'head': shown(c.head_object(Bucket=b, Key=key)), 'get': shown(g)}
+
+def status(f, **k):
+    try:
+        r = f(**k)
+        if 'Body' in r:
+            r['Body'].read()
+        return 200, r['ResponseMetadata']['HTTPHeaders'], {}
+    except ClientError as e:
+        return (e.response['ResponseMetadata']['HTTPStatusCode'],
+                e.response['ResponseMetadata']['HTTPHeaders'], e.response['Error'])
+
+op, b = sys.argv[1], sys.argv[2]
+if op == 'put':
+    c.create_bucket(Bucket=b)
+    c.put_object(Bucket=b, Key='from-s3', Body=b'gzipped bytes',
+                 ContentDisposition='attachment; filename="report.txt"',
+                 ContentEncoding='gzip', CacheControl='max-age=3600, public',
+                 Expires=datetime.datetime(2033, 12, 1, 16, 0, 0, tzinfo=datetime.timezone.utc),
+                 ContentLanguage='fr-CA')
+    print(json.dumps(views(b, 'from-s3')))
+elif op == 'copy':
+    c.copy_object(Bucket=b, Key=sys.argv[4], CopySource={'Bucket': b, 'Key': sys.argv[3]},
+                  MetadataDirective='REPLACE', ContentDisposition='inline',
+                  ContentLanguage='de')
+    print(json.dumps(views(b, sys.argv[4])))
+elif op == 'head':
+    print(json.dumps({k: views(b, k) for k in sys.argv[3:]}))
+elif op == 'conditions':
+    c.create_bucket(Bucket=b)
+    c.put_object(Bucket=b, Key='k', Body=b'version one')
+    h = c.head_object(Bucket=b, Key='k')
+    etag, lm = h['ETag'], h['LastModified']
+    earlier, later = lm - datetime.timedelta(seconds=10), lm + datetime.timedelta(seconds=10)
+    cases = [
+        ({}, 200),
+        ({'IfMatch': etag}, 200),
+        ({'IfMatch': etag.strip('"')}, 200),
+        ({'IfMatch': '"nope"'}, 412),
+        ({'IfMatch': '"nope", ' + etag}, 200),
+        ({'IfNoneMatch': etag}, 304),
+        ({'IfNoneMatch': '*'}, 304),
+        ({'IfNoneMatch': '"other"'}, 200),
+        ({'IfModifiedSince': lm}, 304),
+        ({'IfModifiedSince': earlier}, 200),
+        ({'IfUnmodifiedSince': earlier}, 412),
+        ({'IfUnmodifiedSince': lm}, 200),
+        # RFC 7232's order: If-Match, else If-Unmodified-Since; then
+        # If-None-Match, else If-Modified-Since.
+        ({'IfMatch': etag, 'IfUnmodifiedSince': earlier}, 200),
+        ({'IfNoneMatch': '"other"', 'IfModifiedSince': later}, 200),
+        ({'IfMatch': '"nope"', 'IfNoneMatch': etag}, 412),
+        ({'IfUnmodifiedSince': earlier, 'IfNoneMatch': etag}, 412),
+    ]
+    for cond, want in cases:
+        for name, f in (('GET', c.get_object), ('HEAD', c.head_object)):
+            got, headers, err = status(f, Bucket=b, Key='k', **cond)
+            assert got == want, (name, cond, got, want, err)
+            if got == 304:
+                assert headers.get('etag') == etag, (name, cond, headers)
+                assert headers.get('content-length', '0') == '0', (name, cond, headers)
+            if got == 412 and name == 'GET':
+                assert err['Code'] == 'PreconditionFailed', (cond, err)
+                assert err.get('Condition') in ('If-Match', 'If-Unmodified-Since'), (cond, err)
+
+    # A conditional PUT: If-None-Match: * writes a new key only. Refused
+    # many times over one connection: boto3 sends Expect: 100-continue,
+    # and a refusal that left the body unread put the connection out of
+    # step (the next request answered 400) about once in ten.
+    for _ in range(30):
+        extra['If-None-Match'] = '*'
+        got, _, err = status(c.put_object, Bucket=b, Key='k', Body=b'version two')
+        assert (got, err.get('Code')) == (412, 'PreconditionFailed'), (got, err)
+        extra.clear()
+        assert c.get_object(Bucket=b, Key='k')['Body'].read() == b'version one'
+        assert c.head_object(Bucket=b, Key='k')['ETag'] == etag
+    extra['If-None-Match'] = '*'
+    got, _, err = status(c.put_object, Bucket=b, Key='new', Body=b'fresh')
+    assert got == 200, err
+    assert c.get_object(Bucket=b, Key='new')['Body'].read() == b'fresh'
+    # Other values, and If-Match on a write, are refused, not ignored.
+    for k, v in (('If-None-Match', etag), ('If-Match', etag)):
+        extra.clear()
+        extra[k] = v
+        got, _, err = status(c.put_object, Bucket=b, Key='k', Body=b'version three')
+        assert (got, err.get('Code')) == (501, 'NotImplemented'), (k, got, err)
+    extra.clear()
+    assert c.get_object(Bucket=b, Key='k')['Body'].read() == b'version one'
+    print('conditions OK')
+"#;
+
+/// Runs BOTO3_DIALECTS with Debian's python3 (python3-boto3); its output.
+fn boto3_dialects(srv: &Server, args: &[&str]) -> String {
+    let mut c = srv.client("/usr/bin/python3");
+    c.arg("-c").arg(BOTO3_DIALECTS).args(args);
+    let (ok, out, err) = common::run(&mut c);
+    assert!(ok, "boto3 {args:?}: {out}\n{err}");
+    out
+}
+
+/// One Swift request with a token; status, headers and body.
+async fn swift_call(
+    srv: &Server,
+    token: &str,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut rb = srv
+        .http()
+        .request(method, url)
+        .header("x-auth-token", token)
+        .body(body.to_vec());
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await.expect("swift request");
+    let st = r.status().as_u16();
+    let h = r.headers().clone();
+    (st, h, r.bytes().await.expect("body").to_vec())
+}
+
+/// The kept headers a response shows, by lowercase name.
+fn shown(h: &reqwest::header::HeaderMap) -> BTreeMap<String, String> {
+    [
+        "content-disposition",
+        "content-encoding",
+        "cache-control",
+        "expires",
+        "content-language",
+        "x-robots-tag",
+    ]
+    .into_iter()
+    .filter_map(|n| Some((n.to_string(), h.get(n)?.to_str().ok()?.to_string())))
+    .collect()
+}
+
+fn header_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// S3 and Swift store and give back the same headers, the engine's set
+/// (Content-Disposition, Content-Encoding, Cache-Control, Expires,
+/// Content-Language): what boto3 writes, Swift's HEAD and GET show, and
+/// what the `swift` client writes, boto3's HEAD and GET show; a header
+/// neither keeps (Swift's X-Robots-Tag) or an empty value is kept by
+/// neither; Swift's POST replaces them and S3's REPLACE copy sets them,
+/// read through the other dialect. Before, each front door had its own
+/// list, and an empty value written through Swift came back through S3.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_dialects_keep_the_same_headers() {
+    let srv = start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let sw = Swift { srv: &srv, cwd: w };
+    let (token, account) = swift_login(&srv).await;
+    let get = reqwest::Method::GET;
+    let head = reqwest::Method::HEAD;
+    let both_s3 = |v: &Value, want: &BTreeMap<String, String>, what: &str| {
+        for view in ["head", "get"] {
+            let got: BTreeMap<String, String> =
+                serde_json::from_value(v[view].clone()).expect("headers");
+            assert_eq!(&got, want, "S3 {view} of {what}");
+        }
+    };
+    let both_swift = |url: String, want: BTreeMap<String, String>, what: &'static str| {
+        let (token, head, get) = (token.clone(), head.clone(), get.clone());
+        let srv = &srv;
+        async move {
+            for m in [head, get] {
+                let (st, h, _) = swift_call(srv, &token, m.clone(), &url, &[], b"").await;
+                assert_eq!(st, 200, "Swift {m} of {what}");
+                assert_eq!(shown(&h), want, "Swift {m} of {what}");
+            }
+        }
+    };
+
+    // S3 writes, Swift reads.
+    let from_s3 = header_map(&[
+        ("content-disposition", "attachment; filename=\"report.txt\""),
+        ("content-encoding", "gzip"),
+        ("cache-control", "max-age=3600, public"),
+        ("expires", "Thu, 01 Dec 2033 16:00:00 GMT"),
+        ("content-language", "fr-CA"),
+    ]);
+    let v: Value =
+        serde_json::from_str(&boto3_dialects(&srv, &["put", "same-headers"])).expect("boto3 JSON");
+    both_s3(&v, &from_s3, "from-s3");
+    let box_url = format!("{account}/same-headers");
+    both_swift(format!("{box_url}/from-s3"), from_s3.clone(), "from-s3").await;
+
+    // The swift client writes, S3 reads.
+    write(w, "payload.bin", b"gzipped bytes");
+    sw.ok(&[
+        "upload",
+        "same-headers",
+        "payload.bin",
+        "--object-name",
+        "from-swift",
+        "-H",
+        "Content-Disposition: attachment; filename=\"swift.txt\"",
+        "-H",
+        "Content-Encoding: gzip",
+        "-H",
+        "Cache-Control: no-cache",
+        "-H",
+        "Expires: Fri, 02 Dec 2033 10:00:00 GMT",
+        "-H",
+        "Content-Language: en-GB",
+        "-H",
+        "X-Robots-Tag: noindex",
+    ]);
+    let from_swift = header_map(&[
+        ("content-disposition", "attachment; filename=\"swift.txt\""),
+        ("content-encoding", "gzip"),
+        ("cache-control", "no-cache"),
+        ("expires", "Fri, 02 Dec 2033 10:00:00 GMT"),
+        ("content-language", "en-GB"),
+    ]);
+    both_swift(
+        format!("{box_url}/from-swift"),
+        from_swift.clone(),
+        "from-swift",
+    )
+    .await;
+    // An empty value means nothing, in either dialect.
+    let (st, _, body) = swift_call(
+        &srv,
+        &token,
+        reqwest::Method::PUT,
+        &format!("{box_url}/empty"),
+        &[("content-language", ""), ("content-disposition", "inline")],
+        b"x",
+    )
+    .await;
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let inline = header_map(&[("content-disposition", "inline")]);
+    both_swift(format!("{box_url}/empty"), inline.clone(), "empty").await;
+    let v: Value = serde_json::from_str(&boto3_dialects(
+        &srv,
+        &["head", "same-headers", "from-swift", "empty"],
+    ))
+    .expect("boto3 JSON");
+    both_s3(&v["from-swift"], &from_swift, "from-swift");
+    both_s3(&v["empty"], &inline, "empty");
+
+    // Swift's POST replaces the kept headers; S3 sees the new set.
+    let (st, _, _) = swift_call(
+        &srv,
+        &token,
+        reqwest::Method::POST,
+        &format!("{box_url}/from-s3"),
+        &[("content-disposition", "inline"), ("x-robots-tag", "none")],
+        b"",
+    )
+    .await;
+    assert_eq!(st, 202);
+    let v: Value =
+        serde_json::from_str(&boto3_dialects(&srv, &["head", "same-headers", "from-s3"]))
+            .expect("boto3 JSON");
+    both_s3(&v["from-s3"], &inline, "from-s3 after Swift's POST");
+
+    // S3's copy with REPLACE sets them; Swift sees the new set.
+    let v: Value = serde_json::from_str(&boto3_dialects(
+        &srv,
+        &["copy", "same-headers", "from-swift", "copied"],
+    ))
+    .expect("boto3 JSON");
+    let copied = header_map(&[
+        ("content-disposition", "inline"),
+        ("content-language", "de"),
+    ]);
+    both_s3(&v, &copied, "copied");
+    both_swift(format!("{box_url}/copied"), copied, "copied").await;
+}
+
+/// Conditional requests are the engine's, so both dialects answer them
+/// alike (RFC 7232): boto3 through S3 (304 without a body, 412
+/// PreconditionFailed naming the condition, `If-None-Match: *` on PUT),
+/// raw requests and the `swift` client through Swift (304 and 412 with
+/// Swift's headers, ETags quoted or not, `If-None-Match: *` on PUT). A
+/// refused conditional PUT changes nothing. Before, Swift ignored every
+/// condition on reads and refused `If-None-Match` on PUT, and S3 ignored
+/// `If-None-Match` on PUT and overwrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_dialects_answer_conditional_requests_alike() {
+    let srv = start();
+    let out = boto3_dialects(&srv, &["conditions", "cond-s3"]);
+    assert!(out.contains("conditions OK"), "{out}");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    let sw = Swift { srv: &srv, cwd: w };
+    let (token, account) = swift_login(&srv).await;
+    let box_url = format!("{account}/cond-swift");
+    let url = format!("{box_url}/k");
+    let put = reqwest::Method::PUT;
+    let (st, _, _) = swift_call(&srv, &token, put.clone(), &box_url, &[], b"").await;
+    assert_eq!(st, 201);
+    let (st, h, _) = swift_call(&srv, &token, put.clone(), &url, &[], b"version one").await;
+    assert_eq!(st, 201);
+    let etag = h["etag"].to_str().expect("etag").to_string();
+    assert_eq!(etag, md5_hex(b"version one"));
+    let (_, h, _) = swift_call(&srv, &token, reqwest::Method::HEAD, &url, &[], b"").await;
+    let lm = h["last-modified"]
+        .to_str()
+        .expect("last-modified")
+        .to_string();
+    let at = chrono::DateTime::parse_from_rfc2822(&lm).expect("date");
+    let fmt = |d: chrono::DateTime<chrono::FixedOffset>| {
+        d.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    };
+    let earlier = fmt(at - chrono::Duration::seconds(10));
+    let later = fmt(at + chrono::Duration::seconds(10));
+    let quoted = format!("\"{etag}\"");
+    let cases: Vec<(Vec<(&str, &str)>, u16)> = vec![
+        (vec![], 200),
+        (vec![("if-match", &etag)], 200),
+        (vec![("if-match", &quoted)], 200),
+        (vec![("if-match", "nope")], 412),
+        (vec![("if-match", "*")], 200),
+        (vec![("if-none-match", &etag)], 304),
+        (vec![("if-none-match", &quoted)], 304),
+        (vec![("if-none-match", "*")], 304),
+        (vec![("if-none-match", "other, more")], 200),
+        (vec![("if-modified-since", &lm)], 304),
+        (vec![("if-modified-since", &earlier)], 200),
+        (vec![("if-unmodified-since", &earlier)], 412),
+        (vec![("if-unmodified-since", &lm)], 200),
+        (
+            vec![("if-match", &etag), ("if-unmodified-since", &earlier)],
+            200,
+        ),
+        (
+            vec![("if-none-match", "other"), ("if-modified-since", &later)],
+            200,
+        ),
+        (vec![("if-match", "nope"), ("if-none-match", &etag)], 412),
+    ];
+    for (h, want) in &cases {
+        for m in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let (st, hs, body) = swift_call(&srv, &token, m.clone(), &url, h, b"").await;
+            let text = String::from_utf8_lossy(&body);
+            assert_eq!(st, *want, "Swift {m} {h:?}: {text}");
+            for name in ["x-trans-id", "x-openstack-request-id", "date"] {
+                assert!(hs.contains_key(name), "Swift {m} {h:?}: no {name}");
+            }
+            match st {
+                200 if m == reqwest::Method::GET => assert_eq!(body, b"version one"),
+                304 => {
+                    assert!(body.is_empty(), "{m} {h:?}: {text}");
+                    assert_eq!(hs["etag"], etag.as_str(), "{m} {h:?}");
+                }
+                412 if m == reqwest::Method::GET => {
+                    assert!(text.contains("does not hold"), "{h:?}: {text}")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // The swift client's --header: 304 and 412 are not downloads.
+    let (ok, out, err) = sw.run(&["stat", "cond-swift", "k", "-H", "If-Match: nope"]);
+    assert!(!ok && format!("{out}{err}").contains("412"), "{out}{err}");
+    let (ok, out, err) = sw.run(&[
+        "stat",
+        "cond-swift",
+        "k",
+        "-H",
+        &format!("If-Match: {etag}"),
+    ]);
+    assert!(ok && out.contains(&etag), "{out}{err}");
+    let (ok, out, err) = sw.run(&[
+        "download",
+        "cond-swift",
+        "k",
+        "-o",
+        "k.out",
+        "-H",
+        &format!("If-None-Match: {etag}"),
+    ]);
+    assert!(!ok && format!("{out}{err}").contains("304"), "{out}{err}");
+    assert!(!w.join("k.out").exists(), "a 304 wrote a file");
+    sw.ok(&[
+        "download",
+        "cond-swift",
+        "k",
+        "-o",
+        "k.out",
+        "-H",
+        "If-None-Match: other",
+    ]);
+    assert_eq!(read(&w.join("k.out")), b"version one");
+
+    // PUT with If-None-Match: * writes a new key only; a refused one
+    // changes nothing.
+    let (st, hs, body) = swift_call(
+        &srv,
+        &token,
+        put.clone(),
+        &url,
+        &[("if-none-match", "*")],
+        b"version two",
+    )
+    .await;
+    assert_eq!(st, 412, "{}", String::from_utf8_lossy(&body));
+    assert!(hs.contains_key("x-trans-id"));
+    let (st, hs, body) = swift_call(&srv, &token, reqwest::Method::GET, &url, &[], b"").await;
+    assert_eq!((st, body.as_slice()), (200, &b"version one"[..]));
+    assert_eq!(hs["etag"], etag.as_str());
+    assert_eq!(hs["last-modified"], lm.as_str());
+    let (st, _, body) = swift_call(
+        &srv,
+        &token,
+        put.clone(),
+        &url,
+        &[("if-none-match", &etag)],
+        b"version three",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("If-None-Match only supports *"), "{text}");
+    write(w, "new.txt", b"fresh");
+    sw.ok(&["upload", "cond-swift", "new.txt", "-H", "If-None-Match: *"]);
+    let (ok, out, err) = sw.run(&["upload", "cond-swift", "new.txt", "-H", "If-None-Match: *"]);
+    assert!(!ok && format!("{out}{err}").contains("412"), "{out}{err}");
+    let (st, _, body) = swift_call(
+        &srv,
+        &token,
+        reqwest::Method::GET,
+        &format!("{box_url}/new.txt"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!((st, body.as_slice()), (200, &b"fresh"[..]));
+    let (_, hs, _) = swift_call(&srv, &token, reqwest::Method::HEAD, &box_url, &[], b"").await;
+    assert_eq!(hs["x-container-object-count"], "2");
+    assert_eq!(
+        hs["x-container-bytes-used"],
+        (b"version one".len() + b"fresh".len()).to_string().as_str()
+    );
+}

@@ -346,7 +346,12 @@ async fn unimplemented_requests_are_refused_and_change_nothing() {
             vec![("x-detect-content-type", "true")],
             b"new",
         ),
-        ("PUT", "/tbl/obj", vec![("if-none-match", "*")], b"new"),
+        (
+            "PUT",
+            "/tbl/copy",
+            vec![("x-copy-from", "tbl/obj"), ("if-none-match", "*")],
+            b"",
+        ),
         ("PUT", "/tbl/obj?heartbeat=on", vec![], b"new"),
         ("PUT", "/tbl/obj?version-id=1", vec![], b"new"),
         ("COPY", "/tbl/obj", vec![("destination", "tbl/copy")], b""),
@@ -483,16 +488,29 @@ fn swift(srv: &Server, cwd: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 /// `swift upload --segment-size` (DLO, and SLO with `--use-slo`) fails
-/// with a clear error and leaves no manifest object: before, the manifest
-/// was stored as a plain object and read back as 0 bytes or as the JSON
-/// manifest.
+/// with a clear error, a non-zero exit and a sentence naming what is not
+/// implemented, and leaves no manifest object: before, the manifest was
+/// stored as a plain object and read back as 0 bytes or as the JSON
+/// manifest. The segments uploaded before the manifest stay in
+/// `<container>_segments`, as docs/adr/0013 says.
 #[test]
 fn segmented_uploads_fail_clearly_and_leave_no_manifest() {
     let srv = start();
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
     std::fs::write(w.join("big.bin"), vec![7u8; 3000]).expect("write");
-    for (container, extra) in [("dlo", vec![]), ("slo", vec!["--use-slo"])] {
+    for (container, extra, what) in [
+        (
+            "dlo",
+            vec![],
+            "not implemented by nuage: dynamic large objects",
+        ),
+        (
+            "slo",
+            vec!["--use-slo"],
+            "not implemented by nuage: static large objects",
+        ),
+    ] {
         let mut args = vec!["upload", "--segment-size", "1000"];
         args.extend(extra.iter().copied());
         args.extend([container, "big.bin"]);
@@ -500,6 +518,13 @@ fn segmented_uploads_fail_clearly_and_leave_no_manifest() {
         assert!(!ok, "swift {args:?} succeeded: {out}");
         let all = format!("{out}{err}");
         assert!(all.contains("501"), "swift {args:?}: {all}");
+        assert!(
+            all.contains(what),
+            "swift {args:?}: the refusal does not say what: {all}"
+        );
+        let (ok, segments, err) = swift(&srv, w, &["list", &format!("{container}_segments")]);
+        assert!(ok, "swift list {container}_segments: {err}");
+        assert_eq!(segments.lines().count(), 3, "{container}: {segments}");
         let (ok, list, err) = swift(&srv, w, &["list", container]);
         assert!(ok || err.contains("404"), "swift list {container}: {err}");
         assert!(

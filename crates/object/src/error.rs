@@ -64,6 +64,10 @@ pub enum ObjectError {
     /// A condition of the request (an ETag to match) does not hold.
     #[error("{0}")]
     PreconditionFailed(String),
+    /// A conditional request's header (RFC 7232) does not hold: nothing
+    /// was read or written.
+    #[error("the condition {} does not hold for this object; nothing was done", .0.header_name())]
+    ConditionFailed(crate::Condition),
     #[error("access denied: {0}")]
     AccessDenied(String),
     /// The stored bytes no longer match their checksum.
@@ -110,9 +114,9 @@ impl HasKind for ObjectError {
             ObjectError::NoSuchBucket(_)
             | ObjectError::NoSuchKey(_)
             | ObjectError::NoSuchUpload(_) => ErrorKind::NotFound,
-            ObjectError::BucketNotEmpty(_) | ObjectError::PreconditionFailed(_) => {
-                ErrorKind::Conflict
-            }
+            ObjectError::BucketNotEmpty(_)
+            | ObjectError::PreconditionFailed(_)
+            | ObjectError::ConditionFailed(_) => ErrorKind::Conflict,
             ObjectError::BucketAlreadyExists(_) | ObjectError::BucketAlreadyOwnedByYou(_) => {
                 ErrorKind::AlreadyExists
             }

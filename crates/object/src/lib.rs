@@ -14,6 +14,7 @@
 
 mod account;
 pub mod checksum;
+pub mod conditions;
 mod data;
 mod error;
 mod fastmd5;
@@ -34,6 +35,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+pub use conditions::{Condition, Conditional, Conditions, Unmet};
 pub use data::{FileSpan, Segments, SPAN};
 pub use error::{ObjectError, ObjectResult};
 pub use multipart::{CompletePart, PartInfo, PartsPage, UploadInfo, UploadsPage};

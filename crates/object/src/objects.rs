@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::checksum::{self, Algorithm, Expected};
+use crate::conditions::{Condition, Conditional, Conditions, Unmet};
 use crate::data::{DataDir, Piece, Segments, Want};
 use crate::error::{ObjectError, ObjectResult};
 use crate::{check_meta_size, now_ms, validate_key, Access, Acl, ObjectStore, MAX_OBJECT_SIZE};
@@ -29,9 +30,12 @@ pub enum ChecksumSpec {
     Compute(Algorithm),
 }
 
-/// The HTTP headers stored with an object and given back on GET, as S3
-/// and Swift do (a browser reading a public object gets its encoding and
-/// disposition); every other header a client sends is not kept.
+/// The HTTP headers stored with an object and given back on GET and HEAD:
+/// those S3 (PutObject) and Swift (the object server's `allowed_headers`)
+/// both document, so an object written through one dialect reads the same
+/// through the other, and a browser reading a public object gets its
+/// encoding and disposition. Every other header a client sends is not kept
+/// (Swift's `X-Robots-Tag` neither: S3 has no such header).
 pub const KEPT_HEADERS: [&str; 5] = [
     "content-encoding",
     "content-disposition",
@@ -40,16 +44,22 @@ pub const KEPT_HEADERS: [&str; 5] = [
     "expires",
 ];
 
-/// The kept headers among `headers`, by lowercase name; the engine keeps
-/// only these, whatever a dialect passes.
+/// The kept headers among `headers`, by lowercase name, the first of a
+/// repeated one; the engine keeps only these, whatever a dialect passes.
+/// An empty value means nothing and is not kept (it is how Swift's POST
+/// removes one).
 pub fn kept_headers<K: AsRef<str>, V: AsRef<str>>(
     headers: impl IntoIterator<Item = (K, V)>,
 ) -> BTreeMap<String, String> {
-    headers
-        .into_iter()
-        .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.as_ref().to_string()))
-        .filter(|(k, _)| KEPT_HEADERS.contains(&k.as_str()))
-        .collect()
+    let mut kept = BTreeMap::new();
+    for (k, v) in headers {
+        let k = k.as_ref().to_ascii_lowercase();
+        let v = v.as_ref().trim();
+        if KEPT_HEADERS.contains(&k.as_str()) && !v.is_empty() {
+            kept.entry(k).or_insert_with(|| v.to_string());
+        }
+    }
+    kept
 }
 
 /// What accompanies an object's bytes.
@@ -70,6 +80,14 @@ pub struct PutOptions {
     pub content_sha256: Option<[u8; 32]>,
     /// The object's canned ACL (S3's `x-amz-acl`); private when absent.
     pub acl: Option<Acl>,
+    /// Store only if no object has the key (`If-None-Match: *` in both
+    /// dialects): checked in the commit, so of two racing writers one
+    /// fails with [`ObjectError::ConditionFailed`] and nothing of its is
+    /// kept. The body is read first: refusing after an await but before
+    /// the body left HTTP/1 connections of clients that sent `Expect:
+    /// 100-continue` (boto3) out of step, their next request read as
+    /// garbage (a 400).
+    pub if_none_match: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -127,9 +145,7 @@ impl ObjectMeta {
     /// Whether an `If-Match`-style list of ETags (quoted or not, `*` for
     /// any) names this object's.
     pub fn etag_matches(&self, list: &str) -> bool {
-        list.split(',')
-            .map(str::trim)
-            .any(|e| e == "*" || e.trim_matches('"') == self.etag)
+        crate::conditions::list_matches(list, &self.etag, false)
     }
 }
 
@@ -628,9 +644,13 @@ impl ObjectStore {
         let row = meta.clone();
         let project = b.project_id.clone();
         let seg = w.id.clone();
+        let only_if_absent = opts.if_none_match;
         let r = self
             .meta()
             .write(move |c| {
+                if only_if_absent && load_object(c, &row.bucket, &row.key)?.is_some() {
+                    return Err(ObjectError::ConditionFailed(Condition::IfNoneMatch));
+                }
                 if !seg.is_empty() {
                     c.prepare_cached("INSERT INTO segments (id, refs) VALUES (?1, 1)")?
                         .execute(params![seg])?;
@@ -698,6 +718,23 @@ impl ObjectStore {
         Ok(meta)
     }
 
+    /// An object's metadata if the caller may read it and the request's
+    /// conditions hold (RFC 7232, [`Conditions::evaluate`]); "not
+    /// modified" is an answer, a failed condition an error.
+    pub async fn head_object_if(
+        &self,
+        caller: Option<&Principal>,
+        bucket: &str,
+        key: &str,
+        conditions: &Conditions,
+    ) -> ObjectResult<Conditional<ObjectMeta>> {
+        let meta = self.head_object(caller, bucket, key).await?;
+        match conditions.evaluate(&meta.etag, meta.modified_ms) {
+            Ok(()) => Ok(Conditional::Served(meta)),
+            Err(u) => unmet(u, meta),
+        }
+    }
+
     /// An object's metadata and bytes (a range of them if asked). The
     /// files are opened before this returns, so a concurrent overwrite or
     /// delete does not cut the answer short.
@@ -708,20 +745,47 @@ impl ObjectStore {
         key: &str,
         range: Option<RangeSpec>,
     ) -> ObjectResult<(ObjectMeta, Option<ByteRange>, ObjectBody)> {
+        match self
+            .get_object_if(caller, bucket, key, range, &Conditions::default())
+            .await?
+        {
+            Conditional::Served(r) => Ok(r),
+            Conditional::NotModified(_) => Err(ObjectError::Internal(
+                "a read without conditions was answered \"not modified\"".into(),
+            )),
+        }
+    }
+
+    /// [`ObjectStore::get_object`] under the request's conditions, checked
+    /// against the very version whose files are opened, and before the
+    /// range (RFC 7232 section 6): a condition that does not hold opens no
+    /// file.
+    pub async fn get_object_if(
+        &self,
+        caller: Option<&Principal>,
+        bucket: &str,
+        key: &str,
+        range: Option<RangeSpec>,
+        conditions: &Conditions,
+    ) -> ObjectResult<Conditional<(ObjectMeta, Option<ByteRange>, ObjectBody)>> {
         validate_key(key)?;
         let denied = self.check_object_read(caller, bucket)?;
         let store = self.clone();
         let (b, k) = (bucket.to_string(), key.to_string());
+        let conds = conditions.clone();
         let conn = self.meta().reader()?;
         let (conn, r) = tokio::task::spawn_blocking(move || {
-            let r = open_for_read(&conn, store.data(), &b, &k, range);
+            let r = open_for_read(&conn, store.data(), &b, &k, range, &conds);
             (conn, r)
         })
         .await
         .map_err(|e| ObjectError::internal("reading an object", e))?;
         self.meta().give_back(conn);
+        // The caller's right to read comes first: a condition tells
+        // nothing to one who may not read the object.
         let (meta, range, opened) = admit(denied, caller.is_some(), r, |(m, _, _)| m)?;
         let body = match opened {
+            Opened::Unmet(u) => return unmet(u, meta),
             Opened::Small(Ok(bytes)) => ObjectBody::Full(bytes),
             Opened::Small(Err(())) => {
                 self.mark_corrupt(bucket, key, &meta.segments).await;
@@ -740,7 +804,7 @@ impl ObjectStore {
                 ))
             }
         };
-        Ok((meta, range, body))
+        Ok(Conditional::Served((meta, range, body)))
     }
 
     /// Records that an object's bytes no longer match their checksum; it is
@@ -1000,7 +1064,7 @@ impl ObjectStore {
                 {
                     meta.content_type = default_content_type(content_type);
                     meta.user_meta = user_meta;
-                    meta.headers = headers;
+                    meta.headers = kept_headers(headers);
                 }
                 let (a, b, g) = replace_object(c, &project, quota, &meta)?;
                 Ok((meta, a, b, g))
@@ -1057,6 +1121,16 @@ impl ObjectStore {
 enum Opened {
     Small(Result<Bytes, ()>),
     Pieces(Vec<Piece>),
+    /// A condition did not hold: nothing was opened.
+    Unmet(Unmet),
+}
+
+/// A read's answer when its conditions do not hold.
+fn unmet<T>(u: Unmet, meta: ObjectMeta) -> ObjectResult<Conditional<T>> {
+    match u {
+        Unmet::NotModified => Ok(Conditional::NotModified(Box::new(meta))),
+        Unmet::Failed(c) => Err(ObjectError::ConditionFailed(c)),
+    }
 }
 
 fn open_for_read(
@@ -1065,6 +1139,7 @@ fn open_for_read(
     bucket: &str,
     key: &str,
     range: Option<RangeSpec>,
+    conditions: &Conditions,
 ) -> ObjectResult<(ObjectMeta, Option<ByteRange>, Opened)> {
     // A concurrent overwrite may remove the files between the lookup and
     // the open: look again.
@@ -1073,6 +1148,9 @@ fn open_for_read(
             load_object(c, bucket, key)?.ok_or_else(|| ObjectError::NoSuchKey(key.to_string()))?;
         if corrupt {
             return Err(ObjectError::Corrupt(format!("{bucket}/{key}")));
+        }
+        if let Err(u) = conditions.evaluate(&meta.etag, meta.modified_ms) {
+            return Ok((meta, None, Opened::Unmet(u)));
         }
         let r = match range {
             Some(spec) => Some(spec.resolve(meta.size)?),

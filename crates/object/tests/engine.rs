@@ -1269,3 +1269,324 @@ async fn version_0_buckets_keep_their_readers() {
         .expect("version");
     assert_eq!(v, 1);
 }
+
+/// The engine alone decides which headers an object keeps, on every path
+/// that sets them: a PUT, a copy that replaces metadata, a metadata
+/// update, a multipart upload. Unknown headers and empty values are not
+/// kept, whatever the dialect passed (a copy used to keep anything it was
+/// given).
+#[tokio::test]
+async fn kept_headers_are_the_engines_rule_on_every_path() {
+    let w = world().await;
+    bucket(&w, "kh").await;
+    let given = |extra: &str| -> BTreeMap<String, String> {
+        [
+            ("Content-Disposition", "attachment; filename=\"a.txt\""),
+            ("content-encoding", "gzip"),
+            ("cache-control", "max-age=60"),
+            ("expires", "Thu, 01 Dec 2033 16:00:00 GMT"),
+            ("content-language", ""),
+            ("x-robots-tag", "noindex"),
+            ("x-amz-meta-sneaky", "1"),
+            ("etag", extra),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let want: BTreeMap<String, String> = [
+        ("cache-control", "max-age=60"),
+        ("content-disposition", "attachment; filename=\"a.txt\""),
+        ("content-encoding", "gzip"),
+        ("expires", "Thu, 01 Dec 2033 16:00:00 GMT"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let m = w
+        .store
+        .put_object(
+            Some(&w.admin),
+            "kh",
+            "put",
+            PutOptions {
+                headers: given("x"),
+                ..opts(2)
+            },
+            body(b"hi"),
+        )
+        .await
+        .expect("put");
+    assert_eq!(m.headers, want, "put");
+    let m = w
+        .store
+        .copy_object(
+            Some(&w.admin),
+            &CopySource::new("kh", "put"),
+            "kh",
+            "copy",
+            MetadataDirective::Replace {
+                content_type: None,
+                user_meta: BTreeMap::new(),
+                headers: given("y"),
+            },
+            None,
+        )
+        .await
+        .expect("copy");
+    assert_eq!(m.headers, want, "copy with replaced metadata");
+    let h = w
+        .store
+        .head_object(Some(&w.admin), "kh", "copy")
+        .await
+        .expect("head");
+    assert_eq!(h.headers, want, "copy, read back");
+    let m = w
+        .store
+        .update_object_meta(&w.admin, "kh", "put", None, BTreeMap::new(), given("z"))
+        .await
+        .expect("post");
+    assert_eq!(m.headers, want, "metadata update");
+    let up = w
+        .store
+        .create_multipart(
+            Some(&w.admin),
+            "kh",
+            "mp",
+            PutOptions {
+                headers: given("m"),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("initiate");
+    let part = w
+        .store
+        .upload_part(
+            Some(&w.admin),
+            "kh",
+            "mp",
+            &up.upload_id,
+            1,
+            opts(3),
+            body(b"abc"),
+        )
+        .await
+        .expect("part");
+    let m = w
+        .store
+        .complete_multipart(
+            Some(&w.admin),
+            "kh",
+            "mp",
+            &up.upload_id,
+            vec![CompletePart {
+                number: 1,
+                etag: part.etag,
+            }],
+        )
+        .await
+        .expect("complete");
+    assert_eq!(m.headers, want, "multipart");
+}
+
+/// Conditional reads (RFC 7232), evaluated by the engine against the
+/// version it reads: 304 as an answer carrying the object's metadata, 412
+/// as `ConditionFailed` naming the header; a condition tells nothing to a
+/// caller who may not read the object, and opens the object to no one.
+#[tokio::test]
+async fn conditional_reads() {
+    let w = world().await;
+    bucket(&w, "cr").await;
+    let m = w
+        .store
+        .put_object(Some(&w.admin), "cr", "k", opts(5), body(b"hello"))
+        .await
+        .expect("put");
+    let quoted = format!("\"{}\"", m.etag);
+    let last_modified = chrono::DateTime::from_timestamp_millis(m.modified_ms)
+        .expect("time")
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let earlier = chrono::DateTime::from_timestamp_millis(m.modified_ms - 10_000)
+        .expect("time")
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let cond = |h: &[(&str, &str)]| Conditions::from_headers(h.iter().copied());
+    // (conditions, Ok(true) served / Ok(false) not modified / Err(variant))
+    let cases: Vec<(Conditions, Result<bool, &str>)> = vec![
+        (cond(&[]), Ok(true)),
+        (cond(&[("if-match", &quoted)]), Ok(true)),
+        (cond(&[("if-match", &m.etag)]), Ok(true)),
+        (cond(&[("if-match", "\"other\"")]), Err("If-Match")),
+        (cond(&[("if-none-match", &quoted)]), Ok(false)),
+        (cond(&[("if-none-match", "*")]), Ok(false)),
+        (cond(&[("if-none-match", "\"other\", \"more\"")]), Ok(true)),
+        (cond(&[("if-modified-since", &last_modified)]), Ok(false)),
+        (cond(&[("if-modified-since", &earlier)]), Ok(true)),
+        (cond(&[("if-unmodified-since", &last_modified)]), Ok(true)),
+        (
+            cond(&[("if-unmodified-since", &earlier)]),
+            Err("If-Unmodified-Since"),
+        ),
+        (
+            cond(&[("if-match", "other"), ("if-none-match", "*")]),
+            Err("If-Match"),
+        ),
+    ];
+    for (c, want) in &cases {
+        let got = match w
+            .store
+            .get_object_if(Some(&w.admin), "cr", "k", Some(RangeSpec::Suffix(2)), c)
+            .await
+        {
+            Ok(Conditional::Served((o, r, b))) => {
+                assert_eq!(o.etag, m.etag);
+                assert_eq!(r.map(|r| (r.start, r.end)), Some((3, 5)));
+                assert_eq!(b.collect().await.expect("body"), b"lo");
+                Ok(true)
+            }
+            Ok(Conditional::NotModified(o)) => {
+                assert_eq!(
+                    (o.etag.as_str(), o.modified_ms),
+                    (m.etag.as_str(), m.modified_ms)
+                );
+                Ok(false)
+            }
+            Err(ObjectError::ConditionFailed(c)) => Err(c.header_name()),
+            Err(e) => panic!("{c:?}: {e}"),
+        };
+        assert_eq!(got, *want, "GET {c:?}");
+        let got = match w.store.head_object_if(Some(&w.admin), "cr", "k", c).await {
+            Ok(Conditional::Served(_)) => Ok(true),
+            Ok(Conditional::NotModified(_)) => Ok(false),
+            Err(ObjectError::ConditionFailed(c)) => Err(c.header_name()),
+            Err(e) => panic!("{c:?}: {e}"),
+        };
+        assert_eq!(got, *want, "HEAD {c:?}");
+    }
+    // A range past the end does not matter when the answer is 304.
+    let r = w
+        .store
+        .get_object_if(
+            Some(&w.admin),
+            "cr",
+            "k",
+            Some(RangeSpec::From {
+                first: 99,
+                last: None,
+            }),
+            &cond(&[("if-none-match", "*")]),
+        )
+        .await
+        .expect("304 before the range");
+    assert!(matches!(r, Conditional::NotModified(_)));
+    // Who may not read learns nothing from a condition.
+    for c in [cond(&[("if-none-match", "*")]), cond(&[("if-match", "x")])] {
+        let e = w
+            .store
+            .get_object_if(None, "cr", "k", None, &c)
+            .await
+            .expect_err("anonymous");
+        assert_eq!(variant(&e), "AccessDenied", "{c:?}");
+        let e = w
+            .store
+            .head_object_if(Some(&stranger()), "cr", "k", &c)
+            .await
+            .expect_err("stranger");
+        assert_eq!(variant(&e), "AccessDenied", "{c:?}");
+    }
+    // An object its ACL opens answers its conditions to anyone.
+    w.store
+        .set_object_acl(&w.admin, "cr", "k", Acl::PublicRead)
+        .await
+        .expect("acl");
+    let r = w
+        .store
+        .get_object_if(None, "cr", "k", None, &cond(&[("if-none-match", &quoted)]))
+        .await
+        .expect("public 304");
+    assert!(matches!(r, Conditional::NotModified(_)));
+    let e = w
+        .store
+        .get_object_if(None, "cr", "k", None, &cond(&[("if-match", "x")]))
+        .await
+        .expect_err("public 412");
+    assert_eq!(variant(&e), "ConditionFailed");
+}
+
+/// `If-None-Match: *` on a PUT writes a new key only: an existing object
+/// is left as it was (bytes, metadata, counters, no data file left), and
+/// of writers racing for a new key exactly one wins.
+#[tokio::test]
+async fn put_if_none_match_writes_only_new_keys() {
+    let w = world().await;
+    bucket(&w, "pn").await;
+    let only_new = |d: &[u8]| PutOptions {
+        if_none_match: true,
+        ..opts(d.len())
+    };
+    let first = w
+        .store
+        .put_object(
+            Some(&w.admin),
+            "pn",
+            "k",
+            only_new(b"first"),
+            body(b"first"),
+        )
+        .await
+        .expect("a new key is written");
+    let big = data(400_000, 9);
+    for d in [&b"second"[..], &big] {
+        let e = w
+            .store
+            .put_object(Some(&w.admin), "pn", "k", only_new(d), body(d))
+            .await
+            .expect_err("overwrite refused");
+        assert!(
+            matches!(e, ObjectError::ConditionFailed(Condition::IfNoneMatch)),
+            "{e}"
+        );
+    }
+    assert_eq!(get(&w, "pn", "k").await, b"first");
+    let h = w
+        .store
+        .head_object(Some(&w.admin), "pn", "k")
+        .await
+        .expect("head");
+    assert_eq!((h.etag, h.modified_ms), (first.etag, first.modified_ms));
+    let b = w.store.head_bucket(Some(&w.admin), "pn").expect("bucket");
+    assert_eq!((b.objects, b.bytes), (1, 5));
+    assert_clean(&w).await;
+
+    // Racing writers of one new key: the commit decides, once.
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let store = w.store.clone();
+        let admin = w.admin.clone();
+        tasks.push(tokio::spawn(async move {
+            let d = data(70_000, i);
+            let opts = PutOptions {
+                if_none_match: true,
+                ..opts(d.len())
+            };
+            store
+                .put_object(Some(&admin), "pn", "race", opts, body(&d))
+                .await
+                .map(|_| i)
+        }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(i) => won.push(i),
+            Err(ObjectError::ConditionFailed(Condition::IfNoneMatch)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    assert_eq!(get(&w, "pn", "race").await, data(70_000, won[0]));
+    assert_clean(&w).await;
+}

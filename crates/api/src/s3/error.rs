@@ -112,7 +112,9 @@ fn code_and_status(e: &ObjectError) -> (&'static str, u16) {
         ObjectError::InvalidRange(_) => ("InvalidRange", 416),
         ObjectError::InvalidArgument(_) => ("InvalidArgument", 400),
         ObjectError::QuotaExceeded(_) => ("QuotaExceeded", 403),
-        ObjectError::PreconditionFailed(_) => ("PreconditionFailed", 412),
+        ObjectError::PreconditionFailed(_) | ObjectError::ConditionFailed(_) => {
+            ("PreconditionFailed", 412)
+        }
         ObjectError::AccessDenied(_) => ("AccessDenied", 403),
         ObjectError::Corrupt(_) | ObjectError::Internal(_) => ("InternalError", 500),
         ObjectError::Rejected { status, code, .. } => (code, *status),
@@ -131,6 +133,7 @@ impl From<ObjectError> for S3Error {
             ObjectError::NoSuchBucket(b) => vec![("BucketName", b.clone())],
             ObjectError::NoSuchKey(k) => vec![("Key", k.clone())],
             ObjectError::NoSuchUpload(u) => vec![("UploadId", u.clone())],
+            ObjectError::ConditionFailed(c) => vec![("Condition", c.header_name().to_string())],
             _ => Vec::new(),
         };
         let (_, message) = context::public_error(&e);

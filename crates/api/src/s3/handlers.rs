@@ -17,8 +17,8 @@ use nuage_identity::IdentityError;
 use nuage_model::identity::Principal;
 use nuage_object::checksum::{Algorithm, Expected};
 use nuage_object::{
-    Acl, BucketPatch, ChecksumSpec, CompletePart, CopySource, ListQuery, MetadataDirective,
-    NewBucket, ObjectError, ObjectMeta, PutOptions, RangeSpec,
+    Acl, BucketPatch, ChecksumSpec, CompletePart, Conditional, CopySource, ListQuery,
+    MetadataDirective, NewBucket, ObjectError, ObjectMeta, PutOptions, RangeSpec,
 };
 use sha2::{Digest, Sha256};
 
@@ -897,31 +897,20 @@ fn put_meta(
             );
         }
     }
-    let kept = [
-        "content-encoding",
-        "content-disposition",
-        "content-language",
-        "cache-control",
-        "expires",
-    ]
-    .iter()
-    .filter_map(|n| Some((n.to_string(), header_str(h, n)?.to_string())))
-    .filter(|(n, v)| !(n == "content-encoding" && v.eq_ignore_ascii_case("aws-chunked")))
-    .map(|(n, v)| {
-        if n == "content-encoding" {
-            // aws-chunked is the transfer's, not the object's.
-            let rest: Vec<&str> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|e| !e.eq_ignore_ascii_case("aws-chunked"))
-                .collect();
-            (n, rest.join(", "))
-        } else {
-            (n, v)
+    // Which headers are kept is the engine's rule; the aws-chunked coding
+    // is S3's transfer's, not the object's, so it is taken out first.
+    let kept = nuage_object::kept_headers(h.iter().filter_map(|(n, v)| {
+        let v = v.to_str().ok()?;
+        if n != header::CONTENT_ENCODING {
+            return Some((n.as_str(), v.to_string()));
         }
-    })
-    .filter(|(_, v)| !v.is_empty())
-    .collect();
+        let codings: Vec<&str> = v
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        Some((n.as_str(), codings.join(", ")))
+    }));
     (header_str(h, "content-type").map(String::from), user, kept)
 }
 
@@ -981,6 +970,30 @@ fn stored_checksum_header(hm: &mut HeaderMap, o: &Option<(Algorithm, String)>) {
     }
 }
 
+/// S3's conditional PutObject: `If-None-Match: *` writes only a new key;
+/// S3 refuses any other value, and nuage does not implement `If-Match` on
+/// writes, so it refuses that too rather than overwrite unconditionally.
+fn put_condition(h: &HeaderMap) -> Result<bool> {
+    if h.contains_key(header::IF_MATCH) {
+        return Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "If-Match on PutObject is not implemented by nuage; nothing was written",
+        )
+        .with("Header", "If-Match"));
+    }
+    match header_str(h, "if-none-match").map(str::trim) {
+        None => Ok(false),
+        Some("*") => Ok(true),
+        Some(_) => Err(S3Error::new(
+            501,
+            "NotImplemented",
+            "If-None-Match on PutObject takes only *; nothing was written",
+        )
+        .with("Header", "If-None-Match")),
+    }
+}
+
 async fn put_object(
     core: &Core,
     auth: Auth,
@@ -991,8 +1004,10 @@ async fn put_object(
 ) -> Result<Response> {
     let p = auth.principal.clone();
     let acl = canned_acl(h)?;
+    let if_none_match = put_condition(h)?;
     let (mut opts, stream) = upload_body(auth, h, body)?;
     opts.acl = acl;
+    opts.if_none_match = if_none_match;
     let o = core
         .objects
         .put_object(p.as_ref(), bucket, key, opts, stream)
@@ -1003,54 +1018,12 @@ async fn put_object(
     Ok((StatusCode::OK, hm).into_response())
 }
 
-fn parse_http_date(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc2822(s.trim())
-        .ok()
-        .map(|d| d.timestamp())
-        .or_else(|| {
-            chrono::NaiveDateTime::parse_from_str(s.trim(), "%a, %d %b %Y %H:%M:%S GMT")
-                .ok()
-                .map(|d| d.and_utc().timestamp())
-        })
-}
-
-/// S3's conditional request rules: 412 for If-Match / If-Unmodified-Since,
-/// 304 for If-None-Match / If-Modified-Since.
-fn preconditions(h: &HeaderMap, o: &ObjectMeta) -> Result<Option<Response>> {
-    let modified = o.modified_ms / 1000;
-    if let Some(v) = header_str(h, "if-match") {
-        if !o.etag_matches(v) {
-            return Err(S3Error::new(
-                412,
-                "PreconditionFailed",
-                "At least one of the pre-conditions you specified did not hold",
-            )
-            .with("Condition", "If-Match"));
-        }
-    } else if let Some(t) = header_str(h, "if-unmodified-since").and_then(parse_http_date) {
-        if modified > t {
-            return Err(S3Error::new(
-                412,
-                "PreconditionFailed",
-                "At least one of the pre-conditions you specified did not hold",
-            )
-            .with("Condition", "If-Unmodified-Since"));
-        }
-    }
-    let not_modified = if let Some(v) = header_str(h, "if-none-match") {
-        o.etag_matches(v)
-    } else if let Some(t) = header_str(h, "if-modified-since").and_then(parse_http_date) {
-        modified <= t
-    } else {
-        false
-    };
-    if not_modified {
-        let mut hm = HeaderMap::new();
-        set(&mut hm, "etag", xml::quote_etag(&o.etag));
-        set(&mut hm, "last-modified", http_date(o.modified_ms));
-        return Ok(Some((StatusCode::NOT_MODIFIED, hm).into_response()));
-    }
-    Ok(None)
+/// S3's 304: no body, the object's ETag and Last-Modified.
+fn not_modified(o: &ObjectMeta) -> Response {
+    let mut hm = HeaderMap::new();
+    set(&mut hm, "etag", xml::quote_etag(&o.etag));
+    set(&mut hm, "last-modified", http_date(o.modified_ms));
+    (StatusCode::NOT_MODIFIED, hm).into_response()
 }
 
 fn object_headers(
@@ -1106,11 +1079,16 @@ async fn get_object(
     let range = header_str(h, "range").and_then(RangeSpec::parse);
     let checksum_mode =
         header_str(h, "x-amz-checksum-mode").is_some_and(|v| v.eq_ignore_ascii_case("enabled"));
+    let conditions = wire::conditions(h);
     if head {
-        let o = core.objects.head_object(caller, bucket, key).await?;
-        if let Some(r) = preconditions(h, &o)? {
-            return Ok(r);
-        }
+        let o = match core
+            .objects
+            .head_object_if(caller, bucket, key, &conditions)
+            .await?
+        {
+            Conditional::Served(o) => o,
+            Conditional::NotModified(o) => return Ok(not_modified(&o)),
+        };
         let mut hm = object_headers(&o, query, checksum_mode);
         let (status, len) = match range.map(|r| r.resolve(o.size)).transpose()? {
             Some(r) => {
@@ -1122,10 +1100,14 @@ async fn get_object(
         set(&mut hm, "content-length", len.to_string());
         return Ok((status, hm).into_response());
     }
-    let (o, r, data) = core.objects.get_object(caller, bucket, key, range).await?;
-    if let Some(resp) = preconditions(h, &o)? {
-        return Ok(resp);
-    }
+    let (o, r, data) = match core
+        .objects
+        .get_object_if(caller, bucket, key, range, &conditions)
+        .await?
+    {
+        Conditional::Served(read) => read,
+        Conditional::NotModified(o) => return Ok(not_modified(&o)),
+    };
     let mut hm = object_headers(&o, query, checksum_mode && r.is_none());
     let (status, len) = match r {
         Some(r) => {

@@ -27,12 +27,12 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use nuage_model::identity::Principal;
 use nuage_model::{ErrorKind, HasKind};
 use nuage_object::{
-    AccountQuery, Acl, BucketPatch, CopySource, ListQuery, MetadataDirective, NewBucket,
-    ObjectError, ObjectMeta, PutOptions, RangeSpec,
+    AccountQuery, Acl, BucketPatch, Conditional, CopySource, ListQuery, MetadataDirective,
+    NewBucket, ObjectError, ObjectMeta, PutOptions, RangeSpec,
 };
 use serde_json::json;
 
-use crate::wire::{http_date, set_header as set};
+use crate::wire::{self, http_date, set_header as set};
 use crate::{auth, context, Core, SharedCore};
 
 use router::{Listing, Operation, LISTING_LIMIT};
@@ -43,7 +43,9 @@ pub(crate) struct Fail(StatusCode, String);
 
 impl IntoResponse for Fail {
     fn into_response(self) -> Response {
-        let body = if self.0.is_server_error() {
+        // A 501 says what in its first words (clients show the status
+        // already, and the `swift` client only 60 characters of the body).
+        let body = if self.0.is_server_error() && self.0 != StatusCode::NOT_IMPLEMENTED {
             format!("{} {}\n", self.0, self.1)
         } else {
             format!("{}\n", self.1)
@@ -77,7 +79,9 @@ impl From<ObjectError> for Fail {
             ObjectError::KeyTooLong(_) | ObjectError::InvalidBucketName(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ObjectError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ObjectError::PreconditionFailed(_) | ObjectError::ConditionFailed(_) => {
+                StatusCode::PRECONDITION_FAILED
+            }
             _ => match e.kind() {
                 ErrorKind::NotFound => StatusCode::NOT_FOUND,
                 ErrorKind::Forbidden => StatusCode::FORBIDDEN,
@@ -217,16 +221,23 @@ async fn dispatch(
         Operation::ListObjects(c, l) => list_objects(core, caller, &c, &l).await,
         Operation::HeadObject(o) => {
             owned(core, &o.container)?;
-            let m = core
+            let m = match core
                 .objects
-                .head_object(caller, &o.container.name, &o.key)
-                .await?;
+                .head_object_if(caller, &o.container.name, &o.key, &wire::conditions(h))
+                .await?
+            {
+                Conditional::Served(m) => m,
+                Conditional::NotModified(m) => return Ok(not_modified(&m)),
+            };
             let mut hm = object_headers(&m);
             set(&mut hm, "content-length", m.size.to_string());
             Ok((StatusCode::OK, hm).into_response())
         }
         Operation::GetObject(o) => get_object(core, caller, &o, parts).await,
-        Operation::PutObject(o) => put_object(core, require(caller)?, &o, h, body).await,
+        Operation::PutObject {
+            object,
+            if_none_match,
+        } => put_object(core, require(caller)?, &object, if_none_match, h, body).await,
         Operation::CopyObject {
             to,
             from_container,
@@ -464,7 +475,7 @@ fn read_acl(h: &HeaderMap) -> Result<Option<(Acl, Acl)>> {
             other => {
                 return Err(Fail(
                     StatusCode::NOT_IMPLEMENTED,
-                    format!("the read ACL element {other:?} is not implemented by nuage (it keeps .r:*, .rlistings and *:*); nothing was changed"),
+                    format!("not implemented by nuage: the read ACL element {other:?} (it keeps .r:*, .rlistings and *:*); nothing was changed"),
                 ))
             }
         }
@@ -643,10 +654,13 @@ fn object_headers(o: &ObjectMeta) -> HeaderMap {
 
 /// The headers the engine keeps with an object.
 fn kept_headers(h: &HeaderMap) -> BTreeMap<String, String> {
-    nuage_object::kept_headers(
-        h.iter()
-            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?))),
-    )
+    nuage_object::kept_headers(wire::text_headers(h))
+}
+
+/// Swift's 304: the object's headers (its ETag, Last-Modified, metadata,
+/// as Swift's own 304 keeps them) without a body.
+fn not_modified(o: &ObjectMeta) -> Response {
+    (StatusCode::NOT_MODIFIED, object_headers(o)).into_response()
 }
 
 /// The answer to a write: 201 with the new object's ETag.
@@ -669,10 +683,15 @@ async fn get_object(
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(RangeSpec::parse);
-    let (m, r, data) = core
+    let conditions = wire::conditions(&parts.headers);
+    let (m, r, data) = match core
         .objects
-        .get_object(caller, &o.container.name, &o.key, range)
-        .await?;
+        .get_object_if(caller, &o.container.name, &o.key, range, &conditions)
+        .await?
+    {
+        Conditional::Served(read) => read,
+        Conditional::NotModified(m) => return Ok(not_modified(&m)),
+    };
     let mut hm = object_headers(&m);
     let (status, len) = match r {
         Some(r) => {
@@ -690,6 +709,7 @@ async fn put_object(
     core: &Core,
     caller: &Principal,
     o: &router::Object,
+    if_none_match: bool,
     h: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
@@ -739,6 +759,7 @@ async fn put_object(
         headers: kept_headers(h),
         content_length: length,
         content_md5,
+        if_none_match,
         ..Default::default()
     };
     let stream = body

@@ -31,7 +31,12 @@ pub enum Operation {
     ListObjects(Container, Listing),
     GetObject(Object),
     HeadObject(Object),
-    PutObject(Object),
+    /// `PUT` of an object's bytes; with `If-None-Match: *`, only if the
+    /// key is new.
+    PutObject {
+        object: Object,
+        if_none_match: bool,
+    },
     /// `PUT` with `X-Copy-From: <container>/<object>` (same account).
     CopyObject {
         to: Object,
@@ -130,10 +135,12 @@ pub const UNIMPLEMENTED_META: &[(&str, &str)] = &[
     ("access-control-", "CORS"),
 ];
 
+/// A 501 whose first words say what: the `swift` client shows only the
+/// first 60 characters of an error's body.
 fn not_implemented(what: String) -> Fail {
     Fail(
         StatusCode::NOT_IMPLEMENTED,
-        format!("{what} is not implemented by nuage; nothing was changed"),
+        format!("not implemented by nuage: {what}; nothing was changed"),
     )
 }
 
@@ -225,13 +232,20 @@ impl Operation {
             }
             Method::PUT => {
                 refuse_params(query, &[])?;
-                if headers.contains_key(http::header::IF_NONE_MATCH) {
-                    return Err(not_implemented(
-                        "the header if-none-match on PUT (conditional writes)".into(),
-                    ));
-                }
+                let if_none_match = match headers.get(http::header::IF_NONE_MATCH) {
+                    None => false,
+                    Some(v) if v.as_bytes().trim_ascii() == b"*" => true,
+                    // Swift's own answer to any other value.
+                    Some(_) => return Err(bad("If-None-Match only supports *")),
+                };
                 match headers.get("x-copy-from") {
-                    None => Ok(Operation::PutObject(object)),
+                    None => Ok(Operation::PutObject {
+                        object,
+                        if_none_match,
+                    }),
+                    Some(_) if if_none_match => Err(not_implemented(
+                        "the header if-none-match on a copy (X-Copy-From)".into(),
+                    )),
                     Some(v) => {
                         let v = v
                             .to_str()
@@ -299,7 +313,7 @@ fn refuse_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), Fai
             continue;
         }
         return Err(match UNIMPLEMENTED_PARAMS.iter().find(|(p, _)| p == k) {
-            Some((p, what)) => not_implemented(format!("the query parameter {p} ({what})")),
+            Some((p, what)) => not_implemented(format!("{what} (the query parameter {p})")),
             None => not_implemented(format!(
                 "the query parameter {k:?} (not a Swift parameter nuage knows)"
             )),
@@ -313,7 +327,7 @@ fn refuse_headers(headers: &HeaderMap) -> Result<(), Fail> {
         .iter()
         .find(|(h, _)| headers.contains_key(*h))
     {
-        return Err(not_implemented(format!("the header {h} ({what})")));
+        return Err(not_implemented(format!("{what} (the header {h})")));
     }
     for (name, v) in headers {
         let n = name.as_str();
@@ -334,7 +348,7 @@ fn refuse_headers(headers: &HeaderMap) -> Result<(), Fail> {
                 meta == *m
             }
         }) {
-            return Err(not_implemented(format!("the header {n} ({what})")));
+            return Err(not_implemented(format!("{what} (the header {n})")));
         }
     }
     Ok(())
@@ -448,6 +462,24 @@ mod tests {
             Ok(Operation::HeadObject(_))
         ));
         assert!(matches!(
+            parse("PUT", "/v1/AUTH_p/c/o", &[("if-none-match", " * ")]),
+            Ok(Operation::PutObject {
+                if_none_match: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("PUT", "/v1/AUTH_p/c/o", &[]),
+            Ok(Operation::PutObject {
+                if_none_match: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("PUT", "/v1/AUTH_p/c/o", &[("if-none-match", "abc")]),
+            Err(Fail(StatusCode::BAD_REQUEST, _))
+        ));
+        assert!(matches!(
             parse("PUT", "/v1/AUTH_p/c/o", &[("x-copy-from", "/a/b/c")]),
             Ok(Operation::CopyObject { ref from_container, ref from_object, .. })
                 if from_container == "a" && from_object == "b/c"
@@ -475,6 +507,11 @@ mod tests {
                 vec![("x-container-meta-web-index", "i")],
             ),
             ("PUT", "/v1/AUTH_p/c", vec![("x-container-write", "*:*")]),
+            (
+                "PUT",
+                "/v1/AUTH_p/c/o",
+                vec![("x-copy-from", "c/p"), ("if-none-match", "*")],
+            ),
             ("GET", "/v1/AUTH_p/c/o?cachebuster=1", vec![]),
         ] {
             let r = parse(m, uri, &h);
