@@ -134,10 +134,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     )
     .await
     .context("cannot open the object store")?;
+    let network = nuage_network::NetworkService::new(
+        db.clone(),
+        identity.clone(),
+        nuage_network::NetworkConfig::default(),
+    )
+    .context("cannot start the network service")?;
     let core = Arc::new(Core {
         identity,
         compute,
         objects,
+        network,
         region: cfg.region.clone(),
         public_url: cfg.public_url.clone(),
         metrics: Arc::new(Metrics::new()),
