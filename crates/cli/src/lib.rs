@@ -18,6 +18,7 @@ mod group;
 mod images;
 mod instance_type;
 mod keypairs;
+mod network;
 mod node;
 mod objects;
 mod output;
@@ -109,8 +110,22 @@ enum Command {
     /// Object storage: buckets and objects (mb, rb, ls, put, get, cp, rm, stat)
     #[command(subcommand)]
     Object(objects::Cmd),
+    /// Networks (EC2's VPCs)
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// Subnets of networks
+    #[command(subcommand)]
+    Subnet(network::SubnetCmd),
+    /// Ports (network interfaces)
+    #[command(subcommand)]
+    Port(network::PortCmd),
+    /// Routers: gateways to external networks, interfaces on subnets
+    #[command(subcommand)]
+    Router(network::RouterCmd),
     #[command(flatten)]
     Compute(compute::Verb),
+    #[command(flatten)]
+    Net(network::Verb),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +193,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Node(c) => node::run(c, ctx).await,
         Command::Object(c) => objects::run(c, ctx).await,
         Command::Compute(v) => compute::run(v, ctx).await,
+        Command::Network(c) => network::network(c, ctx).await,
+        Command::Subnet(c) => network::subnet(c, ctx).await,
+        Command::Port(c) => network::port(c, ctx).await,
+        Command::Router(c) => network::router(c, ctx).await,
+        Command::Net(v) => network::run(v, ctx).await,
     }
 }
 
