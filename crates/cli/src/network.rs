@@ -644,12 +644,17 @@ impl RuleSpec {
             by_name(groups, g)
         };
         if let Some(p) = &self.protocol {
+            let protocol = canonical_protocol(p);
             let (min, max) = match &self.port {
+                // For ICMP a lone number is a type, with every code.
+                Some(r) if protocol == "icmp" && !r.trim_start_matches('-').contains('-') => {
+                    (port_range(r)?.0, None)
+                }
                 Some(r) => port_range(r)?,
                 None => (None, None),
             };
             return Ok(vec![WantRule {
-                protocol: canonical_protocol(p),
+                protocol,
                 min,
                 max,
                 cidr: self.cidr.clone(),
@@ -664,6 +669,8 @@ impl RuleSpec {
                 (Some(-1), _) | (None, None) => (None, None),
                 (a, b) => (a, b.or(a)),
             };
+            // -1 is EC2's "all" for a code too; the server stores none.
+            let max = max.filter(|m| *m != -1);
             let base = WantRule {
                 protocol: canonical_protocol(&perm.protocol),
                 min,
@@ -1066,6 +1073,24 @@ mod tests {
         ]);
         let r = &a.rule.rules(&groups).expect("rules")[0];
         assert_eq!((r.min, r.max), (Some(80), Some(22)));
+        // ICMP: a lone number is a type with every code; TYPE-CODE both.
+        for (port, want) in [
+            ("8", (Some(8), None)),
+            ("3-4", (Some(3), Some(4))),
+            ("-1", (None, None)),
+        ] {
+            let a = rule_args(&[
+                "authorize-security-group-ingress",
+                "--group-id",
+                "sg-1",
+                "--protocol",
+                "icmp",
+                "--port",
+                port,
+            ]);
+            let r = &a.rule.rules(&groups).expect("rules")[0];
+            assert_eq!((r.min, r.max), want, "--port {port}");
+        }
     }
 
     #[test]
