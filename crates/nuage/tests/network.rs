@@ -66,7 +66,16 @@ fn ids(v: &Value) -> Vec<String> {
 /// to another project, and deleted.
 #[tokio::test]
 async fn native_api_crud_isolation_and_refusals() {
-    let s = Server::start();
+    api_scenario(Server::start()).await;
+}
+
+/// The same on PostgreSQL (NUAGE_TEST_POSTGRES).
+#[tokio::test]
+async fn native_api_on_postgres() {
+    api_scenario(Server::start_postgres().await).await;
+}
+
+async fn api_scenario(s: Server) {
     let admin = s.admin_token().await;
     let a = member(&s, "alpha").await;
     let b = member(&s, "beta").await;
@@ -169,7 +178,7 @@ async fn native_api_crud_isolation_and_refusals() {
         200,
     )
     .await;
-    assert_eq!(ids(&subnets), [sub_id.clone()]);
+    assert_eq!(ids(&subnets), [sub_id.as_str()]);
     let after = expect(
         &s,
         &a,
@@ -265,7 +274,7 @@ async fn native_api_crud_isolation_and_refusals() {
         200,
     )
     .await;
-    assert_eq!(ids(&by_device), [port_id.clone()]);
+    assert_eq!(ids(&by_device), [port_id.as_str()]);
     let m = refused(
         &s,
         &a,
@@ -671,7 +680,7 @@ async fn cli_verbs_end_to_end() {
         "{err}"
     );
     let listed = cli_json(&s, &["subnet", "list", "--network", &net_id]);
-    assert_eq!(ids(&listed), [sub_id.clone()]);
+    assert_eq!(ids(&listed), [sub_id.as_str()]);
     let shown = cli_json(&s, &["network", "show", &net_id]);
     assert_eq!(shown["subnets"], json!([sub_id]));
 
@@ -682,7 +691,7 @@ async fn cli_verbs_end_to_end() {
     let r_id = str_of(&r, "id");
     let r = cli_json(&s, &["router", "add-interface", &r_id, "--subnet", &sub_id]);
     assert_eq!(r["interfaces"][0]["subnet_id"], sub_id.as_str(), "{r}");
-    assert_eq!(ids(&cli_json(&s, &["router", "list"])), [r_id.clone()]);
+    assert_eq!(ids(&cli_json(&s, &["router", "list"])), [r_id.as_str()]);
 
     // Security groups, as the aws CLI spells them.
     let g = cli_json(
@@ -820,7 +829,7 @@ async fn cli_verbs_end_to_end() {
     assert_eq!(st, 201, "{port}");
     let port_id = str_of(&port, "id");
     let ports = cli_json(&s, &["port", "list", "--device-id", instance]);
-    assert_eq!(ids(&ports), [port_id.clone()]);
+    assert_eq!(ids(&ports), [port_id.as_str()]);
     assert_eq!(
         cli_json(&s, &["port", "show", &port_id])["mac_address"],
         port["mac_address"]
