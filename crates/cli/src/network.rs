@@ -461,6 +461,16 @@ pub enum Verb {
     RevokeSecurityGroupIngress(RevokeArgs),
     /// Remove outbound rules (matched by their content or given by id)
     RevokeSecurityGroupEgress(RevokeArgs),
+    /// Set the security groups of a network interface (while its
+    /// instance runs, too)
+    ModifyNetworkInterfaceAttribute {
+        /// The network interface (eni-...)
+        #[arg(long, value_name = "ID")]
+        network_interface_id: String,
+        /// Its groups from now on, by id or name (replacing the old ones)
+        #[arg(long, num_args = 1.., required = true, value_name = "GROUP")]
+        groups: Vec<String>,
+    },
     /// Allocate an elastic (floating) address from an external network
     AllocateAddress {
         /// Accepted for aws compatibility: every address is a VPC one
@@ -924,6 +934,35 @@ pub async fn run(verb: Verb, ctx: &Ctx) -> Result<()> {
         Verb::AuthorizeSecurityGroupEgress(a) => authorize(ctx, a, "egress").await,
         Verb::RevokeSecurityGroupIngress(a) => revoke(ctx, a, "ingress").await,
         Verb::RevokeSecurityGroupEgress(a) => revoke(ctx, a, "egress").await,
+        Verb::ModifyNetworkInterfaceAttribute {
+            network_interface_id,
+            groups: wanted,
+        } => {
+            let all = if wanted.iter().all(|g| g.starts_with("sg-")) {
+                Vec::new()
+            } else {
+                groups(ctx).await?
+            };
+            let ids = wanted
+                .iter()
+                .map(|g| {
+                    if g.starts_with("sg-") {
+                        Ok(g.clone())
+                    } else {
+                        by_name(&all, g)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let v = ctx
+                .client
+                .patch(
+                    &["ports", &network_interface_id],
+                    &json!({ "security_groups": ids }),
+                )
+                .await?;
+            output::show(ctx.format, &v);
+            Ok(())
+        }
         Verb::AllocateAddress {
             domain: _,
             network_id,

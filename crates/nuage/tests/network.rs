@@ -834,6 +834,46 @@ async fn cli_verbs_end_to_end() {
         cli_json(&s, &["port", "show", &port_id])["mac_address"],
         port["mac_address"]
     );
+    // The interface's groups change: by name, then back by id.
+    cli_json(&s, &["create-security-group", "--group-name", "db"]);
+    let p = cli_json(
+        &s,
+        &[
+            "modify-network-interface-attribute",
+            "--network-interface-id",
+            &port_id,
+            "--groups",
+            "db",
+            "web",
+        ],
+    );
+    assert_eq!(
+        p["security_groups"].as_array().map(Vec::len),
+        Some(2),
+        "{p}"
+    );
+    let err = cli_fails(
+        &s,
+        &[
+            "modify-network-interface-attribute",
+            "--network-interface-id",
+            &port_id,
+            "--groups",
+            "sg-0000000000000dead",
+        ],
+    );
+    assert!(err.contains("HTTP 404"), "{err}");
+    let p = cli_json(
+        &s,
+        &[
+            "modify-network-interface-attribute",
+            "--network-interface-id",
+            &port_id,
+            "--groups",
+            &g_id,
+        ],
+    );
+    assert_eq!(p["security_groups"], json!([g_id]), "{p}");
     let err = cli_fails(&s, &["delete-security-group", "--group-name", "web"]);
     assert!(err.contains("in use") && err.contains("HTTP 409"), "{err}");
 
