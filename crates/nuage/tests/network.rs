@@ -329,6 +329,39 @@ async fn api_scenario(s: Server) {
         "not_found",
     )
     .await;
+    // A rule may not name another project's group.
+    let bg = expect(
+        &s,
+        &b,
+        "POST",
+        "/nuage/v1/security-groups",
+        Some(json!({"name": "web"})),
+        201,
+    )
+    .await;
+    let bg_id = id(&bg);
+    refused(
+        &s,
+        &b,
+        "POST",
+        &format!("/nuage/v1/security-groups/{bg_id}/rules"),
+        Some(json!({"direction": "ingress", "protocol": "all", "remote_group_id": web_id})),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        expect(
+            &s,
+            &b,
+            "GET",
+            &format!("/nuage/v1/security-groups/{bg_id}"),
+            None,
+            200
+        )
+        .await,
+        bg
+    );
     let b_nets = ids(&expect(&s, &b, "GET", "/nuage/v1/networks", None, 200).await);
     assert!(!b_nets.contains(&net_id), "{b_nets:?}");
     let b_groups = ids(&expect(&s, &b, "GET", "/nuage/v1/security-groups", None, 200).await);
@@ -446,6 +479,40 @@ async fn api_scenario(s: Server) {
     )
     .await;
     let fb_id = id(&fb);
+    // The floating_ips quota holds: beta may have one, and a refused
+    // allocation leaves nothing behind.
+    expect(
+        &s,
+        &admin,
+        "PUT",
+        "/nuage/v1/projects/beta/quotas",
+        Some(json!({"floating_ips": 1})),
+        200,
+    )
+    .await;
+    refused(
+        &s,
+        &b,
+        "POST",
+        "/nuage/v1/floating-ips",
+        Some(json!({})),
+        413,
+        "quota_exceeded",
+    )
+    .await;
+    let b_fips = expect(&s, &b, "GET", "/nuage/v1/floating-ips", None, 200).await;
+    assert_eq!(ids(&b_fips), [fb_id.as_str()]);
+    // Only external networks give floating addresses.
+    refused(
+        &s,
+        &a,
+        "POST",
+        "/nuage/v1/floating-ips",
+        Some(json!({"network_id": net_id})),
+        400,
+        "invalid_request",
+    )
+    .await;
     let f = expect(
         &s,
         &a,
