@@ -941,6 +941,17 @@ async fn cli_verbs_end_to_end() {
         ],
     );
     assert_eq!(p["security_groups"], json!([g_id]), "{p}");
+    // The default output is a table, one row per item.
+    let (ok, table, err) = common::run(s.client(nuage_bin()).args(["port", "list"]));
+    assert!(ok, "{err}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(&port_id))
+        .unwrap_or_else(|| panic!("no row for {port_id}:\n{table}"));
+    assert!(
+        row.contains(instance) && row.contains("10.5.0.2"),
+        "{table}"
+    );
     let err = cli_fails(&s, &["delete-security-group", "--group-name", "web"]);
     assert!(err.contains("in use") && err.contains("HTTP 409"), "{err}");
 
