@@ -33,6 +33,8 @@ pub struct Core {
     pub identity: Identity,
     pub compute: nuage_compute::Compute,
     pub objects: nuage_object::ObjectStore,
+    /// Networks, subnets, ports, routers, security groups, floating addresses.
+    pub network: nuage_network::NetworkService,
     /// The region name clients must use (AWS_DEFAULT_REGION, OS region).
     pub region: String,
     /// The URL clients reach this server at, for catalogs and links.

@@ -19,6 +19,7 @@ mod images;
 mod instance_type;
 mod keypairs;
 mod lockout;
+mod network;
 mod node;
 mod objects;
 mod output;
@@ -114,8 +115,22 @@ enum Command {
     DescribeLoginLockouts(lockout::Describe),
     /// Forget the failed logins of a user or an address, ending its lock (admins)
     ClearLoginLockout(lockout::Clear),
+    /// Networks (EC2's VPCs)
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// Subnets of networks
+    #[command(subcommand)]
+    Subnet(network::SubnetCmd),
+    /// Ports (network interfaces)
+    #[command(subcommand)]
+    Port(network::PortCmd),
+    /// Routers: gateways to external networks, interfaces on subnets
+    #[command(subcommand)]
+    Router(network::RouterCmd),
     #[command(flatten)]
     Compute(compute::Verb),
+    #[command(flatten)]
+    Net(network::Verb),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +200,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::DescribeLoginLockouts(d) => lockout::describe(d, ctx).await,
         Command::ClearLoginLockout(c) => lockout::clear(c, ctx).await,
         Command::Compute(v) => compute::run(v, ctx).await,
+        Command::Network(c) => network::network(c, ctx).await,
+        Command::Subnet(c) => network::subnet(c, ctx).await,
+        Command::Port(c) => network::port(c, ctx).await,
+        Command::Router(c) => network::router(c, ctx).await,
+        Command::Net(v) => network::run(v, ctx).await,
     }
 }
 

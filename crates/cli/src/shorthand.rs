@@ -460,6 +460,109 @@ pub fn parse_tag_spec(s: &str) -> Result<TagSpec, String> {
     Ok(TagSpec(tags))
 }
 
+/// One `--ip-permissions` entry, as `aws ec2 authorize-security-group-*`
+/// takes it: a protocol, a port range (or ICMP type and code) and its peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpPermission {
+    pub protocol: String,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    /// `(CidrIp, Description)`.
+    pub cidrs: Vec<(String, String)>,
+    /// `(GroupId or GroupName, Description)`.
+    pub groups: Vec<(String, String)>,
+}
+
+/// The permissions of one `--ip-permissions` word (a JSON list may hold
+/// several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpPermissions(pub Vec<IpPermission>);
+
+/// The structures of a list value (a single structure is a list of one).
+fn maps(v: Sh, what: &str) -> Result<Vec<Vec<(String, Sh)>>, String> {
+    let list = match v {
+        Sh::List(l) => l,
+        m @ Sh::Map(_) => vec![m],
+        Sh::Str(_) => return Err(format!("--ip-permissions: {what} must be [{{...}},...]")),
+    };
+    list.into_iter()
+        .map(|x| match x {
+            Sh::Map(m) => Ok(m),
+            _ => Err(format!("--ip-permissions: each of {what} must be {{...}}")),
+        })
+        .collect()
+}
+
+/// Parses `IpProtocol=tcp,FromPort=22,ToPort=22,IpRanges=[{CidrIp=10.0.0.0/8}],
+/// UserIdGroupPairs=[{GroupId=sg-1}]` or its JSON (a list gives several).
+/// Values are only parsed here; the server judges them.
+pub fn parse_ip_permissions(s: &str) -> Result<IpPermissions, String> {
+    let mut out = Vec::new();
+    for m in parse(s)? {
+        let [proto, from, to, ranges, pairs] = fields(
+            m,
+            [
+                "IpProtocol",
+                "FromPort",
+                "ToPort",
+                "IpRanges",
+                "UserIdGroupPairs",
+            ],
+            "--ip-permissions",
+        )?;
+        let protocol = proto
+            .ok_or("--ip-permissions: IpProtocol is missing")?
+            .string("IpProtocol")?;
+        let port = |v: Option<Sh>, what: &str| -> Result<Option<i64>, String> {
+            v.map(|v| {
+                let t = v.string(what)?;
+                t.trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("--ip-permissions: {what} {t:?} is not a number"))
+            })
+            .transpose()
+        };
+        let mut p = IpPermission {
+            protocol,
+            from_port: port(from, "FromPort")?,
+            to_port: port(to, "ToPort")?,
+            cidrs: Vec::new(),
+            groups: Vec::new(),
+        };
+        for r in ranges
+            .map(|r| maps(r, "IpRanges"))
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let [cidr, desc] = fields(r, ["CidrIp", "Description"], "--ip-permissions IpRanges")?;
+            let cidr = cidr
+                .ok_or("--ip-permissions: an IpRanges entry has no CidrIp")?
+                .string("CidrIp")?;
+            let desc = desc.map(|d| d.string("Description")).transpose()?;
+            p.cidrs.push((cidr, desc.unwrap_or_default()));
+        }
+        for g in pairs
+            .map(|g| maps(g, "UserIdGroupPairs"))
+            .transpose()?
+            .unwrap_or_default()
+        {
+            let [id, name, desc, _user] = fields(
+                g,
+                ["GroupId", "GroupName", "Description", "UserId"],
+                "--ip-permissions UserIdGroupPairs",
+            )?;
+            let group = id
+                .or(name)
+                .ok_or("--ip-permissions: a UserIdGroupPairs entry has no GroupId")?
+                .string("GroupId")?;
+            let desc = desc.map(|d| d.string("Description")).transpose()?;
+            p.groups.push((group, desc.unwrap_or_default()));
+        }
+        out.push(p);
+    }
+    Ok(IpPermissions(out))
+}
+
 /// `--placement AvailabilityZone=Z,GroupName=G`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Placement {

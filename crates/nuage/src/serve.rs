@@ -117,7 +117,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let _refresher = identity.spawn_refresher();
 
-    let (compute, network_agent) = start_compute(&cfg, &db, &identity).await?;
+    let (compute, network, network_agent) = start_compute(&cfg, &db, &identity).await?;
     let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
     let network_task = network_agent.map(|agent| {
         let stopped = controllers_stopped.clone();
@@ -142,6 +142,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         identity,
         compute,
         objects,
+        network,
         region: cfg.region.clone(),
         public_url: cfg.public_url.clone(),
         metrics: Arc::new(Metrics::new()),
@@ -223,7 +224,11 @@ async fn start_compute(
     cfg: &Config,
     db: &Db,
     identity: &Identity,
-) -> Result<(Compute, Option<nuage_network::agent::NetworkAgent>)> {
+) -> Result<(
+    Compute,
+    nuage_network::NetworkService,
+    Option<nuage_network::agent::NetworkAgent>,
+)> {
     let images = nuage_image::ImageStore::open(&cfg.data_dir.join("images"))
         .context("cannot open the image store")?;
     let network = nuage_network::NetworkService::new(
@@ -247,10 +252,10 @@ async fn start_compute(
     .await
     .context("cannot start the compute service")?;
     if cfg.network {
-        compute.attach_network(network);
+        compute.attach_network(network.clone());
     }
     let driver: Arc<dyn nuage_driver::ComputeDriver> = match cfg.compute_driver {
-        ComputeDriverKind::None => return Ok((compute, None)),
+        ComputeDriverKind::None => return Ok((compute, network, None)),
         ComputeDriverKind::Fake => Arc::new(nuage_driver::fake::FakeDriver::new(
             nuage_driver::Capacity {
                 vcpus: 64,
@@ -290,7 +295,7 @@ async fn start_compute(
         )
         .await
         .context("cannot register the local compute node")?;
-    Ok((compute, network_agent))
+    Ok((compute, network, network_agent))
 }
 
 /// The node's network data plane: bridges and rules in a network namespace

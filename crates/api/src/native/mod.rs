@@ -8,6 +8,7 @@
 mod compute;
 mod error;
 mod identity;
+mod network;
 mod objects;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -99,6 +100,7 @@ pub fn routes() -> Router<SharedCore> {
         .route("/nuage/v1/openapi.json", get(openapi))
         .merge(identity::routes())
         .merge(compute::routes())
+        .merge(network::routes())
         .merge(objects::routes())
 }
 
@@ -128,6 +130,7 @@ mod tests {
             include_str!("mod.rs"),
             include_str!("identity.rs"),
             include_str!("compute.rs"),
+            include_str!("network.rs"),
             include_str!("objects.rs"),
         ];
         let mut seen = std::collections::BTreeSet::new();
