@@ -13,7 +13,7 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 /// restarts, not the machine's).
 pub fn is_netns(path: &Path) -> io::Result<bool> {
     match rustix::fs::statfs(path) {
-        Ok(s) => Ok(s.f_type as i64 == NSFS_MAGIC),
+        Ok(s) => Ok(s.f_type == NSFS_MAGIC),
         Err(rustix::io::Errno::NOENT) => Ok(false),
         Err(e) => Err(e.into()),
     }
