@@ -267,9 +267,13 @@ fn derived_name(prefix: &str, id: &str) -> String {
     name
 }
 
+/// The prefix of every bridge nuage makes: what its security table
+/// recognises as its own, ports in the plan or not.
+pub(crate) const BRIDGE_PREFIX: &str = "nb-";
+
 /// The bridge of a network on every node.
 pub fn bridge_name(network_id: &str) -> String {
-    derived_name("nb-", network_id)
+    derived_name(BRIDGE_PREFIX, network_id)
 }
 
 /// The host end of a port's veth pair: what the compute driver's spec

@@ -26,9 +26,9 @@
 //! set bridges            ifname                   bridges with ports
 //! set m-<g>              ifname . ipv4_addr       members of g
 //! map egress / ingress   ifname . ipv4_addr : verdict   goto out-<p> / in-<p>
-//! chain forward          hook forward: not ours → accept; ct invalid → drop;
-//!                        ct established,related → accept; egress vmap; goto to-port
-//! chain to-port          ingress vmap; accept (not a port: a gateway, a router)
+//! chain forward          hook forward: not on a nuage bridge (nb-*) → accept; ct invalid → drop;
+//!                        ct established,related → accept; egress vmap; unknown source → drop; goto to-port
+//! chain to-port          ingress vmap; unknown port on a nuage bridge → drop; accept (routed on)
 //! chain out-<p>, in-<p>  jump g-<g>-out / g-<g>-in for each group of p; drop
 //! chain g-<g>-out        each egress rule → goto to-port (then the destination's ingress)
 //! chain g-<g>-in         each ingress rule → accept
@@ -510,12 +510,15 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
         cmds.push(add("map", map));
     }
 
-    // Rules.
+    // Rules. Every nuage bridge is filtered, whether its ports are in the
+    // plan yet or not: a port the plan does not name yet (just plugged,
+    // before the agent's next pass) neither sends nor receives.
+    let ours = json!(format!("{}*", crate::BRIDGE_PREFIX));
     cmds.push(rule(
         "forward",
         vec![
-            matches("!=", meta("iifname"), json!("@bridges")),
-            matches("!=", meta("oifname"), json!("@bridges")),
+            matches("!=", meta("iifname"), ours.clone()),
+            matches("!=", meta("oifname"), ours.clone()),
             verdict("accept"),
         ],
     ));
@@ -543,12 +546,23 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
             json!({ "vmap": { "key": { "concat": [meta("iifname"), payload("ip", "saddr")] }, "data": "@egress" } }),
         ],
     ));
+    cmds.push(rule(
+        "forward",
+        vec![
+            matches("==", meta("iifname"), ours.clone()),
+            verdict("drop"),
+        ],
+    ));
     cmds.push(rule("forward", vec![to("goto", "to-port")]));
     cmds.push(rule(
         "to-port",
         vec![
             json!({ "vmap": { "key": { "concat": [meta("oifname"), payload("ip", "daddr")] }, "data": "@ingress" } }),
         ],
+    ));
+    cmds.push(rule(
+        "to-port",
+        vec![matches("==", meta("oifname"), ours), verdict("drop")],
     ));
     cmds.push(rule("to-port", vec![verdict("accept")]));
     for g in &plan.groups {
