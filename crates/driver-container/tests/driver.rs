@@ -285,15 +285,19 @@ async fn init_exit_status_is_observed_and_reaped() {
     let again = fx.driver.observe(&id).await.expect("observe again");
     assert_eq!(again.exit, Some(Exit::Code(3)));
 
-    // A new incarnation has no exit status while it runs; a SIGKILL (pid 1
-    // ignores SIGTERM without a handler) is reported as such.
+    // A new incarnation has no exit status while it runs; a SIGKILL is
+    // reported as such. The init ignores SIGTERM for certain (an ignored
+    // signal stays ignored across exec), and is stopped only once it runs
+    // `sleep`, not while the shell starts.
     let obs = fx
         .driver
-        .ensure_running(&fx.spec(&id, "exec sleep 1000"))
+        .ensure_running(&fx.spec(&id, "trap '' TERM; echo term-ignored; exec sleep 1000"))
         .await
         .expect("restart");
     let pid = running_pid(&obs.power);
     assert_eq!(obs.exit, None);
+    fx.wait_console(&id, "term-ignored", Duration::from_secs(10))
+        .await;
     let obs = fx
         .driver
         .ensure_stopped(&id, Duration::from_millis(100))
