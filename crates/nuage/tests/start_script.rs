@@ -15,11 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::{cleanup_node, nuage_bin, parse_env_file, Server};
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
-
 /// How one run of the script ended.
 struct Run {
     code: i32,
@@ -46,6 +41,7 @@ struct Start {
     dir: tempfile::TempDir,
     data: PathBuf,
     listen: String,
+    _port: common::PortLease,
 }
 
 impl Start {
@@ -73,9 +69,11 @@ impl Start {
                 .expect("chmod a stand-in");
         }
         let data = dir.path().join("data");
+        let port = common::lease_port();
         Start {
             data,
-            listen: format!("127.0.0.1:{}", free_port()),
+            listen: format!("127.0.0.1:{}", port.port),
+            _port: port,
             dir,
         }
     }

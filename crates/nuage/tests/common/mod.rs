@@ -17,9 +17,46 @@ pub fn nuage_bin() -> &'static str {
     })
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+/// A loopback port held for one test server's whole life, respawns
+/// included. A port from `bind(0)` is free only until the next `bind(0)`:
+/// two tests could get the same one, and a killed server's port could go to
+/// another test before the respawn, which then talks to the wrong server.
+/// Leases come from below the kernel's ephemeral range (so no outgoing
+/// connection takes one) and are held by an exclusive lock on a file per
+/// port, which every test process honours and which dies with the process.
+#[derive(Debug)]
+pub struct PortLease {
+    pub port: u16,
+    _lock: std::fs::File,
+}
+
+pub fn lease_port() -> PortLease {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    let dir = std::env::temp_dir().join("nuage-test-ports");
+    std::fs::create_dir_all(&dir).expect("port lock dir");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (FIRST + (seed.wrapping_add(n) % COUNT)) as u16;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+            .expect("port lock file");
+        if file.try_lock().is_err() {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return PortLease { port, _lock: file };
+        }
+    }
+    panic!(
+        "no free loopback port between {FIRST} and {}",
+        FIRST + COUNT
+    );
 }
 
 /// Options for [`Server::start_with`].
@@ -39,6 +76,7 @@ pub struct Options {
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    lease: PortLease,
     pub opts: Options,
     child: Option<Child>,
     pub stdout_path: PathBuf,
@@ -64,8 +102,10 @@ impl Server {
 
     pub fn start_with(opts: Options) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
+        let lease = lease_port();
         let mut s = Server {
-            port: free_port(),
+            port: lease.port,
+            lease,
             stdout_path: dir.path().join("stdout.log"),
             stderr_path: dir.path().join("stderr.log"),
             dir,
