@@ -29,6 +29,7 @@ pub mod nft;
 pub mod node;
 mod ns;
 pub mod plug;
+pub mod services;
 pub mod testing;
 
 use std::fmt;
