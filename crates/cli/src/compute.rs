@@ -162,6 +162,17 @@ pub struct RunInstances {
     /// Makes the request idempotent: a retry with the same token launches nothing new
     #[arg(long, value_name = "TOKEN")]
     client_token: Option<String>,
+    /// The subnet the instances' addresses come from (subnet-...); the
+    /// project's default network when absent
+    #[arg(long, value_name = "ID")]
+    subnet_id: Option<String>,
+    /// The security groups of the instances' ports (sg-...); the project's
+    /// default group when absent
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    security_group_ids: Vec<String>,
+    /// The instance's private address (one instance only)
+    #[arg(long, value_name = "ADDRESS")]
+    private_ip_address: Option<String>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -225,6 +236,15 @@ fn run_body(r: &RunInstances, image_id: &str) -> Value {
     }
     if let Some(t) = &r.client_token {
         b.insert("client_token".into(), json!(t));
+    }
+    if let Some(s) = &r.subnet_id {
+        b.insert("subnet_id".into(), json!(s));
+    }
+    if !r.security_group_ids.is_empty() {
+        b.insert("security_groups".into(), json!(r.security_group_ids));
+    }
+    if let Some(a) = &r.private_ip_address {
+        b.insert("private_ip_address".into(), json!(a));
     }
     Value::Object(b)
 }
@@ -527,6 +547,11 @@ mod tests {
             "AvailabilityZone=nova-b,GroupName=g",
             "--client-token",
             "tok",
+            "--subnet-id",
+            "subnet-1",
+            "--security-group-ids",
+            "sg-1",
+            "sg-2",
         ])
         .expect("parses") else {
             panic!("not run-instances");
@@ -537,7 +562,8 @@ mod tests {
                 "image_id": "ami-0123456789abcdef0", "instance_type": "t2.nano",
                 "min_count": 2, "max_count": 5, "key_name": "me", "user_data": "ZWNobyBoaQ==",
                 "tags": {"Name": "web", "env": "prod"},
-                "availability_zone": "nova-b", "placement_group": "g", "client_token": "tok"
+                "availability_zone": "nova-b", "placement_group": "g", "client_token": "tok",
+                "subnet_id": "subnet-1", "security_groups": ["sg-1", "sg-2"]
             })
         );
         assert!(!r.wait.wait);

@@ -49,6 +49,15 @@ pub struct RunRequest {
     /// when absent.
     #[serde(default)]
     pub security_groups: Option<Vec<String>>,
+    /// The subnet each port's address comes from (EC2's `SubnetId`); its
+    /// network is the ports' network. With `network_id` too, they must
+    /// agree.
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+    /// The port's exact address (EC2's `PrivateIpAddress`): one instance
+    /// only, from `subnet_id` or the network's subnet holding it.
+    #[serde(default)]
+    pub private_ip_address: Option<String>,
 }
 
 /// What `PATCH /instances/{id}` changes (EC2's ModifyInstanceAttribute).
@@ -321,6 +330,38 @@ impl Compute {
                 })
             }
         };
+        // The subnet is looked up before the transaction: on SQLite a read
+        // of the network service inside it would wait for its own writer.
+        let subnet_network = match (self.network(), &req.subnet_id) {
+            (_, None) => None,
+            (None, Some(_)) => {
+                return Err(ComputeError::invalid(
+                    "subnet_id: this cloud runs no network service",
+                ))
+            }
+            (Some(net), Some(sid)) => {
+                let sub = net.get_subnet(caller, sid).await?;
+                if let Some(n) = req.network_id.as_ref().filter(|n| **n != sub.network_id) {
+                    return Err(ComputeError::invalid(format!(
+                        "subnet {sid} is on network {}, not on network {n}",
+                        sub.network_id
+                    )));
+                }
+                Some(sub.network_id)
+            }
+        };
+        if req.private_ip_address.is_some() && max > 1 {
+            return Err(ComputeError::invalid(
+                "private_ip_address names one address: launch one instance with it, not several",
+            ));
+        }
+        let fixed_ips = match (&req.subnet_id, &req.private_ip_address) {
+            (None, None) => Vec::new(),
+            (subnet_id, ip_address) => vec![nuage_network::types::FixedIpRequest {
+                subnet_id: subnet_id.clone(),
+                ip_address: ip_address.clone(),
+            }],
+        };
         if let Some(az) = &req.availability_zone {
             let zones = self.availability_zones(caller).await?;
             if !zones.iter().any(|z| &z.name == az) {
@@ -432,6 +473,7 @@ impl Compute {
                 ))
             }
             (Some(_), Some(n)) => Some(n.clone()),
+            (Some(_), None) if subnet_network.is_some() => subnet_network,
             (Some(net), None) => Some(net.ensure_default_network_in(&mut tx, &project).await?.id),
         };
         let mut out = Vec::with_capacity(placements.len());
@@ -493,7 +535,7 @@ impl Compute {
                             nuage_network::types::NewPort {
                                 network_id: network_id.clone(),
                                 name: String::new(),
-                                fixed_ips: Vec::new(),
+                                fixed_ips: fixed_ips.clone(),
                                 security_groups: req.security_groups.clone(),
                                 device_owner: nuage_network::types::device_owner::INSTANCE.into(),
                                 device_id: id.clone(),

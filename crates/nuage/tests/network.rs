@@ -692,6 +692,127 @@ fn str_of(v: &Value, key: &str) -> String {
         .to_string()
 }
 
+/// `run-instances` with the busybox image and t2.nano, then `extra`.
+fn run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run-instances",
+        "--image-id",
+        "busybox",
+        "--instance-type",
+        "t2.nano",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `run-instances --subnet-id --private-ip-address --security-group-ids`,
+/// as the aws CLI spells them: the port takes that subnet, address and
+/// groups; an address already held, one address for several instances, or
+/// a subnet and network that disagree are refused and hold no address.
+#[tokio::test]
+async fn run_instances_on_a_subnet_with_an_address_and_groups() {
+    let s = Server::start_with(common::Options {
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "fake".into())],
+        ..common::Options::default()
+    });
+    let (ok, out, err) = common::run(
+        s.client(nuage_bin())
+            .args(["image", "build", "busybox", "--public"]),
+    );
+    assert!(ok, "image build: {out}\n{err}");
+    let net = cli_json(&s, &["network", "create", "app"]);
+    let net_id = str_of(&net, "id");
+    let sub = cli_json(
+        &s,
+        &[
+            "subnet",
+            "create",
+            "--network",
+            &net_id,
+            "--cidr",
+            "10.7.0.0/24",
+        ],
+    );
+    let sub_id = str_of(&sub, "id");
+    let g = cli_json(
+        &s,
+        &[
+            "create-security-group",
+            "--group-name",
+            "web",
+            "--description",
+            "w",
+        ],
+    );
+    let g_id = str_of(&g, "id");
+
+    let v = cli_json(
+        &s,
+        &run(&[
+            "--subnet-id",
+            &sub_id,
+            "--private-ip-address",
+            "10.7.0.9",
+            "--security-group-ids",
+            &g_id,
+        ]),
+    );
+    let inst = &v["items"][0];
+    assert_eq!(inst["private_ip_address"], "10.7.0.9", "{v}");
+    let iid = str_of(inst, "id");
+    let ports = cli_json(&s, &["port", "list"]);
+    let port = ports["items"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["device_id"] == iid.as_str()))
+        .unwrap_or_else(|| panic!("no port of {iid} in {ports}"))
+        .clone();
+    assert_eq!(port["security_groups"], json!([g_id]), "{port}");
+    assert_eq!(port["fixed_ips"][0]["subnet_id"], sub_id.as_str(), "{port}");
+
+    let held = |s: &Server| {
+        cli_json(s, &["port", "list"])["items"]
+            .as_array()
+            .map_or(0, |p| {
+                p.iter()
+                    .filter(|p| p["network_id"] == net_id.as_str())
+                    .count()
+            })
+    };
+    let before = held(&s);
+    let err = cli_fails(
+        &s,
+        &run(&["--subnet-id", &sub_id, "--private-ip-address", "10.7.0.9"]),
+    );
+    assert!(err.contains("10.7.0.9"), "{err}");
+    let err = cli_fails(
+        &s,
+        &run(&[
+            "--count",
+            "2",
+            "--subnet-id",
+            &sub_id,
+            "--private-ip-address",
+            "10.7.0.20",
+        ]),
+    );
+    assert!(err.contains("one instance"), "{err}");
+    let other = cli_json(&s, &["network", "create", "other"]);
+    let (st, v) = call(
+        &s,
+        &s.admin_token().await,
+        "POST",
+        "/nuage/v1/instances",
+        Some(json!({"image_id": "busybox", "instance_type": "t2.nano",
+            "subnet_id": sub_id, "network_id": str_of(&other, "id")})),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(held(&s), before, "a refused launch holds no address");
+    // The next launch on the subnet takes the lowest free address.
+    let v = cli_json(&s, &run(&["--subnet-id", &sub_id]));
+    assert_eq!(v["items"][0]["private_ip_address"], "10.7.0.2", "{v}");
+}
+
 /// The CLI's nouns and aws verbs against the real server, as the admin
 /// (admin.env), with JSON output parsed.
 #[tokio::test]
