@@ -21,7 +21,7 @@ use crate::{images, instance_type, keypairs, wait, Ctx};
 #[derive(Debug, Subcommand)]
 pub enum Verb {
     /// Launch instances (as `aws ec2 run-instances`)
-    RunInstances(RunInstances),
+    RunInstances(Box<RunInstances>),
     /// List instances, filtered (as `aws ec2 describe-instances`)
     DescribeInstances(DescribeInstances),
     /// Stop instances
@@ -441,7 +441,7 @@ async fn describe_named(
 
 pub async fn run(verb: Verb, ctx: &mut Ctx) -> Result<()> {
     match verb {
-        Verb::RunInstances(r) => run_instances(r, ctx).await,
+        Verb::RunInstances(r) => run_instances(*r, ctx).await,
         Verb::DescribeInstances(d) => describe_instances(d, ctx).await,
         Verb::StopInstances { ids, force, wait } => {
             change_state(ctx, "stop", ids, force, Some((wait, "stopped"))).await
