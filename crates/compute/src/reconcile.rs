@@ -192,9 +192,14 @@ impl InstanceReconciler {
                 .map_err(|e| fail(id, "observing", e))?;
             match obs.power {
                 Power::Running { .. } => {
-                    if inst.generation > inst.observed_generation {
-                        // The spec changed while it runs: re-apply it in
-                        // place, then record the generation applied.
+                    let unwired = obs.nics.iter().any(|n| n.wired == Some(false));
+                    if inst.generation > inst.observed_generation || unwired {
+                        // The spec changed while it runs, or a NIC was
+                        // deleted by hand: re-apply it in place, then
+                        // record the generation applied.
+                        if unwired {
+                            tracing::warn!(instance = %id, "a NIC is no longer wired; plugging it again");
+                        }
                         let spec = self.spec(inst).await?;
                         agent
                             .apply(&spec)

@@ -554,10 +554,13 @@ impl ComputeDriver for ContainerDriver {
         validate_id(id)?;
         let inner = self.inner.clone();
         let id2 = id.to_string();
-        let (observed, record) = blocking(move || inner.observe_now(&id2)).await?;
+        let (mut observed, record) = blocking(move || inner.observe_now(&id2)).await?;
         if let Some(r) = record {
             // Re-arms the exit watcher after a server restart.
             self.inner.watch(id, r);
+        }
+        if !observed.nics.is_empty() {
+            self.inner.look_at_wiring(id, &mut observed).await?;
         }
         Ok(observed)
     }
@@ -816,6 +819,33 @@ impl Inner {
         write_atomic(&p.nics, &json).map_err(|e| fail(id, "recording the plugged NICs", e))
     }
 
+    /// Asks the plugger whether the running instance's recorded NICs are
+    /// still wired: a veth or bridge deleted by hand shows here, and the
+    /// reconciler plugs again.
+    async fn look_at_wiring(&self, id: &str, observed: &mut Observed) -> DriverResult<()> {
+        let p = self.paths(id);
+        let nics = read_nics(&p.nics).map_err(|e| fail(id, "observing: the plugged NICs", e))?;
+        let plugger = self
+            .plugger
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                DriverError::Invalid(format!(
+                    "instance {id}: this node has no network data plane to look at its NICs"
+                ))
+            })?;
+        let wired = plugger.wired(&nics).await?;
+        for o in &mut observed.nics {
+            o.wired = nics
+                .iter()
+                .zip(&wired)
+                .find(|(n, _)| n.port_id == o.port_id)
+                .map(|(_, w)| *w);
+        }
+        Ok(())
+    }
+
     /// Reaps the recorded init if it exited (it would stay a zombie
     /// otherwise) and writes how it ended to the `exit` file.
     fn settle_exit(&self, p: &InstancePaths) -> io::Result<()> {
@@ -927,6 +957,7 @@ impl Inner {
                     .map(|n| ObservedNic {
                         port_id: n.port_id,
                         host_ifname: n.host_ifname,
+                        wired: None,
                     })
                     .collect(),
                 None => Vec::new(),

@@ -128,6 +128,10 @@ pub trait NicPlugger: Send + Sync + 'static {
 
     /// Makes nothing of these NICs remain on the node. Idempotent.
     async fn unplug(&self, instance_id: &str, nics: &[Nic]) -> DriverResult<()>;
+
+    /// Which of these NICs are wired now (host end on its network's
+    /// bridge), in order. A failure to look is an error, never "unwired".
+    async fn wired(&self, nics: &[Nic]) -> DriverResult<Vec<bool>>;
 }
 
 /// Everything a driver needs to run one instance. The same spec is passed on
@@ -190,6 +194,12 @@ pub struct Observed {
 pub struct ObservedNic {
     pub port_id: String,
     pub host_ifname: String,
+    /// Whether its host end is on its network's bridge, as the node's
+    /// plugger found it (`observe` looks; a NIC deleted by hand reads
+    /// `Some(false)` and the reconciler plugs it again); `None` where the
+    /// call did not look.
+    #[serde(default)]
+    pub wired: Option<bool>,
 }
 
 impl Observed {

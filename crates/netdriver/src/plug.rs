@@ -149,6 +149,22 @@ impl NicPlugger for NetPlugger {
         }
         Ok(())
     }
+
+    async fn wired(&self, nics: &[Nic]) -> DriverResult<Vec<bool>> {
+        let seen = self
+            .driver
+            .observe()
+            .await
+            .map_err(|e| driver_error("looking at the node's ports", e))?;
+        Ok(nics
+            .iter()
+            .map(|nic| {
+                seen.ports.iter().any(|p| {
+                    p.id == nic.port_id && p.up && p.network_id.as_deref() == Some(&nic.network_id)
+                })
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +209,22 @@ mod tests {
         p.unplug("i-1", &nics).await.expect("unplug");
         assert!(fake.port("eni-a").is_none() && fake.port("eni-b").is_none());
         p.unplug("i-1", &nics).await.expect("unplug is idempotent");
+    }
+
+    #[tokio::test]
+    async fn wired_reports_what_the_node_has_and_errors_are_not_absence() {
+        let fake = Arc::new(FakeNetDriver::new());
+        let p = NetPlugger::new(fake.clone());
+        let nics = [nic("eni-a", "vpc-1", 5), nic("eni-b", "vpc-2", 6)];
+        assert_eq!(p.wired(&nics).await.expect("look"), [false, false]);
+        p.plug("i-1", Path::new("/run/netns/i-1"), &nics)
+            .await
+            .expect("plug");
+        assert_eq!(p.wired(&nics).await.expect("look"), [true, true]);
+        fake.forget_port("eni-b");
+        assert_eq!(p.wired(&nics).await.expect("look"), [true, false]);
+        fake.fail_observe(true);
+        assert!(p.wired(&nics).await.is_err());
     }
 
     #[tokio::test]

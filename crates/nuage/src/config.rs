@@ -112,6 +112,9 @@ struct FileConfig {
     cgroup_parent: Option<String>,
     /// How long a stop waits for an instance's init before killing it.
     stop_grace_secs: Option<u64>,
+    /// How often the reconcilers re-check everything they own, events or
+    /// not (what was changed by hand is put back within this).
+    resync_secs: Option<u64>,
     cpu_allocation_ratio: Option<f64>,
     ram_allocation_ratio: Option<f64>,
     disk_allocation_ratio: Option<f64>,
@@ -138,6 +141,7 @@ pub struct Config {
     pub runtime: PathBuf,
     pub cgroup_parent: String,
     pub stop_grace_secs: u64,
+    pub resync_secs: u64,
     pub cpu_allocation_ratio: Option<f64>,
     pub ram_allocation_ratio: Option<f64>,
     pub disk_allocation_ratio: Option<f64>,
@@ -258,6 +262,7 @@ impl Config {
             runtime: file.runtime.unwrap_or_else(|| PathBuf::from("runc")),
             cgroup_parent,
             stop_grace_secs: file.stop_grace_secs.unwrap_or(10),
+            resync_secs: file.resync_secs.unwrap_or(30).max(1),
             cpu_allocation_ratio: args.cpu_allocation_ratio.or(file.cpu_allocation_ratio),
             ram_allocation_ratio: args.ram_allocation_ratio.or(file.ram_allocation_ratio),
             disk_allocation_ratio: args.disk_allocation_ratio.or(file.disk_allocation_ratio),

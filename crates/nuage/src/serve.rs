@@ -245,6 +245,7 @@ async fn start_compute(
             region: cfg.region.clone(),
             default_zone: cfg.availability_zone.clone(),
             stop_grace: Duration::from_secs(cfg.stop_grace_secs),
+            resync_every: Duration::from_secs(cfg.resync_secs),
             scheduler: scheduler_config(cfg)?,
             ..ComputeConfig::default()
         },
@@ -328,7 +329,10 @@ fn start_data_plane(
         db.clone(),
         driver,
         plugger.gate(),
-        nuage_network::agent::AgentConfig::default(),
+        nuage_network::agent::AgentConfig {
+            resync_every: Duration::from_secs(cfg.resync_secs),
+            ..nuage_network::agent::AgentConfig::default()
+        },
     );
     Ok((Arc::new(plugger), agent))
 }

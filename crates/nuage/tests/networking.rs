@@ -327,3 +327,66 @@ async fn security_groups_filter_real_traffic_and_take_changes_live() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// What is deleted by hand comes back on the next pass: an instance's veth
+/// (the compute reconciler sees its NIC unwired and plugs it again) and its
+/// network's bridge (the network agent makes it again; the ports on it are
+/// re-attached by compute's pass), and the instances reach each other again.
+#[tokio::test]
+async fn a_veth_or_a_bridge_deleted_by_hand_is_put_back() {
+    let cfg = tempfile::tempdir().expect("temp dir");
+    let file = cfg.path().join("nuage.toml");
+    std::fs::write(&file, "resync_secs = 2\n").expect("config");
+    let s = Server::start_with(common::Options {
+        env: vec![("NUAGE_CONFIG".into(), file.display().to_string())],
+        ..common::Options::default()
+    });
+    common::build_busybox(&s);
+    let t = s.admin_token().await;
+    let idle = "#!/bin/sh\nsleep 600\n";
+    let a = run_one(&s, &t, idle).await;
+    let b = run_one(&s, &t, idle).await;
+    let a_id = a["id"].as_str().expect("id").to_string();
+    let b_ip = private_ip(&b);
+    wait(&s, &t, &a_id, "running").await;
+    wait(&s, &t, b["id"].as_str().expect("id"), "running").await;
+    let reached = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !pings(&s, &a_id, &b_ip) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: a never reached b\n{}",
+                s.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    reached("at first");
+
+    let node = s.data_dir().join("network").join("node.netns");
+    let delete = |ifname: &str| {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", node.display()))
+            .args(["/bin/busybox", "ip", "link", "del", ifname])
+            .output()
+            .expect("nsenter ip link del");
+        assert!(out.status.success(), "deleting {ifname}: {out:?}");
+        assert!(!links(Some(&node)).contains(ifname), "{ifname} still there");
+    };
+    let port = a["network_interfaces"][0]["port_id"]
+        .as_str()
+        .expect("port id");
+    let veth = nuage_driver::nic_host_ifname(port);
+    delete(&veth);
+    assert!(!pings(&s, &a_id, &b_ip), "a reached b without its veth");
+    reached("after its veth was deleted");
+    assert!(links(Some(&node)).contains(&veth), "{veth} is not back");
+
+    let network = a["network_interfaces"][0]["network_id"]
+        .as_str()
+        .expect("network id");
+    let bridge = nuage_netdriver::bridge_name(network);
+    delete(&bridge);
+    reached("after the bridge was deleted");
+    assert!(links(Some(&node)).contains(&bridge), "{bridge} is not back");
+}
