@@ -566,6 +566,19 @@ impl Compute {
 
     /// An instance the caller may read; another project's is "not found".
     pub async fn get_instance(&self, caller: &Principal, id: &str) -> ComputeResult<Instance> {
+        let inst = self.get_instance_row(caller, id).await?;
+        self.with_addresses(inst).await
+    }
+
+    async fn with_addresses(&self, inst: Instance) -> ComputeResult<Instance> {
+        let mut one = [inst];
+        self.fill_addresses(&mut one).await?;
+        let [inst] = one;
+        Ok(inst)
+    }
+
+    /// The instance's row, without its addresses (one query).
+    async fn get_instance_row(&self, caller: &Principal, id: &str) -> ComputeResult<Instance> {
         let missing = || ComputeError::not_found(Resource::Instance, id);
         if !id.starts_with("i-") || id.len() > 32 {
             return Err(ComputeError::invalid(format!(
@@ -581,9 +594,6 @@ impl Compute {
             Rule::ProjectRead(&inst.project_id),
         )
         .map_err(|_| missing())?;
-        let mut one = [inst];
-        self.fill_addresses(&mut one).await?;
-        let [inst] = one;
         Ok(inst)
     }
 
@@ -666,12 +676,13 @@ impl Compute {
             let notified = self.inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let inst = self.get_instance(caller, id).await?;
+            // Each wake reads the row alone; the addresses once, at the end.
+            let inst = self.get_instance_row(caller, id).await?;
             let hopeless = inst.state == State::Terminated
                 || (target == State::Running && inst.desired != Desired::Running)
                 || (target == State::Stopped && inst.desired == Desired::Terminated);
             if inst.state == target || hopeless || tokio::time::Instant::now() >= deadline {
-                return Ok(inst);
+                return self.with_addresses(inst).await;
             }
             tokio::select! {
                 _ = &mut notified => {}
