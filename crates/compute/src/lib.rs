@@ -16,6 +16,7 @@ mod error;
 mod images;
 mod instances;
 mod keys;
+mod metadata;
 mod nodes;
 mod reconcile;
 mod repo;
@@ -34,7 +35,10 @@ use tokio::sync::Notify;
 pub use agent::{AgentSpec, LocalAgent, NodeAgent};
 pub use error::{ComputeError, ComputeResult, Resource};
 pub use images::{ImagePatch, ImageQuery, NewImage, Upload};
-pub use instances::{Action, InstancePatch, InstanceQuery, Page, RunRequest};
+pub use instances::{
+    Action, HttpTokens, InstancePatch, InstanceQuery, MetadataOptions, Page, RunRequest,
+};
+pub use metadata::InstanceMetadata;
 pub use keys::NewKeyPair;
 pub use nodes::NodeRegistration;
 
