@@ -1,0 +1,176 @@
+//! Who is calling: from (network, source address) to the port and its
+//! instance, and the addresses a network's resolver answers for.
+//!
+//! Both are cached, and every cached answer is checked against the
+//! network revision (one primary-key read) before use: a port deleted or
+//! an address handed to another instance bumps it in the same transaction,
+//! so a cached identity never outlives the port it came from. The rest of
+//! what an instance reads (type, user data, key) is refreshed after
+//! [`FRESH_FOR`] at most.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nuage_compute::{Compute, InstanceMetadata};
+use nuage_network::types::Port;
+use nuage_network::{NetworkService, PortWiring, REVISION_AREA};
+
+/// How long an instance's own data is served from the cache.
+const FRESH_FOR: Duration = Duration::from_secs(2);
+/// Callers and networks remembered at most; past it the cache starts over.
+const MAX_ENTRIES: usize = 8192;
+
+/// A request's origin, as the socket it arrived on knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Caller {
+    /// The network of the link the socket is bound to.
+    pub network_id: Arc<str>,
+    /// The packet's source address.
+    pub address: Ipv4Addr,
+}
+
+/// An identified caller: its port and its instance.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub port: Port,
+    pub meta: InstanceMetadata,
+    /// The names of the calling port's security groups.
+    pub group_names: Vec<String>,
+    /// Every port of the instance, `eth0` first.
+    pub wiring: Vec<PortWiring>,
+}
+
+struct Entry<T> {
+    revision: i64,
+    at: Instant,
+    value: T,
+}
+
+/// The caches and the services behind them.
+pub(crate) struct Directory {
+    compute: Compute,
+    network: NetworkService,
+    callers: Mutex<HashMap<Caller, Entry<Option<Arc<Resolved>>>>>,
+    zones: Mutex<HashMap<Arc<str>, Entry<Arc<Vec<(String, Ipv4Addr)>>>>>,
+}
+
+/// Why a caller could not be looked up (the store failed): the request
+/// gets a 500 or SERVFAIL and nothing is cached.
+#[derive(Debug, thiserror::Error)]
+#[error("looking up the caller: {0}")]
+pub(crate) struct LookupError(String);
+
+impl Directory {
+    pub fn new(compute: Compute, network: NetworkService) -> Self {
+        Directory {
+            compute,
+            network,
+            callers: Mutex::new(HashMap::new()),
+            zones: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn revision(&self) -> Result<i64, LookupError> {
+        self.network
+            .db()
+            .revision(REVISION_AREA)
+            .await
+            .map_err(|e| LookupError(e.to_string()))
+    }
+
+    /// The caller's port and instance; `None` when no instance port holds
+    /// that address on that network.
+    pub async fn resolve(&self, caller: &Caller) -> Result<Option<Arc<Resolved>>, LookupError> {
+        let revision = self.revision().await?;
+        if let Some(e) = lock(&self.callers).get(caller) {
+            if e.revision == revision && e.at.elapsed() < FRESH_FOR {
+                return Ok(e.value.clone());
+            }
+        }
+        let value = self.load(caller).await?;
+        let mut m = lock(&self.callers);
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(
+            caller.clone(),
+            Entry {
+                revision,
+                at: Instant::now(),
+                value: value.clone(),
+            },
+        );
+        Ok(value)
+    }
+
+    async fn load(&self, caller: &Caller) -> Result<Option<Arc<Resolved>>, LookupError> {
+        let err = |e: &dyn std::fmt::Display| LookupError(e.to_string());
+        let Some(port) = self
+            .network
+            .instance_port_at(&caller.network_id, caller.address)
+            .await
+            .map_err(|e| err(&e))?
+        else {
+            return Ok(None);
+        };
+        let Some(meta) = self
+            .compute
+            .instance_metadata(&port.device_id)
+            .await
+            .map_err(|e| err(&e))?
+        else {
+            return Ok(None);
+        };
+        let group_names = self
+            .network
+            .security_group_names(&port.security_groups)
+            .await
+            .map_err(|e| err(&e))?;
+        let wiring = self
+            .network
+            .instance_wiring(&port.device_id)
+            .await
+            .map_err(|e| err(&e))?;
+        Ok(Some(Arc::new(Resolved {
+            port,
+            meta,
+            group_names,
+            wiring,
+        })))
+    }
+
+    /// Every instance address on `network`: (instance id, address).
+    pub async fn zone(&self, network: &Arc<str>) -> Result<Arc<Vec<(String, Ipv4Addr)>>, LookupError> {
+        let revision = self.revision().await?;
+        if let Some(e) = lock(&self.zones).get(network) {
+            if e.revision == revision {
+                return Ok(e.value.clone());
+            }
+        }
+        let value = Arc::new(
+            self.network
+                .instance_addresses_on(network)
+                .await
+                .map_err(|e| LookupError(e.to_string()))?,
+        );
+        let mut m = lock(&self.zones);
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(
+            network.clone(),
+            Entry {
+                revision,
+                at: Instant::now(),
+                value: value.clone(),
+            },
+        );
+        Ok(value)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
