@@ -38,8 +38,8 @@ pub use images::{ImagePatch, ImageQuery, NewImage, Upload};
 pub use instances::{
     Action, HttpTokens, InstancePatch, InstanceQuery, MetadataOptions, Page, RunRequest,
 };
-pub use metadata::InstanceMetadata;
 pub use keys::NewKeyPair;
+pub use metadata::InstanceMetadata;
 pub use nodes::NodeRegistration;
 
 /// Largest user-data an instance takes, as EC2 (16 KiB, before base64).

@@ -25,8 +25,7 @@ impl Compute {
         let Some(inst) = repo::get_instance(self.db().reader(), id).await? else {
             return Ok(None);
         };
-        let Some((user_data, tokens)) = repo::metadata_extras(self.db().reader(), id).await?
-        else {
+        let Some((user_data, tokens)) = repo::metadata_extras(self.db().reader(), id).await? else {
             return Ok(None);
         };
         let http_tokens = HttpTokens::parse(&tokens).ok_or_else(|| {

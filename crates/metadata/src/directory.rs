@@ -31,6 +31,9 @@ pub struct Caller {
     pub address: Ipv4Addr,
 }
 
+/// A network's instance addresses: (instance id, address).
+pub(crate) type Zone = Arc<Vec<(String, Ipv4Addr)>>;
+
 /// An identified caller: its port and its instance.
 #[derive(Debug)]
 pub(crate) struct Resolved {
@@ -53,7 +56,7 @@ pub(crate) struct Directory {
     compute: Compute,
     network: NetworkService,
     callers: Mutex<HashMap<Caller, Entry<Option<Arc<Resolved>>>>>,
-    zones: Mutex<HashMap<Arc<str>, Entry<Arc<Vec<(String, Ipv4Addr)>>>>>,
+    zones: Mutex<HashMap<Arc<str>, Entry<Zone>>>,
 }
 
 /// Why a caller could not be looked up (the store failed): the request
@@ -142,7 +145,7 @@ impl Directory {
     }
 
     /// Every instance address on `network`: (instance id, address).
-    pub async fn zone(&self, network: &Arc<str>) -> Result<Arc<Vec<(String, Ipv4Addr)>>, LookupError> {
+    pub async fn zone(&self, network: &Arc<str>) -> Result<Zone, LookupError> {
         let revision = self.revision().await?;
         if let Some(e) = lock(&self.zones).get(network) {
             if e.revision == revision {

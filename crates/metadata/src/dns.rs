@@ -264,7 +264,10 @@ async fn tcp_conn(inner: &Inner, network: &Arc<str>, mut s: TcpStream) -> std::i
             _ => return Ok(()),
         }
         let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if tokio::time::timeout(idle, s.read_exact(&mut buf)).await.is_err() {
+        if tokio::time::timeout(idle, s.read_exact(&mut buf))
+            .await
+            .is_err()
+        {
             return Ok(());
         }
         let Some(out) = answer(inner, network, &buf).await else {
@@ -285,7 +288,13 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(ip_label("ip-10-0-0-5"), Some(Ipv4Addr::new(10, 0, 0, 5)));
-        for bad in ["ip-10-0-0", "ip-10-0-0-256", "ip-010-0-0-5", "ip--0-0-5", "x-1-2-3-4"] {
+        for bad in [
+            "ip-10-0-0",
+            "ip-10-0-0-256",
+            "ip-010-0-0-5",
+            "ip--0-0-5",
+            "x-1-2-3-4",
+        ] {
             assert_eq!(ip_label(bad), None, "{bad}");
         }
         assert_eq!(

@@ -181,8 +181,7 @@ async fn handle(
         };
         let token = inner.tokens.issue(instance, now_secs() + ttl);
         let mut r = text(StatusCode::OK, token);
-        r.headers_mut()
-            .insert(TTL_HEADER, HeaderValue::from(ttl));
+        r.headers_mut().insert(TTL_HEADER, HeaderValue::from(ttl));
         return r;
     }
     if method != Method::GET && method != Method::HEAD {
@@ -249,6 +248,9 @@ fn json_body(v: Value) -> Response {
 enum Node {
     Leaf(String),
     Dir(Vec<(String, Node)>),
+    /// Served but not listed (`public-keys/0/`, which EC2 lists as
+    /// `0=<name>`).
+    Unlisted(Box<Node>),
 }
 
 impl Node {
@@ -258,9 +260,10 @@ impl Node {
             (Node::Dir(children), []) => Some(
                 children
                     .iter()
-                    .map(|(name, n)| match n {
-                        Node::Dir(_) => format!("{name}/"),
-                        Node::Leaf(_) => name.clone(),
+                    .filter_map(|(name, n)| match n {
+                        Node::Dir(_) => Some(format!("{name}/")),
+                        Node::Leaf(_) => Some(name.clone()),
+                        Node::Unlisted(_) => None,
                     })
                     .collect::<Vec<_>>()
                     .join("\n"),
@@ -269,6 +272,7 @@ impl Node {
                 .iter()
                 .find(|(name, _)| name == first)
                 .and_then(|(_, n)| n.walk(rest)),
+            (Node::Unlisted(n), _) => n.walk(path),
             (Node::Leaf(_), _) => None,
         }
     }
@@ -298,10 +302,7 @@ fn meta_data(r: &Resolved, region: &str) -> Node {
     let mac = r.wiring.first().map(|w| w.mac.clone()).unwrap_or_default();
     let mut macs = Vec::new();
     for (n, w) in r.wiring.iter().enumerate() {
-        let addr = i
-            .network_interfaces
-            .iter()
-            .find(|a| a.port_id == w.port_id);
+        let addr = i.network_interfaces.iter().find(|a| a.port_id == w.port_id);
         let mut m = vec![
             leaf("device-number", n.to_string()),
             leaf("interface-id", w.port_id.clone()),
@@ -313,7 +314,10 @@ fn meta_data(r: &Resolved, region: &str) -> Node {
             m.push(leaf("public-ipv4s", p));
         }
         if w.port_id == r.port.id {
-            m.push(leaf("security-group-ids", r.port.security_groups.join("\n")));
+            m.push(leaf(
+                "security-group-ids",
+                r.port.security_groups.join("\n"),
+            ));
             m.push(leaf("security-groups", r.group_names.join("\n")));
         }
         if let Some(a) = addr {
@@ -335,10 +339,7 @@ fn meta_data(r: &Resolved, region: &str) -> Node {
         leaf("local-hostname", name),
         leaf("local-ipv4", local_ipv4),
         leaf("mac", mac),
-        dir(
-            "network",
-            vec![dir("interfaces", vec![dir("macs", macs)])],
-        ),
+        dir("network", vec![dir("interfaces", vec![dir("macs", macs)])]),
         dir(
             "placement",
             vec![
@@ -353,11 +354,17 @@ fn meta_data(r: &Resolved, region: &str) -> Node {
     if let Some((key, openssh)) = &r.meta.public_key {
         top.push((
             "public-keys".into(),
-            Node::Dir(vec![(
-                // EC2 lists `0=<name>` and serves the key under `0/`.
-                format!("0={key}"),
-                Node::Leaf(String::new()),
-            ), dir("0", vec![leaf("openssh-key", openssh.clone())])]),
+            // EC2 lists `0=<name>` and serves the key under `0/`.
+            Node::Dir(vec![
+                (format!("0={key}"), Node::Leaf(String::new())),
+                (
+                    "0".into(),
+                    Node::Unlisted(Box::new(Node::Dir(vec![leaf(
+                        "openssh-key",
+                        openssh.clone(),
+                    )]))),
+                ),
+            ]),
         ));
     }
     top.push(leaf("reservation-id", i.reservation_id.clone()));
