@@ -2,14 +2,20 @@
 //! instance, and the addresses a network's resolver answers for.
 //!
 //! Both are cached, and every cached answer is checked against the
-//! network revision (one primary-key read) before use: a port deleted or
-//! an address handed to another instance bumps it in the same transaction,
-//! so a cached identity never outlives the port it came from. The rest of
-//! what an instance reads (type, user data, key) is refreshed after
-//! [`FRESH_FOR`] at most.
+//! network revision before use: a port deleted or an address handed to
+//! another instance bumps it in the same transaction, so a cached identity
+//! never outlives the port it came from. The rest of what an instance
+//! reads (type, user data, key) is refreshed after [`FRESH_FOR`] at most.
+//!
+//! The revision read is shared without going stale: a request uses the
+//! result of a read that *started after it arrived*, so requests that
+//! arrive while one read runs share the next one. Under load one read
+//! serves many requests; no request ever sees a revision older than its
+//! own arrival.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +63,12 @@ pub(crate) struct Directory {
     network: NetworkService,
     callers: Mutex<HashMap<Caller, Entry<Option<Arc<Resolved>>>>>,
     zones: Mutex<HashMap<Arc<str>, Entry<Zone>>>,
+    /// Revision reads started so far; grows only under `reader`.
+    started: AtomicU64,
+    /// Held by the request reading the revision.
+    reader: tokio::sync::Mutex<()>,
+    /// The last read: (its number in `started`, the revision).
+    last: Mutex<(u64, i64)>,
 }
 
 /// Why a caller could not be looked up (the store failed): the request
@@ -72,15 +84,30 @@ impl Directory {
             network,
             callers: Mutex::new(HashMap::new()),
             zones: Mutex::new(HashMap::new()),
+            started: AtomicU64::new(0),
+            reader: tokio::sync::Mutex::new(()),
+            last: Mutex::new((0, 0)),
         }
     }
 
+    /// The network revision as of a read that started after this call.
     async fn revision(&self) -> Result<i64, LookupError> {
-        self.network
+        // Any read numbered above `need` starts after this line.
+        let need = self.started.load(Ordering::SeqCst) + 1;
+        let _reading = self.reader.lock().await;
+        let (n, rev) = *lock(&self.last);
+        if n >= need {
+            return Ok(rev);
+        }
+        let n = self.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let rev = self
+            .network
             .db()
             .revision(REVISION_AREA)
             .await
-            .map_err(|e| LookupError(e.to_string()))
+            .map_err(|e| LookupError(e.to_string()))?;
+        *lock(&self.last) = (n, rev);
+        Ok(rev)
     }
 
     /// The caller's port and instance; `None` when no instance port holds

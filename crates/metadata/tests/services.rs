@@ -404,3 +404,90 @@ async fn listeners_follow_the_published_domains() {
         .expect("the host stops on shutdown")
         .expect("task");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_address_answers_for_its_new_instance_at_once() {
+    let s = scene("sqlite").await;
+    let path = "/latest/meta-data/instance-id";
+    assert_eq!(get(&s, A, path).text(), s.a1.id, "cached now");
+    // a1's port goes (as its termination deletes it) ...
+    let mut tx = s.cloud.t.db.begin().await.expect("tx");
+    let gone = s
+        .cloud
+        .network
+        .delete_device_ports_in(&mut tx, &s.a1.id)
+        .await
+        .expect("delete ports");
+    assert_eq!(gone.len(), 1);
+    tx.commit().await.expect("commit");
+    // ... and the address is nobody's: nothing answers it, cache or not.
+    assert_eq!(get(&s, A, path).status, 404);
+    // The next launch takes the lowest free address, a1's: the same
+    // caller is the new instance on its first request.
+    let a3 = s
+        .cloud
+        .launch(&s.cloud.alpha, None, None, HttpTokens::Optional)
+        .await;
+    assert_eq!(address(&a3), address(&s.a1));
+    let r = get(&s, A, path);
+    assert_eq!((r.status, r.text()), (200, a3.id.clone()));
+    s.running.shutdown.send(true).expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_and_idle_time_are_bounded() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    require_host();
+    let cloud = Cloud::new("sqlite").await;
+    let a1 = cloud
+        .launch(&cloud.alpha, None, None, HttpTokens::Optional)
+        .await;
+    let mut ns = Namespaces::new();
+    ns.add(&network_of(&a1), "r-alpha", address(&a1));
+    let limits = nuage_metadata::Limits {
+        http_connections: 2,
+        header_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let running = start_with(&cloud, ns.domains(), limits);
+    let inst = &ns.instances[0];
+    tokio::task::block_in_place(|| wait_for_service(inst));
+    let dst = std::net::SocketAddrV4::new(nuage_netdriver::services::METADATA_ADDR, 80);
+    let (served_late, idle_closed_after) = tokio::task::block_in_place(|| {
+        inst.run(|| {
+            // Two silent connections take both slots.
+            let mut idle: Vec<_> = (0..2).map(|_| connect(None, dst).expect("idle")).collect();
+            std::thread::sleep(Duration::from_millis(50));
+            // A third is accepted by the kernel but not served while they hold them.
+            let mut third = connect(None, dst).expect("third");
+            third
+                .write_all(b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .expect("write");
+            let t = Instant::now();
+            // The silent ones are closed at the header timeout ...
+            let mut b = [0u8; 16];
+            let n = idle[0].read(&mut b).expect("read idle");
+            assert_eq!(n, 0, "an idle connection is closed, not answered");
+            let idle_closed_after = t.elapsed();
+            // ... and the third is served once a slot is free.
+            let mut raw = Vec::new();
+            third.read_to_end(&mut raw).expect("read third");
+            let a = parse(&raw).expect("parse");
+            assert_eq!(a.status, 200);
+            idle.clear();
+            (t.elapsed(), idle_closed_after)
+        })
+        .expect("ns")
+    });
+    assert!(
+        idle_closed_after >= Duration::from_millis(300)
+            && idle_closed_after < Duration::from_secs(3),
+        "closed after {idle_closed_after:?}"
+    );
+    assert!(
+        served_late >= Duration::from_millis(300),
+        "the third connection waited for a slot ({served_late:?})"
+    );
+    running.shutdown.send(true).expect("shutdown");
+}

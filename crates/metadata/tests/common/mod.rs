@@ -329,7 +329,16 @@ pub struct Running {
 }
 
 pub fn start(cloud: &Cloud, domains: Vec<RouterDomain>) -> Running {
-    let services = InstanceServices::new(cloud.compute.clone(), cloud.network.clone());
+    start_with(cloud, domains, nuage_metadata::Limits::default())
+}
+
+pub fn start_with(
+    cloud: &Cloud,
+    domains: Vec<RouterDomain>,
+    limits: nuage_metadata::Limits,
+) -> Running {
+    let services =
+        InstanceServices::with_limits(cloud.compute.clone(), cloud.network.clone(), limits);
     let (dtx, drx) = watch::channel(domains);
     let (stx, srx) = watch::channel(false);
     let task = tokio::spawn(async move { services.run(drx, srx).await });
