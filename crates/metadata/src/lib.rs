@@ -28,8 +28,6 @@ use nuage_netdriver::services::RouterDomain;
 use nuage_network::NetworkService;
 use tokio::sync::watch;
 
-pub use directory::Caller;
-
 /// Bounds on what a caller can hold (habit 14).
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -299,8 +299,17 @@ async fn imdsv2_tokens() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_from_inside_an_instance() {
-    let s = scene("sqlite").await;
+async fn dns_from_inside_an_instance_sqlite() {
+    dns_from_inside("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_from_inside_an_instance_postgres() {
+    dns_from_inside("postgres").await;
+}
+
+async fn dns_from_inside(engine: &str) {
+    let s = scene(engine).await;
     let inst = &s.ns.instances[A];
     let q = |name: &str, t: RecordType, tcp: bool| {
         tokio::task::block_in_place(|| dns(inst, name, t, tcp))
