@@ -82,6 +82,11 @@ enum Endpoint {
     /// `/latest/meta-data/<path>` (empty: the listing).
     MetaData(Vec<String>),
     UserData,
+    /// `/<version>/dynamic/instance-identity/document`, where SDKs read the
+    /// region (unsigned: no `signature` or `pkcs7`).
+    IdentityDocument,
+    /// `/<version>/dynamic/` and `…/instance-identity/`: fixed listings.
+    DynamicListing(&'static str),
     /// `/openstack`: OpenStack's versions.
     OsVersions,
     /// `/openstack/latest/`.
@@ -114,6 +119,13 @@ impl Endpoint {
             [v] if is_version(v) => Endpoint::Version,
             [v, "api", "token"] if is_version(v) => Endpoint::Token,
             [v, "user-data"] if is_version(v) => Endpoint::UserData,
+            [v, "dynamic"] if is_version(v) => Endpoint::DynamicListing("instance-identity/"),
+            [v, "dynamic", "instance-identity"] if is_version(v) => {
+                Endpoint::DynamicListing("document")
+            }
+            [v, "dynamic", "instance-identity", "document"] if is_version(v) => {
+                Endpoint::IdentityDocument
+            }
             [v, "meta-data", rest @ ..] if is_version(v) => {
                 Endpoint::MetaData(rest.iter().map(|s| s.to_string()).collect())
             }
@@ -205,7 +217,9 @@ async fn handle(
     match endpoint {
         Endpoint::Token => status(StatusCode::METHOD_NOT_ALLOWED),
         Endpoint::Versions => text(StatusCode::OK, "latest"),
-        Endpoint::Version => text(StatusCode::OK, "meta-data\nuser-data"),
+        Endpoint::Version => text(StatusCode::OK, "dynamic\nmeta-data\nuser-data"),
+        Endpoint::DynamicListing(l) => text(StatusCode::OK, l),
+        Endpoint::IdentityDocument => json_body(identity_document(&resolved, region)),
         Endpoint::MetaData(path) => {
             let tree = meta_data(&resolved, region);
             match tree.walk(&path) {
@@ -381,6 +395,21 @@ fn network_of(a: std::net::Ipv4Addr, prefix: u8) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::from(u32::from(a) & mask)
 }
 
+fn identity_document(r: &Resolved, region: &str) -> Value {
+    let i = &r.meta.instance;
+    json!({
+        "accountId": i.project_id,
+        "availabilityZone": i.availability_zone,
+        "imageId": i.image_id,
+        "instanceId": i.id,
+        "instanceType": i.instance_type,
+        "pendingTime": i.launch_time,
+        "privateIp": i.private_ip_address,
+        "region": region,
+        "version": "2017-09-30",
+    })
+}
+
 fn os_meta_data(r: &Resolved, region: &str) -> Value {
     let i = &r.meta.instance;
     let keys: serde_json::Map<String, Value> = r
@@ -474,7 +503,7 @@ mod tests {
             "/v1/meta-data",
             "/openstack/latest/vendor_data.json",
             "/../latest/user-data",
-            "/latest/dynamic/instance-identity/document",
+            "/latest/dynamic/instance-identity/pkcs7",
         ] {
             assert_eq!(Endpoint::parse(bad), None, "{bad}");
         }

@@ -147,6 +147,12 @@ async fn metadata_from_inside(engine: &str) {
     );
     assert_eq!(get(&s, A, "/latest/meta-data/no-such-key").status, 404);
     assert_eq!(get(&s, A, "/latest/dynamic/x").status, 404);
+    let doc: Value =
+        serde_json::from_str(&ok("/latest/dynamic/instance-identity/document")).expect("json");
+    assert_eq!(doc["instanceId"], a1.id);
+    assert_eq!(doc["region"], "nuage-1");
+    assert_eq!(doc["privateIp"], address(a1).to_string());
+    assert_eq!(doc["accountId"], s.cloud.alpha.project_id);
     assert_eq!(
         get_with(&s, A, "POST", "/latest/meta-data/instance-id", &[]).status,
         405
