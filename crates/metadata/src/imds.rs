@@ -23,6 +23,36 @@ use crate::directory::{Caller, Resolved};
 use crate::token::{MAX_TTL, MIN_TTL};
 use crate::{dns, Inner};
 
+/// The IP TTL of a token's response (EC2's `HttpPutResponseHopLimit`,
+/// default 1): it reaches the instance but dies at the first hop beyond,
+/// so a container behind the instance's NAT cannot get a token.
+const PUT_HOP_LIMIT: u32 = 1;
+/// The TTL of every other response (Linux's default).
+const DEFAULT_TTL: u32 = 64;
+
+/// One connection: its caller, and its socket for the per-response TTL.
+#[derive(Clone)]
+struct Conn {
+    caller: Caller,
+    socket: Arc<std::os::fd::OwnedFd>,
+    /// Whether the socket's TTL is the hop limit now.
+    limited: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Conn {
+    /// Sets the TTL of the responses that follow (one request at a time
+    /// on an HTTP/1 connection); a syscall only when it changes.
+    fn hop_limit(&self, limited: bool) {
+        use std::sync::atomic::Ordering;
+        if self.limited.swap(limited, Ordering::Relaxed) != limited {
+            let ttl = if limited { PUT_HOP_LIMIT } else { DEFAULT_TTL };
+            if let Err(e) = socket2::SockRef::from(&*self.socket).set_ttl_v4(ttl) {
+                tracing::warn!(error = %e, "metadata service: setting the response TTL");
+            }
+        }
+    }
+}
+
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 
@@ -47,13 +77,27 @@ pub(crate) async fn serve(inner: Arc<Inner>, network: Arc<str>, listener: TcpLis
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let caller = Caller {
-            network_id: network.clone(),
-            address: *peer.ip(),
+        let socket = {
+            use std::os::fd::AsFd;
+            match stream.as_fd().try_clone_to_owned() {
+                Ok(fd) => Arc::new(fd),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metadata service: duplicating a socket");
+                    continue;
+                }
+            }
+        };
+        let conn = Conn {
+            caller: Caller {
+                network_id: network.clone(),
+                address: *peer.ip(),
+            },
+            socket,
+            limited: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         let svc = tower::ServiceBuilder::new()
             .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(caller.clone());
+                req.extensions_mut().insert(conn.clone());
                 req
             })
             .service(router.clone());
@@ -156,12 +200,14 @@ fn now_secs() -> u64 {
 
 async fn handle(
     State(inner): State<Arc<Inner>>,
-    Extension(caller): Extension<Caller>,
+    Extension(conn): Extension<Conn>,
     method: Method,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let resolved = match inner.directory.resolve(&caller).await {
+    let parsed = Endpoint::parse(uri.path());
+    conn.hop_limit(parsed == Some(Endpoint::Token) && method == Method::PUT);
+    let resolved = match inner.directory.resolve(&conn.caller).await {
         Ok(Some(r)) => r,
         // No port holds that address on this network: nothing at all.
         Ok(None) => return status(StatusCode::NOT_FOUND),
@@ -170,7 +216,7 @@ async fn handle(
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
-    let Some(endpoint) = Endpoint::parse(uri.path()) else {
+    let Some(endpoint) = parsed else {
         return status(StatusCode::NOT_FOUND);
     };
     let instance = &resolved.meta.instance.id;

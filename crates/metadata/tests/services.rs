@@ -506,3 +506,98 @@ async fn connections_and_idle_time_are_bounded() {
     );
     running.shutdown.send(true).expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_does_not_reach_a_container_behind_the_instance() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let s = scene("sqlite").await;
+    let inst = &s.ns.instances[A];
+    // A container inside the instance, behind its NAT (as Docker does).
+    let c = nuage_netdriver::testing::NetNs::create(s.ns.dir.path(), "container")
+        .expect("container namespace");
+    let cpath = c.path().display().to_string();
+    ip(
+        inst,
+        &[
+            "link", "add", "c0", "type", "veth", "peer", "name", "eth0", "netns", &cpath,
+        ],
+    );
+    ip(inst, &["addr", "add", "192.168.7.1/24", "dev", "c0"]);
+    ip(inst, &["link", "set", "c0", "up"]);
+    inst.sysctl("net/ipv4/ip_forward", "1").expect("forwarding");
+    for args in [
+        vec!["add", "table", "ip", "nat"],
+        vec![
+            "add",
+            "chain",
+            "ip",
+            "nat",
+            "post",
+            "{ type nat hook postrouting priority 100 ; }",
+        ],
+        vec![
+            "add",
+            "rule",
+            "ip",
+            "nat",
+            "post",
+            "oifname",
+            "eth0",
+            "masquerade",
+        ],
+    ] {
+        let out = inst
+            .exec("nft", &args)
+            .expect("nft (apt-get install nftables)");
+        assert!(out.status.success(), "nft {args:?}: {out:?}");
+    }
+    ip(&c, &["addr", "add", "192.168.7.2/24", "dev", "eth0"]);
+    ip(&c, &["link", "set", "eth0", "up"]);
+    ip(&c, &["route", "add", "default", "via", "192.168.7.1"]);
+
+    // Through the NAT the container is the instance: reads work ...
+    let r =
+        tokio::task::block_in_place(|| http(&c, None, "GET", "/latest/meta-data/instance-id", &[]))
+            .expect("GET from the container");
+    assert_eq!((r.status, r.text()), (200, s.a1.id.clone()));
+    // ... but a token's answer dies at the instance's forwarding (TTL 1).
+    let put = tokio::task::block_in_place(|| {
+        c.run(|| -> std::io::Result<Vec<u8>> {
+            let dst = std::net::SocketAddrV4::new(nuage_netdriver::services::METADATA_ADDR, 80);
+            let mut st = connect(None, dst)?;
+            st.set_read_timeout(Some(Duration::from_millis(1500)))?;
+            st.write_all(
+                b"PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                  X-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n",
+            )?;
+            let mut raw = Vec::new();
+            st.read_to_end(&mut raw)?;
+            Ok(raw)
+        })
+        .expect("ns")
+    });
+    assert!(put.is_err(), "the container got a token answer: {put:?}");
+    // The instance itself still gets one, and its next reads on the same
+    // connection come back with the ordinary TTL.
+    let r = tokio::task::block_in_place(|| {
+        inst.run(|| -> std::io::Result<Vec<u8>> {
+            let dst = std::net::SocketAddrV4::new(nuage_netdriver::services::METADATA_ADDR, 80);
+            let mut st = connect(None, dst)?;
+            st.write_all(
+                b"PUT /latest/api/token HTTP/1.1\r\nHost: x\r\n\
+                  X-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n\
+                  GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )?;
+            let mut raw = Vec::new();
+            st.read_to_end(&mut raw)?;
+            Ok(raw)
+        })
+        .expect("ns")
+    })
+    .expect("PUT then GET from the instance");
+    let text = String::from_utf8_lossy(&r);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(text.ends_with(&s.a1.id), "{text}");
+    s.running.shutdown.send(true).expect("shutdown");
+}
