@@ -58,6 +58,46 @@ pub struct RunRequest {
     /// only, from `subnet_id` or the network's subnet holding it.
     #[serde(default)]
     pub private_ip_address: Option<String>,
+    /// How the instance metadata service answers this instance (EC2's
+    /// MetadataOptions).
+    #[serde(default)]
+    pub metadata_options: Option<MetadataOptions>,
+}
+
+/// EC2's `MetadataOptions`: only `HttpTokens` so far.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataOptions {
+    #[serde(default)]
+    pub http_tokens: Option<HttpTokens>,
+}
+
+/// Whether metadata requests need an IMDSv2 session token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpTokens {
+    /// IMDSv1 and IMDSv2 both answered (EC2's default).
+    #[default]
+    Optional,
+    /// Only requests with a valid token are answered (IMDSv2 only).
+    Required,
+}
+
+impl HttpTokens {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpTokens::Optional => "optional",
+            HttpTokens::Required => "required",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HttpTokens> {
+        match s {
+            "optional" => Some(HttpTokens::Optional),
+            "required" => Some(HttpTokens::Required),
+            _ => None,
+        }
+    }
 }
 
 /// What `PATCH /instances/{id}` changes (EC2's ModifyInstanceAttribute).
@@ -522,6 +562,11 @@ impl Compute {
                 repo::NewInstance {
                     inst: &inst,
                     user_data: user_data.as_deref(),
+                    http_tokens: req
+                        .metadata_options
+                        .as_ref()
+                        .and_then(|m| m.http_tokens)
+                        .unwrap_or_default(),
                 },
                 launch,
             )
@@ -599,7 +644,7 @@ impl Compute {
 
     /// Fills the instances' network interfaces and addresses from the
     /// network service (one query per few hundred instances).
-    async fn fill_addresses(&self, items: &mut [Instance]) -> ComputeResult<()> {
+    pub(crate) async fn fill_addresses(&self, items: &mut [Instance]) -> ComputeResult<()> {
         let Some(net) = self.network() else {
             return Ok(());
         };

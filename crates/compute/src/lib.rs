@@ -16,6 +16,7 @@ mod error;
 mod images;
 mod instances;
 mod keys;
+mod metadata;
 mod nodes;
 mod reconcile;
 mod repo;
@@ -34,8 +35,11 @@ use tokio::sync::Notify;
 pub use agent::{AgentSpec, LocalAgent, NodeAgent};
 pub use error::{ComputeError, ComputeResult, Resource};
 pub use images::{ImagePatch, ImageQuery, NewImage, Upload};
-pub use instances::{Action, InstancePatch, InstanceQuery, Page, RunRequest};
+pub use instances::{
+    Action, HttpTokens, InstancePatch, InstanceQuery, MetadataOptions, Page, RunRequest,
+};
 pub use keys::NewKeyPair;
+pub use metadata::InstanceMetadata;
 pub use nodes::NodeRegistration;
 
 /// Largest user-data an instance takes, as EC2 (16 KiB, before base64).

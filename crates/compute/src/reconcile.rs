@@ -424,6 +424,7 @@ impl InstanceReconciler {
                 },
                 config_drive: files,
                 nics,
+                dns_domain: Some(format!("{}.compute.internal", c.region())),
             },
         })
     }

@@ -682,6 +682,7 @@ fn decode(rows: Vec<nuage_store::sqlx::any::AnyRow>) -> StoreResult<Vec<Instance
 pub struct NewInstance<'a> {
     pub inst: &'a Instance,
     pub user_data: Option<&'a [u8]>,
+    pub http_tokens: crate::instances::HttpTokens,
 }
 
 pub async fn insert_instance<'e>(
@@ -693,9 +694,10 @@ pub async fn insert_instance<'e>(
     sqlx::query(
         "INSERT INTO instances (id, reservation_id, project_id, user_id, image_id, instance_type, \
          vcpus, memory_mib, disk_gib, node_id, availability_zone, placement_group, key_name, \
-         user_data, tags, hostname, launch_index, client_token, desired, state, launch_time, updated_at) \
+         user_data, tags, hostname, launch_index, client_token, desired, state, launch_time, updated_at, \
+         http_tokens) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21, $21)",
+         $19, $20, $21, $21, $22)",
     )
     .bind(&i.id)
     .bind(&i.reservation_id)
@@ -718,6 +720,7 @@ pub async fn insert_instance<'e>(
     .bind(i.desired.as_str())
     .bind(i.state.as_str())
     .bind(now)
+    .bind(n.http_tokens.as_str())
     .execute(e)
     .await
     .map_err(|e| StoreError::unique(e, format!("instance {} or its launch's client token", i.id)))?;
@@ -788,6 +791,20 @@ pub async fn node_instance_ids<'e>(
             .fetch_all(e)
             .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// What only the instance metadata service reads: the user data and the
+/// `http_tokens` option.
+pub async fn metadata_extras<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+) -> StoreResult<Option<(Option<Vec<u8>>, String)>> {
+    Ok(
+        sqlx::query_as("SELECT user_data, http_tokens FROM instances WHERE id = $1")
+            .bind(id)
+            .fetch_optional(e)
+            .await?,
+    )
 }
 
 pub async fn user_data<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Option<Vec<u8>>> {

@@ -52,6 +52,7 @@ fn spec(id: &str, rootfs: &Path) -> InstanceSpec {
         },
         config_drive: vec![],
         nics: vec![],
+        dns_domain: None,
     }
 }
 

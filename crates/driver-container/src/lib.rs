@@ -23,6 +23,7 @@
 //!                    config.json   the OCI bundle's spec (bundle = run/instances/<id>)
 //!                    config-drive/ the config drive, bind-mounted read-only at /mnt/config
 //!                    hosts         bind-mounted read-only at /etc/hosts
+//!                    resolv.conf   bind-mounted read-only at /etc/resolv.conf
 //!                    init          "<pid> <start time>" of the running init (init.pid: runc's)
 //!                    runc.log      runc's own messages of the last start (JSON)
 //! run/netns/<id>                   bind mount keeping the instance's network namespace
@@ -178,6 +179,7 @@ struct InstancePaths {
     config: PathBuf,
     config_drive: PathBuf,
     hosts: PathBuf,
+    resolv_conf: PathBuf,
     console: PathBuf,
     init: PathBuf,
     pid_file: PathBuf,
@@ -478,6 +480,7 @@ impl ComputeDriver for ContainerDriver {
                 id_base: userns::base_of(slot),
                 config_drive: &p.config_drive,
                 hosts: &p.hosts,
+                resolv_conf: &p.resolv_conf,
             },
             &self.inner.cgroups,
         );
@@ -611,6 +614,7 @@ impl Inner {
             config: run.join("config.json"),
             config_drive: run.join("config-drive"),
             hosts: run.join("hosts"),
+            resolv_conf: run.join("resolv.conf"),
             init: run.join("init"),
             pid_file: run.join("init.pid"),
             nics: run.join("nics.json"),
@@ -699,11 +703,10 @@ impl Inner {
         let rootfs_at = t0.elapsed();
         write_config_drive(&p.config_drive, &spec.config_drive)
             .map_err(|e| fail(id, "writing the config drive", e))?;
-        let hosts = format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-            spec.hostname
-        );
+        let (hosts, resolv_conf) = spec::name_files(spec);
         write_atomic(&p.hosts, hosts.as_bytes()).map_err(|e| fail(id, "writing hosts", e))?;
+        write_atomic(&p.resolv_conf, resolv_conf.as_bytes())
+            .map_err(|e| fail(id, "writing resolv.conf", e))?;
         let oci = spec::config(
             spec,
             &spec::Paths {
@@ -713,6 +716,7 @@ impl Inner {
                 id_base: base,
                 config_drive: &p.config_drive,
                 hosts: &p.hosts,
+                resolv_conf: &p.resolv_conf,
             },
             &self.cgroups,
         );

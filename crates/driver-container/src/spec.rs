@@ -49,6 +49,40 @@ pub(crate) struct Paths<'a> {
     pub id_base: u32,
     pub config_drive: &'a Path,
     pub hosts: &'a Path,
+    pub resolv_conf: &'a Path,
+}
+
+/// The instance's `/etc/hosts` and `/etc/resolv.conf`, as runc users write
+/// them: localhost and the instance's own names on its first address; the
+/// network's resolver at the first NIC's gateway, searching the region's
+/// private domain (so `ip-10-0-0-5` and an instance id resolve).
+pub(crate) fn name_files(spec: &InstanceSpec) -> (String, String) {
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let nic = spec.nics.first();
+    let addr = nic.and_then(|n| n.address.split('/').next());
+    match addr {
+        Some(a) => {
+            let ip_name = format!("ip-{}", a.replace('.', "-"));
+            match &spec.dns_domain {
+                Some(d) => {
+                    hosts.push_str(&format!("{a}\t{ip_name}.{d} {ip_name} {}\n", spec.hostname))
+                }
+                None => hosts.push_str(&format!("{a}\t{ip_name} {}\n", spec.hostname)),
+            }
+        }
+        None => hosts.push_str(&format!("127.0.1.1\t{}\n", spec.hostname)),
+    }
+    let mut resolv = String::new();
+    if let Some(d) = &spec.dns_domain {
+        resolv.push_str(&format!("search {d}\n"));
+    }
+    match nic.and_then(|n| n.gateway.as_deref()) {
+        Some(g) => resolv.push_str(&format!("nameserver {g}\n")),
+        // No network, or an isolated subnet: no resolver to name.
+        None => resolv.push_str("# no resolver: the instance has no gateway\n"),
+    }
+    (hosts, resolv)
 }
 
 pub(crate) fn config(spec: &InstanceSpec, paths: &Paths<'_>, cg: &Cgroups) -> Value {
@@ -137,6 +171,8 @@ fn mounts(paths: &Paths<'_>) -> Value {
         // driver will add the instance's addresses), edits would not last.
         { "destination": "/etc/hosts", "type": "bind", "source": paths.hosts,
           "options": ["bind", "ro", "nosuid", "nodev", "noexec"] },
+        { "destination": "/etc/resolv.conf", "type": "bind", "source": paths.resolv_conf,
+          "options": ["bind", "ro", "nosuid", "nodev", "noexec"] },
     ])
 }
 
@@ -171,4 +207,53 @@ fn resources(spec: &InstanceSpec, cg: &Cgroups) -> Value {
         res["blockIO"] = json!({ "weight": r.io_weight.clamp(10, 1000) });
     }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_resolver_follow_the_first_nic() {
+        let mut spec = InstanceSpec {
+            id: "i-1".into(),
+            hostname: "i-1".into(),
+            rootfs: "/r".into(),
+            command: vec![],
+            env: vec![],
+            workdir: "/".into(),
+            resources: nuage_driver::Resources {
+                vcpus: 1,
+                memory_mib: 64,
+                pids_limit: 64,
+                io_weight: 100,
+                disk_gib: 1,
+            },
+            config_drive: vec![],
+            nics: vec![nuage_driver::Nic {
+                port_id: "eni-1".into(),
+                network_id: "vpc-1".into(),
+                vlan: None,
+                mac: "fa:16:3e:00:00:01".into(),
+                address: "10.0.0.5/16".into(),
+                gateway: Some("10.0.0.1".into()),
+                host_ifname: "nv-1".into(),
+            }],
+            dns_domain: Some("nuage-1.compute.internal".into()),
+        };
+        let (hosts, resolv) = name_files(&spec);
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+        assert!(
+            hosts.contains("10.0.0.5\tip-10-0-0-5.nuage-1.compute.internal ip-10-0-0-5 i-1\n"),
+            "{hosts}"
+        );
+        assert_eq!(
+            resolv,
+            "search nuage-1.compute.internal\nnameserver 10.0.0.1\n"
+        );
+        spec.nics.clear();
+        let (hosts, resolv) = name_files(&spec);
+        assert!(hosts.contains("127.0.1.1\ti-1\n"), "{hosts}");
+        assert!(!resolv.contains("nameserver"), "{resolv}");
+    }
 }

@@ -33,14 +33,17 @@ fn ns_link(pid: &str, ns: &str) -> String {
 async fn runs_isolated_with_console_config_drive_and_hosts() {
     let fx = fixture();
     let id = new_id();
-    let spec = fx.spec(
+    let mut spec = fx.spec(
         &id,
         "echo hello-from-init $GREETING; echo hostname=$(hostname); cat /etc/hosts; \
+         cat /etc/resolv.conf; \
+         if echo x >> /etc/resolv.conf 2>/dev/null; then echo RESOLV-WRITABLE; else echo RESOLV-READONLY; fi; \
          cat /mnt/config/openstack/latest/user_data; \
          if echo x > /mnt/config/x 2>/dev/null; then echo CONFIG-WRITABLE; else echo CONFIG-READONLY; fi; \
          grep ' /mnt/config ' /proc/self/mountinfo; \
          grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; echo ready; exec sleep 1000",
     );
+    spec.dns_domain = Some("test-1.compute.internal".into());
     let obs = fx
         .driver
         .ensure_running(&spec)
@@ -56,6 +59,12 @@ async fn runs_isolated_with_console_config_drive_and_hosts() {
     assert!(c.contains(&format!("hostname={}", spec.hostname)), "{c}");
     assert!(c.contains("127.0.0.1\tlocalhost"), "{c}");
     assert!(c.contains(&format!("127.0.1.1\t{}", spec.hostname)), "{c}");
+    assert!(c.contains("search test-1.compute.internal\n"), "{c}");
+    assert!(
+        c.contains("# no resolver: the instance has no gateway"),
+        "{c}"
+    );
+    assert!(c.contains("RESOLV-READONLY"), "{c}");
     assert!(c.contains("user-data-here"), "{c}");
     assert!(c.contains("CONFIG-READONLY"), "{c}");
     let mnt_line = c

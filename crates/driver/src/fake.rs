@@ -157,6 +157,7 @@ mod tests {
             },
             config_drive: vec![],
             nics: vec![],
+            dns_domain: None,
         }
     }
 

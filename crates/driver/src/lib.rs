@@ -155,6 +155,9 @@ pub struct InstanceSpec {
     pub config_drive: Vec<ConfigFile>,
     /// Its network interfaces, in order (`eth0` first); empty: loopback only.
     pub nics: Vec<Nic>,
+    /// The search domain of the instance's resolver (`<region>.compute.internal`),
+    /// whose names the network's resolver at the first NIC's gateway answers.
+    pub dns_domain: Option<String>,
 }
 
 /// What a driver observes of an instance.

@@ -17,6 +17,7 @@ pub mod agent;
 pub mod cidr;
 mod error;
 pub mod ipam;
+mod lookup;
 mod networks;
 mod nics;
 mod ports;

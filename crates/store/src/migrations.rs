@@ -44,6 +44,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "network",
         sql: include_str!("../migrations/0005_network.sql"),
     },
+    Migration {
+        version: 6,
+        name: "instance_metadata_options",
+        sql: include_str!("../migrations/0006_instance_metadata_options.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"

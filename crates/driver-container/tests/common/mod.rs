@@ -120,6 +120,7 @@ impl Fixture {
                 },
             ],
             nics: vec![],
+            dns_domain: None,
         }
     }
 
