@@ -238,6 +238,10 @@ impl NetDriver for FakeNetDriver {
         Ok(())
     }
 
+    fn router_netns(&self, key: &str) -> Option<std::path::PathBuf> {
+        Some(std::path::Path::new("/fake/routers").join(key))
+    }
+
     async fn remove_router(&self, key: &str) -> NetResult<()> {
         crate::validate_router_key(key)?;
         let mut s = self.lock();
@@ -290,6 +294,7 @@ impl NetDriver for FakeNetDriver {
                             network_id: l.network_id.clone(),
                             ifname: crate::router_link_ifname(&l.network_id),
                             addresses: l.gateways.clone(),
+                            attached: s.networks.contains_key(&l.network_id),
                         })
                         .collect(),
                     external: r.external.as_ref().map(|e| {

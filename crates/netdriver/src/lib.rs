@@ -253,6 +253,9 @@ pub struct ObservedRouterLink {
     /// The interface inside the router namespace.
     pub ifname: String,
     pub addresses: Vec<Ipv4Cidr>,
+    /// Whether its other end is on the network's bridge (a bridge deleted
+    /// by hand and made anew has lost it).
+    pub attached: bool,
 }
 
 /// What a node has of nuage's network data plane.
@@ -331,6 +334,14 @@ pub trait NetDriver: Send + Sync + 'static {
 
     /// Makes nothing of the domain remain: its links and its namespace.
     async fn remove_router(&self, key: &str) -> NetResult<()>;
+
+    /// The namespace file of a routing domain (made by `ensure_router`),
+    /// where the instance services listen; `None` if this driver keeps
+    /// no routers.
+    fn router_netns(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
 
     /// What the node has now.
     async fn observe(&self) -> NetResult<Observed>;

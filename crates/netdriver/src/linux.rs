@@ -536,7 +536,13 @@ async fn address_and_route(h: &Handle, idx: u32, port: &PortSpec, fresh: bool) -
     Ok(())
 }
 
-async fn observe_in(h: Handle) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedPort>)> {
+/// Router links' ends in the node's namespace that are on a nuage bridge:
+/// (router key, network).
+type AttachedRouterLinks = BTreeSet<(String, String)>;
+
+async fn observe_in(
+    h: Handle,
+) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedPort>, AttachedRouterLinks)> {
     let links = all_links(&h).await?;
     let addresses = ipv4_addresses(&h, None).await?;
     let mut networks = Vec::new();
@@ -558,10 +564,17 @@ async fn observe_in(h: Handle) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedP
         }
     }
     let mut ports = Vec::new();
+    let mut attached = BTreeSet::new();
     for l in &links {
         let Some(a) = link_alias(l) else { continue };
         let on = link_controller(l).and_then(|c| bridge_of.get(&c).copied());
-        if let Some(id) = a.strip_prefix("nuage:port:") {
+        if let Some(kn) = a.strip_prefix("nuage:rlink:") {
+            if let (Some((k, n)), Some(b)) = (kn.rsplit_once('/'), on) {
+                if networks[b].id == n {
+                    attached.insert((k.to_string(), n.to_string()));
+                }
+            }
+        } else if let Some(id) = a.strip_prefix("nuage:port:") {
             ports.push(ObservedPort {
                 id: id.to_string(),
                 host_ifname: link_name(l).to_string(),
@@ -574,7 +587,7 @@ async fn observe_in(h: Handle) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedP
             }
         }
     }
-    Ok((networks, ports))
+    Ok((networks, ports, attached))
 }
 
 #[async_trait::async_trait]
@@ -717,6 +730,11 @@ impl NetDriver for LinuxNetDriver {
         .await
     }
 
+    fn router_netns(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.config.routers_dir.as_ref()?;
+        Some(crate::router_netns(dir, key))
+    }
+
     async fn remove_router(&self, key: &str) -> NetResult<()> {
         validate_router_key(key)?;
         let dir = self.routers_dir(key)?;
@@ -724,11 +742,16 @@ impl NetDriver for LinuxNetDriver {
     }
 
     async fn observe(&self) -> NetResult<Observed> {
-        let (networks, ports) = self.host(observe_in).await?;
-        let routers = match &self.config.routers_dir {
+        let (networks, ports, attached) = self.host(observe_in).await?;
+        let mut routers = match &self.config.routers_dir {
             Some(d) => crate::router::observe_routers(d.clone()).await?,
             None => Vec::new(),
         };
+        for r in &mut routers {
+            for l in &mut r.links {
+                l.attached = attached.contains(&(r.key.clone(), l.network_id.clone()));
+            }
+        }
         let security_table =
             crate::nft::table_exists(self.config.host_netns.clone(), self.nft_program()).await?;
         if !security_table {

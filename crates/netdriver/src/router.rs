@@ -461,6 +461,7 @@ pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRoute
                                     network_id: n.to_string(),
                                     ifname: link_name(l).to_string(),
                                     addresses: of(l),
+                                    attached: false,
                                 })
                             }
                         }

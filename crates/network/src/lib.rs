@@ -15,6 +15,7 @@
 
 pub mod agent;
 pub mod cidr;
+pub mod domains;
 mod error;
 pub mod ipam;
 mod networks;

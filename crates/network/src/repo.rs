@@ -1181,11 +1181,12 @@ pub async fn has_instance_ports(c: &mut C, network: &str) -> StoreResult<bool> {
     Ok(row.is_some())
 }
 
-/// Every subnet's gateway: (network, CIDR, gateway address).
-pub async fn subnet_gateways(c: &mut C) -> StoreResult<Vec<(String, String, String)>> {
+/// Every subnet in brief: (id, network, CIDR, gateway address).
+pub async fn all_subnets_brief(
+    c: &mut C,
+) -> StoreResult<Vec<(String, String, String, Option<String>)>> {
     Ok(sqlx::query_as(
-        "SELECT network_id, cidr, gateway_ip FROM subnets WHERE gateway_ip IS NOT NULL \
-         ORDER BY network_id, first_address",
+        "SELECT id, network_id, cidr, gateway_ip FROM subnets ORDER BY network_id, first_address",
     )
     .fetch_all(&mut *c)
     .await?)
@@ -1232,6 +1233,8 @@ pub enum Observable {
     Subnet,
     Port,
     SecurityGroup,
+    Router,
+    FloatingIp,
 }
 
 /// Records that a node applied the row at `generation`. Never lowers it,
@@ -1248,6 +1251,8 @@ pub async fn set_observed(
         Observable::Subnet => "subnets",
         Observable::Port => "ports",
         Observable::SecurityGroup => "security_groups",
+        Observable::Router => "routers",
+        Observable::FloatingIp => "floating_ips",
     };
     sqlx::query(&format!(
         "UPDATE {table} SET observed_generation = $2 WHERE id = $1 AND observed_generation < $2"

@@ -13,7 +13,8 @@ use nuage_model::identity::Principal;
 use nuage_netdriver::fake::FakeNetDriver;
 use nuage_netdriver::plug::NetPlugger;
 use nuage_netdriver::{
-    Ipv4Cidr, Member, NetDriver, NetError, NetResult, NetworkSpec, Observed, PortSpec, SecurityPlan,
+    Ipv4Cidr, Member, NetDriver, NetError, NetResult, NetworkSpec, Observed, PortSpec, RouterSpec,
+    SecurityPlan,
 };
 use nuage_network::agent::{AgentConfig, NetworkAgent};
 use nuage_network::types::{
@@ -223,7 +224,12 @@ async fn hundred_networks_converge_and_orphans_go() {
             };
             let nets: BTreeSet<String> = o.networks.iter().map(|n| n.id.clone()).collect();
             nets == want_nets
-                && o.networks.iter().all(|n| n.addresses == [gw])
+                && o.networks.iter().all(|n| n.addresses.is_empty())
+                && o.routers.len() == 100
+                && o
+                    .routers
+                    .iter()
+                    .all(|r| r.links.len() == 1 && r.links[0].addresses == [gw])
                 && o.ports.len() == 100
                 && fake.plan().is_some_and(|p| p.ports.len() == 100)
                 && behind(&t, "networks").await == 1 // the idle one
@@ -367,6 +373,14 @@ impl NetDriver for Flaky {
         self.check()?;
         self.fake.set_group_members(g, m).await
     }
+    async fn ensure_router(&self, r: &RouterSpec) -> NetResult<()> {
+        self.check()?;
+        self.fake.ensure_router(r).await
+    }
+    async fn remove_router(&self, key: &str) -> NetResult<()> {
+        self.check()?;
+        self.fake.remove_router(key).await
+    }
     async fn observe(&self) -> NetResult<Observed> {
         self.fake.observe().await
     }
@@ -447,6 +461,7 @@ mod linux {
         let inst = NetNs::create(tmp.path(), "i-1").expect("instance namespace");
         let driver = Arc::new(LinuxNetDriver::new(LinuxConfig {
             host_netns: Some(node.path().to_path_buf()),
+            routers_dir: Some(tmp.path().join("routers")),
             ..Default::default()
         }));
         let plugger = NetPlugger::new(driver.clone());
@@ -473,7 +488,9 @@ mod linux {
             };
             o.security_table
                 && o.networks.len() == 1
-                && o.networks[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
+                && o.networks[0].addresses.is_empty()
+                && o.routers.len() == 1
+                && o.routers[0].links[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
                 && behind(&t, "ports").await == 0
         })
         .await;
@@ -495,13 +512,26 @@ mod linux {
         node.delete_link(&bridge_name(&p.network_id))
             .expect("delete the bridge");
         agent.resync();
-        until("the bridge and its gateway are back", || async {
+        until("the bridge and its router link are back", || async {
             driver.observe().await.is_ok_and(|o| {
-                o.networks.len() == 1
-                    && o.networks[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
+                o.networks.len() == 1 && o.routers.len() == 1 && o.routers[0].links[0].attached
             })
         })
         .await;
+        // The instance's own veth is the plugger's to re-attach (ADR 20).
+        plugger
+            .plug("i-1", inst.path(), &[nic(p, 24, "10.0.0.1")])
+            .await
+            .expect("plug again");
+        assert!(ping_gateway(), "the gateway answers again");
+        let domains = agent.router_domains().borrow().clone();
+        assert_eq!(domains.len(), 1);
+        assert_eq!(domains[0].key, format!("net:{}", p.network_id));
+        assert_eq!(
+            domains[0].links[0].gateway,
+            "10.0.0.1".parse::<std::net::Ipv4Addr>().expect("ip")
+        );
+        assert!(nuage_netdriver::node::is_netns(&domains[0].netns).expect("statfs"));
 
         // The security table deleted by hand is put back whole by the next
         // pass, although the plan did not change.
@@ -526,10 +556,12 @@ mod linux {
             .await
             .expect("delete");
         tx.commit().await.expect("commit");
-        until("port and bridge are gone", || async {
+        until("port, bridge and routing domain are gone", || async {
             node.link_names().is_ok_and(|l| l == ["lo"])
+                && driver.observe().await.is_ok_and(|o| o.routers.is_empty())
         })
         .await;
+        assert!(!domains[0].netns.exists(), "the router namespace is gone");
         assert_eq!(inst.link_names().expect("links"), ["lo"]);
         assert!(!node
             .link_names()
