@@ -1181,6 +1181,28 @@ pub async fn has_instance_ports(c: &mut C, network: &str) -> StoreResult<bool> {
     Ok(row.is_some())
 }
 
+/// Whether the project has a router of this name.
+pub async fn router_named(c: &mut C, project: &str, name: &str) -> StoreResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM routers WHERE project_id = $1 AND name = $2 LIMIT 1")
+            .bind(project)
+            .bind(name)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Whether a router has an interface on the network.
+pub async fn network_has_router(c: &mut C, network: &str) -> StoreResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM ports WHERE network_id = $1 AND device_owner = $2 LIMIT 1")
+            .bind(network)
+            .bind(device_owner::ROUTER_INTERFACE)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.is_some())
+}
+
 /// Every subnet in brief: (id, network, CIDR, gateway address).
 pub async fn all_subnets_brief(
     c: &mut C,
