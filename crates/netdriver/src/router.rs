@@ -216,24 +216,26 @@ async fn ensure_pair(
             .await
             .map_err(nl(format!("{owner}: creating the veth pair")))?;
     }
-    for (h, name) in [(outer, outer_name), (inner, inner_name)] {
+    // Owner, up, and the outer end on its bridge (again: a bridge made
+    // anew has lost it).
+    for (h, name, on) in [(outer, outer_name, Some(bridge)), (inner, inner_name, None)] {
         let l = link_by_name(h, name)
             .await?
             .ok_or_else(|| NetError::Failed(format!("{owner}: {name} vanished")))?;
         let mut m = LinkUnspec::new_with_index(l.header.index).alias(owner).up();
-        if std::ptr::eq(h, outer) {
-            m = m.controller(bridge);
+        if let Some(b) = on {
+            m = m.controller(b);
         }
         h.link()
             .set(m.build())
             .execute()
             .await
             .map_err(nl(format!("{owner}: setting up {name}")))?;
+        if on.is_none() {
+            return Ok(l.header.index);
+        }
     }
-    link_by_name(inner, inner_name)
-        .await?
-        .map(|l| l.header.index)
-        .ok_or_else(|| NetError::Failed(format!("{owner}: {inner_name} vanished")))
+    Err(NetError::Failed(format!("{owner}: {inner_name} vanished")))
 }
 
 fn parse_rlink(a: &str) -> Option<(&str, &str)> {

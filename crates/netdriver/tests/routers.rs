@@ -103,8 +103,15 @@ async fn overlapping_networks_each_reach_their_own_gateway() {
     ensure(&node, &pb).await;
     for (key, net) in [("net:net-1", "net-1"), ("net:net-2", "net-2")] {
         let d = domain(key, net, "10.0.0.1/24");
+        let began = std::time::Instant::now();
         node.driver.ensure_router(&d).await.expect("domain");
+        let made = began.elapsed();
+        let began = std::time::Instant::now();
         node.driver.ensure_router(&d).await.expect("idempotent");
+        eprintln!(
+            "{key}: made in {made:?}, checked again in {:?}",
+            began.elapsed()
+        );
     }
     // With the security table in force: traffic to the router passes the
     // sender's egress rules and reaches it.
@@ -128,7 +135,10 @@ async fn overlapping_networks_each_reach_their_own_gateway() {
     assert_eq!(keys, ["net:net-1", "net:net-2"]);
     for r in &o.routers {
         assert_eq!(r.links.len(), 1);
-        assert_eq!(r.links[0].addresses, vec!["10.0.0.1/24".parse().unwrap()]);
+        assert_eq!(
+            r.links[0].addresses,
+            vec!["10.0.0.1/24".parse().expect("cidr")]
+        );
         assert_eq!(r.external, None);
     }
     let listener = run_in(&o.routers[1].netns, || TcpListener::bind("10.0.0.1:7000"))
