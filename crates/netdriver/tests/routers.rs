@@ -173,13 +173,16 @@ async fn overlapping_networks_each_reach_their_own_gateway() {
     assert_eq!(fwd.trim(), "0");
 }
 
+/// Fields drop in order: instances, then the node (whose directory holds
+/// their files), then the external namespace and its directory.
 struct External {
-    node: Node,
-    ext: NetNs,
     a: NetNs,
     c: NetNs,
     pa: PortSpec,
     pc: PortSpec,
+    node: Node,
+    ext: NetNs,
+    _ext_dir: tempfile::TempDir,
 }
 
 /// net-1 (10.0.0.0/24) behind router rtr-1, whose external leg is
@@ -188,8 +191,6 @@ struct External {
 async fn external() -> External {
     let tmp_ext = tempfile::tempdir().expect("tempdir");
     let ext = NetNs::create(tmp_ext.path(), "ext").expect("external namespace");
-    // The namespace outlives the directory's handle: keep the dir.
-    std::mem::forget(tmp_ext);
     ext.add_bridge("ext0").expect("external bridge");
     ext.add_address("ext0", "192.168.100.1/24".parse().expect("cidr"))
         .expect("external host address");
@@ -210,6 +211,7 @@ async fn external() -> External {
     External {
         node,
         ext,
+        _ext_dir: tmp_ext,
         a,
         c,
         pa,

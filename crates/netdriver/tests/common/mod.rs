@@ -101,6 +101,17 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Router namespaces the driver made under the test's directory.
+        if let Ok(entries) = std::fs::read_dir(self.tmp.path().join("routers")) {
+            for e in entries.flatten() {
+                let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+    }
+}
+
 pub fn port(id: &str, network: &str, ns: &NetNs, address: &str, gateway: Option<&str>) -> PortSpec {
     let cidr: Ipv4Cidr = address.parse().expect("address");
     let o = cidr.addr.octets();
