@@ -208,6 +208,17 @@ async fn hundred_networks_converge_and_orphans_go() {
         })
         .await
         .expect("orphan port");
+        // A routing domain nothing owns (its network has no row).
+        fake.ensure_router(&RouterSpec {
+            key: "rtr-orphan".into(),
+            links: vec![nuage_netdriver::RouterLink {
+                network_id: "vpc-orphan".into(),
+                gateways: vec!["10.0.0.1/24".parse().expect("cidr")],
+            }],
+            external: None,
+        })
+        .await
+        .expect("orphan router");
         let stray: Ipv4Cidr = "192.168.9.1/24".parse().expect("cidr");
         fake.ensure_gateway(&ports[0].network_id, stray)
             .await
@@ -242,6 +253,16 @@ async fn hundred_networks_converge_and_orphans_go() {
             "{engine}: 100 networks and ports converged in {:?}",
             began.elapsed()
         );
+        assert!(
+            fake.router("rtr-orphan").is_none(),
+            "the orphan domain is gone"
+        );
+        // Every network's implicit domain is published to the services.
+        let domains = agent.router_domains().borrow().clone();
+        assert_eq!(domains.len(), 100);
+        assert!(domains
+            .iter()
+            .all(|d| d.key.starts_with("net:") && d.links.len() == 1));
         let plan = fake.plan().expect("plan");
         assert_eq!(plan.groups.len(), 1, "the project's default group");
         assert!(plan
@@ -296,7 +317,10 @@ async fn hundred_networks_converge_and_orphans_go() {
                 return false;
             };
             let nets: BTreeSet<String> = o.networks.iter().map(|n| n.id.clone()).collect();
-            nets == kept && o.ports.len() == 50
+            nets == kept
+                && o.ports.len() == 50
+                && o.routers.len() == 50
+                && agent.router_domains().borrow().len() == 50
         })
         .await;
         until("the plan drops them", || async {
