@@ -338,6 +338,7 @@ pub(crate) async fn ensure_router(
         // The external leg.
         let rg = router_external_ifname(&key);
         let gw_owner = alias("rgw", &key);
+        let had_leg = link_by_name(&s.router, &rg).await?.is_some();
         match (&spec.external, &s.external, &external) {
             (Some(e), Some((eh, _)), Some(xb)) => {
                 let bridge = link_by_name(eh, &xb.bridge).await?.ok_or_else(|| {
@@ -380,8 +381,12 @@ pub(crate) async fn ensure_router(
             _ => delete_link(&s.router, &rg, &gw_owner).await?,
         }
         // The NAT table, whole, one transaction, from this thread (the
-        // router namespace).
-        crate::nft::run_nft_batch(&nft, &batch)
+        // router namespace). A domain that has no leg and had none has no
+        // table either: no `nft` to spawn.
+        if spec.external.is_some() || had_leg {
+            crate::nft::run_nft_batch(&nft, &batch)?;
+        }
+        Ok(())
     })
     .await
 }

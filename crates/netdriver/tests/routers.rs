@@ -240,11 +240,23 @@ fn router(floating: bool) -> RouterSpec {
 async fn snat_out_and_floating_addresses_in() {
     let t = external().await;
     let _ = (&t.pa, &t.pc);
+    let began = std::time::Instant::now();
     t.node
         .driver
         .ensure_router(&router(true))
         .await
         .expect("router");
+    let made = began.elapsed();
+    let began = std::time::Instant::now();
+    t.node
+        .driver
+        .ensure_router(&router(true))
+        .await
+        .expect("router again");
+    eprintln!(
+        "rtr-1 with its external leg and NAT: made in {made:?}, checked again in {:?}",
+        began.elapsed()
+    );
     assert!(
         ping(&t.c, "192.168.100.1"),
         "c does not reach the external host"
