@@ -367,7 +367,25 @@ impl NetworkAgent {
                 .get(&spec.key)
                 .is_some_and(|(s, t)| s == spec && t.elapsed() < resync);
             if !fresh {
-                if let Err(e) = d.ensure_router(spec).await {
+                // The bridges first (the `Network` keys may not have run
+                // yet for a new network): idempotent, about 1 ms each.
+                let mut made = Ok(());
+                for l in &spec.links {
+                    let vlan = desired.vlans.get(&l.network_id).copied().flatten();
+                    made = d
+                        .ensure_network(&NetworkSpec {
+                            id: l.network_id.clone(),
+                            vlan,
+                        })
+                        .await;
+                    if made.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = match made {
+                    Ok(()) => d.ensure_router(spec).await,
+                    Err(e) => Err(e),
+                } {
                     applied.remove(&spec.key);
                     tracing::warn!(router = %spec.key, "routing domain not applied: {e}");
                     failed.get_or_insert(AgentError::Driver {

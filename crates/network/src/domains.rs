@@ -36,15 +36,19 @@ pub(crate) struct SubnetBrief {
 pub(crate) struct Desired {
     pub routers: Vec<RouterSpec>,
     pub observed: Vec<(Observable, String, i64)>,
+    /// Each linked network's VLAN, so its bridge can be made first.
+    pub vlans: BTreeMap<String, Option<u16>>,
 }
 
-/// Reads the store and computes the domains (four queries plus one per
-/// router for its interfaces).
+/// Reads the store and computes the domains (four queries plus two per
+/// router for its interfaces and gateway address).
 pub(crate) async fn read(c: &mut AnyConnection) -> Result<Desired, StoreError> {
-    let nets: BTreeSet<String> = repo::networks_with_instance_ports(c)
+    let vlans: BTreeMap<String, Option<u16>> = repo::vlans_of_instance_networks(c)
         .await?
         .into_iter()
+        .map(|(n, v)| (n, v.and_then(|v| u16::try_from(v).ok())))
         .collect();
+    let nets: BTreeSet<String> = vlans.keys().cloned().collect();
     let subnets: Vec<SubnetBrief> = repo::all_subnets_brief(c)
         .await?
         .into_iter()
@@ -60,7 +64,9 @@ pub(crate) async fn read(c: &mut AnyConnection) -> Result<Desired, StoreError> {
         .collect();
     let routers = repo::list_routers(c, None).await?;
     let fips = repo::list_fips(c, None).await?;
-    Ok(compute(&nets, &subnets, &routers, &fips))
+    let mut d = compute(&nets, &subnets, &routers, &fips);
+    d.vlans = vlans;
+    Ok(d)
 }
 
 fn gateways_of(subnets: &[SubnetBrief], network: &str) -> Vec<Ipv4Cidr> {
@@ -95,6 +101,7 @@ pub(crate) fn compute(
     let mut out = Desired {
         routers: Vec::new(),
         observed: Vec::new(),
+        vlans: BTreeMap::new(),
     };
     for r in routers {
         let mut links: Vec<RouterLink> = Vec::new();

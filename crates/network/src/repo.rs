@@ -1170,6 +1170,19 @@ pub async fn networks_with_instance_ports(c: &mut C) -> StoreResult<Vec<String>>
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
+/// The VLAN ids of the networks that hold an instance port (what a
+/// bridge needs besides its id).
+pub async fn vlans_of_instance_networks(c: &mut C) -> StoreResult<Vec<(String, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT n.id, n.vlan_id FROM networks n WHERE EXISTS \
+         (SELECT 1 FROM ports p WHERE p.network_id = n.id AND p.device_owner = $1) \
+         ORDER BY n.id",
+    )
+    .bind(device_owner::INSTANCE)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
 /// Whether the network holds an instance port.
 pub async fn has_instance_ports(c: &mut C, network: &str) -> StoreResult<bool> {
     let row: Option<(i64,)> =
