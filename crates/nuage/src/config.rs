@@ -333,3 +333,31 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_is_a_flag_or_a_table() {
+        let f: FileConfig = toml::from_str("network = false").expect("flag");
+        assert!(matches!(f.network, Some(NetworkFile::Enabled(false))));
+        let f: FileConfig = toml::from_str(
+            "[network.external]\nbridge = \"br-ext\"\ncidr = \"203.0.113.0/24\"\n\
+             pool_start = \"203.0.113.10\"\npool_end = \"203.0.113.20\"\n",
+        )
+        .expect("table");
+        let Some(NetworkFile::Section(s)) = f.network else {
+            panic!("not a section: {:?}", f.network)
+        };
+        let e = s.external.expect("external");
+        assert_eq!(
+            (e.bridge.as_str(), e.netns, e.gateway),
+            ("br-ext", None, None)
+        );
+        assert!(toml::from_str::<FileConfig>(
+            "[network.external]\nbridge = \"b\"\ncidr = \"x\"\nmystery = 1\n"
+        )
+        .is_err());
+    }
+}
