@@ -158,7 +158,7 @@ async fn default_routers_snat_out_and_floating_addresses_in() {
     )
     .expect("config");
     let forward_before = sysctl_forward();
-    let s = Server::start_with(Options {
+    let mut s = Server::start_with(Options {
         env: vec![("NUAGE_CONFIG".into(), config.display().to_string())],
         ..Options::default()
     });
@@ -193,8 +193,15 @@ async fn default_routers_snat_out_and_floating_addresses_in() {
     assert_eq!(r["name"], "default", "{routers}");
     let r_ext = r["external_ip"].as_str().expect("external ip").to_string();
 
-    // Out by SNAT: the external host sees the router's address.
+    // Out by SNAT: the external host answers a's ping and sees the
+    // router's address.
     assert!(in_instance(&s, &a_id, &["ping", "-c", "1", "-W", "2", "10.0.0.1"]).0);
+    eventually("a never pinged the external host", &s, || {
+        in_instance(&s, &a_id, &["ping", "-c", "1", "-W", "1", EXT_HOST])
+            .0
+            .then_some(())
+    })
+    .await;
     let seen = eventually("a never reached the external host", &s, || {
         let (ok, out) = in_instance(&s, &a_id, &["nc", "-w", "2", EXT_HOST, "7100"]);
         (ok && !out.is_empty()).then_some(out)
@@ -289,9 +296,37 @@ async fn default_routers_snat_out_and_floating_addresses_in() {
     // The router namespaces live under the data directory; the machine's
     // own forwarding is as it was.
     let routers_dir = s.data_dir().join("network/routers");
-    let n = std::fs::read_dir(&routers_dir)
-        .expect("routers dir")
-        .count();
-    assert_eq!(n, 2, "one namespace per project's router");
+    let domains = || {
+        std::fs::read_dir(&routers_dir)
+            .expect("routers dir")
+            .count()
+    };
+    assert_eq!(domains(), 2, "one namespace per project's router");
+    assert_eq!(sysctl_forward(), forward_before);
+
+    // kill -9 and a restart: the domains were kept (bind mounts), a still
+    // goes out; project 2's last instance goes, and with it its domain.
+    s.kill9();
+    s.spawn();
+    eventually("a lost the outside after a restart", &s, || {
+        let (ok, out) = in_instance(&s, &a_id, &["nc", "-w", "2", EXT_HOST, "7100"]);
+        (ok && out == r_ext).then_some(())
+    })
+    .await;
+    let (st, v) = call(
+        &s,
+        &ot,
+        "POST",
+        "/nuage/v1/instances/terminate",
+        Some(json!({"instance_ids": [b_id]})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "project 2's routing domain outlived its instances",
+        &s,
+        || (domains() == 1).then_some(()),
+    )
+    .await;
     assert_eq!(sysctl_forward(), forward_before);
 }
