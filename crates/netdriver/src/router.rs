@@ -292,7 +292,17 @@ pub(crate) async fn ensure_router(
             .await
             .map_err(nl(format!("router {key}: the metadata address")))?;
 
-        // Links on networks.
+        // Links on networks. Other domains' links in the node's namespace,
+        // listed once: (name, alias, network).
+        let others: Vec<(String, String, String)> = all_links(&s.node)
+            .await?
+            .iter()
+            .filter_map(|o| {
+                let a = link_alias(o)?;
+                let (k, n) = parse_rlink(a)?;
+                (k != key).then(|| (link_name(o).to_string(), a.to_string(), n.to_string()))
+            })
+            .collect();
         for l in &spec.links {
             let owner = link_owner(&key, &l.network_id);
             let bname = bridge_name(&l.network_id);
@@ -304,13 +314,8 @@ pub(crate) async fn ensure_router(
             })?;
             // A network is in one domain: another domain's link on this
             // bridge goes (deleting one end deletes both).
-            for other in all_links(&s.node).await? {
-                if let Some((k, n)) = link_alias(&other).and_then(parse_rlink) {
-                    if n == l.network_id && k != key {
-                        delete_link(&s.node, link_name(&other), link_alias(&other).unwrap_or(""))
-                            .await?;
-                    }
-                }
+            for (name, owner, _) in others.iter().filter(|o| o.2 == l.network_id) {
+                delete_link(&s.node, name, owner).await?;
             }
             let idx = ensure_pair(
                 &s.node,
