@@ -595,3 +595,100 @@ mod linux {
         run.await.expect("agent ran");
     }
 }
+
+/// A Neutron router through the agent: its interface takes the network
+/// from its implicit domain, its gateway gives it an external leg, a
+/// floating address appears on it and goes with disassociation, and
+/// removing the interface gives the network back its implicit domain; the
+/// router's and the address's observed generations are recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn routers_and_floating_addresses_follow_the_store() {
+    for engine in ENGINES {
+        let (t, net) = service(engine).await;
+        let fake = Arc::new(FakeNetDriver::new());
+        let plugger = NetPlugger::new(fake.clone());
+        let who = member("proj-r");
+        let ports = network_with_ports(&net, &who, "10.5.0.0/24", 1, "i-r").await;
+        let p = &ports[0];
+        let ext = net
+            .ensure_external_network(
+                "proj-admin",
+                &nuage_network::ExternalNetworkConfig {
+                    name: "external".into(),
+                    cidr: "192.168.100.0/24".into(),
+                    gateway_ip: None,
+                    allocation_pool: None,
+                },
+            )
+            .await
+            .expect("external network");
+        let agent = NetworkAgent::new(t.db.clone(), fake.clone(), plugger.gate(), config());
+        let (stop, run) = start(&agent);
+        let implicit = format!("net:{}", p.network_id);
+        until("the implicit domain", || async {
+            fake.router(&implicit).is_some()
+        })
+        .await;
+
+        let r = net
+            .create_router(
+                &who,
+                nuage_network::types::NewRouter {
+                    name: "r".into(),
+                    external_network_id: Some(ext.id.clone()),
+                },
+            )
+            .await
+            .expect("router");
+        net.add_router_interface(&who, &r.id, &p.fixed_ips[0].subnet_id)
+            .await
+            .expect("interface");
+        let f = net.allocate_floating_ip(&who, None).await.expect("fip");
+        net.associate_floating_ip(&who, &f.id, &p.id, None)
+            .await
+            .expect("associate");
+        let public: std::net::Ipv4Addr = f.floating_ip_address.parse().expect("ip");
+        let fixed: std::net::Ipv4Addr = p.fixed_ips[0].ip_address.parse().expect("ip");
+        until(
+            "the router holds the network and the floating address",
+            || async {
+                let Some(spec) = fake.router(&r.id) else {
+                    return false;
+                };
+                fake.router(&implicit).is_none()
+                    && spec.links.len() == 1
+                    && spec.links[0].gateways == ["10.5.0.1/24".parse().expect("cidr")]
+                    && spec.external.as_ref().is_some_and(|e| {
+                        e.address.prefix == 24
+                            && e.gateway == Some("192.168.100.1".parse().expect("ip"))
+                            && e.floating == [nuage_netdriver::FloatingAddress { public, fixed }]
+                    })
+                    && behind(&t, "routers").await == 0
+                    && behind(&t, "floating_ips").await == 0
+            },
+        )
+        .await;
+        let published = agent.router_domains().borrow().clone();
+        assert_eq!(published.len(), 1, "{engine}");
+        assert_eq!(published[0].key, r.id);
+
+        net.disassociate_floating_ip(&who, &f.id)
+            .await
+            .expect("disassociate");
+        until("the floating address is gone", || async {
+            fake.router(&r.id)
+                .and_then(|s| s.external)
+                .is_some_and(|e| e.floating.is_empty())
+        })
+        .await;
+        net.remove_router_interface(&who, &r.id, &p.fixed_ips[0].subnet_id)
+            .await
+            .expect("remove interface");
+        until("the network is back in its implicit domain", || async {
+            fake.router(&implicit).is_some() && fake.router(&r.id).is_none()
+        })
+        .await;
+        stop.send(true).expect("stop");
+        run.await.expect("agent ran");
+    }
+}
