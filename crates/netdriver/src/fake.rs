@@ -12,8 +12,8 @@ use std::sync::Mutex;
 
 use crate::{
     bridge_name, port_ifname, validate_network, validate_port, Ipv4Cidr, Member, NetDriver,
-    NetError, NetResult, NetworkSpec, Observed, ObservedNetwork, ObservedPort, PortSpec,
-    SecurityPlan,
+    NetError, NetResult, NetworkSpec, Observed, ObservedNetwork, ObservedPort, ObservedRouter,
+    ObservedRouterLink, PortSpec, RouterSpec, SecurityPlan,
 };
 
 /// One recorded call, with the ids it named.
@@ -27,6 +27,8 @@ pub enum Call {
     RemovePort(String),
     ApplySecurity,
     SetGroupMembers(String, usize),
+    EnsureRouter(String),
+    RemoveRouter(String),
     Observe,
 }
 
@@ -37,6 +39,7 @@ struct State {
     ports: BTreeMap<String, PortSpec>,
     plan: Option<SecurityPlan>,
     members: BTreeMap<String, Vec<Member>>,
+    routers: BTreeMap<String, RouterSpec>,
     fail_observe: bool,
 }
 
@@ -77,6 +80,16 @@ impl FakeNetDriver {
             .get(group_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The routing domain as last ensured, if it exists.
+    pub fn router(&self, key: &str) -> Option<RouterSpec> {
+        self.lock().routers.get(key).cloned()
+    }
+
+    /// Deletes a routing domain behind the reconciler's back.
+    pub fn forget_router(&self, key: &str) {
+        self.lock().routers.remove(key);
     }
 
     /// Deletes a port behind the reconciler's back, as an operator might.
@@ -199,6 +212,44 @@ impl NetDriver for FakeNetDriver {
         Ok(())
     }
 
+    async fn ensure_router(&self, router: &RouterSpec) -> NetResult<()> {
+        crate::validate_router(router)?;
+        let mut s = self.lock();
+        s.calls.push(Call::EnsureRouter(router.key.clone()));
+        if let Some(l) = router
+            .links
+            .iter()
+            .find(|l| !s.networks.contains_key(&l.network_id))
+        {
+            return Err(NetError::Failed(format!(
+                "router {}: the bridge of network {} does not exist",
+                router.key, l.network_id
+            )));
+        }
+        // A network is in one domain: take it from any other.
+        for other in s.routers.values_mut() {
+            if other.key != router.key {
+                other
+                    .links
+                    .retain(|l| !router.links.iter().any(|m| m.network_id == l.network_id));
+            }
+        }
+        s.routers.insert(router.key.clone(), router.clone());
+        Ok(())
+    }
+
+    fn router_netns(&self, key: &str) -> Option<std::path::PathBuf> {
+        Some(std::path::Path::new("/fake/routers").join(key))
+    }
+
+    async fn remove_router(&self, key: &str) -> NetResult<()> {
+        crate::validate_router_key(key)?;
+        let mut s = self.lock();
+        s.calls.push(Call::RemoveRouter(key.into()));
+        s.routers.remove(key);
+        Ok(())
+    }
+
     async fn observe(&self) -> NetResult<Observed> {
         let mut s = self.lock();
         s.calls.push(Call::Observe);
@@ -228,6 +279,32 @@ impl NetDriver for FakeNetDriver {
                         .contains_key(&p.network_id)
                         .then(|| p.network_id.clone()),
                     up: true,
+                })
+                .collect(),
+            routers: s
+                .routers
+                .values()
+                .map(|r| ObservedRouter {
+                    key: r.key.clone(),
+                    netns: std::path::Path::new("/fake/routers").join(&r.key),
+                    links: r
+                        .links
+                        .iter()
+                        .map(|l| ObservedRouterLink {
+                            network_id: l.network_id.clone(),
+                            ifname: crate::router_link_ifname(&l.network_id),
+                            addresses: l.gateways.clone(),
+                            attached: s.networks.contains_key(&l.network_id),
+                        })
+                        .collect(),
+                    external: r.external.as_ref().map(|e| {
+                        let mut a = vec![e.address];
+                        a.extend(e.floating.iter().map(|f| Ipv4Cidr {
+                            addr: f.public,
+                            prefix: 32,
+                        }));
+                        a
+                    }),
                 })
                 .collect(),
             security_table: s.plan.is_some(),

@@ -29,6 +29,7 @@ pub mod nft;
 pub mod node;
 mod ns;
 pub mod plug;
+pub mod router;
 pub mod services;
 pub mod testing;
 
@@ -191,11 +192,79 @@ pub struct ObservedPort {
     pub up: bool,
 }
 
+/// A routing domain as the node must have it: one network namespace
+/// holding the gateway addresses of its networks (a Neutron router's, or a
+/// network's implicit one), with its own routing table and conntrack, so
+/// networks of different domains may overlap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterSpec {
+    /// The router's id, or `net:<network id>` for a network's implicit
+    /// domain; names the namespace file ([`router_netns`]).
+    pub key: String,
+    /// The networks it is the gateway of (each network in one domain).
+    pub links: Vec<RouterLink>,
+    /// Its leg on the operator's external network, if it has a gateway.
+    pub external: Option<ExternalGateway>,
+}
+
+/// A router's interface on a network: a veth from the network's bridge to
+/// the router namespace, holding the network's subnets' gateways.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterLink {
+    pub network_id: String,
+    /// Gateway addresses with their subnets' prefix lengths.
+    pub gateways: Vec<Ipv4Cidr>,
+}
+
+/// A router's external leg: its address (the SNAT source of its networks),
+/// the external network's gateway, and the floating addresses it
+/// translates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalGateway {
+    /// The router's address with the external subnet's prefix length.
+    pub address: Ipv4Cidr,
+    /// The external subnet's gateway: the router's default route.
+    pub gateway: Option<Ipv4Addr>,
+    pub floating: Vec<FloatingAddress>,
+}
+
+/// A floating (elastic) address: public ↔ fixed, DNAT one way, SNAT the
+/// other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FloatingAddress {
+    pub public: Ipv4Addr,
+    pub fixed: Ipv4Addr,
+}
+
+/// A router namespace found on the node, with what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedRouter {
+    pub key: String,
+    pub netns: std::path::PathBuf,
+    /// Its interfaces on networks, found inside its namespace.
+    pub links: Vec<ObservedRouterLink>,
+    /// The addresses of its external leg, if it has one.
+    pub external: Option<Vec<Ipv4Cidr>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedRouterLink {
+    pub network_id: String,
+    /// The interface inside the router namespace.
+    pub ifname: String,
+    pub addresses: Vec<Ipv4Cidr>,
+    /// Whether its other end is on the network's bridge (a bridge deleted
+    /// by hand and made anew has lost it).
+    pub attached: bool,
+}
+
 /// What a node has of nuage's network data plane.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observed {
     pub networks: Vec<ObservedNetwork>,
     pub ports: Vec<ObservedPort>,
+    /// Router namespaces (empty when the driver has no routers directory).
+    pub routers: Vec<ObservedRouter>,
     /// Whether the `inet nuage` nftables table exists.
     pub security_table: bool,
 }
@@ -255,6 +324,25 @@ pub trait NetDriver: Send + Sync + 'static {
     /// force.
     async fn set_group_members(&self, group_id: &str, members: &[Member]) -> NetResult<()>;
 
+    /// Makes the routing domain exist as specified: its namespace (IPv4
+    /// forwarding on inside it only, the metadata address on its `lo`), a
+    /// link to each network's bridge (which must exist) holding exactly its
+    /// gateways, the external leg and its NAT table; links it no longer
+    /// lists are removed, and a network's link of another domain is taken
+    /// over (a network is in one domain).
+    async fn ensure_router(&self, router: &RouterSpec) -> NetResult<()>;
+
+    /// Makes nothing of the domain remain: its links and its namespace.
+    async fn remove_router(&self, key: &str) -> NetResult<()>;
+
+    /// The namespace file of a routing domain (made by `ensure_router`),
+    /// where the instance services listen; `None` if this driver keeps
+    /// no routers.
+    fn router_netns(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
+
     /// What the node has now.
     async fn observe(&self) -> NetResult<Observed>;
 }
@@ -286,6 +374,84 @@ pub fn port_ifname(port_id: &str) -> String {
 /// The VLAN subinterface of the trunk joining a VLAN network's bridge.
 pub fn vlan_ifname(network_id: &str) -> String {
     derived_name("nl-", network_id)
+}
+
+/// The namespace file of a routing domain under the driver's routers
+/// directory: the key itself (ids and `net:` hold no `/`).
+pub fn router_netns(dir: &std::path::Path, key: &str) -> std::path::PathBuf {
+    dir.join(key)
+}
+
+/// A router's interface on a network, inside its namespace (what
+/// [`services::ServiceLink::ifname`] names).
+pub fn router_link_ifname(network_id: &str) -> String {
+    derived_name("rn-", network_id)
+}
+
+/// The end of a router's link on the network's bridge, in the node's
+/// namespace.
+pub fn router_port_ifname(key: &str, network_id: &str) -> String {
+    derived_name("nr-", &format!("{key}/{network_id}"))
+}
+
+/// A router's external leg inside its namespace.
+pub fn router_external_ifname(key: &str) -> String {
+    derived_name("rg-", key)
+}
+
+/// The end of a router's external leg on the external bridge.
+pub fn router_uplink_ifname(key: &str) -> String {
+    derived_name("ng-", key)
+}
+
+/// The first three bytes of every router interface's MAC on a network:
+/// how the security table tells the router's traffic from instances'
+/// (instances send only from their own MAC, ADR 20).
+pub const ROUTER_MAC_PREFIX: [u8; 3] = [0x02, 0x6e, 0x75];
+
+/// The MAC of a router's interface on a network (one router per bridge,
+/// so 24 bits of hash cannot collide with another router's there).
+pub fn router_mac(network_id: &str) -> Mac {
+    let h = nuage_driver::derived_ifname("", network_id);
+    let b = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0);
+    let p = ROUTER_MAC_PREFIX;
+    Mac([p[0], p[1], p[2], b(0), b(2), b(4)])
+}
+
+/// A routing domain's key: an id, or `net:` and a network id.
+pub(crate) fn validate_router_key(key: &str) -> NetResult<()> {
+    validate_id("router", key.strip_prefix("net:").unwrap_or(key))
+}
+
+pub(crate) fn validate_router(r: &RouterSpec) -> NetResult<()> {
+    validate_router_key(&r.key)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for l in &r.links {
+        validate_id("network", &l.network_id)?;
+        if !seen.insert(&l.network_id) {
+            return Err(NetError::Invalid(format!(
+                "router {}: network {} is linked twice",
+                r.key, l.network_id
+            )));
+        }
+        for g in &l.gateways {
+            if g.prefix == 0 || g.prefix > 30 {
+                return Err(NetError::Invalid(format!(
+                    "router {}: gateway {g} must have a prefix length of 1..=30",
+                    r.key
+                )));
+            }
+        }
+    }
+    if let Some(e) = &r.external {
+        if e.address.prefix == 0 || e.address.prefix > 32 {
+            return Err(NetError::Invalid(format!(
+                "router {}: external address {} has no usable prefix",
+                r.key, e.address
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Ids name chains, sets and interface aliases: ASCII letters, digits, `_`,

@@ -24,9 +24,9 @@ use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVlan, RouteMessage
 
 use crate::ns::{connect, enter, on_thread, open};
 use crate::{
-    alias, bridge_name, port_ifname, validate_id, validate_network, validate_port, vlan_ifname,
-    Ipv4Cidr, Member, NetDriver, NetError, NetResult, NetworkSpec, Observed, ObservedNetwork,
-    ObservedPort, PortSpec, SecurityPlan,
+    alias, bridge_name, port_ifname, validate_id, validate_network, validate_port, validate_router,
+    validate_router_key, vlan_ifname, Ipv4Cidr, Member, NetDriver, NetError, NetResult,
+    NetworkSpec, Observed, ObservedNetwork, ObservedPort, PortSpec, RouterSpec, SecurityPlan,
 };
 
 /// Where the Linux driver works.
@@ -46,6 +46,12 @@ pub struct LinuxConfig {
     /// next change replaces the whole table again, which also repairs a
     /// rule changed by hand. `None`: 5 minutes. Zero: always whole.
     pub security_full_every: Option<Duration>,
+    /// Where routing domains' namespaces are kept (`DATA_DIR/network/routers`);
+    /// routers are refused without one.
+    pub routers_dir: Option<PathBuf>,
+    /// The operator's external network; routers with an external gateway
+    /// are refused without one, and nothing of the host is touched.
+    pub external: Option<crate::router::ExternalBridge>,
 }
 
 /// What this driver last put in force, for incremental changes.
@@ -77,6 +83,14 @@ impl LinuxNetDriver {
         &self.config
     }
 
+    fn routers_dir(&self, key: &str) -> NetResult<PathBuf> {
+        self.config.routers_dir.clone().ok_or_else(|| {
+            NetError::Invalid(format!(
+                "router {key}: this driver has no directory for router namespaces"
+            ))
+        })
+    }
+
     fn nft_program(&self) -> PathBuf {
         self.config.nft.clone().unwrap_or_else(|| "nft".into())
     }
@@ -96,7 +110,7 @@ impl LinuxNetDriver {
 }
 
 /// The errno of a netlink refusal, positive.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
+pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
         _ => None,
@@ -104,16 +118,16 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
 }
 
 const ENODEV: i32 = 19;
-const EADDRNOTAVAIL: i32 = 99;
+pub(crate) const EADDRNOTAVAIL: i32 = 99;
 const EEXIST: i32 = 17;
 const EOPNOTSUPP: i32 = 95;
 
-fn nl(context: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) -> NetError {
+pub(crate) fn nl(context: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) -> NetError {
     move |e| NetError::failed(context, e)
 }
 
 /// The link named `name`, or `None` when the kernel says there is none.
-async fn link_by_name(h: &Handle, name: &str) -> NetResult<Option<LinkMessage>> {
+pub(crate) async fn link_by_name(h: &Handle, name: &str) -> NetResult<Option<LinkMessage>> {
     match h
         .link()
         .get()
@@ -128,7 +142,7 @@ async fn link_by_name(h: &Handle, name: &str) -> NetResult<Option<LinkMessage>> 
     }
 }
 
-async fn all_links(h: &Handle) -> NetResult<Vec<LinkMessage>> {
+pub(crate) async fn all_links(h: &Handle) -> NetResult<Vec<LinkMessage>> {
     h.link()
         .get()
         .execute()
@@ -137,7 +151,10 @@ async fn all_links(h: &Handle) -> NetResult<Vec<LinkMessage>> {
         .map_err(nl("listing links"))
 }
 
-async fn ipv4_addresses(h: &Handle, index: Option<u32>) -> NetResult<Vec<AddressMessage>> {
+pub(crate) async fn ipv4_addresses(
+    h: &Handle,
+    index: Option<u32>,
+) -> NetResult<Vec<AddressMessage>> {
     let mut req = h.address().get();
     if let Some(i) = index {
         req = req.set_link_index_filter(i);
@@ -153,7 +170,7 @@ async fn ipv4_addresses(h: &Handle, index: Option<u32>) -> NetResult<Vec<Address
         .collect())
 }
 
-fn address_of(a: &AddressMessage) -> Option<Ipv4Cidr> {
+pub(crate) fn address_of(a: &AddressMessage) -> Option<Ipv4Cidr> {
     a.attributes.iter().find_map(|at| match at {
         AddressAttribute::Local(IpAddr::V4(v)) => Some(Ipv4Cidr {
             addr: *v,
@@ -163,14 +180,14 @@ fn address_of(a: &AddressMessage) -> Option<Ipv4Cidr> {
     })
 }
 
-fn link_alias(l: &LinkMessage) -> Option<&str> {
+pub(crate) fn link_alias(l: &LinkMessage) -> Option<&str> {
     l.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfAlias(s) => Some(s.as_str()),
         _ => None,
     })
 }
 
-fn link_name(l: &LinkMessage) -> &str {
+pub(crate) fn link_name(l: &LinkMessage) -> &str {
     l.attributes
         .iter()
         .find_map(|a| match a {
@@ -187,7 +204,7 @@ fn link_controller(l: &LinkMessage) -> Option<u32> {
     })
 }
 
-fn link_peer(l: &LinkMessage) -> Option<u32> {
+pub(crate) fn link_peer(l: &LinkMessage) -> Option<u32> {
     l.attributes.iter().find_map(|a| match a {
         LinkAttribute::Link(i) => Some(*i),
         _ => None,
@@ -246,7 +263,7 @@ async fn own_and_up(h: &Handle, index: u32, owner: &str, controller: Option<u32>
 
 /// Deletes the link `name` if there is one, refusing one that belongs to
 /// another owner than `owner` (see [`check_owner`]).
-async fn delete_link(h: &Handle, name: &str, owner: &str) -> NetResult<()> {
+pub(crate) async fn delete_link(h: &Handle, name: &str, owner: &str) -> NetResult<()> {
     let Some(l) = link_by_name(h, name).await? else {
         return Ok(());
     };
@@ -519,7 +536,13 @@ async fn address_and_route(h: &Handle, idx: u32, port: &PortSpec, fresh: bool) -
     Ok(())
 }
 
-async fn observe_in(h: Handle) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedPort>)> {
+/// Router links' ends in the node's namespace that are on a nuage bridge:
+/// (router key, network).
+type AttachedRouterLinks = BTreeSet<(String, String)>;
+
+async fn observe_in(
+    h: Handle,
+) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedPort>, AttachedRouterLinks)> {
     let links = all_links(&h).await?;
     let addresses = ipv4_addresses(&h, None).await?;
     let mut networks = Vec::new();
@@ -541,10 +564,17 @@ async fn observe_in(h: Handle) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedP
         }
     }
     let mut ports = Vec::new();
+    let mut attached = BTreeSet::new();
     for l in &links {
         let Some(a) = link_alias(l) else { continue };
         let on = link_controller(l).and_then(|c| bridge_of.get(&c).copied());
-        if let Some(id) = a.strip_prefix("nuage:port:") {
+        if let Some(kn) = a.strip_prefix("nuage:rlink:") {
+            if let (Some((k, n)), Some(b)) = (kn.rsplit_once('/'), on) {
+                if networks[b].id == n {
+                    attached.insert((k.to_string(), n.to_string()));
+                }
+            }
+        } else if let Some(id) = a.strip_prefix("nuage:port:") {
             ports.push(ObservedPort {
                 id: id.to_string(),
                 host_ifname: link_name(l).to_string(),
@@ -557,7 +587,7 @@ async fn observe_in(h: Handle) -> NetResult<(Vec<ObservedNetwork>, Vec<ObservedP
             }
         }
     }
-    Ok((networks, ports))
+    Ok((networks, ports, attached))
 }
 
 #[async_trait::async_trait]
@@ -687,8 +717,41 @@ impl NetDriver for LinuxNetDriver {
         Ok(())
     }
 
+    async fn ensure_router(&self, router: &RouterSpec) -> NetResult<()> {
+        validate_router(router)?;
+        let dir = self.routers_dir(&router.key)?;
+        crate::router::ensure_router(
+            self.config.host_netns.clone(),
+            dir,
+            self.config.external.clone(),
+            self.nft_program(),
+            router.clone(),
+        )
+        .await
+    }
+
+    fn router_netns(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.config.routers_dir.as_ref()?;
+        Some(crate::router_netns(dir, key))
+    }
+
+    async fn remove_router(&self, key: &str) -> NetResult<()> {
+        validate_router_key(key)?;
+        let dir = self.routers_dir(key)?;
+        crate::router::remove_router(dir, key.to_string()).await
+    }
+
     async fn observe(&self) -> NetResult<Observed> {
-        let (networks, ports) = self.host(observe_in).await?;
+        let (networks, ports, attached) = self.host(observe_in).await?;
+        let mut routers = match &self.config.routers_dir {
+            Some(d) => crate::router::observe_routers(d.clone()).await?,
+            None => Vec::new(),
+        };
+        for r in &mut routers {
+            for l in &mut r.links {
+                l.attached = attached.contains(&(r.key.clone(), l.network_id.clone()));
+            }
+        }
         let security_table =
             crate::nft::table_exists(self.config.host_netns.clone(), self.nft_program()).await?;
         if !security_table {
@@ -699,6 +762,7 @@ impl NetDriver for LinuxNetDriver {
         Ok(Observed {
             networks,
             ports,
+            routers,
             security_table,
         })
     }

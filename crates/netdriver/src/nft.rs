@@ -194,6 +194,18 @@ fn pair(network_id: &str, ip: Ipv4Addr) -> Value {
     json!({ "concat": [bridge_name(network_id), ip.to_string()] })
 }
 
+/// The first three bytes of a frame's Ethernet source or destination
+/// (br_netfilter keeps the bridged frame's link-layer header).
+fn router_mac_of(field: &str) -> Value {
+    let offset = if field == "saddr" { 48 } else { 0 };
+    json!({ "payload": { "base": "ll", "offset": offset, "len": 24 } })
+}
+
+fn router_mac_prefix() -> Value {
+    let p = crate::ROUTER_MAC_PREFIX;
+    json!((u32::from(p[0]) << 16) | (u32::from(p[1]) << 8) | u32::from(p[2]))
+}
+
 fn validate_ifname(port: &SgPort) -> NetResult<()> {
     let n = &port.host_ifname;
     if n.is_empty()
@@ -546,6 +558,15 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
             json!({ "vmap": { "key": { "concat": [meta("iifname"), payload("ip", "saddr")] }, "data": "@egress" } }),
         ],
     ));
+    // From a router (its MAC, which no instance may send from): to the
+    // destination port's ingress rules.
+    cmds.push(rule(
+        "forward",
+        vec![
+            eq(router_mac_of("saddr"), router_mac_prefix()),
+            to("goto", "to-port"),
+        ],
+    ));
     cmds.push(rule(
         "forward",
         vec![
@@ -558,6 +579,15 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
         "to-port",
         vec![
             json!({ "vmap": { "key": { "concat": [meta("oifname"), payload("ip", "daddr")] }, "data": "@ingress" } }),
+        ],
+    ));
+    // To a router (the gateway, metadata, DNS, beyond): the sender's
+    // egress rules passed.
+    cmds.push(rule(
+        "to-port",
+        vec![
+            eq(router_mac_of("daddr"), router_mac_prefix()),
+            verdict("accept"),
         ],
     ));
     cmds.push(rule(
@@ -769,6 +799,14 @@ fn run_nft(program: &PathBuf, args: &[&str], input: Option<&[u8]>) -> NetResult<
         )));
     }
     Ok(out.stdout)
+}
+
+/// Hands a batch to `nft -j -f -` from the calling thread, whose
+/// namespace the child inherits.
+pub(crate) fn run_nft_batch(program: &PathBuf, batch: &Value) -> NetResult<()> {
+    let input =
+        serde_json::to_vec(batch).map_err(|e| NetError::failed("encoding the ruleset", e))?;
+    run_nft(program, &["-j", "-f", "-"], Some(&input)).map(drop)
 }
 
 /// Hands a batch to `nft -j -f -` from a thread inside the node's

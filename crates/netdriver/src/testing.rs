@@ -40,6 +40,19 @@ pub(crate) fn new_netns_at(path: &Path) -> io::Result<()> {
     })
 }
 
+/// Runs `f` on a thread inside the namespace kept at `path` (one the test
+/// does not own, such as a router's): sockets it opens belong there.
+pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> io::Result<T> {
+            enter(path).map_err(io_err)?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| io::Error::other("thread in the namespace panicked"))?
+    })
+}
+
 /// A network namespace kept by a bind mount at [`NetNs::path`].
 #[derive(Debug)]
 pub struct NetNs {
@@ -111,14 +124,7 @@ impl NetNs {
     /// Runs `f` on a thread inside the namespace: sockets it opens and
     /// processes it spawns belong to the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> io::Result<T> {
-        std::thread::scope(|s| {
-            s.spawn(|| -> io::Result<T> {
-                enter(&self.path).map_err(io_err)?;
-                Ok(f())
-            })
-            .join()
-            .map_err(|_| io::Error::other("thread in the namespace panicked"))?
-        })
+        run_in(&self.path, f)
     }
 
     /// Runs a program inside the namespace and returns its output.

@@ -37,9 +37,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use nuage_netdriver::plug::PlugGate;
+use nuage_netdriver::services::RouterDomain;
 use nuage_netdriver::{
-    Ipv4Cidr, Mac, NetDriver, NetError, NetworkSpec, PortRange, Remote, SecurityPlan, SgPort,
-    SgRule,
+    Ipv4Cidr, Mac, NetDriver, NetError, NetworkSpec, PortRange, Remote, RouterSpec, SecurityPlan,
+    SgPort, SgRule,
 };
 use nuage_runtime::{Action, Controller, Handle, Reconciler, Stats};
 use nuage_store::{Db, StoreError};
@@ -53,6 +54,9 @@ use crate::REVISION_AREA;
 pub enum AgentKey {
     Network(String),
     Security,
+    /// Every routing domain (router namespaces), in one pass so a network
+    /// moves between domains consistently ([`crate::domains`]).
+    Routers,
     Orphans,
 }
 
@@ -115,6 +119,14 @@ struct Inner {
     gate: PlugGate,
     config: AgentConfig,
     handle: OnceLock<Handle<AgentKey>>,
+    routers: RouterState,
+}
+
+/// The routing domains: what was last ensured (to skip an unchanged
+/// domain between resyncs) and what the instance services are told.
+struct RouterState {
+    applied: tokio::sync::Mutex<BTreeMap<String, (RouterSpec, std::time::Instant)>>,
+    published: tokio::sync::watch::Sender<Vec<RouterDomain>>,
 }
 
 impl std::fmt::Debug for NetworkAgent {
@@ -136,6 +148,10 @@ impl NetworkAgent {
                 gate,
                 config,
                 handle: OnceLock::new(),
+                routers: RouterState {
+                    applied: Default::default(),
+                    published: tokio::sync::watch::channel(Vec::new()).0,
+                },
             }),
         }
     }
@@ -176,6 +192,12 @@ impl NetworkAgent {
         }
     }
 
+    /// The routing domains in force, for the instance services (metadata,
+    /// DNS) that listen inside them; updated after each routers pass.
+    pub fn router_domains(&self) -> tokio::sync::watch::Receiver<Vec<RouterDomain>> {
+        self.inner.routers.published.subscribe()
+    }
+
     /// Reconcile statistics, for `/metrics` and tests.
     pub fn stats(&self) -> Option<Stats> {
         self.inner.handle.get().map(|h| h.stats())
@@ -184,7 +206,7 @@ impl NetworkAgent {
     /// Every key that may need work.
     async fn keys(&self) -> Result<Vec<AgentKey>, AgentError> {
         let mut c = self.reader().await?;
-        let mut keys = vec![AgentKey::Orphans, AgentKey::Security];
+        let mut keys = vec![AgentKey::Orphans, AgentKey::Security, AgentKey::Routers];
         keys.extend(
             repo::networks_with_instance_ports(&mut c)
                 .await?
@@ -240,14 +262,10 @@ impl NetworkAgent {
         })
         .await
         .map_err(driver(format!("making the bridge of network {id}")))?;
+        // The subnets' gateways live in the network's routing domain
+        // (`AgentKey::Routers`), not on the bridge.
         let mut observed = vec![(Observable::Network, net.id.clone(), net.generation)];
         for s in &subnets {
-            if let Some(gw) = &s.gateway_ip {
-                let address = gateway(&s.cidr, gw)?;
-                d.ensure_gateway(id, address)
-                    .await
-                    .map_err(driver(format!("putting gateway {address} on network {id}")))?;
-            }
             observed.push((Observable::Subnet, s.id.clone(), s.generation));
         }
         self.observed(observed).await?;
@@ -290,16 +308,9 @@ impl NetworkAgent {
             .await?
             .into_iter()
             .collect();
-        let mut gateways: BTreeMap<String, BTreeSet<Ipv4Cidr>> = BTreeMap::new();
-        for (net, cidr, gw) in repo::subnet_gateways(&mut c).await? {
-            if networks.contains(&net) {
-                gateways
-                    .entry(net)
-                    .or_default()
-                    .insert(gateway(&cidr, &gw)?);
-            }
-        }
+        let domains = crate::domains::read(&mut c).await?;
         drop(c);
+        self.router_orphans(&o, &domains.routers).await?;
         if !o.security_table {
             // Gone (deleted by hand, or never applied): the driver now
             // applies the next plan whole; ask for it now.
@@ -321,17 +332,134 @@ impl NetworkAgent {
                     .map_err(driver(format!("removing network {}", n.id)))?;
                 continue;
             }
-            let wanted = gateways.get(&n.id);
+            // Gateways live in routing domains: an address on a bridge is
+            // a leftover (of a version that put them there, or by hand).
             for a in &n.addresses {
-                if !wanted.is_some_and(|w| w.contains(a)) {
-                    tracing::info!(network = %n.id, address = %a, "removing an address that is no gateway");
-                    d.remove_gateway(&n.id, *a)
-                        .await
-                        .map_err(driver(format!("removing address {a} of network {}", n.id)))?;
-                }
+                tracing::info!(network = %n.id, address = %a, "removing an address from a bridge");
+                d.remove_gateway(&n.id, *a)
+                    .await
+                    .map_err(driver(format!("removing address {a} of network {}", n.id)))?;
             }
         }
         Ok(Action::Done)
+    }
+}
+
+/// Routing domains (ADR 22): kept apart from the other keys.
+impl NetworkAgent {
+    /// Ensures every routing domain the store implies and publishes them
+    /// to the instance services. An unchanged domain is not ensured again
+    /// until `resync_every` has passed (or the orphan pass saw it differ),
+    /// so a launch does not re-check every router of the node. One failing
+    /// domain does not hold the others back; the pass then fails and is
+    /// retried, recording nothing.
+    async fn routers(&self) -> Result<Action, AgentError> {
+        let d = &self.inner.driver;
+        let mut c = self.reader().await?;
+        let desired = crate::domains::read(&mut c).await?;
+        drop(c);
+        let resync = self.inner.config.resync_every;
+        let mut applied = self.inner.routers.applied.lock().await;
+        let mut failed = None;
+        let mut published = Vec::new();
+        for spec in &desired.routers {
+            let fresh = applied
+                .get(&spec.key)
+                .is_some_and(|(s, t)| s == spec && t.elapsed() < resync);
+            if !fresh {
+                // The bridges first (the `Network` keys may not have run
+                // yet for a new network): idempotent, about 1 ms each.
+                let mut made = Ok(());
+                for l in &spec.links {
+                    let vlan = desired.vlans.get(&l.network_id).copied().flatten();
+                    made = d
+                        .ensure_network(&NetworkSpec {
+                            id: l.network_id.clone(),
+                            vlan,
+                        })
+                        .await;
+                    if made.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = match made {
+                    Ok(()) => d.ensure_router(spec).await,
+                    Err(e) => Err(e),
+                } {
+                    applied.remove(&spec.key);
+                    tracing::warn!(router = %spec.key, "routing domain not applied: {e}");
+                    failed.get_or_insert(AgentError::Driver {
+                        doing: format!("making routing domain {}", spec.key),
+                        source: e,
+                    });
+                    continue;
+                }
+                applied.insert(spec.key.clone(), (spec.clone(), std::time::Instant::now()));
+            }
+            if let Some(ns) = d.router_netns(&spec.key) {
+                published.push(crate::domains::service_view(spec, ns));
+            }
+        }
+        applied.retain(|k, _| desired.routers.iter().any(|r| &r.key == k));
+        drop(applied);
+        self.inner.routers.published.send_if_modified(|v| {
+            let changed = *v != published;
+            if changed {
+                *v = published;
+            }
+            changed
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.observed(desired.observed).await?;
+        Ok(Action::Done)
+    }
+
+    /// The orphan pass's part for routing domains: a namespace no domain
+    /// owns is removed; one that differs from what was last applied (a
+    /// link or address deleted by hand) or is missing is applied again now.
+    async fn router_orphans(
+        &self,
+        o: &nuage_netdriver::Observed,
+        desired: &[RouterSpec],
+    ) -> Result<(), AgentError> {
+        let want: BTreeMap<&str, &RouterSpec> =
+            desired.iter().map(|r| (r.key.as_str(), r)).collect();
+        let mut stale = false;
+        {
+            let mut applied = self.inner.routers.applied.lock().await;
+            for r in &o.routers {
+                match want.get(r.key.as_str()) {
+                    None => {
+                        tracing::info!(router = %r.key, "removing a routing domain nothing owns");
+                        self.inner
+                            .driver
+                            .remove_router(&r.key)
+                            .await
+                            .map_err(driver(format!("removing routing domain {}", r.key)))?;
+                        applied.remove(&r.key);
+                    }
+                    Some(spec) if !crate::domains::as_wanted(r, spec) => {
+                        applied.remove(&r.key);
+                        stale = true;
+                    }
+                    Some(_) => {}
+                }
+            }
+            for k in want.keys() {
+                if !o.routers.iter().any(|r| r.key == *k) {
+                    applied.remove(*k);
+                    stale = true;
+                }
+            }
+        }
+        if stale {
+            if let Some(h) = self.inner.handle.get() {
+                h.trigger(AgentKey::Routers);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -348,24 +476,10 @@ impl Reconciler for AgentReconciler {
         match key {
             AgentKey::Network(id) => self.agent.network(id).await,
             AgentKey::Security => self.agent.security().await,
+            AgentKey::Routers => self.agent.routers().await,
             AgentKey::Orphans => self.agent.orphans().await,
         }
     }
-}
-
-/// A subnet's gateway as an interface address: the gateway with the
-/// subnet's prefix length.
-fn gateway(cidr: &str, gw: &str) -> Result<Ipv4Cidr, AgentError> {
-    let net: Ipv4Cidr = cidr
-        .parse()
-        .map_err(|e| AgentError::Invalid(format!("subnet {cidr}: {e}")))?;
-    let addr: Ipv4Addr = gw
-        .parse()
-        .map_err(|_| AgentError::Invalid(format!("gateway {gw:?} of {cidr} is not IPv4")))?;
-    Ok(Ipv4Cidr {
-        addr,
-        prefix: net.prefix,
-    })
 }
 
 /// The security plan for the node's instance ports: each port with its
@@ -614,14 +728,5 @@ mod tests {
                 (Observable::SecurityGroup, "sg-web".to_string(), 3),
             ]
         );
-    }
-
-    #[test]
-    fn gateway_takes_the_subnet_prefix() {
-        assert_eq!(
-            gateway("10.0.0.0/16", "10.0.0.1").expect("gw").to_string(),
-            "10.0.0.1/16"
-        );
-        assert!(gateway("10.0.0.0/16", "x").is_err());
     }
 }

@@ -15,7 +15,9 @@
 
 pub mod agent;
 pub mod cidr;
+pub mod domains;
 mod error;
+mod external;
 pub mod ipam;
 mod lookup;
 mod networks;
@@ -34,6 +36,7 @@ use nuage_model::identity::Principal;
 use nuage_store::{now_ms, Db, StoreError, Tx};
 
 pub use error::{NetworkError, NetworkResult, Resource};
+pub use external::ExternalNetworkConfig;
 pub use nics::PortWiring;
 pub use security::MAX_RULES_PER_GROUP;
 
@@ -77,6 +80,10 @@ struct Inner {
     db: Db,
     identity: Identity,
     config: NetworkConfig,
+    /// The operator's external network, once
+    /// [`NetworkService::ensure_external_network`] made it: each project's
+    /// default network then gets a default router with its gateway there.
+    default_external: std::sync::OnceLock<String>,
 }
 
 impl NetworkService {
@@ -102,6 +109,7 @@ impl NetworkService {
                 db,
                 identity,
                 config,
+                default_external: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -22,14 +22,14 @@ const MAX_POOLS: usize = 16;
 const MAX_DNS: usize = 5;
 
 /// A subnet request checked against its CIDR, ready to insert.
-struct Plan {
+pub(crate) struct Plan {
     cidr: Cidr,
     gateway: Option<u32>,
     pools: Vec<Range>,
     dns: Vec<String>,
 }
 
-fn plan_subnet(req: &NewSubnet) -> NetworkResult<Plan> {
+pub(crate) fn plan_subnet(req: &NewSubnet) -> NetworkResult<Plan> {
     let invalid_cidr = |reason| NetworkError::InvalidCidr {
         cidr: req.cidr.clone(),
         reason,
@@ -128,7 +128,7 @@ fn pool_json(r: Range) -> Pool {
 /// Inserts a planned subnet into `network` after the overlap check; the
 /// network's row is locked first, so two subnets of one network are
 /// checked one after the other.
-async fn insert_planned(
+pub(crate) async fn insert_planned(
     c: &mut AnyConnection,
     network: &Network,
     name: &str,
@@ -389,6 +389,9 @@ impl NetworkService {
                     && repo::sg_by_name(&mut c, &project, DEFAULT_NAME)
                         .await?
                         .is_some()
+                    && (self.inner.default_external.get().is_none()
+                        || repo::router_named(&mut c, &project, DEFAULT_NAME).await?
+                        || repo::network_has_router(&mut c, &n.id).await?)
                 {
                     return Ok(n);
                 }
@@ -449,6 +452,12 @@ impl NetworkService {
             insert_planned(tx, &n, DEFAULT_NAME, &plan).await?;
             Db::bump_revision(tx, REVISION_AREA).await?;
             tracing::info!(project, network = %n.id, cidr = %plan.cidr, "default network created");
+        }
+        if let Some(ext) = self.inner.default_external.get() {
+            let n = repo::get_network(tx, &n.id)
+                .await?
+                .ok_or_else(|| NetworkError::not_found(Resource::Network, &n.id))?;
+            crate::external::ensure_default_router(tx, project, &n, ext).await?;
         }
         repo::get_network(tx, &n.id)
             .await?

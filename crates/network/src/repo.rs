@@ -1170,6 +1170,19 @@ pub async fn networks_with_instance_ports(c: &mut C) -> StoreResult<Vec<String>>
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
+/// The VLAN ids of the networks that hold an instance port (what a
+/// bridge needs besides its id).
+pub async fn vlans_of_instance_networks(c: &mut C) -> StoreResult<Vec<(String, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT n.id, n.vlan_id FROM networks n WHERE EXISTS \
+         (SELECT 1 FROM ports p WHERE p.network_id = n.id AND p.device_owner = $1) \
+         ORDER BY n.id",
+    )
+    .bind(device_owner::INSTANCE)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
 /// Whether the network holds an instance port.
 pub async fn has_instance_ports(c: &mut C, network: &str) -> StoreResult<bool> {
     let row: Option<(i64,)> =
@@ -1181,11 +1194,34 @@ pub async fn has_instance_ports(c: &mut C, network: &str) -> StoreResult<bool> {
     Ok(row.is_some())
 }
 
-/// Every subnet's gateway: (network, CIDR, gateway address).
-pub async fn subnet_gateways(c: &mut C) -> StoreResult<Vec<(String, String, String)>> {
+/// Whether the project has a router of this name.
+pub async fn router_named(c: &mut C, project: &str, name: &str) -> StoreResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM routers WHERE project_id = $1 AND name = $2 LIMIT 1")
+            .bind(project)
+            .bind(name)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Whether a router has an interface on the network.
+pub async fn network_has_router(c: &mut C, network: &str) -> StoreResult<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM ports WHERE network_id = $1 AND device_owner = $2 LIMIT 1")
+            .bind(network)
+            .bind(device_owner::ROUTER_INTERFACE)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// Every subnet in brief: (id, network, CIDR, gateway address).
+pub async fn all_subnets_brief(
+    c: &mut C,
+) -> StoreResult<Vec<(String, String, String, Option<String>)>> {
     Ok(sqlx::query_as(
-        "SELECT network_id, cidr, gateway_ip FROM subnets WHERE gateway_ip IS NOT NULL \
-         ORDER BY network_id, first_address",
+        "SELECT id, network_id, cidr, gateway_ip FROM subnets ORDER BY network_id, first_address",
     )
     .fetch_all(&mut *c)
     .await?)
@@ -1232,6 +1268,8 @@ pub enum Observable {
     Subnet,
     Port,
     SecurityGroup,
+    Router,
+    FloatingIp,
 }
 
 /// Records that a node applied the row at `generation`. Never lowers it,
@@ -1248,6 +1286,8 @@ pub async fn set_observed(
         Observable::Subnet => "subnets",
         Observable::Port => "ports",
         Observable::SecurityGroup => "security_groups",
+        Observable::Router => "routers",
+        Observable::FloatingIp => "floating_ips",
     };
     sqlx::query(&format!(
         "UPDATE {table} SET observed_generation = $2 WHERE id = $1 AND observed_generation < $2"

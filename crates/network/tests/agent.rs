@@ -13,7 +13,8 @@ use nuage_model::identity::Principal;
 use nuage_netdriver::fake::FakeNetDriver;
 use nuage_netdriver::plug::NetPlugger;
 use nuage_netdriver::{
-    Ipv4Cidr, Member, NetDriver, NetError, NetResult, NetworkSpec, Observed, PortSpec, SecurityPlan,
+    Ipv4Cidr, Member, NetDriver, NetError, NetResult, NetworkSpec, Observed, PortSpec, RouterSpec,
+    SecurityPlan,
 };
 use nuage_network::agent::{AgentConfig, NetworkAgent};
 use nuage_network::types::{
@@ -207,6 +208,17 @@ async fn hundred_networks_converge_and_orphans_go() {
         })
         .await
         .expect("orphan port");
+        // A routing domain nothing owns (its network has no row).
+        fake.ensure_router(&RouterSpec {
+            key: "rtr-orphan".into(),
+            links: vec![nuage_netdriver::RouterLink {
+                network_id: "vpc-orphan".into(),
+                gateways: vec!["10.0.0.1/24".parse().expect("cidr")],
+            }],
+            external: None,
+        })
+        .await
+        .expect("orphan router");
         let stray: Ipv4Cidr = "192.168.9.1/24".parse().expect("cidr");
         fake.ensure_gateway(&ports[0].network_id, stray)
             .await
@@ -223,7 +235,12 @@ async fn hundred_networks_converge_and_orphans_go() {
             };
             let nets: BTreeSet<String> = o.networks.iter().map(|n| n.id.clone()).collect();
             nets == want_nets
-                && o.networks.iter().all(|n| n.addresses == [gw])
+                && o.networks.iter().all(|n| n.addresses.is_empty())
+                && o.routers.len() == 100
+                && o
+                    .routers
+                    .iter()
+                    .all(|r| r.links.len() == 1 && r.links[0].addresses == [gw])
                 && o.ports.len() == 100
                 && fake.plan().is_some_and(|p| p.ports.len() == 100)
                 && behind(&t, "networks").await == 1 // the idle one
@@ -236,6 +253,16 @@ async fn hundred_networks_converge_and_orphans_go() {
             "{engine}: 100 networks and ports converged in {:?}",
             began.elapsed()
         );
+        assert!(
+            fake.router("rtr-orphan").is_none(),
+            "the orphan domain is gone"
+        );
+        // Every network's implicit domain is published to the services.
+        let domains = agent.router_domains().borrow().clone();
+        assert_eq!(domains.len(), 100);
+        assert!(domains
+            .iter()
+            .all(|d| d.key.starts_with("net:") && d.links.len() == 1));
         let plan = fake.plan().expect("plan");
         assert_eq!(plan.groups.len(), 1, "the project's default group");
         assert!(plan
@@ -290,7 +317,10 @@ async fn hundred_networks_converge_and_orphans_go() {
                 return false;
             };
             let nets: BTreeSet<String> = o.networks.iter().map(|n| n.id.clone()).collect();
-            nets == kept && o.ports.len() == 50
+            nets == kept
+                && o.ports.len() == 50
+                && o.routers.len() == 50
+                && agent.router_domains().borrow().len() == 50
         })
         .await;
         until("the plan drops them", || async {
@@ -366,6 +396,14 @@ impl NetDriver for Flaky {
     async fn set_group_members(&self, g: &str, m: &[Member]) -> NetResult<()> {
         self.check()?;
         self.fake.set_group_members(g, m).await
+    }
+    async fn ensure_router(&self, r: &RouterSpec) -> NetResult<()> {
+        self.check()?;
+        self.fake.ensure_router(r).await
+    }
+    async fn remove_router(&self, key: &str) -> NetResult<()> {
+        self.check()?;
+        self.fake.remove_router(key).await
     }
     async fn observe(&self) -> NetResult<Observed> {
         self.fake.observe().await
@@ -447,6 +485,7 @@ mod linux {
         let inst = NetNs::create(tmp.path(), "i-1").expect("instance namespace");
         let driver = Arc::new(LinuxNetDriver::new(LinuxConfig {
             host_netns: Some(node.path().to_path_buf()),
+            routers_dir: Some(tmp.path().join("routers")),
             ..Default::default()
         }));
         let plugger = NetPlugger::new(driver.clone());
@@ -473,7 +512,9 @@ mod linux {
             };
             o.security_table
                 && o.networks.len() == 1
-                && o.networks[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
+                && o.networks[0].addresses.is_empty()
+                && o.routers.len() == 1
+                && o.routers[0].links[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
                 && behind(&t, "ports").await == 0
         })
         .await;
@@ -495,13 +536,26 @@ mod linux {
         node.delete_link(&bridge_name(&p.network_id))
             .expect("delete the bridge");
         agent.resync();
-        until("the bridge and its gateway are back", || async {
+        until("the bridge and its router link are back", || async {
             driver.observe().await.is_ok_and(|o| {
-                o.networks.len() == 1
-                    && o.networks[0].addresses == ["10.0.0.1/24".parse().expect("cidr")]
+                o.networks.len() == 1 && o.routers.len() == 1 && o.routers[0].links[0].attached
             })
         })
         .await;
+        // The instance's own veth is the plugger's to re-attach (ADR 20).
+        plugger
+            .plug("i-1", inst.path(), &[nic(p, 24, "10.0.0.1")])
+            .await
+            .expect("plug again");
+        assert!(ping_gateway(), "the gateway answers again");
+        let domains = agent.router_domains().borrow().clone();
+        assert_eq!(domains.len(), 1);
+        assert_eq!(domains[0].key, format!("net:{}", p.network_id));
+        assert_eq!(
+            domains[0].links[0].gateway,
+            "10.0.0.1".parse::<std::net::Ipv4Addr>().expect("ip")
+        );
+        assert!(nuage_netdriver::node::is_netns(&domains[0].netns).expect("statfs"));
 
         // The security table deleted by hand is put back whole by the next
         // pass, although the plan did not change.
@@ -526,15 +580,114 @@ mod linux {
             .await
             .expect("delete");
         tx.commit().await.expect("commit");
-        until("port and bridge are gone", || async {
+        until("port, bridge and routing domain are gone", || async {
             node.link_names().is_ok_and(|l| l == ["lo"])
+                && driver.observe().await.is_ok_and(|o| o.routers.is_empty())
         })
         .await;
+        assert!(!domains[0].netns.exists(), "the router namespace is gone");
         assert_eq!(inst.link_names().expect("links"), ["lo"]);
         assert!(!node
             .link_names()
             .expect("links")
             .contains(&bridge_name(&p.network_id)));
+        stop.send(true).expect("stop");
+        run.await.expect("agent ran");
+    }
+}
+
+/// A Neutron router through the agent: its interface takes the network
+/// from its implicit domain, its gateway gives it an external leg, a
+/// floating address appears on it and goes with disassociation, and
+/// removing the interface gives the network back its implicit domain; the
+/// router's and the address's observed generations are recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn routers_and_floating_addresses_follow_the_store() {
+    for engine in ENGINES {
+        let (t, net) = service(engine).await;
+        let fake = Arc::new(FakeNetDriver::new());
+        let plugger = NetPlugger::new(fake.clone());
+        let who = member("proj-r");
+        let ports = network_with_ports(&net, &who, "10.5.0.0/24", 1, "i-r").await;
+        let p = &ports[0];
+        let ext = net
+            .ensure_external_network(
+                "proj-admin",
+                &nuage_network::ExternalNetworkConfig {
+                    name: "external".into(),
+                    cidr: "192.168.100.0/24".into(),
+                    gateway_ip: None,
+                    allocation_pool: None,
+                },
+            )
+            .await
+            .expect("external network");
+        let agent = NetworkAgent::new(t.db.clone(), fake.clone(), plugger.gate(), config());
+        let (stop, run) = start(&agent);
+        let implicit = format!("net:{}", p.network_id);
+        until("the implicit domain", || async {
+            fake.router(&implicit).is_some()
+        })
+        .await;
+
+        let r = net
+            .create_router(
+                &who,
+                nuage_network::types::NewRouter {
+                    name: "r".into(),
+                    external_network_id: Some(ext.id.clone()),
+                },
+            )
+            .await
+            .expect("router");
+        net.add_router_interface(&who, &r.id, &p.fixed_ips[0].subnet_id)
+            .await
+            .expect("interface");
+        let f = net.allocate_floating_ip(&who, None).await.expect("fip");
+        net.associate_floating_ip(&who, &f.id, &p.id, None)
+            .await
+            .expect("associate");
+        let public: std::net::Ipv4Addr = f.floating_ip_address.parse().expect("ip");
+        let fixed: std::net::Ipv4Addr = p.fixed_ips[0].ip_address.parse().expect("ip");
+        until(
+            "the router holds the network and the floating address",
+            || async {
+                let Some(spec) = fake.router(&r.id) else {
+                    return false;
+                };
+                fake.router(&implicit).is_none()
+                    && spec.links.len() == 1
+                    && spec.links[0].gateways == ["10.5.0.1/24".parse().expect("cidr")]
+                    && spec.external.as_ref().is_some_and(|e| {
+                        e.address.prefix == 24
+                            && e.gateway == Some("192.168.100.1".parse().expect("ip"))
+                            && e.floating == [nuage_netdriver::FloatingAddress { public, fixed }]
+                    })
+                    && behind(&t, "routers").await == 0
+                    && behind(&t, "floating_ips").await == 0
+            },
+        )
+        .await;
+        let published = agent.router_domains().borrow().clone();
+        assert_eq!(published.len(), 1, "{engine}");
+        assert_eq!(published[0].key, r.id);
+
+        net.disassociate_floating_ip(&who, &f.id)
+            .await
+            .expect("disassociate");
+        until("the floating address is gone", || async {
+            fake.router(&r.id)
+                .and_then(|s| s.external)
+                .is_some_and(|e| e.floating.is_empty())
+        })
+        .await;
+        net.remove_router_interface(&who, &r.id, &p.fixed_ips[0].subnet_id)
+            .await
+            .expect("remove interface");
+        until("the network is back in its implicit domain", || async {
+            fake.router(&implicit).is_some() && fake.router(&r.id).is_none()
+        })
+        .await;
         stop.send(true).expect("stop");
         run.await.expect("agent ran");
     }

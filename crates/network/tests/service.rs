@@ -1341,3 +1341,102 @@ async fn rules_per_group_are_bounded() {
         );
     }
 }
+
+/// The configured external network is made once however often (and
+/// however concurrently) servers start; from then on each project's
+/// default network gets a `default` router with its gateway there, made
+/// in the same transaction as the network, once; a floating address of
+/// the project's instance port is then reachable through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn external_network_and_default_routers() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let cfg = nuage_network::ExternalNetworkConfig {
+            name: "external".into(),
+            cidr: "192.168.100.0/24".into(),
+            gateway_ip: Some("192.168.100.1".into()),
+            allocation_pool: Some(Pool {
+                start: "192.168.100.10".into(),
+                end: "192.168.100.12".into(),
+            }),
+        };
+        // A project whose default network predates the configuration.
+        let before = w.net.ensure_default_network(&w.b).await.expect("default");
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (net, cfg, p) = (w.net.clone(), cfg.clone(), w.admin.project_id.clone());
+            tasks.push(tokio::spawn(async move {
+                net.ensure_external_network(&p, &cfg).await
+            }));
+        }
+        let mut ids = BTreeSet::new();
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(n) => {
+                    assert!(n.external && n.subnets.len() == 1, "{engine}: {n:?}");
+                    ids.insert(n.id);
+                }
+                // Lost the race to the first maker: a retry finds it.
+                Err(NetworkError::Conflict(_)) => {}
+                Err(e) => panic!("{engine}: {e:?}"),
+            }
+        }
+        let ext = w
+            .net
+            .ensure_external_network(&w.admin.project_id, &cfg)
+            .await
+            .expect("again");
+        ids.insert(ext.id.clone());
+        assert_eq!(ids.len(), 1, "{engine}: one external network");
+        let mut other = cfg.clone();
+        other.cidr = "192.168.101.0/24".into();
+        assert!(
+            w.net
+                .ensure_external_network(&w.admin.project_id, &other)
+                .await
+                .is_err(),
+            "{engine}: a changed CIDR is refused, not ignored"
+        );
+
+        let n = w.net.ensure_default_network(&w.a).await.expect("default");
+        let n2 = w.net.ensure_default_network(&w.a).await.expect("again");
+        assert_eq!(n.id, n2.id);
+        let routers = w.net.list_routers(&w.a, false).await.expect("routers");
+        assert_eq!(routers.len(), 1, "{engine}: one default router");
+        let r = &routers[0];
+        assert_eq!(r.name, "default");
+        assert_eq!(r.external_network_id.as_deref(), Some(ext.id.as_str()));
+        assert_eq!(r.external_ip.as_deref(), Some("192.168.100.10"));
+        assert_eq!(r.interfaces.len(), 1);
+        assert_eq!(r.interfaces[0].ip_address, "10.0.0.1");
+        // The project whose default network was there before gets its
+        // router at its next use (a launch).
+        w.net.ensure_default_network(&w.b).await.expect("b");
+        let rb = w.net.list_routers(&w.b, false).await.expect("routers");
+        assert_eq!(rb.len(), 1, "{engine}: {before:?}");
+        // A floating address is associable through the default router.
+        let port = w.net.create_port(&w.a, port_on(&n.id)).await.expect("port");
+        let f = w.net.allocate_floating_ip(&w.a, None).await.expect("fip");
+        assert_eq!(f.network_id, ext.id);
+        let f = w
+            .net
+            .associate_floating_ip(&w.a, &f.id, &port.id, None)
+            .await
+            .expect("associate");
+        assert_eq!(f.router_id.as_deref(), Some(r.id.as_str()));
+        // The pool (3 addresses) is now out: a third project's default
+        // network comes without a router, and without an error.
+        let c = member("gamma", "u-gamma");
+        w.net
+            .ensure_default_network(&c)
+            .await
+            .expect("no router, no error");
+        assert!(w
+            .net
+            .list_routers(&c, false)
+            .await
+            .expect("list")
+            .is_empty());
+        assert!(w.net.ensure_default_network(&c).await.is_ok());
+    }
+}

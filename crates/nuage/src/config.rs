@@ -104,7 +104,8 @@ struct FileConfig {
     public_url: Option<String>,
     token_ttl_secs: Option<u64>,
     compute_driver: Option<ComputeDriverKind>,
-    network: Option<bool>,
+    /// `network = false`, or a `[network]` table.
+    network: Option<NetworkFile>,
     availability_zone: Option<String>,
     /// The OCI runtime binary (default: runc on PATH).
     runtime: Option<PathBuf>,
@@ -123,6 +124,45 @@ struct FileConfig {
     header_timeout: Option<u64>,
 }
 
+/// `network = true|false` (as before), or a `[network]` table.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NetworkFile {
+    Enabled(bool),
+    Section(NetworkSection),
+}
+
+/// ```toml
+/// [network]
+/// enabled = true
+/// [network.external]
+/// bridge = "br-ext"            # the operator's bridge
+/// netns = "/run/netns/edge"    # its namespace; default: the host's
+/// cidr = "203.0.113.0/24"
+/// gateway = "203.0.113.1"      # default: the first usable address
+/// pool_start = "203.0.113.10"  # default: every usable address
+/// pool_end = "203.0.113.200"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSection {
+    enabled: Option<bool>,
+    external: Option<ExternalNetwork>,
+}
+
+/// The operator's external network: routers' gateways and floating
+/// addresses come from it. Without one, nothing of the host is touched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalNetwork {
+    pub bridge: String,
+    pub netns: Option<PathBuf>,
+    pub cidr: String,
+    pub gateway: Option<String>,
+    pub pool_start: Option<String>,
+    pub pool_end: Option<String>,
+}
+
 /// Settings after every source has been applied.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,6 +177,8 @@ pub struct Config {
     pub compute_driver: ComputeDriverKind,
     /// Whether instances get ports on virtual networks.
     pub network: bool,
+    /// The operator's external network, if configured.
+    pub external_network: Option<ExternalNetwork>,
     pub availability_zone: String,
     pub runtime: PathBuf,
     pub cgroup_parent: String,
@@ -249,12 +291,25 @@ impl Config {
                 format!("nuage-{h:08x}")
             }
         });
+        let (file_network, external_network) = match file.network {
+            None => (None, None),
+            Some(NetworkFile::Enabled(b)) => (Some(b), None),
+            Some(NetworkFile::Section(s)) => (s.enabled, s.external),
+        };
+        if let Some(e) = &external_network {
+            if e.pool_start.is_some() != e.pool_end.is_some() {
+                anyhow::bail!(
+                    "[network.external]: pool_start and pool_end go together (or neither)"
+                );
+            }
+        }
         Ok(Config {
             compute_driver: args
                 .compute_driver
                 .or(file.compute_driver)
                 .unwrap_or(ComputeDriverKind::Container),
-            network: args.network.or(file.network).unwrap_or(true),
+            network: args.network.or(file_network).unwrap_or(true),
+            external_network,
             availability_zone: args
                 .availability_zone
                 .or(file.availability_zone)
@@ -281,5 +336,33 @@ impl Config {
             public_url: public_url.trim_end_matches('/').to_string(),
             token_ttl_secs: file.token_ttl_secs.unwrap_or(3600),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_is_a_flag_or_a_table() {
+        let f: FileConfig = toml::from_str("network = false").expect("flag");
+        assert!(matches!(f.network, Some(NetworkFile::Enabled(false))));
+        let f: FileConfig = toml::from_str(
+            "[network.external]\nbridge = \"br-ext\"\ncidr = \"203.0.113.0/24\"\n\
+             pool_start = \"203.0.113.10\"\npool_end = \"203.0.113.20\"\n",
+        )
+        .expect("table");
+        let Some(NetworkFile::Section(s)) = f.network else {
+            panic!("not a section: {:?}", f.network)
+        };
+        let e = s.external.expect("external");
+        assert_eq!(
+            (e.bridge.as_str(), e.netns, e.gateway),
+            ("br-ext", None, None)
+        );
+        assert!(toml::from_str::<FileConfig>(
+            "[network.external]\nbridge = \"b\"\ncidr = \"x\"\nmystery = 1\n"
+        )
+        .is_err());
     }
 }

@@ -237,6 +237,9 @@ async fn start_compute(
         nuage_network::NetworkConfig::default(),
     )
     .context("cannot start the network service")?;
+    if let (true, Some(ext)) = (cfg.network, &cfg.external_network) {
+        ensure_external_network(&network, identity, ext).await?;
+    }
     let compute = Compute::open(
         db.clone(),
         identity.clone(),
@@ -299,6 +302,45 @@ async fn start_compute(
     Ok((compute, network, network_agent))
 }
 
+/// Makes the operator's external network exist in the store, owned by
+/// the admin project and shared, so `allocate-address` draws from it and
+/// default networks get a default router through it (ADR 22).
+async fn ensure_external_network(
+    network: &nuage_network::NetworkService,
+    identity: &Identity,
+    ext: &crate::config::ExternalNetwork,
+) -> Result<()> {
+    // Idempotent: reports the admin project of the bootstrapped cloud.
+    let admin = identity
+        .bootstrap(Bootstrap {
+            admin_password: None,
+            access_key: None,
+        })
+        .await
+        .context("cannot find the admin project")?;
+    let pool = match (&ext.pool_start, &ext.pool_end) {
+        (Some(start), Some(end)) => Some(nuage_network::types::Pool {
+            start: start.clone(),
+            end: end.clone(),
+        }),
+        _ => None,
+    };
+    let n = network
+        .ensure_external_network(
+            &admin.admin_project_id,
+            &nuage_network::ExternalNetworkConfig {
+                name: "external".into(),
+                cidr: ext.cidr.clone(),
+                gateway_ip: ext.gateway.clone(),
+                allocation_pool: pool,
+            },
+        )
+        .await
+        .with_context(|| format!("cannot make the external network {}", ext.cidr))?;
+    tracing::info!(network = %n.id, cidr = %ext.cidr, bridge = %ext.bridge, "external network ready");
+    Ok(())
+}
+
 /// The node's network data plane: bridges and rules in a network namespace
 /// of nuage's own (`DATA_DIR/network/node.netns`), so that nothing touches
 /// the machine's interfaces, routes or firewall.
@@ -322,6 +364,13 @@ fn start_data_plane(
             trunk: None,
             nft: None,
             security_full_every: None,
+            routers_dir: Some(cfg.data_dir.join("network").join("routers")),
+            external: cfg.external_network.as_ref().map(|e| {
+                nuage_netdriver::router::ExternalBridge {
+                    bridge: e.bridge.clone(),
+                    netns: e.netns.clone(),
+                }
+            }),
         }),
     );
     let plugger = nuage_netdriver::plug::NetPlugger::new(driver.clone());

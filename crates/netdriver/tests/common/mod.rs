@@ -53,8 +53,33 @@ impl Node {
             trunk: trunk.map(str::to_string),
             nft: None,
             security_full_every: None,
+            routers_dir: Some(tmp.path().join("routers")),
+            external: None,
         });
         Node { driver, host, tmp }
+    }
+
+    /// A node whose routers reach `bridge` in the namespace `external`.
+    pub fn with_external(external: &NetNs, bridge: &str) -> Node {
+        let mut node = Node::new();
+        let mut config = node.driver.config().clone();
+        config.external = Some(nuage_netdriver::router::ExternalBridge {
+            bridge: bridge.into(),
+            netns: Some(external.path().to_path_buf()),
+        });
+        node.driver = LinuxNetDriver::new(config);
+        node
+    }
+
+    /// A network's bridge without a gateway (routers hold gateways).
+    pub async fn bridge(&self, id: &str) {
+        self.driver
+            .ensure_network(&NetworkSpec {
+                id: id.into(),
+                vlan: None,
+            })
+            .await
+            .expect("ensure network");
     }
 
     pub fn instance(&self, name: &str) -> NetNs {
@@ -73,6 +98,17 @@ impl Node {
             .ensure_gateway(id, gateway.parse().expect("gateway"))
             .await
             .expect("ensure gateway");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Router namespaces the driver made under the test's directory.
+        if let Ok(entries) = std::fs::read_dir(self.tmp.path().join("routers")) {
+            for e in entries.flatten() {
+                let _ = rustix::mount::unmount(e.path(), rustix::mount::UnmountFlags::DETACH);
+            }
+        }
     }
 }
 
