@@ -119,6 +119,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
     let (compute, network, network_agent) = start_compute(&cfg, &db, &identity).await?;
     let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
+    // The instance services listen in the router namespaces the network
+    // agent makes, following the domains it publishes.
+    let services_task = network_agent.as_ref().map(|agent| {
+        let services = nuage_metadata::InstanceServices::new(compute.clone(), network.clone());
+        let domains = agent.router_domains();
+        let stopped = controllers_stopped.clone();
+        tokio::spawn(async move { services.run(domains, stopped).await })
+    });
     let network_task = network_agent.map(|agent| {
         let stopped = controllers_stopped.clone();
         tokio::spawn(async move { agent.run(stopped).await })
@@ -204,12 +212,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     {
         tracing::warn!("reconcilers still busy after 20 s; stopping anyway");
     }
-    if let Some(task) = network_task {
+    for task in [services_task, network_task].into_iter().flatten() {
         if tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .is_err()
         {
-            tracing::warn!("the network agent is still busy after 5 s; stopping anyway");
+            tracing::warn!("the network agent or instance services still busy after 5 s; stopping anyway");
         }
     }
     db.close().await;
