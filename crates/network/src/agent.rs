@@ -36,7 +36,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use nuage_netdriver::plug::PlugGate;
+use nuage_netdriver::plug::{PlugGate, SecurityInForce};
 use nuage_netdriver::{
     Ipv4Cidr, Mac, NetDriver, NetError, NetworkSpec, PortRange, Remote, SecurityPlan, SgPort,
     SgRule,
@@ -115,6 +115,11 @@ struct Inner {
     gate: PlugGate,
     config: AgentConfig,
     handle: OnceLock<Handle<AgentKey>>,
+    /// This process's network writes ([`NetworkAgent::wake_on`]).
+    wake: OnceLock<tokio::sync::watch::Receiver<u64>>,
+    /// The ports of the security plan in force, at the generations
+    /// applied ([`NetworkAgent::security_in_force`]).
+    applied: tokio::sync::watch::Sender<Arc<HashMap<String, i64>>>,
 }
 
 impl std::fmt::Debug for NetworkAgent {
@@ -136,6 +141,8 @@ impl NetworkAgent {
                 gate,
                 config,
                 handle: OnceLock::new(),
+                wake: OnceLock::new(),
+                applied: tokio::sync::watch::Sender::new(Arc::default()),
             }),
         }
     }
@@ -165,7 +172,84 @@ impl NetworkAgent {
 
     /// Runs the agent until `shutdown` turns true.
     pub async fn run(&self, shutdown: tokio::sync::watch::Receiver<bool>) {
-        self.controller().run(shutdown).await;
+        let controller = self.controller();
+        let waker = self.spawn_waker(controller.handle());
+        controller.run(shutdown).await;
+        if let Some(w) = waker {
+            w.abort();
+        }
+    }
+
+    /// Wakes the agent on every committed network write of this process
+    /// (`NetworkService::changes`), so a change is reconciled at once; the
+    /// store's revision, polled, still brings other processes' writes. Set
+    /// before [`Self::run`]; once.
+    pub fn wake_on(&self, changes: tokio::sync::watch::Receiver<u64>) {
+        let _ = self.inner.wake.set(changes);
+    }
+
+    /// A full pass (listing every key) after each change `wake_on` sees;
+    /// the listing reads the revision first, so the poll does not repeat it.
+    fn spawn_waker(&self, handle: Handle<AgentKey>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut changes = self.inner.wake.get()?.clone();
+        changes.mark_unchanged();
+        Some(tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                handle.resync();
+            }
+        }))
+    }
+
+    /// What the node's `NetPlugger` waits on before an instance's init
+    /// starts: a security plan in force that names the instance's ports at
+    /// their current generations (ADR 24).
+    pub fn security_in_force(&self) -> Arc<dyn SecurityInForce> {
+        Arc::new(InForce {
+            agent: self.clone(),
+        })
+    }
+
+    /// Publishes the ports of a plan just put in force, at the
+    /// generations it was built from.
+    fn publish_applied(&self, observed: &[(Observable, String, i64)]) {
+        let ports: HashMap<String, i64> = observed
+            .iter()
+            .filter(|(t, _, _)| *t == Observable::Port)
+            .map(|(_, id, g)| (id.clone(), *g))
+            .collect();
+        self.inner.applied.send_replace(Arc::new(ports));
+    }
+
+    /// Returns once the plan in force holds every port of `ports` at the
+    /// generation it has now, asking for a security pass if it does not.
+    async fn wait_in_force(&self, ports: &[String]) -> Result<(), NetError> {
+        let failed = |e: StoreError| NetError::Failed(format!("reading ports: {e}"));
+        let mut wanted = Vec::with_capacity(ports.len());
+        {
+            let mut c = self.reader().await.map_err(failed)?;
+            for id in ports {
+                let port = repo::get_port(&mut c, id).await.map_err(failed)?;
+                let Some(port) = port else {
+                    return Err(NetError::Failed(format!("port {id} no longer exists")));
+                };
+                wanted.push((id.clone(), port.generation));
+            }
+        }
+        let holds = |applied: &Arc<HashMap<String, i64>>| {
+            wanted
+                .iter()
+                .all(|(id, g)| applied.get(id).is_some_and(|a| a >= g))
+        };
+        let mut rx = self.inner.applied.subscribe();
+        if !holds(&rx.borrow_and_update()) {
+            if let Some(h) = self.inner.handle.get() {
+                h.trigger(AgentKey::Security);
+            }
+        }
+        rx.wait_for(holds)
+            .await
+            .map(|_| ())
+            .map_err(|_| NetError::Failed("the network agent has stopped".into()))
     }
 
     /// Asks for a full pass now (every key), as after a change the
@@ -267,6 +351,7 @@ impl NetworkAgent {
             .apply_security(&plan)
             .await
             .map_err(driver("applying the security plan"))?;
+        self.publish_applied(&observed);
         self.observed(observed).await?;
         Ok(Action::Done)
     }
@@ -332,6 +417,18 @@ impl NetworkAgent {
             }
         }
         Ok(Action::Done)
+    }
+}
+
+/// [`NetworkAgent::security_in_force`]'s answer to the plugger.
+struct InForce {
+    agent: NetworkAgent,
+}
+
+#[async_trait::async_trait]
+impl SecurityInForce for InForce {
+    async fn wait(&self, ports: &[String]) -> Result<(), NetError> {
+        self.agent.wait_in_force(ports).await
     }
 }
 

@@ -275,7 +275,7 @@ async fn start_compute(
         ),
     };
     let network_agent = if cfg.network && cfg.compute_driver == ComputeDriverKind::Container {
-        let (plugger, agent) = start_data_plane(cfg, db)?;
+        let (plugger, agent) = start_data_plane(cfg, db, &network)?;
         driver.set_nic_plugger(plugger);
         Some(agent)
     } else {
@@ -304,6 +304,7 @@ async fn start_compute(
 fn start_data_plane(
     cfg: &Config,
     db: &Db,
+    network: &nuage_network::NetworkService,
 ) -> Result<(
     Arc<dyn nuage_driver::NicPlugger>,
     nuage_network::agent::NetworkAgent,
@@ -329,6 +330,13 @@ fn start_data_plane(
         driver,
         plugger.gate(),
         nuage_network::agent::AgentConfig::default(),
+    );
+    // Woken by this process's writes; an instance's init starts only once
+    // its port is in the security plan in force (ADR 24).
+    agent.wake_on(network.changes());
+    let plugger = plugger.with_security_in_force(
+        agent.security_in_force(),
+        nuage_netdriver::plug::SECURITY_WAIT,
     );
     Ok((Arc::new(plugger), agent))
 }
