@@ -188,13 +188,15 @@ impl NetworkAgent {
         let _ = self.inner.wake.set(changes);
     }
 
-    /// A full pass (listing every key) after each change `wake_on` sees;
-    /// the listing reads the revision first, so the poll does not repeat it.
+    /// After each change `wake_on` sees: the security pass at once (it
+    /// reads the whole plan itself), then a full pass listing every key
+    /// (which reads the revision first, so the poll does not repeat it).
     fn spawn_waker(&self, handle: Handle<AgentKey>) -> Option<tokio::task::JoinHandle<()>> {
         let mut changes = self.inner.wake.get()?.clone();
         changes.mark_unchanged();
         Some(tokio::spawn(async move {
             while changes.changed().await.is_ok() {
+                handle.trigger(AgentKey::Security);
                 handle.resync();
             }
         }))
