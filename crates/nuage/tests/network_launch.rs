@@ -129,7 +129,8 @@ async fn refused_launches_change_nothing_and_leave_ipam_as_it_was() {
 
     // Alpha's first instance takes the first address.
     let on_a = |extra: Value| {
-        let mut body = json!({"image_id": "busybox", "instance_type": "t2.nano", "network_id": net_id});
+        let mut body =
+            json!({"image_id": "busybox", "instance_type": "t2.nano", "network_id": net_id});
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
             body[k] = v;
         }
