@@ -120,6 +120,8 @@ struct Inner {
     /// The ports of the security plan in force, at the generations
     /// applied ([`NetworkAgent::security_in_force`]).
     applied: tokio::sync::watch::Sender<Arc<HashMap<String, i64>>>,
+    /// Security groups as last read, by id ([`NetworkAgent::groups`]).
+    groups: std::sync::Mutex<HashMap<String, crate::types::SecurityGroup>>,
 }
 
 impl std::fmt::Debug for NetworkAgent {
@@ -143,6 +145,7 @@ impl NetworkAgent {
                 handle: OnceLock::new(),
                 wake: OnceLock::new(),
                 applied: tokio::sync::watch::Sender::new(Arc::default()),
+                groups: std::sync::Mutex::default(),
             }),
         }
     }
@@ -210,6 +213,46 @@ impl NetworkAgent {
         Arc::new(InForce {
             agent: self.clone(),
         })
+    }
+
+    /// Every security group with its rules, reading again only the groups
+    /// whose generation moved since the last pass (every rule change bumps
+    /// its group, ADR 19): one rule changed reads that group's rules, not
+    /// the node's thousand. A group is stored with the generation read
+    /// before its rules, so a change racing the read is read again next
+    /// time, never missed.
+    async fn groups(
+        &self,
+        c: &mut nuage_store::sqlx::AnyConnection,
+    ) -> Result<Vec<crate::types::SecurityGroup>, StoreError> {
+        let now = repo::sg_generations(c).await?;
+        let stale: Vec<&str> = {
+            let cache = self.inner.groups.lock().unwrap_or_else(|e| e.into_inner());
+            now.iter()
+                .filter(|(id, g)| cache.get(id).is_none_or(|c| c.generation != *g))
+                .map(|(id, _)| id.as_str())
+                .collect()
+        };
+        // Many stale (the first pass): one read of all beats one per group.
+        let fresh = if stale.len() > 8 {
+            repo::all_sgs_with_rules(c).await?
+        } else {
+            let mut fresh = Vec::with_capacity(stale.len());
+            for id in stale {
+                fresh.extend(repo::get_sg(c, id).await?);
+            }
+            fresh
+        };
+        let mut cache = self.inner.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for g in fresh {
+            cache.insert(g.id.clone(), g);
+        }
+        let live: BTreeSet<&str> = now.iter().map(|(id, _)| id.as_str()).collect();
+        cache.retain(|id, _| live.contains(id.as_str()));
+        Ok(now
+            .iter()
+            .filter_map(|(id, _)| cache.get(id).cloned())
+            .collect())
     }
 
     /// Publishes the ports of a plan just put in force, at the
@@ -347,7 +390,7 @@ impl NetworkAgent {
         let ports = repo::instance_ports(&mut c).await?;
         let ips = repo::instance_port_ips(&mut c).await?;
         let memberships = repo::instance_port_groups(&mut c).await?;
-        let groups = repo::all_sgs_with_rules(&mut c).await?;
+        let groups = self.groups(&mut c).await?;
         drop(c);
         let read = began.elapsed();
         let (plan, observed) = security_plan(&ports, &ips, &memberships, &groups);

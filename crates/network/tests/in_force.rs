@@ -172,27 +172,50 @@ async fn a_committed_write_wakes_the_agent_at_once() {
         // A service write (a rule) is applied and observed as quickly.
         let g = &p.security_groups[0];
         let began = Instant::now();
-        net.add_security_group_rule(
-            &who,
-            g,
-            NewRule {
-                direction: Direction::Ingress,
-                protocol: "tcp".into(),
-                port_range_min: Some(5201),
-                port_range_max: Some(5201),
-                remote_cidr: Some("10.0.0.0/24".into()),
-                remote_group_id: None,
-                description: String::new(),
-            },
-        )
-        .await
-        .expect("rule");
+        let rule = net
+            .add_security_group_rule(
+                &who,
+                g,
+                NewRule {
+                    direction: Direction::Ingress,
+                    protocol: "tcp".into(),
+                    port_range_min: Some(5201),
+                    port_range_max: Some(5201),
+                    remote_cidr: Some("10.0.0.0/24".into()),
+                    remote_group_id: None,
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("rule");
         within("the rule is observed", Duration::from_secs(2), || async {
             let sg = net.get_security_group(&who, g).await.expect("group");
             sg.observed_generation == sg.generation
         })
         .await;
         eprintln!("{engine}: rule → observed in {:?}", began.elapsed());
+        let has_5201 = |fake: &FakeNetDriver| {
+            fake.plan().is_some_and(|plan| {
+                plan.groups.iter().any(|sg| {
+                    &sg.id == g
+                        && sg.rules.iter().any(|r| {
+                            r.protocol
+                                == nuage_netdriver::Protocol::Tcp(
+                                    nuage_netdriver::PortRange::single(5201),
+                                )
+                        })
+                })
+            })
+        };
+        assert!(has_5201(&fake), "the new rule is in the plan");
+        // The agent reads only changed groups again: a removal is seen too.
+        net.remove_security_group_rule(&who, &rule.id)
+            .await
+            .expect("remove");
+        within("the removal is applied", Duration::from_secs(2), || async {
+            !has_5201(&fake)
+        })
+        .await;
         stop.send(true).expect("stop");
         run.await.expect("agent");
     }
