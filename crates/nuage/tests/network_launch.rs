@@ -61,12 +61,34 @@ async fn held(s: &Server, admin: &str, network: &str) -> Vec<String> {
     out
 }
 
+fn fake_driver() -> Vec<(String, String)> {
+    vec![("NUAGE_COMPUTE_DRIVER".into(), "fake".into())]
+}
+
 #[tokio::test]
 async fn refused_launches_change_nothing_and_leave_ipam_as_it_was() {
-    let s = Server::start_with(Options {
-        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "fake".into())],
+    refusals(Server::start_with(Options {
+        env: fake_driver(),
         ..Options::default()
-    });
+    }))
+    .await;
+}
+
+/// The same on PostgreSQL (NUAGE_TEST_POSTGRES).
+#[tokio::test]
+async fn refused_launches_on_postgres() {
+    let url = nuage_store::testing::fresh_postgres_url()
+        .await
+        .expect("a fresh PostgreSQL database");
+    refusals(Server::start_with(Options {
+        database: Some(url),
+        env: fake_driver(),
+        ..Options::default()
+    }))
+    .await;
+}
+
+async fn refusals(s: Server) {
     build_busybox(&s);
     let admin = s.admin_token().await;
     let (alpha_id, _) = project_with_member(&s, "alpha", PW).await;
@@ -180,9 +202,10 @@ async fn refused_launches_change_nothing_and_leave_ipam_as_it_was() {
     )
     .await;
     let (st, v) = launch(&s, &a, on_a(json!({"min_count": 3}))).await;
-    assert!(
-        st == 400 || st == 403 || st == 409 || st == 413,
-        "quota: {st} {v}"
+    assert_eq!(
+        (st, &v["error"]["code"]),
+        (413, &json!("quota_exceeded")),
+        "{v}"
     );
     assert!(
         v["error"]["message"]
