@@ -603,6 +603,10 @@ impl Compute {
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
+        if let Some(net) = self.network() {
+            // The ports were written in this transaction: wake the agent.
+            net.notify_changed();
+        }
         tracing::info!(project = %project, reservation = %reservation, count = out.len(), instance_type = %itype.name, image = %image.id, "instances launched");
         self.fill_addresses(&mut out).await?;
         self.trigger(out.iter().map(|i| i.id.clone()));

@@ -157,6 +157,9 @@ impl InstanceReconciler {
         }
         tx.commit().await.map_err(nuage_store::StoreError::from)?;
         if changed {
+            if let Some(net) = c.network() {
+                net.notify_changed();
+            }
             tracing::info!(instance = %inst.id, from = inst.state.as_str(), to = "terminated", "instance state");
             c.notify_changed();
         }

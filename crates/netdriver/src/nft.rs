@@ -663,7 +663,21 @@ pub fn compile_update(
                             .cloned()
                             .collect()
                     };
-                    if of(o) != of(g) {
+                    let (before, after) = (of(o), of(g));
+                    if before == after {
+                        continue;
+                    }
+                    if after.len() > before.len() && after[..before.len()] == before[..] {
+                        // Rules only added at the end (an API add: rules
+                        // come in creation order): append them. The chain
+                        // ends as a whole apply makes it, and nft parses
+                        // one rule instead of the group's hundreds.
+                        let added = SecurityGroup {
+                            id: g.id.clone(),
+                            rules: after[before.len()..].to_vec(),
+                        };
+                        cmds.extend(group_rules_of(&added, Some(d)));
+                    } else {
                         cmds.push(flush_chain(&format!("g-{}-{suffix}", g.id)));
                         cmds.extend(group_rules_of(g, Some(d)));
                     }
@@ -984,14 +998,25 @@ mod tests {
             protocol: Protocol::Udp(PortRange::single(53)),
             remote: Remote::Any,
         });
-        let text = compile_update(&old, &new, &none).expect("rule").to_string();
+        let v = compile_update(&old, &new, &none).expect("rule");
+        let text = v.to_string();
         assert!(!text.contains("\"table\":{"), "{text}");
-        assert_eq!(text.matches("\"flush\"").count(), 1, "{text}");
+        assert_eq!(
+            v["nftables"].as_array().map(Vec::len),
+            Some(1),
+            "appended: one rule added, no flush: {text}"
+        );
         assert!(text.contains("g-sg-web-in") && !text.contains("g-sg-web-out"));
         assert!(
             !text.contains("in-p1") && !text.contains("\"set\""),
             "{text}"
         );
+        // One rule fewer (or changed): its chain is flushed and refilled.
+        let text = compile_update(&new, &old, &none)
+            .expect("removed")
+            .to_string();
+        assert_eq!(text.matches("\"flush\"").count(), 1, "{text}");
+        assert!(text.contains("g-sg-web-in") && !text.contains("g-sg-web-out"));
 
         // A port moving address: its map elements move, its chains are
         // rewritten, the group's set follows.

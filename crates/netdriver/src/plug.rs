@@ -8,10 +8,16 @@
 //! network service's reconcilers' (`nuage_network::agent`), which share the
 //! plugger's [`PlugGate`] so that they never remove a bridge while a plug
 //! is putting a port on it.
+//!
+//! With [`NetPlugger::with_security_in_force`] a plug also waits, bounded,
+//! until the node's security plan in force names every port it plugged
+//! (ADR 24): an instance's init never runs while its port is outside its
+//! groups (which the forward chain would fail closed on anyway, ADR 20).
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nuage_driver::{DriverError, DriverResult, Nic, NicPlugger};
 
@@ -41,11 +47,26 @@ impl PlugGate {
     }
 }
 
+/// Whoever applies the node's security plan (the network agent), as the
+/// plugger sees it; netdriver knows nothing of the network service.
+#[async_trait::async_trait]
+pub trait SecurityInForce: Send + Sync {
+    /// Returns once a plan naming each of `ports` (at the generation the
+    /// port has now, or later) is in force. Unbounded: the plugger bounds
+    /// it. Never called with the [`PlugGate`] held, so the agent may take
+    /// the gate while answering.
+    async fn wait(&self, ports: &[String]) -> Result<(), NetError>;
+}
+
+/// How long a plug waits for its ports' security by default.
+pub const SECURITY_WAIT: Duration = Duration::from_secs(5);
+
 /// Wires instances' NICs through a network driver.
 #[derive(Clone)]
 pub struct NetPlugger {
     driver: Arc<dyn NetDriver>,
     gate: PlugGate,
+    security: Option<(Arc<dyn SecurityInForce>, Duration)>,
 }
 
 impl std::fmt::Debug for NetPlugger {
@@ -61,6 +82,42 @@ impl NetPlugger {
         NetPlugger {
             driver,
             gate: PlugGate::new(),
+            security: None,
+        }
+    }
+
+    /// From now on a plug returns only once `security` says the plan in
+    /// force names every port it plugged, and fails (`Failed`, which the
+    /// compute reconciler retries) if that takes longer than `bound`.
+    pub fn with_security_in_force(
+        mut self,
+        security: Arc<dyn SecurityInForce>,
+        bound: Duration,
+    ) -> Self {
+        self.security = Some((security, bound));
+        self
+    }
+
+    /// Waits for `ports` to be in the plan in force, if a waiter is set.
+    async fn wait_in_force(&self, instance_id: &str, ports: &[String]) -> DriverResult<()> {
+        let Some((security, bound)) = &self.security else {
+            return Ok(());
+        };
+        if ports.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(*bound, security.wait(ports)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DriverError::Failed(format!(
+                "instance {instance_id}: waiting for the security groups of ports {}: {e}",
+                ports.join(", ")
+            ))),
+            Err(_) => Err(DriverError::Failed(format!(
+                "instance {instance_id}: the security groups of ports {} were not in force \
+                 within {} ms; the start will be retried",
+                ports.join(", "),
+                bound.as_millis()
+            ))),
         }
     }
 
@@ -116,7 +173,7 @@ impl NicPlugger for NetPlugger {
             })?;
             ports.push(spec);
         }
-        let _held = self.gate.shared().await;
+        let held = self.gate.shared().await;
         for (nic, port) in nics.iter().zip(&ports) {
             let context = format!(
                 "instance {instance_id}: NIC {} (port {})",
@@ -134,7 +191,11 @@ impl NicPlugger for NetPlugger {
                 .await
                 .map_err(|e| driver_error(&context, e))?;
         }
-        Ok(())
+        // The gate is let go first: the agent's passes never wait on a plug
+        // that waits on them.
+        drop(held);
+        let ids: Vec<String> = ports.into_iter().map(|p| p.id).collect();
+        self.wait_in_force(instance_id, &ids).await
     }
 
     async fn unplug(&self, instance_id: &str, nics: &[Nic]) -> DriverResult<()> {

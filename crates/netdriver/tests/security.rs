@@ -448,6 +448,22 @@ async fn incremental_changes_give_the_table_a_full_apply_gives() {
         "a first apply must replace the table"
     );
     assert_eq!(incremental, normalized(&s.node));
+
+    // A rule appended to a group (an API add) is appended to its chain,
+    // and the chain is what a whole apply makes.
+    let mut more = next.clone();
+    more.groups[0].rules.push(allow(
+        Direction::Ingress,
+        Protocol::Tcp(PortRange::single(9999)),
+        Remote::Cidr("192.168.77.0/24".parse().expect("cidr")),
+    ));
+    fresh.apply_security(&more).await.expect("appended");
+    let appended = normalized(&s.node);
+    nuage_netdriver::linux::LinuxNetDriver::new(s.node.driver.config().clone())
+        .apply_security(&more)
+        .await
+        .expect("whole");
+    assert_eq!(appended, normalized(&s.node));
     // The established connection lived through both.
     assert_eq!(echo(&mut conn, "still"), "echo:still");
 

@@ -12,7 +12,7 @@ use crate::ipam::Want;
 use crate::networks::{insert_planned, plan_subnet};
 use crate::ports::{insert_port, PortSpec};
 use crate::types::{device_owner, prefix, Network, NewSubnet, Pool, Router, DEFAULT_NAME};
-use crate::{commit, now, repo, NetworkError, NetworkResult, NetworkService, REVISION_AREA};
+use crate::{now, repo, NetworkError, NetworkResult, NetworkService, REVISION_AREA};
 
 /// The external network as the operator configures it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl NetworkService {
         let n = repo::get_network(&mut tx, &n.id)
             .await?
             .ok_or_else(|| NetworkError::Internal(format!("network {} vanished", n.id)))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         let _ = self.inner.default_external.set(n.id.clone());
         Ok(n)
     }

@@ -84,6 +84,8 @@ struct Inner {
     /// [`NetworkService::ensure_external_network`] made it: each project's
     /// default network then gets a default router with its gateway there.
     default_external: std::sync::OnceLock<String>,
+    /// Counts committed writes; see [`NetworkService::changes`].
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl NetworkService {
@@ -110,8 +112,33 @@ impl NetworkService {
                 identity,
                 config,
                 default_external: std::sync::OnceLock::new(),
+                changed: tokio::sync::watch::Sender::new(0),
             }),
         })
+    }
+
+    /// A receiver that sees a new value after every committed network
+    /// write of this process: the node's agent reconciles at once instead
+    /// of at its next poll of the store's revision (which stays, for
+    /// writes made by other processes).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// Tells [`Self::changes`]' receivers that a network write committed.
+    /// The service calls it after each of its own commits; a caller of the
+    /// `_in` functions (compute's launch, its termination) calls it after
+    /// committing its transaction.
+    pub fn notify_changed(&self) {
+        self.inner.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Commits `tx` after bumping the network revision in it, then wakes
+    /// this process's watchers.
+    async fn commit(&self, tx: Tx) -> NetworkResult<()> {
+        commit(tx).await?;
+        self.notify_changed();
+        Ok(())
     }
 
     pub fn db(&self) -> &Db {

@@ -11,7 +11,7 @@ use nuage_store::{Db, Tx};
 use crate::cidr::{self, Cidr, Range};
 use crate::types::{prefix, Network, NewNetwork, NewSubnet, Pool, Subnet, DEFAULT_NAME};
 use crate::{
-    check_name, commit, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
+    check_name, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
     NetworkService, Resource, REVISION_AREA,
 };
 
@@ -235,7 +235,7 @@ impl NetworkService {
                 n.name
             )));
         }
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(network = %n.id, project = %n.project_id, external = n.external, "network created");
         Ok(n)
     }
@@ -291,7 +291,7 @@ impl NetworkService {
             ));
         }
         repo::delete_network(&mut tx, id).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(network = %id, "network deleted");
         Ok(())
     }
@@ -308,7 +308,7 @@ impl NetworkService {
         must_write(caller, "network:create_subnet", &n.project_id)?;
         let plan = plan_subnet(&req)?;
         let s = insert_planned(&mut tx, &n, &req.name, &plan).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(subnet = %s.id, network = %n.id, cidr = %s.cidr, "subnet created");
         Ok(s)
     }
@@ -367,7 +367,7 @@ impl NetworkService {
             ));
         }
         repo::delete_subnet(&mut tx, id).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(subnet = %id, "subnet deleted");
         Ok(())
     }
@@ -399,7 +399,7 @@ impl NetworkService {
         }
         let mut tx = self.begin().await?;
         let n = self.ensure_default_network_in(&mut tx, &project).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 

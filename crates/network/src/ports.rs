@@ -15,7 +15,7 @@ use crate::cidr::{self, Cidr};
 use crate::ipam::{self, Want};
 use crate::types::{device_owner, prefix, DeviceAddress, FixedIpRequest, NewPort, Port, Subnet};
 use crate::{
-    check_name, commit, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
+    check_name, may_read, must_write, now, repo, security, NetworkError, NetworkResult,
     NetworkService, Resource, REVISION_AREA,
 };
 
@@ -227,7 +227,7 @@ impl NetworkService {
     pub async fn create_port(&self, caller: &Principal, req: NewPort) -> NetworkResult<Port> {
         let mut tx = self.begin().await?;
         let p = self.create_port_in(&mut tx, caller, req).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(port = %p.id, network = %p.network_id, "port created");
         Ok(p)
     }
@@ -338,7 +338,7 @@ impl NetworkService {
             ));
         }
         remove_port(&mut tx, id).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(port = %id, "port deleted");
         Ok(())
     }
@@ -399,7 +399,7 @@ impl NetworkService {
         let p = repo::get_port(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Port, id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(p)
     }
 }

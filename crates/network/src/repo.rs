@@ -1227,6 +1227,16 @@ pub async fn all_subnets_brief(
     .await?)
 }
 
+/// Every security group's id and generation, for the agent to tell which
+/// groups it must read again.
+pub async fn sg_generations(c: &mut C) -> StoreResult<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT id, generation FROM security_groups ORDER BY id")
+            .fetch_all(&mut *c)
+            .await?,
+    )
+}
+
 /// Every security group with its rules; the agent keeps those its ports
 /// need.
 pub async fn all_sgs_with_rules(c: &mut C) -> StoreResult<Vec<SecurityGroup>> {

@@ -12,8 +12,8 @@ use crate::ipam::Want;
 use crate::ports::{insert_port, remove_port, PortSpec};
 use crate::types::{device_owner, prefix, FloatingIp, NewRouter, Router};
 use crate::{
-    check_name, commit, may_read, must_write, now, repo, NetworkError, NetworkResult,
-    NetworkService, Resource,
+    check_name, may_read, must_write, now, repo, NetworkError, NetworkResult, NetworkService,
+    Resource,
 };
 
 impl NetworkService {
@@ -125,7 +125,7 @@ impl NetworkService {
         let r = repo::get_router(&mut tx, &r.id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Router, &r.id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(router = %r.id, project = %r.project_id, "router created");
         Ok(r)
     }
@@ -171,7 +171,7 @@ impl NetworkService {
         let r = repo::get_router(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(r)
     }
 
@@ -250,7 +250,7 @@ impl NetworkService {
         let r = repo::get_router(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(router = %id, subnet = %subnet, "router interface added");
         Ok(r)
     }
@@ -281,7 +281,7 @@ impl NetworkService {
         let r = repo::get_router(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(router = %id, subnet = %subnet, "router interface removed");
         Ok(r)
     }
@@ -301,7 +301,7 @@ impl NetworkService {
         }
         self.put_gateway(&mut tx, caller, &r, None).await?;
         repo::delete_router(&mut tx, id).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(router = %id, "router deleted");
         Ok(())
     }
@@ -388,7 +388,7 @@ impl NetworkService {
             created_at: t,
         };
         repo::insert_fip(&mut tx, &f, u32::from(ip), &port.id, t).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(floating_ip = %f.id, address = %f.floating_ip_address, project = %f.project_id, "floating IP allocated");
         Ok(f)
     }
@@ -484,7 +484,7 @@ impl NetworkService {
         let f = repo::get_fip(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::FloatingIp, id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(floating_ip = %id, port = %port, router = %router, "floating IP associated");
         Ok(f)
     }
@@ -503,7 +503,7 @@ impl NetworkService {
         let f = repo::get_fip(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::FloatingIp, id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         Ok(f)
     }
 
@@ -518,7 +518,7 @@ impl NetworkService {
             .ok_or_else(|| NetworkError::not_found(Resource::FloatingIp, id))?;
         repo::delete_fip(&mut tx, id).await?;
         remove_port(&mut tx, &port).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(floating_ip = %id, "floating IP released");
         Ok(())
     }

@@ -16,8 +16,8 @@ use crate::types::{
     DEFAULT_NAME,
 };
 use crate::{
-    check_name, commit, may_read, must_write, now, repo, NetworkError, NetworkResult,
-    NetworkService, Resource,
+    check_name, may_read, must_write, now, repo, NetworkError, NetworkResult, NetworkService,
+    Resource,
 };
 
 /// Everywhere, as a peer.
@@ -260,7 +260,7 @@ impl NetworkService {
         let g = repo::get_sg(&mut tx, &id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::SecurityGroup, &id))?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(group = %g.id, project = %project, "security group created");
         Ok(g)
     }
@@ -323,7 +323,7 @@ impl NetworkService {
             ));
         }
         repo::delete_sg(&mut tx, id).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(group = %id, "security group deleted");
         Ok(())
     }
@@ -363,7 +363,7 @@ impl NetworkService {
                 name: fingerprint(&rule),
             });
         }
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(group = %group, rule = %rule.id, "security group rule added");
         Ok(rule)
     }
@@ -383,7 +383,7 @@ impl NetworkService {
         must_write(caller, "network:remove_security_group_rule", &g.project_id)?;
         repo::bump_sg(&mut tx, &g.id, now()).await?;
         repo::delete_rule(&mut tx, rule).await?;
-        commit(tx).await?;
+        self.commit(tx).await?;
         tracing::info!(group = %g.id, rule = %rule, "security group rule removed");
         Ok(())
     }

@@ -217,7 +217,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .await
             .is_err()
         {
-            tracing::warn!("the network agent or instance services still busy after 5 s; stopping anyway");
+            tracing::warn!(
+                "the network agent or instance services still busy after 5 s; stopping anyway"
+            );
         }
     }
     db.close().await;
@@ -287,7 +289,7 @@ async fn start_compute(
         ),
     };
     let network_agent = if cfg.network && cfg.compute_driver == ComputeDriverKind::Container {
-        let (plugger, agent) = start_data_plane(cfg, db)?;
+        let (plugger, agent) = start_data_plane(cfg, db, &network)?;
         driver.set_nic_plugger(plugger);
         Some(agent)
     } else {
@@ -355,6 +357,7 @@ async fn ensure_external_network(
 fn start_data_plane(
     cfg: &Config,
     db: &Db,
+    network: &nuage_network::NetworkService,
 ) -> Result<(
     Arc<dyn nuage_driver::NicPlugger>,
     nuage_network::agent::NetworkAgent,
@@ -390,6 +393,13 @@ fn start_data_plane(
             resync_every: Duration::from_secs(cfg.resync_secs),
             ..nuage_network::agent::AgentConfig::default()
         },
+    );
+    // Woken by this process's writes; an instance's init starts only once
+    // its port is in the security plan in force (ADR 24).
+    agent.wake_on(network.changes());
+    let plugger = plugger.with_security_in_force(
+        agent.security_in_force(),
+        nuage_netdriver::plug::SECURITY_WAIT,
     );
     Ok((Arc::new(plugger), agent))
 }
