@@ -107,6 +107,9 @@ pub(crate) async fn serve(inner: Arc<Inner>, network: Arc<str>, listener: TcpLis
                 .timer(TokioTimer::new())
                 .header_read_timeout(timeout)
                 .max_buf_size(16 * 1024)
+                // `printf 'GET ...' | nc` shuts its side once the request is
+                // sent; without half-close hyper would drop the answer.
+                .half_close(true)
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
             let _ = conn.await;
             drop(permit);

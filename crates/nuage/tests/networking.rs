@@ -390,3 +390,51 @@ async fn a_veth_or_a_bridge_deleted_by_hand_is_put_back() {
     reached("after the bridge was deleted");
     assert!(links(Some(&node)).contains(&bridge), "{bridge} is not back");
 }
+
+/// The metadata service and the resolver answer from inside a real
+/// instance, through its gateway's router namespace: busybox `nc` speaks
+/// HTTP/1.0 to 169.254.169.254 (Debian's busybox-static `wget` segfaults)
+/// and busybox `nslookup` asks the resolver `/etc/resolv.conf` names.
+#[tokio::test]
+async fn metadata_and_dns_answer_from_inside_an_instance() {
+    let s = Server::start();
+    common::build_busybox(&s);
+    let t = s.admin_token().await;
+    let peer = run_one(&s, &t, "#!/bin/sh\nsleep 600\n").await;
+    let peer_ip = private_ip(&peer);
+    let peer_name = format!("ip-{}.nuage-1.compute.internal", peer_ip.replace('.', "-"));
+    let script = format!(
+        r#"#!/bin/sh
+get() {{ printf 'GET %s HTTP/1.0\r\nHost: 169.254.169.254\r\n\r\n' "$1" | nc 169.254.169.254 80; }}
+i=0
+while [ $i -lt 30 ]; do
+  if get /latest/meta-data/instance-id | grep -q '^i-'; then break; fi
+  i=$((i + 1)); sleep 1
+done
+echo "md-id=$(get /latest/meta-data/instance-id | tail -n 1)"
+echo "md-ip=$(get /latest/meta-data/local-ipv4 | tail -n 1)"
+echo "md-user-data=$(get /latest/user-data | grep -c '^get() ')"
+echo "os-uuid=$(get /openstack/latest/meta_data.json | tail -n 1 | grep -o '"uuid": *"[^"]*"')"
+echo "resolv=$(grep nameserver /etc/resolv.conf)"
+if nslookup {peer_name} 2>&1 | grep -q 'Address.*{peer_ip}'; then echo dns-peer=found; else echo dns-peer=missing; fi
+echo "dns-outside=$(nslookup example.com 2>&1 | grep -o -e REFUSED -e 'Name:.*example.com')"
+echo done-probing
+sleep 600
+"#
+    );
+    let a = run_one(&s, &t, &script).await;
+    let a_id = a["id"].as_str().expect("id").to_string();
+    let a_ip = private_ip(&a);
+    wait(&s, &t, &a_id, "running").await;
+    let c = console_until(&s, &t, &a_id, "done-probing").await;
+    assert!(c.contains(&format!("md-id={a_id}")), "{c}\n{}", s.logs());
+    assert!(c.contains(&format!("md-ip={a_ip}")), "{c}");
+    assert!(c.contains("md-user-data=1"), "{c}");
+    assert!(
+        c.contains(&format!("\"uuid\": \"{a_id}\"")) || c.contains(&format!("\"uuid\":\"{a_id}\"")),
+        "{c}"
+    );
+    assert!(c.contains("resolv=nameserver 10.0.0.1"), "{c}");
+    assert!(c.contains("dns-peer=found"), "{c}");
+    assert!(c.contains("dns-outside=REFUSED"), "{c}");
+}
