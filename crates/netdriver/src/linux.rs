@@ -46,6 +46,11 @@ pub struct LinuxConfig {
     /// next change replaces the whole table again, which also repairs a
     /// rule changed by hand. `None`: 5 minutes. Zero: always whole.
     pub security_full_every: Option<Duration>,
+    /// How often `observe` counts the table's rules against the plan in
+    /// force (an `nft` listing, tens of ms for a thousand rules), so that a
+    /// rule deleted by hand is put back by the next whole apply. `None`:
+    /// 30 seconds. Between counts `observe` only checks the table exists.
+    pub security_check_every: Option<Duration>,
     /// Where routing domains' namespaces are kept (`DATA_DIR/network/routers`);
     /// routers are refused without one.
     pub routers_dir: Option<PathBuf>,
@@ -62,6 +67,8 @@ struct SecurityState {
     /// Groups whose sets `set_group_members` changed since.
     dirty: BTreeSet<String>,
     last_full: Option<Instant>,
+    /// When `observe` last counted the table's rules.
+    last_checked: Option<Instant>,
 }
 
 /// The real data plane of one node.
@@ -72,6 +79,48 @@ pub struct LinuxNetDriver {
 }
 
 impl LinuxNetDriver {
+    /// Whether the security table is there as this driver last applied it:
+    /// it exists, and (every `security_check_every`) holds as many rules as
+    /// the plan in force compiles to. Deleted or changed behind our back,
+    /// the next apply replaces it whole, even for an unchanged plan (whose
+    /// update would otherwise be empty until the next whole apply is due).
+    async fn security_table_as_applied(&self) -> NetResult<bool> {
+        let (ns, nft) = (self.config.host_netns.clone(), self.nft_program());
+        let every = self
+            .config
+            .security_check_every
+            .unwrap_or(Duration::from_secs(30));
+        // Held across the listing, so no apply lands between it and the
+        // comparison.
+        let mut st = self.security.lock().await;
+        let due = st.last_checked.is_none_or(|t| t.elapsed() >= every);
+        let present = if due {
+            let count = crate::nft::table_rule_count(ns, nft).await?;
+            st.last_checked = Some(Instant::now());
+            match (count, &st.applied) {
+                (None, _) => false,
+                (Some(n), Some(plan)) => {
+                    let want = crate::nft::plan_rule_count(plan)?;
+                    if n != want {
+                        tracing::warn!(
+                            rules = n,
+                            expected = want,
+                            "the security table was changed behind nuage's back; it will be applied whole"
+                        );
+                    }
+                    n == want
+                }
+                (Some(_), None) => true,
+            }
+        } else {
+            crate::nft::table_exists(ns, nft).await?
+        };
+        if !present {
+            st.applied = None;
+        }
+        Ok(present)
+    }
+
     pub fn new(config: LinuxConfig) -> Self {
         LinuxNetDriver {
             config,
@@ -752,13 +801,7 @@ impl NetDriver for LinuxNetDriver {
                 l.attached = attached.contains(&(r.key.clone(), l.network_id.clone()));
             }
         }
-        let security_table =
-            crate::nft::table_exists(self.config.host_netns.clone(), self.nft_program()).await?;
-        if !security_table {
-            // Deleted behind our back: an unchanged plan would otherwise
-            // be an empty update until the next whole apply is due.
-            self.security.lock().await.applied = None;
-        }
+        let security_table = self.security_table_as_applied().await?;
         Ok(Observed {
             networks,
             ports,

@@ -851,6 +851,36 @@ pub async fn table_exists(host_netns: Option<PathBuf>, program: PathBuf) -> NetR
         .any(|i| i["table"]["family"] == FAMILY && i["table"]["name"] == TABLE))
 }
 
+/// How many rules the table holds now, or `None` without the table.
+pub async fn table_rule_count(
+    host_netns: Option<PathBuf>,
+    program: PathBuf,
+) -> NetResult<Option<usize>> {
+    if !table_exists(host_netns.clone(), program.clone()).await? {
+        return Ok(None);
+    }
+    let out = crate::ns::on_thread(host_netns, move || async move {
+        run_nft(&program, &["-j", "list", "table", FAMILY, TABLE], None)
+    })
+    .await?;
+    let v: Value =
+        serde_json::from_slice(&out).map_err(|e| NetError::failed("reading nft's table", e))?;
+    let items = v["nftables"]
+        .as_array()
+        .ok_or_else(|| NetError::Failed("nft's table has no \"nftables\" array".into()))?;
+    Ok(Some(
+        items.iter().filter(|i| i.get("rule").is_some()).count(),
+    ))
+}
+
+/// How many rules a whole apply of `plan` makes.
+pub fn plan_rule_count(plan: &SecurityPlan) -> NetResult<usize> {
+    let batch = compile(plan)?;
+    Ok(batch["nftables"].as_array().map_or(0, |a| {
+        a.iter().filter(|c| c["add"].get("rule").is_some()).count()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -482,3 +482,50 @@ async fn incremental_changes_give_the_table_a_full_apply_gives() {
     assert!(connect(&s.a, on_b).is_some(), "8080 is open again");
     assert!(connect(&s.c, on_b).is_some(), "c is back");
 }
+
+/// A rule deleted by hand is noticed by `observe`'s count of the table's
+/// rules, and the next apply, even of an unchanged plan, puts it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rule_deleted_by_hand_is_put_back() {
+    let s = Setup::new().await;
+    let mut config = s.node.driver.config().clone();
+    config.security_check_every = Some(std::time::Duration::ZERO);
+    let d = nuage_netdriver::linux::LinuxNetDriver::new(config);
+    let plan = s.plan(true);
+    d.apply_security(&plan).await.expect("apply");
+    let whole = normalized(&s.node);
+    assert!(d.observe().await.expect("observe").security_table);
+
+    let table = s.table();
+    let (chain, handle) = table["nftables"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().rev().find_map(|i| {
+                let r = &i["rule"];
+                Some((r["chain"].as_str()?.to_string(), r["handle"].as_u64()?))
+            })
+        })
+        .expect("a rule with its handle");
+    let out = s
+        .node
+        .host
+        .exec(
+            "nft",
+            &[
+                "delete",
+                "rule",
+                "inet",
+                "nuage",
+                &chain,
+                "handle",
+                &handle.to_string(),
+            ],
+        )
+        .expect("nft");
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(normalized(&s.node), whole, "the rule is still there");
+    assert!(!d.observe().await.expect("observe").security_table);
+    d.apply_security(&plan).await.expect("apply again");
+    assert_eq!(normalized(&s.node), whole, "the rule is not back");
+    assert!(d.observe().await.expect("observe").security_table);
+}

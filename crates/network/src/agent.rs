@@ -457,8 +457,8 @@ impl NetworkAgent {
         drop(c);
         self.router_orphans(&o, &domains.routers).await?;
         if !o.security_table {
-            // Gone (deleted by hand, or never applied): the driver now
-            // applies the next plan whole; ask for it now.
+            // Gone or changed (a rule deleted by hand), or never applied:
+            // the driver now applies the next plan whole; ask for it now.
             if let Some(h) = self.inner.handle.get() {
                 h.trigger(AgentKey::Security);
             }

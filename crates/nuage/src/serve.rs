@@ -375,6 +375,7 @@ fn start_data_plane(
             trunk: None,
             nft: None,
             security_full_every: None,
+            security_check_every: None,
             routers_dir: Some(cfg.data_dir.join("network").join("routers")),
             external: cfg.external_network.as_ref().map(|e| {
                 nuage_netdriver::router::ExternalBridge {

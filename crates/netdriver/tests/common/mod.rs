@@ -53,6 +53,7 @@ impl Node {
             trunk: trunk.map(str::to_string),
             nft: None,
             security_full_every: None,
+            security_check_every: None,
             routers_dir: Some(tmp.path().join("routers")),
             external: None,
         });
