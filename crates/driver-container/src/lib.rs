@@ -801,16 +801,7 @@ impl Inner {
         if nics.is_empty() && before.is_empty() {
             return Ok(());
         }
-        let plugger = self
-            .plugger
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                DriverError::Invalid(format!(
-                    "instance {id}: this node has no network data plane to plug its NICs"
-                ))
-            })?;
+        let plugger = self.plugger(id, "plug its NICs")?;
         let gone: Vec<Nic> = before
             .into_iter()
             .filter(|b| !nics.iter().any(|n| n.port_id == b.port_id))
@@ -823,22 +814,27 @@ impl Inner {
         write_atomic(&p.nics, &json).map_err(|e| fail(id, "recording the plugged NICs", e))
     }
 
+    /// The node's plugger; without one an instance with NICs is refused
+    /// (never run unplugged).
+    fn plugger(&self, id: &str, doing: &str) -> DriverResult<Arc<dyn NicPlugger>> {
+        self.plugger
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                DriverError::Invalid(format!(
+                    "instance {id}: this node has no network data plane to {doing}"
+                ))
+            })
+    }
+
     /// Asks the plugger whether the running instance's recorded NICs are
     /// still wired: a veth or bridge deleted by hand shows here, and the
     /// reconciler plugs again.
     async fn look_at_wiring(&self, id: &str, observed: &mut Observed) -> DriverResult<()> {
         let p = self.paths(id);
         let nics = read_nics(&p.nics).map_err(|e| fail(id, "observing: the plugged NICs", e))?;
-        let plugger = self
-            .plugger
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                DriverError::Invalid(format!(
-                    "instance {id}: this node has no network data plane to look at its NICs"
-                ))
-            })?;
+        let plugger = self.plugger(id, "look at its NICs")?;
         let wired = plugger.wired(&nics).await?;
         for o in &mut observed.nics {
             o.wired = nics

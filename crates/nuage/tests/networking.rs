@@ -14,41 +14,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::{call, Server};
 use serde_json::{json, Value};
 
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 async fn run_one(s: &Server, t: &str, user_data: &str) -> Value {
-    let (st, v) = call(
-        s,
-        t,
-        "POST",
-        "/nuage/v1/instances",
-        Some(
-            json!({"image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(user_data)}),
-        ),
-    )
-    .await;
-    assert_eq!(st, 201, "run: {v}\n{}", s.logs());
-    v["items"][0].clone()
+    common::launch_busybox(s, t, user_data).await
 }
 
 async fn wait(s: &Server, t: &str, id: &str, state: &str) -> Value {
-    let (st, v) = call(
-        s,
-        t,
-        "GET",
-        &format!("/nuage/v1/instances/{id}?wait_for={state}&timeout=60"),
-        None,
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["state"], state, "{id}: {v}\n{}", s.logs());
-    v
+    common::wait_state(s, t, id, state).await
 }
 
 async fn console_until(s: &Server, t: &str, id: &str, needle: &str) -> String {
@@ -218,7 +192,7 @@ async fn instances_get_ports_reach_each_other_and_projects_stay_apart() {
 
 /// Pings `target` once from inside the instance's network namespace.
 fn pings(s: &Server, from: &str, target: &str) -> bool {
-    let ns = s.data_dir().join("compute/run/netns").join(from);
+    let ns = common::instance_netns(s, from);
     Command::new("nsenter")
         .arg(format!("--net={}", ns.display()))
         .args(["/bin/busybox", "ping", "-c", "1", "-W", "1", target])

@@ -12,45 +12,19 @@ mod common;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::{call, nuage_bin, Options, Server};
 use nuage_netdriver::testing::NetNs;
 use serde_json::{json, Value};
 
 const EXT_HOST: &str = "192.168.100.1";
 
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 async fn run_one(s: &Server, t: &str, user_data: &str) -> Value {
-    let (st, v) = call(
-        s,
-        t,
-        "POST",
-        "/nuage/v1/instances",
-        Some(
-            json!({"image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(user_data)}),
-        ),
-    )
-    .await;
-    assert_eq!(st, 201, "run: {v}\n{}", s.logs());
-    let id = v["items"][0]["id"].as_str().expect("id").to_string();
-    let (st, v) = call(
-        s,
-        t,
-        "GET",
-        &format!("/nuage/v1/instances/{id}?wait_for=running&timeout=60"),
-        None,
-    )
-    .await;
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["state"], "running", "{id}: {v}\n{}", s.logs());
-    v
+    let v = common::launch_busybox(s, t, user_data).await;
+    let id = v["id"].as_str().expect("id").to_string();
+    common::wait_state(s, t, &id, "running").await
 }
 
 /// `nuage ARGS -o json` as the holder of `env` (admin.env, or a member's).
@@ -70,14 +44,10 @@ fn nuage(s: &Server, env: &[(&str, &str)], args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-fn instance_ns(s: &Server, id: &str) -> PathBuf {
-    s.data_dir().join("compute/run/netns").join(id)
-}
-
 /// Runs busybox inside the instance's network namespace.
 fn in_instance(s: &Server, id: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("nsenter")
-        .arg(format!("--net={}", instance_ns(s, id).display()))
+        .arg(format!("--net={}", common::instance_netns(s, id).display()))
         .arg("/bin/busybox")
         .args(args)
         .output()

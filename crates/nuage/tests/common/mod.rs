@@ -588,3 +588,46 @@ pub async fn swift_login(
     let pid = body["token"]["project"]["id"].as_str().expect("project id");
     (token, format!("{}/v1/AUTH_{pid}", s.url()))
 }
+
+/// User data as the native API takes it (base64).
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Launches one busybox instance (t2.nano) running `user_data`; returns
+/// it as the launch answered.
+pub async fn launch_busybox(s: &Server, t: &str, user_data: &str) -> serde_json::Value {
+    let (st, v) = call(
+        s,
+        t,
+        "POST",
+        "/nuage/v1/instances",
+        Some(serde_json::json!({
+            "image_id": "busybox", "instance_type": "t2.nano", "user_data": b64(user_data)
+        })),
+    )
+    .await;
+    assert_eq!(st, 201, "run: {v}\n{}", s.logs());
+    v["items"][0].clone()
+}
+
+/// Waits (60 s at most) for the instance to be in `state`; returns it.
+pub async fn wait_state(s: &Server, t: &str, id: &str, state: &str) -> serde_json::Value {
+    let (st, v) = call(
+        s,
+        t,
+        "GET",
+        &format!("/nuage/v1/instances/{id}?wait_for={state}&timeout=60"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], state, "{id}: {v}\n{}", s.logs());
+    v
+}
+
+/// The container driver's network namespace of an instance.
+pub fn instance_netns(s: &Server, id: &str) -> PathBuf {
+    s.data_dir().join("compute/run/netns").join(id)
+}
