@@ -345,6 +345,13 @@ pub trait NetDriver: Send + Sync + 'static {
 
     /// What the node has now.
     async fn observe(&self) -> NetResult<Observed>;
+
+    /// The node's ports alone: what the plugger asks on every instance
+    /// observation, without the routers and the security table that a
+    /// whole [`NetDriver::observe`] also looks at.
+    async fn observe_ports(&self) -> NetResult<Vec<ObservedPort>> {
+        Ok(self.observe().await?.ports)
+    }
 }
 
 /// Linux interface names hold at most 15 bytes (IFNAMSIZ 16 with its NUL).

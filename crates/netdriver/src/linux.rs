@@ -790,6 +790,10 @@ impl NetDriver for LinuxNetDriver {
         crate::router::remove_router(dir, key.to_string()).await
     }
 
+    async fn observe_ports(&self) -> NetResult<Vec<ObservedPort>> {
+        Ok(self.host(observe_in).await?.1)
+    }
+
     async fn observe(&self) -> NetResult<Observed> {
         let (networks, ports, attached) = self.host(observe_in).await?;
         let mut routers = match &self.config.routers_dir {

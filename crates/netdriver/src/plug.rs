@@ -214,13 +214,13 @@ impl NicPlugger for NetPlugger {
     async fn wired(&self, nics: &[Nic]) -> DriverResult<Vec<bool>> {
         let seen = self
             .driver
-            .observe()
+            .observe_ports()
             .await
             .map_err(|e| driver_error("looking at the node's ports", e))?;
         Ok(nics
             .iter()
             .map(|nic| {
-                seen.ports.iter().any(|p| {
+                seen.iter().any(|p| {
                     p.id == nic.port_id && p.up && p.network_id.as_deref() == Some(&nic.network_id)
                 })
             })
