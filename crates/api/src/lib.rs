@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod conn;
 pub mod context;
+pub mod ec2;
 mod framing;
 pub mod keystone;
 pub mod native;

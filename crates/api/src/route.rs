@@ -24,7 +24,7 @@ use http::{header, StatusCode};
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{context, keystone, native, s3, swift, SharedCore};
+use crate::{context, ec2, keystone, native, s3, swift, SharedCore};
 
 /// Bucket names S3 must refuse, since unsigned requests on those paths
 /// belong to another dialect.
@@ -186,6 +186,7 @@ pub fn router(core: SharedCore) -> Router {
                 },
                 None if dialect == Dialect::Swift => swift::handle(core, req).await,
                 None if dialect == Dialect::S3 => s3::handle(core, req).await,
+                None if dialect == Dialect::Ec2 => ec2::handle(core, req).await,
                 None => not_served(dialect).await,
             }
         }

@@ -122,7 +122,7 @@ impl Checksums {
 /// written as a character reference (a raw one would be read back as `\n`),
 /// and so are the control characters XML 1.0 cannot carry at all: S3 does
 /// the same, and clients that must see such keys ask for `encoding-type=url`.
-fn escape_into(out: &mut String, text: &str) {
+pub(crate) fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

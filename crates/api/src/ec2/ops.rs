@@ -1,0 +1,72 @@
+//! One value per EC2 request: the operation and all of its parameters,
+//! parsed before anything acts. Each area (`meta`, and the compute and
+//! network areas as they come) owns its own operation enum and parser;
+//! this module only chains them and refuses what none recognises.
+
+use nuage_model::identity::Principal;
+
+use super::error::{Ec2Error, Result};
+use super::meta;
+use super::params::Params;
+use super::xml::Xml;
+use crate::Core;
+
+/// What an operation runs with.
+pub struct Ctx<'a> {
+    pub core: &'a Core,
+    pub principal: &'a Principal,
+    pub request_id: String,
+}
+
+impl Ctx<'_> {
+    /// The response document of `action`.
+    pub fn xml(&self, action: &str) -> Xml {
+        Xml::new(action, &self.request_id)
+    }
+}
+
+/// A recognised EC2 request.
+#[derive(Debug)]
+pub enum Operation {
+    Meta(meta::Op),
+}
+
+/// Every action nuage serves, sorted.
+pub fn served_actions() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = meta::ACTIONS.to_vec();
+    v.sort_unstable();
+    v
+}
+
+impl Operation {
+    /// Recognises `action` and parses its parameters from `p`.
+    pub fn parse(action: &str, p: &Params) -> Result<Operation> {
+        if let Some(op) = meta::Op::parse(action, p)? {
+            return Ok(Operation::Meta(op));
+        }
+        Err(Ec2Error::new(
+            400,
+            "InvalidAction",
+            format!("The action {action} is not valid for this web service (nuage serves {} EC2 actions; nothing was changed)", served_actions().len()),
+        ))
+    }
+
+    /// The action's name, as in the request.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Operation::Meta(op) => op.action(),
+        }
+    }
+
+    /// Whether the operation only reads (what `DryRun` checks it against).
+    pub fn reads_only(&self) -> bool {
+        let a = self.action();
+        a.starts_with("Describe") || a.starts_with("Get")
+    }
+
+    pub async fn run(self, ctx: &Ctx<'_>) -> Result<Xml> {
+        match self {
+            Operation::Meta(op) => op.run(ctx).await,
+        }
+    }
+}
