@@ -183,14 +183,40 @@ pub struct InstanceQuery {
 const FILTERS: &[&str] = &[
     "instance-id",
     "instance-state-name",
+    "instance-state-code",
     "instance-type",
     "image-id",
     "availability-zone",
     "key-name",
     "reservation-id",
     "placement-group-name",
+    "owner-id",
     "tag-key",
+    "tag-value",
     "node",
+    "private-ip-address",
+    "ip-address",
+    "private-dns-name",
+    "vpc-id",
+    "subnet-id",
+    "network-interface.network-interface-id",
+    "network-interface.mac-address",
+    "network-interface.subnet-id",
+    "network-interface.vpc-id",
+];
+
+/// Filters answered from the instances' ports, which are read for every
+/// candidate before filtering when one of these is used.
+const ADDRESS_FILTERS: &[&str] = &[
+    "private-ip-address",
+    "ip-address",
+    "private-dns-name",
+    "vpc-id",
+    "subnet-id",
+    "network-interface.network-interface-id",
+    "network-interface.mac-address",
+    "network-interface.subnet-id",
+    "network-interface.vpc-id",
 ];
 
 impl InstanceQuery {
@@ -231,26 +257,51 @@ impl InstanceQuery {
         Ok(q)
     }
 
-    fn matches(&self, i: &Instance) -> bool {
+    /// Whether an instance passes every filter: EC2's semantics, values of
+    /// one filter ORed with `*`/`?` wildcards, filters ANDed.
+    fn matches(&self, i: &Instance, region: &str) -> bool {
+        use nuage_model::filter::wildcard_match;
         self.filters.iter().all(|(name, values)| {
-            let any = |x: &str| values.iter().any(|v| v == x);
+            let any = |x: &str| values.iter().any(|v| wildcard_match(v, x));
+            let nics = || i.network_interfaces.iter();
             match name.as_str() {
                 "instance-id" => any(&i.id),
                 "instance-state-name" => any(i.state.as_str()),
+                "instance-state-code" => any(&i.state_code.to_string()),
                 "instance-type" => any(&i.instance_type),
                 "image-id" => any(&i.image_id),
                 "availability-zone" => any(&i.availability_zone),
                 "key-name" => i.key_name.as_deref().is_some_and(any),
                 "reservation-id" => any(&i.reservation_id),
                 "placement-group-name" => i.placement_group.as_deref().is_some_and(any),
+                "owner-id" => any(&i.project_id),
                 "node" => any(&i.node),
                 "tag-key" => i.tags.keys().any(|k| any(k)),
+                "tag-value" => i.tags.values().any(|v| any(v)),
+                "private-ip-address" => nics().any(|n| any(&n.private_ip)),
+                "ip-address" => nics().any(|n| n.public_ip.as_deref().is_some_and(any)),
+                "private-dns-name" => nics().any(|n| {
+                    any(&nuage_model::filter::private_dns_name(
+                        &n.private_ip,
+                        region,
+                    ))
+                }),
+                "vpc-id" | "network-interface.vpc-id" => nics().any(|n| any(&n.network_id)),
+                "subnet-id" | "network-interface.subnet-id" => nics().any(|n| any(&n.subnet_id)),
+                "network-interface.network-interface-id" => nics().any(|n| any(&n.port_id)),
+                "network-interface.mac-address" => nics().any(|n| any(&n.mac_address)),
                 tag => {
                     let key = tag.trim_start_matches("tag:");
                     i.tags.get(key).is_some_and(|v| values.is_empty() || any(v))
                 }
             }
         })
+    }
+
+    fn needs_addresses(&self) -> bool {
+        self.filters
+            .iter()
+            .any(|(n, _)| ADDRESS_FILTERS.contains(&n.as_str()))
     }
 }
 
@@ -614,6 +665,16 @@ impl Compute {
     }
 
     /// An instance the caller may read; another project's is "not found".
+    /// The instance's user data, base64 as it was given (EC2's
+    /// DescribeInstanceAttribute userData); readers of the project only.
+    pub async fn user_data(&self, caller: &Principal, id: &str) -> ComputeResult<Option<String>> {
+        use base64::Engine as _;
+        let inst = self.get_instance_row(caller, id).await?;
+        Ok(repo::user_data(self.db().reader(), &inst.id)
+            .await?
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b)))
+    }
+
     pub async fn get_instance(&self, caller: &Principal, id: &str) -> ComputeResult<Instance> {
         let inst = self.get_instance_row(caller, id).await?;
         self.with_addresses(inst).await
@@ -691,8 +752,15 @@ impl Compute {
         let mut items: Vec<Instance> = all
             .into_iter()
             .filter(|i| ids.is_empty() || ids.contains(i.id.as_str()))
-            .filter(|i| q.matches(i))
             .collect();
+        // Address filters need the ports of every candidate; the others
+        // filter first, so only the page's instances read their ports.
+        let filled = q.needs_addresses();
+        if filled {
+            self.fill_addresses(&mut items).await?;
+        }
+        let region = self.region().to_string();
+        items.retain(|i| q.matches(i, &region));
         if let Some(t) = &q.next_token {
             let after = String::from_utf8(
                 hex::decode(t).map_err(|_| ComputeError::invalid("next_token is not valid"))?,
@@ -707,7 +775,9 @@ impl Compute {
                 next_token = items.last().map(|i| hex::encode(sort_key(i)));
             }
         }
-        self.fill_addresses(&mut items).await?;
+        if !filled {
+            self.fill_addresses(&mut items).await?;
+        }
         Ok(Page { items, next_token })
     }
 

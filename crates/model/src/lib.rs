@@ -6,6 +6,7 @@
 //! HTTP.
 
 pub mod error;
+pub mod filter;
 pub mod id;
 pub mod identity;
 

@@ -214,3 +214,374 @@ fn requests_are_recognised_before_anything_acts() {
         "{out}"
     );
 }
+
+/// The image id of the public busybox image, as EC2 names it.
+fn busybox_ami(aws: &Aws<'_>) -> String {
+    let v = aws.json(&[
+        "ec2",
+        "describe-images",
+        "--owners",
+        "amazon",
+        "--filters",
+        "Name=name,Values=busybox",
+    ]);
+    v["Images"][0]["ImageId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no busybox image: {v}"))
+        .to_string()
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["Instances"]
+        .as_array()
+        .expect("Instances")
+        .iter()
+        .map(|i| i["InstanceId"].as_str().expect("InstanceId").to_string())
+        .collect()
+}
+
+#[test]
+fn key_pairs_through_both_aws_clis() {
+    let s = start_plain();
+    let work = tempfile::tempdir().expect("tempdir");
+    both_clis(&s, work.path(), |aws| {
+        let tag = if aws.bin == "aws" { "one" } else { "two" };
+        let rsa = format!("rsa-{tag}");
+        let k = aws.json(&["ec2", "create-key-pair", "--key-name", &rsa]);
+        assert!(
+            k["KeyMaterial"]
+                .as_str()
+                .expect("material")
+                .contains("PRIVATE KEY"),
+            "{k}"
+        );
+        assert!(
+            k["KeyPairId"].as_str().expect("id").starts_with("key-"),
+            "{k}"
+        );
+        let ed = format!("ed-{tag}");
+        let k = aws.json(&[
+            "ec2",
+            "create-key-pair",
+            "--key-name",
+            &ed,
+            "--key-type",
+            "ed25519",
+        ]);
+        assert!(
+            k["KeyMaterial"]
+                .as_str()
+                .expect("material")
+                .contains("OPENSSH PRIVATE KEY"),
+            "{k}"
+        );
+        let err = aws.fails(&["ec2", "create-key-pair", "--key-name", &rsa]);
+        assert!(err.contains("InvalidKeyPair.Duplicate"), "{err}");
+        let err = aws.fails(&[
+            "ec2",
+            "create-key-pair",
+            "--key-name",
+            "x",
+            "--key-type",
+            "dsa",
+        ]);
+        assert!(
+            err.contains("InvalidParameterValue")
+                || err.contains("Invalid choice")
+                || err.contains("Invalid value"),
+            "{err}"
+        );
+
+        let pubkey = work.path().join(format!("{tag}.pub"));
+        std::fs::write(&pubkey, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEWZPN7ksbi7VR5HPq0eGRrqASUr4nMn2ZtG9RfZeJfS test@nuage\n").expect("write key");
+        let imported = format!("imported-{tag}");
+        let k = aws.json(&[
+            "ec2",
+            "import-key-pair",
+            "--key-name",
+            &imported,
+            "--public-key-material",
+            &format!("fileb://{}", pubkey.display()),
+        ]);
+        assert_eq!(k["KeyName"], imported.as_str(), "{k}");
+        let d = aws.json(&["ec2", "describe-key-pairs", "--key-names", &imported, &ed]);
+        assert_eq!(d["KeyPairs"].as_array().expect("KeyPairs").len(), 2, "{d}");
+        let d = aws.json(&[
+            "ec2",
+            "describe-key-pairs",
+            "--filters",
+            "Name=key-type,Values=ed25519",
+            "Name=key-name,Values=*-".to_string().as_str(),
+        ]);
+        assert_eq!(d["KeyPairs"], json!([]), "{d}");
+        let d = aws.json(&[
+            "ec2",
+            "describe-key-pairs",
+            "--filters",
+            &format!("Name=key-name,Values=*-{tag}"),
+            "Name=key-type,Values=ed25519",
+        ]);
+        assert_eq!(d["KeyPairs"].as_array().expect("KeyPairs").len(), 2, "{d}");
+        let err = aws.fails(&["ec2", "describe-key-pairs", "--key-names", "nobody"]);
+        assert!(err.contains("InvalidKeyPair.NotFound"), "{err}");
+        aws.ok(&["ec2", "delete-key-pair", "--key-name", &imported]);
+        let err = aws.fails(&["ec2", "describe-key-pairs", "--key-names", &imported]);
+        assert!(err.contains("InvalidKeyPair.NotFound"), "{err}");
+    });
+}
+
+#[test]
+fn instances_from_run_to_terminate_with_both_aws_clis_and_boto3() {
+    let s = Server::start();
+    common::build_busybox(&s);
+    let work = tempfile::tempdir().expect("tempdir");
+    let aws = Aws {
+        srv: &s,
+        bin: "aws",
+        cwd: work.path(),
+    };
+    let ami = busybox_ami(&aws);
+    aws.ok(&["ec2", "create-key-pair", "--key-name", "k1"]);
+
+    let run = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "t2.nano",
+        "--count",
+        "2",
+        "--key-name",
+        "k1",
+        "--user-data",
+        "#!/bin/sh\necho hello-from-ec2-user-data\n",
+        "--tag-specifications",
+        "ResourceType=instance,Tags=[{Key=Name,Value=web},{Key=team,Value=blue}]",
+        "--client-token",
+        "scenario-1",
+    ]);
+    let launched = ids(&run);
+    assert_eq!(launched.len(), 2, "{run}");
+    assert_eq!(run["Instances"][0]["State"]["Name"], "pending", "{run}");
+    // ClientToken: the retry answers the same instances.
+    let again = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "t2.nano",
+        "--count",
+        "2",
+        "--key-name",
+        "k1",
+        "--client-token",
+        "scenario-1",
+    ]);
+    assert_eq!(ids(&again), launched);
+
+    let mut wait = vec!["ec2", "wait", "instance-running", "--instance-ids"];
+    wait.extend(launched.iter().map(String::as_str));
+    aws.ok(&wait);
+
+    // Debian's awscli 2.9 reads the same instances, with filters.
+    let aws2 = Aws {
+        srv: &s,
+        bin: "/usr/bin/aws",
+        cwd: work.path(),
+    };
+    for a in [&aws, &aws2] {
+        let d = a.json(&[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=tag:Name,Values=w?b",
+            "Name=instance-state-name,Values=running",
+        ]);
+        let insts: Vec<&Value> = d["Reservations"]
+            .as_array()
+            .expect("Reservations")
+            .iter()
+            .flat_map(|r| r["Instances"].as_array().expect("Instances").iter())
+            .collect();
+        assert_eq!(insts.len(), 2, "{d}");
+        for i in &insts {
+            assert_eq!(i["State"]["Code"], 16, "{i}");
+            assert_eq!(i["KeyName"], "k1");
+            assert_eq!(i["ImageId"], ami.as_str());
+            let ip = i["PrivateIpAddress"].as_str().expect("PrivateIpAddress");
+            assert!(
+                i["PrivateDnsName"]
+                    .as_str()
+                    .expect("dns")
+                    .starts_with(&format!("ip-{}", ip.replace('.', "-"))),
+                "{i}"
+            );
+            assert!(
+                i["VpcId"].as_str().expect("VpcId").starts_with("vpc-"),
+                "{i}"
+            );
+            assert!(
+                i["SubnetId"]
+                    .as_str()
+                    .expect("SubnetId")
+                    .starts_with("subnet-"),
+                "{i}"
+            );
+            assert_eq!(i["NetworkInterfaces"][0]["PrivateIpAddress"], ip);
+            assert_eq!(i["SecurityGroups"][0]["GroupName"], "default", "{i}");
+            assert_eq!(
+                i["Placement"]["AvailabilityZone"]
+                    .as_str()
+                    .map(|z| !z.is_empty()),
+                Some(true)
+            );
+            assert!(i["LaunchTime"].as_str().is_some());
+            let tags: Vec<&Value> = i["Tags"].as_array().expect("Tags").iter().collect();
+            assert_eq!(tags.len(), 2, "{i}");
+        }
+        let d = a.json(&[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=tag:Name,Values=db",
+        ]);
+        assert_eq!(d["Reservations"], json!([]), "{d}");
+        let d = a.json(&[
+            "ec2",
+            "describe-instance-status",
+            "--instance-ids",
+            &launched[0],
+        ]);
+        assert_eq!(
+            d["InstanceStatuses"][0]["InstanceState"]["Name"], "running",
+            "{d}"
+        );
+    }
+
+    // Console output carries what the user data printed.
+    let mut console = String::new();
+    for _ in 0..40 {
+        let c = aws.json(&["ec2", "get-console-output", "--instance-id", &launched[0]]);
+        console = c["Output"].as_str().unwrap_or_default().to_string();
+        if console.contains("hello-from-ec2-user-data") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        console.contains("hello-from-ec2-user-data"),
+        "console: {console:?}"
+    );
+
+    // boto3: paginator over MaxResults, waiter, attribute calls.
+    let script = r#"
+import boto3, os, sys
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], verify=os.environ.get("AWS_CA_BUNDLE") or None)
+ids = sys.argv[2:]
+pages = list(ec2.get_paginator("describe_instances").paginate(PaginationConfig={"PageSize": 5}))
+seen = [i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]]
+assert sorted(seen) == sorted(ids), (seen, ids)
+ud = ec2.describe_instance_attribute(InstanceId=ids[0], Attribute="userData")
+import base64
+assert b"hello-from-ec2-user-data" in base64.b64decode(ud["UserData"]["Value"]), ud
+ec2.stop_instances(InstanceIds=[ids[1]])
+ec2.get_waiter("instance_stopped").wait(InstanceIds=[ids[1]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+ec2.modify_instance_attribute(InstanceId=ids[1], InstanceType={"Value": "t2.micro"})
+t = ec2.describe_instance_attribute(InstanceId=ids[1], Attribute="instanceType")
+assert t["InstanceType"]["Value"] == "t2.micro", t
+ec2.start_instances(InstanceIds=[ids[1]])
+ec2.get_waiter("instance_running").wait(InstanceIds=[ids[1]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+ec2.reboot_instances(InstanceIds=[ids[1]])
+print("boto3 ok")
+"#;
+    let mut c = s.client("python3");
+    c.args(["-c", script, &s.url()]).args(&launched);
+    let (ok, out, err) = common::run(&mut c);
+    assert!(
+        ok && out.contains("boto3 ok"),
+        "boto3: {out}\n{err}\n{}",
+        s.logs()
+    );
+
+    // Errors clients branch on.
+    let err = aws.fails(&[
+        "ec2",
+        "describe-instances",
+        "--instance-ids",
+        "i-0123456789abcdef0",
+    ]);
+    assert!(err.contains("InvalidInstanceID.NotFound"), "{err}");
+    let err = aws.fails(&["ec2", "describe-instances", "--instance-ids", "i-nothex"]);
+    assert!(err.contains("InvalidInstanceID.Malformed"), "{err}");
+    let err = aws.fails(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "ami-0123456789abcdef0",
+        "--instance-type",
+        "t2.nano",
+    ]);
+    assert!(err.contains("InvalidAMIID.NotFound"), "{err}");
+    let err = aws.fails(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        "busybox",
+        "--instance-type",
+        "t2.nano",
+    ]);
+    assert!(err.contains("InvalidAMIID.Malformed"), "{err}");
+    let err = aws.fails(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "t2.nano",
+        "--key-name",
+        "nokey",
+    ]);
+    assert!(err.contains("InvalidKeyPair.NotFound"), "{err}");
+    let err = aws.fails(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &ami,
+        "--instance-type",
+        "t2.nano",
+        "--dry-run",
+    ]);
+    assert!(err.contains("DryRunOperation"), "{err}");
+    let err = aws.fails(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        "Name=no-such-filter,Values=x",
+    ]);
+    assert!(err.contains("InvalidParameterValue"), "{err}");
+
+    let mut term = vec!["ec2", "terminate-instances", "--instance-ids"];
+    term.extend(launched.iter().map(String::as_str));
+    let t = aws.json(&term);
+    assert_eq!(
+        t["TerminatingInstances"].as_array().expect("changes").len(),
+        2,
+        "{t}"
+    );
+    let mut wait = vec!["ec2", "wait", "instance-terminated", "--instance-ids"];
+    wait.extend(launched.iter().map(String::as_str));
+    aws.ok(&wait);
+    let err = aws.fails(&["ec2", "stop-instances", "--instance-ids", &launched[0]]);
+    assert!(err.contains("IncorrectInstanceState"), "{err}");
+    // Nothing ran without being asked: only the two launched exist.
+    let d = aws.json(&["ec2", "describe-instances"]);
+    let all: Vec<&Value> = d["Reservations"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().expect("i").iter())
+        .collect();
+    assert_eq!(all.len(), 2, "{d}");
+}

@@ -10,6 +10,7 @@
 //! core's typed errors through [`error`]; no rule about instances,
 //! networks or quotas lives here.
 
+mod compute;
 pub mod error;
 mod meta;
 mod ops;

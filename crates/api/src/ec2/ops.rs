@@ -6,9 +6,9 @@
 use nuage_model::identity::Principal;
 
 use super::error::{Ec2Error, Result};
-use super::meta;
 use super::params::Params;
 use super::xml::Xml;
+use super::{compute, meta};
 use crate::Core;
 
 /// What an operation runs with.
@@ -29,11 +29,13 @@ impl Ctx<'_> {
 #[derive(Debug)]
 pub enum Operation {
     Meta(meta::Op),
+    Compute(compute::Op),
 }
 
 /// Every action nuage serves, sorted.
 pub fn served_actions() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = meta::ACTIONS.to_vec();
+    v.extend_from_slice(compute::ACTIONS);
     v.sort_unstable();
     v
 }
@@ -43,6 +45,9 @@ impl Operation {
     pub fn parse(action: &str, p: &Params) -> Result<Operation> {
         if let Some(op) = meta::Op::parse(action, p)? {
             return Ok(Operation::Meta(op));
+        }
+        if let Some(op) = compute::Op::parse(action, p)? {
+            return Ok(Operation::Compute(op));
         }
         Err(Ec2Error::new(
             400,
@@ -55,6 +60,7 @@ impl Operation {
     pub fn action(&self) -> &'static str {
         match self {
             Operation::Meta(op) => op.action(),
+            Operation::Compute(op) => op.action(),
         }
     }
 
@@ -67,6 +73,7 @@ impl Operation {
     pub async fn run(self, ctx: &Ctx<'_>) -> Result<Xml> {
         match self {
             Operation::Meta(op) => op.run(ctx).await,
+            Operation::Compute(op) => op.run(ctx).await,
         }
     }
 }

@@ -296,53 +296,7 @@ pub fn check_tag(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// EC2's filter wildcards: `*` any run of characters, `?` one, `\` escapes
-/// the next. Case-sensitive, as EC2's are.
-pub fn wildcard_match(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let v: Vec<char> = value.chars().collect();
-    // Iterative matching with one backtrack point for the last `*`:
-    // linear in practice, never exponential.
-    let (mut pi, mut vi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while vi < v.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, vi));
-                pi += 1;
-                continue;
-            }
-            Some('?') => {
-                pi += 1;
-                vi += 1;
-                continue;
-            }
-            Some('\\') if pi + 1 < p.len() && p[pi + 1] == v[vi] => {
-                pi += 2;
-                vi += 1;
-                continue;
-            }
-            Some(c) if *c != '\\' && *c == v[vi] => {
-                pi += 1;
-                vi += 1;
-                continue;
-            }
-            _ => {}
-        }
-        match star {
-            Some((sp, sv)) => {
-                pi = sp + 1;
-                vi = sv + 1;
-                star = Some((sp, sv + 1));
-            }
-            None => return false,
-        }
-    }
-    while p.get(pi) == Some(&'*') {
-        pi += 1;
-    }
-    pi == p.len()
-}
+pub use nuage_model::filter::wildcard_match;
 
 impl Filter {
     /// Whether any of the resource's values for this filter matches any of
@@ -450,25 +404,6 @@ mod tests {
         let p = params(&[("MaxResults", "5"), ("DryRun", "TRUE")]);
         assert_eq!(p.int("MaxResults", 5, 1000).expect("n"), Some(5));
         assert!(p.dry_run().expect("b"));
-    }
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard_match("web*", "web-1"));
-        assert!(wildcard_match("*", ""));
-        assert!(wildcard_match("w?b", "web"));
-        assert!(!wildcard_match("w?b", "wb"));
-        assert!(wildcard_match("a*b*c", "aXXbYYc"));
-        assert!(!wildcard_match("a*b*c", "aXXbYY"));
-        assert!(wildcard_match(r"a\*", "a*"));
-        assert!(!wildcard_match(r"a\*", "ab"));
-        assert!(!wildcard_match("Web", "web"));
-        // No exponential blow-up on adversarial patterns.
-        let long = "a".repeat(5000);
-        let pattern = format!("{}b", "*a".repeat(200));
-        let t = std::time::Instant::now();
-        assert!(!wildcard_match(&pattern, &long));
-        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -90,6 +90,19 @@ impl Xml {
         self.close(name)
     }
 
+    /// `<name><item>text</item>...</name>`: a list of strings.
+    pub fn strings<'a>(
+        &mut self,
+        name: &str,
+        items: impl IntoIterator<Item = &'a str>,
+    ) -> &mut Self {
+        self.open(name);
+        for it in items {
+            self.text("item", it);
+        }
+        self.close(name)
+    }
+
     /// `<tagSet>` of key/value items (left out when there are no tags, as
     /// EC2 does).
     pub fn tag_set<'a>(
