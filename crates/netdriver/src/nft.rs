@@ -13,8 +13,10 @@
 //! - anti-spoofing runs earlier, in one `ingress` chain per port hooked on
 //!   its host veth (an `inet` table may hold ingress chains since Linux
 //!   5.10): a port sends only from its MAC and its IPv4 address, and no
-//!   IPv6 (nuage gives none). `inet` ingress sees IP only, so ARP is not
-//!   filtered here (ADR 20);
+//!   IPv6 (nuage gives none). `inet` ingress sees IP only, so what is not
+//!   IP (ARP above all) is filtered by a second table of the same name,
+//!   `bridge nuage` ([`compile_l2`], ADR 25): from a port only its own
+//!   MAC, ARP only for its own (address, MAC), nothing but IPv4 and ARP;
 //! - with sources thus proven, (bridge, IPv4 address) names a port: the
 //!   `egress` and `ingress` verdict maps send a packet from or to a port to
 //!   that port's chain, and group membership sets hold such pairs (an
@@ -33,6 +35,12 @@
 //! chain g-<g>-out        each egress rule → goto to-port (then the destination's ingress)
 //! chain g-<g>-in         each ingress rule → accept
 //! chain spoof-<p>        hook ingress on p's host veth: wrong MAC, IPv6, wrong IPv4 → drop
+//!
+//! table bridge nuage
+//! set macs               ifname . ether_addr                 each port's veth and MAC
+//! set arp                ifname . ipv4_addr . ether_addr     what each port's ARP may claim
+//! chain ports            hook prerouting: not from nv-* → accept; MAC not its own → drop;
+//!                        ARP claiming its own → accept; anything but IPv4 → drop
 //! ```
 //!
 //! A group's rules live once in its chains, however many ports it has; a
@@ -40,8 +48,8 @@
 //! rule. [`compile`] replaces the whole table in one batch (`add table`,
 //! `delete table`, then everything); [`compile_update`] changes only what
 //! differs from the plan in force (nft spends ~0.15 ms per rule, so a
-//! whole table of 1,000 rules costs half a second). The kernel commits
-//! either batch as one transaction: an error anywhere leaves the previous
+//! whole table of 1,000 rules costs half a second). Both tables travel in
+//! the same batch, and the kernel commits either batch as one transaction: an error anywhere leaves the previous
 //! table untouched. Conntrack entries outlive the table, so established
 //! connections survive a re-apply.
 
@@ -59,6 +67,11 @@ use crate::{bridge_name, validate_id, Ipv4Cidr, Mac, Member, NetError, NetResult
 /// The table nuage owns; nothing else in the ruleset is touched.
 pub const TABLE: &str = "nuage";
 const FAMILY: &str = "inet";
+/// The family of nuage's second table of the same name, which filters
+/// what `inet` never sees: ARP and other non-IP frames from ports.
+const L2_FAMILY: &str = "bridge";
+/// How every port's host end is named ([`crate::port_ifname`]).
+const PORT_PREFIX: &str = "nv-";
 
 /// Everything the node enforces: its ports and the groups they are in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +169,19 @@ fn obj(kind: &str, mut body: Value) -> Value {
 
 fn add(kind: &str, body: Value) -> Value {
     json!({ "add": obj(kind, body) })
+}
+
+/// An object of the `bridge nuage` table.
+fn l2_obj(kind: &str, mut body: Value) -> Value {
+    if let Some(m) = body.as_object_mut() {
+        m.insert("family".into(), json!(L2_FAMILY));
+        m.insert("table".into(), json!(TABLE));
+    }
+    json!({ kind: body })
+}
+
+fn l2_add(kind: &str, body: Value) -> Value {
+    json!({ "add": l2_obj(kind, body) })
 }
 
 fn chain(name: &str) -> Value {
@@ -457,6 +483,86 @@ fn bridges_of(plan: &SecurityPlan) -> Vec<Value> {
     b.into_iter().map(Value::from).collect()
 }
 
+/// A port's elements in the `bridge nuage` sets: its MAC on its veth, and
+/// the one (address, MAC) its ARP may claim.
+fn l2_elems(p: &SgPort) -> [(&'static str, Value); 2] {
+    let (ifname, mac) = (p.host_ifname.as_str(), p.mac.to_string());
+    [
+        ("macs", json!({ "concat": [ifname, mac] })),
+        ("arp", json!({ "concat": [ifname, p.ip.to_string(), mac] })),
+    ]
+}
+
+fn l2_element_cmds(op: &str, p: &SgPort) -> Vec<Value> {
+    l2_elems(p)
+        .into_iter()
+        .map(|(set, e)| json!({ op: l2_obj("element", json!({ "name": set, "elem": [e] })) }))
+        .collect()
+}
+
+/// The `bridge nuage` table, whole: one chain on the bridges' prerouting
+/// hook, before br_netfilter hands IPv4 to `inet`. A frame from a port's
+/// veth (`nv-*`) must come from the port's MAC; an ARP frame must claim
+/// the port's own address and MAC (so no gratuitous ARP for a foreign
+/// address, no reply in another's name); anything but IPv4 and ARP is
+/// dropped. A port the plan does not name yet sends nothing (fail closed,
+/// as in `inet`); router links and trunks are not ports and pass.
+fn compile_l2(plan: &SecurityPlan) -> Vec<Value> {
+    let mut cmds = vec![
+        l2_add("table", json!({ "name": TABLE })),
+        json!({ "delete": { "table": { "family": L2_FAMILY, "name": TABLE } } }),
+        l2_add("table", json!({ "name": TABLE })),
+        l2_add(
+            "chain",
+            json!({ "name": "ports", "type": "filter", "hook": "prerouting", "prio": -200,
+                    "policy": "accept" }),
+        ),
+    ];
+    for (name, kind) in [
+        ("macs", json!(["ifname", "ether_addr"])),
+        ("arp", json!(["ifname", "ipv4_addr", "ether_addr"])),
+    ] {
+        let mut set = json!({ "name": name, "type": kind });
+        let elems: Vec<Value> = plan
+            .ports
+            .iter()
+            .flat_map(l2_elems)
+            .filter(|(s, _)| *s == name)
+            .map(|(_, e)| e)
+            .collect();
+        if !elems.is_empty() {
+            set["elem"] = json!(elems);
+        }
+        cmds.push(l2_add("set", set));
+    }
+    let l2_rule = |expr: Vec<Value>| l2_add("rule", json!({ "chain": "ports", "expr": expr }));
+    cmds.push(l2_rule(vec![
+        matches("!=", meta("iifname"), json!(format!("{PORT_PREFIX}*"))),
+        verdict("accept"),
+    ]));
+    cmds.push(l2_rule(vec![
+        matches(
+            "!=",
+            json!({ "concat": [meta("iifname"), payload("ether", "saddr")] }),
+            json!("@macs"),
+        ),
+        verdict("drop"),
+    ]));
+    // The `arp` payload brings its own `ether type arp` dependency.
+    cmds.push(l2_rule(vec![
+        eq(
+            json!({ "concat": [meta("iifname"), payload("arp", "saddr ip"), payload("arp", "saddr ether")] }),
+            json!("@arp"),
+        ),
+        verdict("accept"),
+    ]));
+    cmds.push(l2_rule(vec![
+        matches("!=", payload("ether", "type"), json!("ip")),
+        verdict("drop"),
+    ]));
+    cmds
+}
+
 fn flush_chain(name: &str) -> Value {
     json!({ "flush": obj("chain", json!({ "name": name })) })
 }
@@ -601,6 +707,7 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
     for p in &plan.ports {
         cmds.extend(port_rules(p));
     }
+    cmds.extend(compile_l2(plan));
     Ok(json!({ "nftables": cmds }))
 }
 
@@ -707,14 +814,20 @@ pub fn compile_update(
         .filter(|p| !new_ports.contains_key(p.id.as_str()))
     {
         cmds.extend(map_elems("delete", p, false));
+        cmds.extend(l2_element_cmds("delete", p));
     }
     for p in &new.ports {
         match old_ports.get(p.id.as_str()) {
             None => {
                 cmds.extend(port_rules(p));
                 cmds.extend(map_elems("add", p, true));
+                cmds.extend(l2_element_cmds("add", p));
             }
             Some(o) if *o != p => {
+                if l2_elems(o) != l2_elems(p) {
+                    cmds.extend(l2_element_cmds("delete", o));
+                    cmds.extend(l2_element_cmds("add", p));
+                }
                 if (&o.network_id, o.ip) != (&p.network_id, p.ip) {
                     cmds.extend(map_elems("delete", o, false));
                     cmds.extend(map_elems("add", p, true));
@@ -835,10 +948,11 @@ pub async fn apply(host_netns: Option<PathBuf>, program: PathBuf, batch: Value) 
     .await
 }
 
-/// Whether `inet nuage` exists, from nft's JSON listing of the tables.
+/// Whether both of nuage's tables (`inet nuage`, `bridge nuage`) exist,
+/// from nft's JSON listing of the tables.
 pub async fn table_exists(host_netns: Option<PathBuf>, program: PathBuf) -> NetResult<bool> {
     let out = crate::ns::on_thread(host_netns, move || async move {
-        run_nft(&program, &["-j", "list", "tables", FAMILY], None)
+        run_nft(&program, &["-j", "list", "tables"], None)
     })
     .await?;
     let v: Value = serde_json::from_slice(&out)
@@ -846,12 +960,14 @@ pub async fn table_exists(host_netns: Option<PathBuf>, program: PathBuf) -> NetR
     let items = v["nftables"]
         .as_array()
         .ok_or_else(|| NetError::Failed("nft's table list has no \"nftables\" array".into()))?;
-    Ok(items
-        .iter()
-        .any(|i| i["table"]["family"] == FAMILY && i["table"]["name"] == TABLE))
+    Ok([FAMILY, L2_FAMILY].iter().all(|f| {
+        items
+            .iter()
+            .any(|i| i["table"]["family"] == *f && i["table"]["name"] == TABLE)
+    }))
 }
 
-/// How many rules the table holds now, or `None` without the table.
+/// How many rules nuage's tables hold now, or `None` without them.
 pub async fn table_rule_count(
     host_netns: Option<PathBuf>,
     program: PathBuf,
@@ -860,17 +976,23 @@ pub async fn table_rule_count(
         return Ok(None);
     }
     let out = crate::ns::on_thread(host_netns, move || async move {
-        run_nft(&program, &["-j", "list", "table", FAMILY, TABLE], None)
+        let mut all = Vec::new();
+        for f in [FAMILY, L2_FAMILY] {
+            all.push(run_nft(&program, &["-j", "list", "table", f, TABLE], None)?);
+        }
+        Ok(all)
     })
     .await?;
-    let v: Value =
-        serde_json::from_slice(&out).map_err(|e| NetError::failed("reading nft's table", e))?;
-    let items = v["nftables"]
-        .as_array()
-        .ok_or_else(|| NetError::Failed("nft's table has no \"nftables\" array".into()))?;
-    Ok(Some(
-        items.iter().filter(|i| i.get("rule").is_some()).count(),
-    ))
+    let mut n = 0;
+    for o in out {
+        let v: Value =
+            serde_json::from_slice(&o).map_err(|e| NetError::failed("reading nft's table", e))?;
+        let items = v["nftables"]
+            .as_array()
+            .ok_or_else(|| NetError::Failed("nft's table has no \"nftables\" array".into()))?;
+        n += items.iter().filter(|i| i.get("rule").is_some()).count();
+    }
+    Ok(Some(n))
 }
 
 /// How many rules a whole apply of `plan` makes.
@@ -931,17 +1053,27 @@ mod tests {
         let v = compile(&plan).expect("compile");
         let text = v.to_string();
         let cmds = v["nftables"].as_array().expect("array");
-        // Replace, not merge: add + delete + add of the one table.
+        // Replace, not merge: add + delete + add of each of the two
+        // tables, and nothing outside them.
         assert_eq!(cmds[1]["delete"]["table"]["name"], TABLE);
+        let deleted: Vec<_> = cmds
+            .iter()
+            .filter_map(|c| c["delete"]["table"]["family"].as_str())
+            .collect();
+        assert_eq!(deleted, [FAMILY, L2_FAMILY]);
         assert!(cmds.iter().all(|c| {
             let body = c
                 .as_object()
                 .and_then(|o| o.values().next())
                 .and_then(|b| b.as_object());
             body.and_then(|b| b.values().next()).is_some_and(|o| {
-                o["family"] == FAMILY && (o["table"] == TABLE || o["name"] == TABLE)
+                (o["family"] == FAMILY || o["family"] == L2_FAMILY)
+                    && (o["table"] == TABLE || o["name"] == TABLE)
             })
         }));
+        // Each port's MAC: its spoof chain, and its MAC and ARP identity
+        // in the bridge table.
+        assert_eq!(text.matches("\"02:00:0a:00:00:03\"").count(), 3, "{text}");
         // The group's rules once, whatever its number of ports.
         assert_eq!(text.matches("\"dport\"").count(), 1, "{text}");
         assert!(text.contains("\"m-sg-web\""));

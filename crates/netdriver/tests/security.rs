@@ -362,22 +362,27 @@ async fn a_port_wired_after_the_ruleset_gets_its_anti_spoofing() {
     );
 }
 
-/// The table as nft lists it, without handles, each chain's rules in
-/// order, set elements sorted: equal for equal rulesets however made.
+/// Both tables (`inet nuage`, `bridge nuage`) as nft lists them, without
+/// handles, each chain's rules in order, set elements sorted: equal for
+/// equal rulesets however made.
 fn normalized(node: &Node) -> Vec<String> {
-    let out = node
-        .host
-        .exec("nft", &["-j", "list", "table", "inet", "nuage"])
-        .expect("nft");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+    let mut listed = Vec::new();
+    for family in ["inet", "bridge"] {
+        let out = node
+            .host
+            .exec("nft", &["-j", "list", "table", family, "nuage"])
+            .expect("nft");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+        listed.extend(v["nftables"].as_array().expect("array").iter().cloned());
+    }
     let mut per_chain: std::collections::BTreeMap<String, usize> = Default::default();
     let mut items = Vec::new();
-    for item in v["nftables"].as_array().expect("array") {
+    for item in &listed {
         let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
             continue;
         };
@@ -392,7 +397,11 @@ fn normalized(node: &Node) -> Vec<String> {
             }
         }
         let key = if kind == "rule" {
-            let chain = body["chain"].as_str().unwrap_or_default().to_string();
+            let chain = format!(
+                "{} {}",
+                body["family"].as_str().unwrap_or_default(),
+                body["chain"].as_str().unwrap_or_default()
+            );
             let n = per_chain.entry(chain.clone()).or_default();
             *n += 1;
             format!("rule {chain} #{n}")
@@ -528,4 +537,86 @@ async fn a_rule_deleted_by_hand_is_put_back() {
     d.apply_security(&plan).await.expect("apply again");
     assert_eq!(normalized(&s.node), whole, "the rule is not back");
     assert!(d.observe().await.expect("observe").security_table);
+}
+
+/// The MAC `ns` has cached for `ip` on eth0, from iproute2's JSON
+/// listing; `None` when it has none (or an incomplete one).
+fn neighbour(ns: &NetNs, ip: &str) -> Option<String> {
+    let out = ns
+        .exec("ip", &["-j", "neigh", "show", ip, "dev", "eth0"])
+        .expect("ip neigh");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j neigh");
+    v.as_array()?
+        .iter()
+        .find_map(|n| n["lladdr"].as_str().map(str::to_string))
+}
+
+/// busybox arping from `ns`'s eth0 with the sender address `src`: `-U`
+/// sends gratuitous ARP (requests for `src` itself), otherwise requests
+/// for `dst`. Whether anything answered.
+fn arping(ns: &NetNs, src: &str, dst: &str, gratuitous: bool) -> bool {
+    let mut args = vec!["arping", "-c", "3", "-w", "3", "-I", "eth0", "-s", src];
+    if gratuitous {
+        args.push("-U");
+    }
+    args.push(dst);
+    let out = ns.exec("/bin/busybox", &args).expect("busybox arping");
+    eprintln!(
+        "arping {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success()
+}
+
+/// ARP from a port claims only its own address and MAC: a gratuitous ARP
+/// or a request for a foreign address changes no neighbour's cache, and
+/// ordinary ARP (what a ping needs) still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn arp_from_a_port_claims_only_its_own_address_and_mac() {
+    let s = Setup::new().await;
+    let mut plan = s.plan(true);
+    for p in &mut plan.ports {
+        p.groups = vec!["client".into(), "server".into()];
+    }
+    s.node.driver.apply_security(&plan).await.expect("apply");
+    let (mac_a, mac_c) = (s.pa.mac.to_string(), s.pc.mac.to_string());
+    // b learns c, and c learns b, by ordinary ARP.
+    assert!(ping(&s.b, "10.0.0.4"), "b cannot reach c");
+    assert_eq!(neighbour(&s.b, "10.0.0.4").as_deref(), Some(mac_c.as_str()));
+    // An ARP request in a's own name is answered.
+    assert!(arping(&s.a, "10.0.0.2", "10.0.0.3", false), "plain ARP");
+
+    // a claims c's address: gratuitous ARP, then requests to b in c's
+    // name. The kernel ignores updates within a second (`locktime`);
+    // arping sends one a second, three times.
+    s.a.sysctl("net/ipv4/ip_nonlocal_bind", "1")
+        .expect("sysctl");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    arping(&s.a, "10.0.0.4", "10.0.0.4", true);
+    assert!(
+        !arping(&s.a, "10.0.0.4", "10.0.0.3", false),
+        "b answered an ARP request in c's name"
+    );
+    assert_eq!(
+        neighbour(&s.b, "10.0.0.4").as_deref(),
+        Some(mac_c.as_str()),
+        "a's ARP took c's address in b's cache"
+    );
+    assert!(ping(&s.b, "10.0.0.4"), "b no longer reaches c");
+
+    // a with another MAC, claiming its own address: dropped too.
+    s.a.set_mac("eth0", Mac([0x02, 0x66, 0, 0, 0, 2]))
+        .expect("mac");
+    assert!(!arping(&s.a, "10.0.0.2", "10.0.0.3", false));
+    assert_ne!(
+        neighbour(&s.b, "10.0.0.2").as_deref(),
+        Some("02:66:00:00:00:02"),
+        "a's spoofed MAC reached b's cache"
+    );
+    s.a.set_mac("eth0", s.pa.mac).expect("mac back");
+    assert!(arping(&s.a, "10.0.0.2", "10.0.0.3", false));
+    assert!(ping(&s.a, "10.0.0.3"), "a no longer reaches b");
+    assert_eq!(neighbour(&s.b, "10.0.0.2").as_deref(), Some(mac_a.as_str()));
 }
