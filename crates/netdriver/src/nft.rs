@@ -35,6 +35,7 @@
 //! chain g-<g>-out        each egress rule → goto to-port (then the destination's ingress)
 //! chain g-<g>-in         each ingress rule → accept
 //! chain spoof-<p>        hook ingress on p's host veth: wrong MAC, IPv6, wrong IPv4 → drop
+//! chain zone             hook prerouting, before conntrack: each bridge's packets → its ct zone
 //!
 //! table bridge nuage
 //! set macs               ifname . ether_addr                 each port's veth and MAC
@@ -563,6 +564,47 @@ fn compile_l2(plan: &SecurityPlan) -> Vec<Value> {
     cmds
 }
 
+/// Each nuage bridge's conntrack zone, by bridge name: 16 bits of the
+/// name's hash, the next free one on a collision (probed in the order of
+/// the network ids, so the same networks always get the same zones), never
+/// zone 0, which everything else on the node shares. Stable across
+/// restarts and plans, so established flows keep their entries.
+pub fn zones(plan: &SecurityPlan) -> BTreeMap<String, u16> {
+    let networks: BTreeSet<&str> = plan.ports.iter().map(|p| p.network_id.as_str()).collect();
+    let mut used = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for n in networks {
+        let name = bridge_name(n);
+        let hex = name.get(BRIDGE_HASH_AT..BRIDGE_HASH_AT + 4).unwrap_or("0");
+        let mut z = u16::from_str_radix(hex, 16).unwrap_or(0);
+        while z == 0 || used.contains(&z) {
+            z = z.wrapping_add(1);
+        }
+        used.insert(z);
+        out.insert(name, z);
+    }
+    out
+}
+
+/// Where a bridge name's hex digits begin (after `nb-`).
+const BRIDGE_HASH_AT: usize = crate::BRIDGE_PREFIX.len();
+
+/// The rules of the `zone` chain: each bridge's packets into its zone.
+fn zone_rules(plan: &SecurityPlan) -> Vec<Value> {
+    zones(plan)
+        .into_iter()
+        .map(|(bridge, z)| {
+            rule(
+                "zone",
+                vec![
+                    eq(meta("iifname"), json!(bridge)),
+                    json!({ "mangle": { "key": { "ct": { "key": "zone" } }, "value": z } }),
+                ],
+            )
+        })
+        .collect()
+}
+
 fn flush_chain(name: &str) -> Value {
     json!({ "flush": obj("chain", json!({ "name": name })) })
 }
@@ -588,6 +630,12 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
     cmds.push(add(
         "chain",
         json!({ "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept" }),
+    ));
+    // Before conntrack (-200): a bridge's flows are tracked in its own
+    // zone, so overlapping networks never share an entry.
+    cmds.push(add(
+        "chain",
+        json!({ "name": "zone", "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept" }),
     ));
     cmds.push(chain("to-port"));
     for g in &plan.groups {
@@ -701,6 +749,7 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
         vec![matches("==", meta("oifname"), ours), verdict("drop")],
     ));
     cmds.push(rule("to-port", vec![verdict("accept")]));
+    cmds.extend(zone_rules(plan));
     for g in &plan.groups {
         cmds.extend(group_rules(g));
     }
@@ -847,7 +896,11 @@ pub fn compile_update(
             Some(_) => {}
         }
     }
-    // 5. Which bridges are nuage's.
+    // 5. Which bridges are nuage's, and their zones.
+    if zones(new) != zones(old) {
+        cmds.push(flush_chain("zone"));
+        cmds.extend(zone_rules(new));
+    }
     let bridges = bridges_of(new);
     if bridges != bridges_of(old) {
         cmds.push(json!({ "flush": obj("set", json!({ "name": "bridges" })) }));
@@ -1208,6 +1261,39 @@ mod tests {
             .expect("dirty")
             .to_string();
         assert!(text.contains("m-sg-web"));
+    }
+
+    #[test]
+    fn every_bridge_gets_its_own_zone_and_keeps_it() {
+        let plan = |nets: &[&str]| SecurityPlan {
+            ports: nets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| port(&format!("p{i}"), n, [10, 0, 0, 2], &[]))
+                .collect(),
+            groups: vec![],
+        };
+        let many: Vec<String> = (0..2000).map(|i| format!("net-{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let z = zones(&plan(&many));
+        let distinct: BTreeSet<u16> = z.values().copied().collect();
+        assert_eq!(distinct.len(), 2000, "two bridges share a zone");
+        assert!(!distinct.contains(&0));
+        // A network's zone does not depend on which others are there,
+        // short of a collision.
+        let one = zones(&plan(&["net-7"]));
+        assert_eq!(one[&bridge_name("net-7")], z[&bridge_name("net-7")]);
+        // The zone chain is rewritten only when the bridges change.
+        let none = BTreeSet::new();
+        let a = plan(&["n1", "n2"]);
+        let mut b = a.clone();
+        b.ports[1].ip = Ipv4Addr::new(10, 0, 0, 9);
+        let text = compile_update(&a, &b, &none).expect("update").to_string();
+        assert!(!text.contains("\"zone\""), "{text}");
+        let text = compile_update(&a, &plan(&["n1", "n3"]), &none)
+            .expect("update")
+            .to_string();
+        assert!(text.contains(&bridge_name("n3")) && text.contains("\"zone\""));
     }
 
     #[test]

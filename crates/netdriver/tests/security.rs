@@ -620,3 +620,131 @@ async fn arp_from_a_port_claims_only_its_own_address_and_mac() {
     assert!(ping(&s.a, "10.0.0.3"), "a no longer reaches b");
     assert_eq!(neighbour(&s.b, "10.0.0.2").as_deref(), Some(mac_a.as_str()));
 }
+
+/// A UDP socket bound inside `ns`, reading with a short timeout.
+fn udp_socket(ns: &NetNs, addr: &str) -> std::net::UdpSocket {
+    let s = ns
+        .run(|| std::net::UdpSocket::bind(addr))
+        .expect("thread")
+        .expect("bind");
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .expect("timeout");
+    s
+}
+
+/// A UDP server in `ns` answering every datagram with `name`.
+fn udp_server(ns: &NetNs, addr: &str, name: &'static str) {
+    let s = udp_socket(ns, addr);
+    s.set_read_timeout(None).expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((_, peer)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(name.as_bytes(), peer);
+        }
+    });
+}
+
+fn recv(s: &std::net::UdpSocket) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let n = s.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Two networks with the same CIDR and the same addresses: each bridge
+/// has its own conntrack zone, so a flow of one network is never taken
+/// for a reply to the other's, identical flows at once both pass, and
+/// replies still pass statefully.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_networks_never_share_a_conntrack_entry() {
+    let node = Node::new();
+    node.bridge("net-1").await;
+    node.bridge("net-2").await;
+    let (a1, b1) = (node.instance("a1"), node.instance("b1"));
+    let (a2, b2) = (node.instance("a2"), node.instance("b2"));
+    let pa1 = port("pa1", "net-1", &a1, "10.0.0.2/24", None);
+    let pb1 = port("pb1", "net-1", &b1, "10.0.0.3/24", None);
+    let pa2 = port("pa2", "net-2", &a2, "10.0.0.2/24", None);
+    let pb2 = port("pb2", "net-2", &b2, "10.0.0.3/24", None);
+    for p in [&pa1, &pb1, &pa2, &pb2] {
+        ensure(&node, p).await;
+    }
+    // a1, a2: egress only. b1: UDP 6000 in, no egress (its replies pass
+    // as replies only). b2: both.
+    let groups = vec![
+        SecurityGroup {
+            id: "out".into(),
+            rules: vec![allow(Direction::Egress, Protocol::All, Remote::Any)],
+        },
+        SecurityGroup {
+            id: "udp-in".into(),
+            rules: vec![allow(
+                Direction::Ingress,
+                Protocol::Udp(PortRange::single(6000)),
+                Remote::Any,
+            )],
+        },
+    ];
+    let plan = SecurityPlan {
+        ports: vec![
+            sg_port(&pa1, &["out"]),
+            sg_port(&pb1, &["udp-in"]),
+            sg_port(&pa2, &["out"]),
+            sg_port(&pb2, &["out", "udp-in"]),
+        ],
+        groups,
+    };
+    node.driver.apply_security(&plan).await.expect("apply");
+    udp_server(&b1, "10.0.0.3:6000", "b1");
+
+    // net-1: a1:5100 → b1:6000, answered statefully.
+    let c1 = udp_socket(&a1, "10.0.0.2:5100");
+    c1.send_to(b"x", "10.0.0.3:6000").expect("send");
+    assert_eq!(recv(&c1).as_deref(), Some("b1"));
+    // net-2: b2:6000 → a2:5100 has the 5-tuple of that flow's reply, and
+    // a2 allows no ingress: without zones it would pass as "established".
+    let victim = udp_socket(&a2, "10.0.0.2:5100");
+    let b2_sender = udp_socket(&b2, "10.0.0.3:6000");
+    b2_sender.send_to(b"leak", "10.0.0.2:5100").expect("send");
+    assert_eq!(
+        recv(&victim),
+        None,
+        "net-2's packet passed as a reply to net-1's flow"
+    );
+    drop(b2_sender);
+
+    // The very same flow on both networks at once: each reaches its own
+    // server, each answer comes back.
+    udp_server(&b2, "10.0.0.3:6000", "b2");
+    let (x1, x2) = (
+        udp_socket(&a1, "10.0.0.2:5000"),
+        udp_socket(&a2, "10.0.0.2:5000"),
+    );
+    x1.send_to(b"1", "10.0.0.3:6000").expect("send");
+    x2.send_to(b"2", "10.0.0.3:6000").expect("send");
+    assert_eq!(recv(&x1).as_deref(), Some("b1"));
+    assert_eq!(recv(&x2).as_deref(), Some("b2"));
+
+    // Two conntrack entries for that 5-tuple, in two zones, neither the
+    // default one.
+    let out = node
+        .host
+        .exec(
+            "conntrack",
+            &["-L", "-p", "udp", "--sport", "5000", "--dport", "6000"],
+        )
+        .expect("conntrack (apt-get install conntrack)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let zones: std::collections::BTreeSet<&str> = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("zone="))
+                .unwrap_or("0")
+        })
+        .collect();
+    eprintln!("conntrack:\n{text}");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(zones.len(), 2, "one zone for both networks: {text}");
+    assert!(!zones.contains("0"), "a flow in the default zone: {text}");
+}
