@@ -8,7 +8,8 @@
 //!  nb-<net> ── nr-<key/net> ══ rn-<net>  10.0.0.1/16 (gateway)
 //!                                  lo     169.254.169.254/32 (metadata)
 //!                                  rg-<key> 203.0.113.5/24 + floating/32 ══ ng-<key> ── <external bridge>
-//!                                  table ip nuage-router: SNAT out, DNAT/SNAT per floating address
+//!                                  table ip nuage-router: SNAT out, DNAT/SNAT per floating address,
+//!                                                         hairpin to floating addresses from inside
 //! ```
 //!
 //! Forwarding is turned on inside the router namespace only, and nothing
@@ -38,6 +39,10 @@ use crate::{
 
 /// The table each router namespace holds; nothing else there is touched.
 pub const ROUTER_TABLE: &str = "nuage-router";
+
+/// The packet mark of a hairpin connection's first packet, from `prerouting`
+/// to `postrouting` ("nu"). Nothing else in a router namespace uses marks.
+const HAIRPIN_MARK: u32 = 0x6e75;
 
 /// The operator's external network, as the Linux driver reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -492,8 +497,9 @@ pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRoute
 /// The router namespace's NAT table as one nft JSON batch replacing the
 /// one in force: nothing without an external leg; otherwise SNAT of its
 /// networks to its external address, and for each floating address DNAT
-/// public → fixed arriving on the external leg and SNAT fixed → public
-/// leaving by it. Forwarding from the external leg inward is allowed only
+/// public → fixed (from outside, and from the router's own networks:
+/// hairpin, then SNATed to the sender's floating address or the router's
+/// address) and SNAT fixed → public leaving by the external leg. Forwarding from the external leg inward is allowed only
 /// for replies and DNATed connections: the router does not route the
 /// external network into its private ones.
 pub fn compile_nat(spec: &RouterSpec) -> Value {
@@ -525,15 +531,55 @@ pub fn compile_nat(spec: &RouterSpec) -> Value {
             "name": name, "type": ty, "hook": hook, "prio": prio, "policy": "accept"
         })) } }));
     }
+    // Hairpin: a connection from one of the router's own networks to one
+    // of its floating addresses is marked, DNATed like one from outside,
+    // and SNATed below to the sender's public face (its floating address,
+    // or the router's), so that the reply comes back through the router
+    // instead of straight from the instance.
+    if !e.floating.is_empty() {
+        let publics: Vec<Value> = e
+            .floating
+            .iter()
+            .map(|f| json!(f.public.to_string()))
+            .collect();
+        cmds.push(rule(
+            "prerouting",
+            vec![
+                json!({ "match": { "op": "!=", "left": meta("iifname"), "right": rg } }),
+                eq(ip("daddr"), json!({ "set": publics })),
+                json!({ "mangle": { "key": meta("mark"), "value": HAIRPIN_MARK } }),
+            ],
+        ));
+    }
     for f in &e.floating {
         cmds.push(rule(
             "prerouting",
             vec![
-                eq(meta("iifname"), json!(rg)),
                 eq(ip("daddr"), json!(f.public.to_string())),
                 json!({ "dnat": { "addr": f.fixed.to_string() } }),
             ],
         ));
+    }
+    for f in &e.floating {
+        cmds.push(rule(
+            "postrouting",
+            vec![
+                eq(meta("mark"), json!(HAIRPIN_MARK)),
+                eq(ip("saddr"), json!(f.fixed.to_string())),
+                json!({ "snat": { "addr": f.public.to_string() } }),
+            ],
+        ));
+    }
+    if !e.floating.is_empty() {
+        cmds.push(rule(
+            "postrouting",
+            vec![
+                eq(meta("mark"), json!(HAIRPIN_MARK)),
+                json!({ "snat": { "addr": e.address.addr.to_string() } }),
+            ],
+        ));
+    }
+    for f in &e.floating {
         cmds.push(rule(
             "postrouting",
             vec![

@@ -382,3 +382,41 @@ async fn what_is_deleted_by_hand_comes_back_and_orphans_go() {
         Err(nuage_netdriver::NetError::Invalid(_))
     ));
 }
+
+/// Hairpin: an instance reaches a floating address of its own router, its
+/// own or another instance's, and is seen there as the outside would see
+/// it: by its own floating address, or the router's.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_reach_floating_addresses_of_their_own_router() {
+    let t = external().await;
+    let mut r = router(true);
+    let ext = r.external.as_mut().expect("external");
+    ext.floating.push(FloatingAddress {
+        public: "192.168.100.21".parse().expect("ip"),
+        fixed: "10.0.0.3".parse().expect("ip"),
+    });
+    t.node.driver.ensure_router(&r).await.expect("router");
+    let on_a = whoami_server(&t.a, "10.0.0.2:7000");
+    let a_public: SocketAddr = "192.168.100.20:7000".parse().expect("addr");
+    assert_eq!(whoami(&t.ext, a_public).as_deref(), Some("192.168.100.1"));
+    assert_eq!(
+        whoami(&t.c, a_public).as_deref(),
+        Some("192.168.100.21"),
+        "c does not reach a by a's floating address, as c's"
+    );
+    assert_eq!(
+        whoami(&t.a, a_public).as_deref(),
+        Some("192.168.100.20"),
+        "a does not reach itself by its floating address"
+    );
+    // Without a floating address of its own, c is seen as the router.
+    t.node
+        .driver
+        .ensure_router(&router(true))
+        .await
+        .expect("c's address released");
+    assert_eq!(whoami(&t.c, a_public).as_deref(), Some("192.168.100.10"));
+    // Direct traffic is untouched: c reaches a by a's fixed address, as
+    // itself.
+    assert_eq!(whoami(&t.c, on_a).as_deref(), Some("10.0.0.3"));
+}
