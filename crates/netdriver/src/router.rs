@@ -40,6 +40,9 @@ use crate::{
 /// The table each router namespace holds; nothing else there is touched.
 pub const ROUTER_TABLE: &str = "nuage-router";
 
+/// How every router link's inner end is named ([`crate::router_link_ifname`]).
+const ROUTER_LINK_PREFIX: &str = "rn-";
+
 /// The packet mark of a hairpin connection's first packet, from `prerouting`
 /// to `postrouting` ("nu"). Nothing else in a router namespace uses marks.
 const HAIRPIN_MARK: u32 = 0x6e75;
@@ -268,7 +271,7 @@ pub(crate) async fn ensure_router(
         })
         .transpose()?;
     let key = spec.key.clone();
-    let batch = compile_nat(&spec);
+    let batch = compile_table(&spec);
     crate::ns::on_thread(None, move || async move {
         ensure_netns(&path)?;
         let s = open_sockets(
@@ -348,7 +351,6 @@ pub(crate) async fn ensure_router(
         // The external leg.
         let rg = router_external_ifname(&key);
         let gw_owner = alias("rgw", &key);
-        let had_leg = link_by_name(&s.router, &rg).await?.is_some();
         match (&spec.external, &s.external, &external) {
             (Some(e), Some((eh, _)), Some(xb)) => {
                 let bridge = link_by_name(eh, &xb.bridge).await?.ok_or_else(|| {
@@ -390,12 +392,9 @@ pub(crate) async fn ensure_router(
             }
             _ => delete_link(&s.router, &rg, &gw_owner).await?,
         }
-        // The NAT table, whole, one transaction, from this thread (the
-        // router namespace). A domain that has no leg and had none has no
-        // table either: no `nft` to spawn.
-        if spec.external.is_some() || had_leg {
-            crate::nft::run_nft_batch(&nft, &batch)?;
-        }
+        // The table (input filter, NAT), whole, one transaction, from this
+        // thread (the router namespace).
+        crate::nft::run_nft_batch(&nft, &batch)?;
         Ok(())
     })
     .await
@@ -494,34 +493,73 @@ pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRoute
     .await
 }
 
-/// The router namespace's NAT table as one nft JSON batch replacing the
-/// one in force: nothing without an external leg; otherwise SNAT of its
-/// networks to its external address, and for each floating address DNAT
-/// public → fixed (from outside, and from the router's own networks:
-/// hairpin, then SNATed to the sender's floating address or the router's
-/// address) and SNAT fixed → public leaving by the external leg. Forwarding from the external leg inward is allowed only
-/// for replies and DNATed connections: the router does not route the
-/// external network into its private ones.
-pub fn compile_nat(spec: &RouterSpec) -> Value {
+/// The router namespace's table as one nft JSON batch replacing the one
+/// in force. Always an input filter: from the router's networks only what
+/// nuage serves there (ICMP, DNS on 53, metadata on
+/// 169.254.169.254:80), from anywhere else only ICMP, and replies to what
+/// the router itself opened; the rest to the router itself is dropped.
+/// With an external leg, NAT: SNAT of its networks to its external
+/// address, and for each floating address DNAT public → fixed (from
+/// outside, and from the router's own networks: hairpin, then SNATed to
+/// the sender's floating address or the router's address) and SNAT fixed
+/// → public leaving by the external leg. Forwarding from the external leg
+/// inward is allowed only for replies and DNATed connections: the router
+/// does not route the external network into its private ones.
+pub fn compile_table(spec: &RouterSpec) -> Value {
     let t = |body: Value| -> Value {
         let mut b = body;
         b["family"] = json!("ip");
         b["table"] = json!(ROUTER_TABLE);
         b
     };
-    let mut cmds = vec![
-        json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
-        json!({ "delete": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
-    ];
-    let Some(e) = &spec.external else {
-        return json!({ "nftables": cmds });
-    };
-    let rg = router_external_ifname(&spec.key);
     let rule = |chain: &str, expr: Vec<Value>| json!({ "add": { "rule": t(json!({ "chain": chain, "expr": expr })) } });
     let eq = |left: Value, right: Value| json!({ "match": { "op": "==", "left": left, "right": right } });
     let meta = |k: &str| json!({ "meta": { "key": k } });
     let ip = |f: &str| json!({ "payload": { "protocol": "ip", "field": f } });
-    cmds.push(json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }));
+    let accept = json!({ "accept": null });
+    let mut cmds = vec![
+        json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
+        json!({ "delete": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
+        json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
+        json!({ "add": { "chain": t(json!({
+            "name": "input", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"
+        })) } }),
+    ];
+    let links = json!(format!("{ROUTER_LINK_PREFIX}*"));
+    for expr in [
+        vec![eq(meta("iifname"), json!("lo"))],
+        vec![
+            json!({ "match": { "op": "in", "left": { "ct": { "key": "state" } }, "right": ["established", "related"] } }),
+        ],
+        vec![eq(meta("l4proto"), json!("icmp"))],
+        vec![
+            eq(meta("iifname"), links.clone()),
+            eq(
+                ip("daddr"),
+                json!(crate::services::METADATA_ADDR.to_string()),
+            ),
+            eq(
+                json!({ "payload": { "protocol": "tcp", "field": "dport" } }),
+                json!(80),
+            ),
+        ],
+        vec![
+            eq(meta("iifname"), links.clone()),
+            eq(meta("l4proto"), json!({ "set": ["tcp", "udp"] })),
+            eq(
+                json!({ "payload": { "protocol": "th", "field": "dport" } }),
+                json!(53),
+            ),
+        ],
+    ] {
+        let mut expr = expr;
+        expr.push(accept.clone());
+        cmds.push(rule("input", expr));
+    }
+    let Some(e) = &spec.external else {
+        return json!({ "nftables": cmds });
+    };
+    let rg = router_external_ifname(&spec.key);
     for (name, ty, hook, prio) in [
         ("prerouting", "nat", "prerouting", -100),
         ("postrouting", "nat", "postrouting", 100),

@@ -141,7 +141,9 @@ async fn overlapping_networks_each_reach_their_own_gateway() {
         );
         assert_eq!(r.external, None);
     }
-    let listener = run_in(&o.routers[1].netns, || TcpListener::bind("10.0.0.1:7000"))
+    // (On the DNS port: a router's input filter lets only its services'
+    // ports in.)
+    let listener = run_in(&o.routers[1].netns, || TcpListener::bind("10.0.0.1:53"))
         .expect("thread")
         .expect("bind in net-2's domain");
     let server = listener.local_addr().expect("addr");
@@ -419,4 +421,124 @@ async fn instances_reach_floating_addresses_of_their_own_router() {
     // Direct traffic is untouched: c reaches a by a's fixed address, as
     // itself.
     assert_eq!(whoami(&t.c, on_a).as_deref(), Some("10.0.0.3"));
+}
+
+/// A listener on `addr` inside the router namespace `ns` that answers
+/// every connection with "ok".
+fn router_listener(ns: &std::path::Path, addr: &str) {
+    let l = run_in(ns, || TcpListener::bind(addr))
+        .expect("thread")
+        .expect("bind in the router namespace");
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let _ = c.write_all(b"ok");
+        }
+    });
+}
+
+/// A UDP exchange with `to` from inside `ns`: the answer, or `None`.
+fn udp_ask(ns: &NetNs, to: &str) -> Option<String> {
+    let s = ns
+        .run(|| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .expect("thread")
+        .expect("bind");
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .expect("timeout");
+    s.send_to(b"q", to).expect("send");
+    let mut buf = [0u8; 16];
+    let n = s.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Inside a router namespace only what nuage serves is open to instances
+/// (ICMP, DNS on 53, metadata on 169.254.169.254:80) and nothing to the
+/// external network but ICMP; a port the test opens there is reached by
+/// nobody. With or without an external leg.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_router_accepts_only_what_nuage_serves() {
+    let t = external().await;
+    t.node
+        .driver
+        .ensure_router(&router(true))
+        .await
+        .expect("router");
+    let ns = t.node.driver.router_netns("rtr-1").expect("router netns");
+    router_listener(&ns, "0.0.0.0:7000");
+    router_listener(&ns, "0.0.0.0:53");
+    router_listener(&ns, "169.254.169.254:80");
+    let dns_udp = run_in(&ns, || std::net::UdpSocket::bind("0.0.0.0:53"))
+        .expect("thread")
+        .expect("bind");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16];
+        while let Ok((_, peer)) = dns_udp.recv_from(&mut buf) {
+            let _ = dns_udp.send_to(b"dns", peer);
+        }
+    });
+    let addr = |a: &str| -> SocketAddr { a.parse().expect("addr") };
+    let check = |what: &str| {
+        assert!(
+            ping(&t.c, "10.0.0.1"),
+            "{what}: the gateway does not answer ping"
+        );
+        assert!(
+            connect(&t.c, addr("10.0.0.1:53")).is_some(),
+            "{what}: DNS over TCP"
+        );
+        assert_eq!(
+            udp_ask(&t.c, "10.0.0.1:53").as_deref(),
+            Some("dns"),
+            "{what}"
+        );
+        assert!(
+            connect(&t.c, addr("169.254.169.254:80")).is_some(),
+            "{what}: metadata"
+        );
+        assert!(
+            connect(&t.c, addr("10.0.0.1:7000")).is_none(),
+            "{what}: an instance reached a port nuage does not serve"
+        );
+        assert!(
+            connect(&t.c, addr("169.254.169.254:7000")).is_none(),
+            "{what}: an instance reached a port nuage does not serve"
+        );
+    };
+    check("with an external leg");
+    // From outside: ICMP only, even to the services' ports, even routed
+    // to the metadata address.
+    assert!(ping(&t.ext, "192.168.100.10"));
+    assert!(connect(&t.ext, addr("192.168.100.10:7000")).is_none());
+    assert!(connect(&t.ext, addr("192.168.100.10:53")).is_none());
+    t.ext
+        .exec(
+            "ip",
+            &[
+                "route",
+                "add",
+                "169.254.169.254/32",
+                "via",
+                "192.168.100.10",
+            ],
+        )
+        .expect("route");
+    assert!(
+        connect(&t.ext, addr("169.254.169.254:80")).is_none(),
+        "the external network reached the metadata port"
+    );
+    // Replies to what the router itself opens still come back.
+    let who = whoami_server(&t.ext, "192.168.100.1:7100");
+    let from_router = run_in(&ns, || {
+        std::net::TcpStream::connect_timeout(&who, std::time::Duration::from_secs(2))
+    })
+    .expect("thread");
+    assert!(from_router.is_ok(), "{from_router:?}");
+
+    // Without an external leg the filter stays.
+    t.node
+        .driver
+        .ensure_router(&domain("rtr-1", "net-1", "10.0.0.1/24"))
+        .await
+        .expect("gateway cleared");
+    check("without an external leg");
 }
