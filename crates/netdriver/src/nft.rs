@@ -950,7 +950,11 @@ pub fn members_update(group_id: &str, members: &[Member]) -> NetResult<Value> {
     Ok(json!({ "nftables": cmds }))
 }
 
-fn run_nft(program: &PathBuf, args: &[&str], input: Option<&[u8]>) -> NetResult<Vec<u8>> {
+pub(crate) fn run_nft(
+    program: &PathBuf,
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> NetResult<Vec<u8>> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(if input.is_some() {

@@ -17,6 +17,7 @@
 //! link carries the alias `nuage:rlink:<key>/<network>` or
 //! `nuage:rgw:<key>`, so observation reads owners back from the kernel.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd};
@@ -431,10 +432,41 @@ pub(crate) async fn remove_router(dir: PathBuf, key: String) -> NetResult<()> {
     .await
 }
 
+/// How many rules the router table in the calling thread's namespace
+/// holds, or `None` without the table: one `nft -j list ruleset ip`.
+fn table_rules(nft: &PathBuf) -> NetResult<Option<usize>> {
+    let out = crate::nft::run_nft(nft, &["-j", "list", "ruleset", "ip"], None)?;
+    let v: Value = serde_json::from_slice(&out)
+        .map_err(|e| NetError::failed("reading nft's router ruleset", e))?;
+    let items = v["nftables"]
+        .as_array()
+        .ok_or_else(|| NetError::Failed("nft's router ruleset has no \"nftables\" array".into()))?;
+    let ours = |kind: &str, key: &str| {
+        items
+            .iter()
+            .filter(|i| i[kind]["family"] == "ip" && i[kind][key] == ROUTER_TABLE)
+            .count()
+    };
+    Ok((ours("table", "name") > 0).then(|| ours("rule", "table")))
+}
+
+/// How many rules a router's table holds as [`compile_table`] makes it.
+pub(crate) fn table_rule_count(spec: &RouterSpec) -> usize {
+    compile_table(spec)["nftables"].as_array().map_or(0, |a| {
+        a.iter().filter(|c| c["add"].get("rule").is_some()).count()
+    })
+}
+
 /// Every router namespace under `dir`, with its links as found inside it.
 /// A file that is not (or no longer) a namespace is listed too, without
-/// links, so that it is removed.
-pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRouter>> {
+/// links, so that it is removed. With `tables` (the `nft` program and the
+/// rule count each router's table had when last applied), each router's
+/// table is listed too and reported missing or changed; a router this
+/// driver has not applied since it started is only checked to have one.
+pub(crate) async fn observe_routers(
+    dir: PathBuf,
+    tables: Option<(PathBuf, BTreeMap<String, usize>)>,
+) -> NetResult<Vec<ObservedRouter>> {
     crate::ns::on_thread(None, move || async move {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -453,11 +485,23 @@ pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRoute
                 netns: path.clone(),
                 links: Vec::new(),
                 external: None,
+                table: None,
             };
             if crate::node::is_netns(&path)
                 .map_err(|e| NetError::failed(format!("checking {}", path.display()), e))?
             {
                 enter_file(&open_ns(&path)?, "router")?;
+                if let Some((nft, want)) = &tables {
+                    let have = table_rules(nft)?;
+                    r.table = Some(match (have, want.get(&r.key)) {
+                        (None, _) => false,
+                        (Some(n), Some(w)) => n == *w,
+                        (Some(_), None) => true,
+                    });
+                    if r.table == Some(false) {
+                        tracing::warn!(router = %r.key, "a router's table was deleted or changed behind nuage's back");
+                    }
+                }
                 let h = connect()?;
                 let links = all_links(&h).await?;
                 let addrs = ipv4_addresses(&h, None).await?;

@@ -542,3 +542,68 @@ async fn a_router_accepts_only_what_nuage_serves() {
         .expect("gateway cleared");
     check("without an external leg");
 }
+
+/// nft inside a router namespace.
+fn nft_in(ns: &std::path::Path, args: &[&str]) -> std::process::Output {
+    run_in(ns, || std::process::Command::new("nft").args(args).output())
+        .expect("thread")
+        .expect("nft")
+}
+
+/// A router's table deleted (or a rule of it) by hand is reported by
+/// `observe`, which lists the routers' tables every
+/// `security_check_every`, so the agent's next pass ensures the router
+/// again and the table is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_router_table_changed_by_hand_is_observed() {
+    let mut t = external().await;
+    let mut config = t.node.driver.config().clone();
+    config.security_check_every = Some(std::time::Duration::ZERO);
+    t.node.driver = nuage_netdriver::linux::LinuxNetDriver::new(config);
+    let d = &t.node.driver;
+    d.ensure_router(&router(true)).await.expect("router");
+    let ns = d.router_netns("rtr-1").expect("router netns");
+    let table = |d: &nuage_netdriver::linux::LinuxNetDriver| {
+        let d = d.clone();
+        async move { d.observe().await.expect("observe").routers[0].table }
+    };
+    assert_eq!(table(d).await, Some(true));
+
+    let out = nft_in(&ns, &["delete", "table", "ip", "nuage-router"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(table(d).await, Some(false), "a missing table went unseen");
+    d.ensure_router(&router(true)).await.expect("router again");
+    assert_eq!(table(d).await, Some(true));
+
+    // One rule deleted: the count differs.
+    let listed = nft_in(&ns, &["-j", "list", "chain", "ip", "nuage-router", "input"]);
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let handle = v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().rev().find_map(|i| i["rule"]["handle"].as_u64()))
+        .expect("a rule");
+    let out = nft_in(
+        &ns,
+        &[
+            "delete",
+            "rule",
+            "ip",
+            "nuage-router",
+            "input",
+            "handle",
+            &handle.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(table(d).await, Some(false), "a deleted rule went unseen");
+    d.ensure_router(&router(true)).await.expect("router again");
+    assert_eq!(table(d).await, Some(true));
+
+    // A driver that has applied nothing yet (a restarted agent) checks
+    // the table is there; between checks it does not list it.
+    let mut config = d.config().clone();
+    config.security_check_every = Some(std::time::Duration::from_secs(3600));
+    let fresh = nuage_netdriver::linux::LinuxNetDriver::new(config);
+    assert_eq!(table(&fresh).await, Some(true));
+    assert_eq!(table(&fresh).await, None);
+}
