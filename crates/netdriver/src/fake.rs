@@ -305,6 +305,7 @@ impl NetDriver for FakeNetDriver {
                         }));
                         a
                     }),
+                    table: Some(true),
                 })
                 .collect(),
             security_table: s.plan.is_some(),

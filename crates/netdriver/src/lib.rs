@@ -245,6 +245,11 @@ pub struct ObservedRouter {
     pub links: Vec<ObservedRouterLink>,
     /// The addresses of its external leg, if it has one.
     pub external: Option<Vec<Ipv4Cidr>>,
+    /// Whether its nftables table (input filter, NAT) is there as last
+    /// applied: `Some(false)` when missing or holding another number of
+    /// rules; `None` when this observation did not list it (the Linux
+    /// driver lists tables every `security_check_every`).
+    pub table: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,11 +71,21 @@ struct SecurityState {
     last_checked: Option<Instant>,
 }
 
+/// What this driver last applied of each router's table, for `observe`.
+#[derive(Debug, Default)]
+struct RouterTables {
+    /// Rules of each router's table as last applied, by router key.
+    rules: std::collections::BTreeMap<String, usize>,
+    /// When `observe` last listed the routers' tables.
+    last_checked: Option<Instant>,
+}
+
 /// The real data plane of one node.
 #[derive(Debug, Clone)]
 pub struct LinuxNetDriver {
     config: LinuxConfig,
     security: Arc<tokio::sync::Mutex<SecurityState>>,
+    routers: Arc<std::sync::Mutex<RouterTables>>,
 }
 
 impl LinuxNetDriver {
@@ -125,6 +135,7 @@ impl LinuxNetDriver {
         LinuxNetDriver {
             config,
             security: Arc::default(),
+            routers: Arc::default(),
         }
     }
 
@@ -769,14 +780,23 @@ impl NetDriver for LinuxNetDriver {
     async fn ensure_router(&self, router: &RouterSpec) -> NetResult<()> {
         validate_router(router)?;
         let dir = self.routers_dir(&router.key)?;
-        crate::router::ensure_router(
+        let rules = crate::router::table_rule_count(router);
+        let r = crate::router::ensure_router(
             self.config.host_netns.clone(),
             dir,
             self.config.external.clone(),
             self.nft_program(),
             router.clone(),
         )
-        .await
+        .await;
+        if let Ok(mut t) = self.routers.lock() {
+            match r {
+                Ok(()) => t.rules.insert(router.key.clone(), rules),
+                // Whatever the table holds now, it is not known.
+                Err(_) => t.rules.remove(&router.key),
+            };
+        }
+        r
     }
 
     fn router_netns(&self, key: &str) -> Option<PathBuf> {
@@ -787,7 +807,11 @@ impl NetDriver for LinuxNetDriver {
     async fn remove_router(&self, key: &str) -> NetResult<()> {
         validate_router_key(key)?;
         let dir = self.routers_dir(key)?;
-        crate::router::remove_router(dir, key.to_string()).await
+        crate::router::remove_router(dir, key.to_string()).await?;
+        if let Ok(mut t) = self.routers.lock() {
+            t.rules.remove(key);
+        }
+        Ok(())
     }
 
     async fn observe_ports(&self) -> NetResult<Vec<ObservedPort>> {
@@ -796,8 +820,21 @@ impl NetDriver for LinuxNetDriver {
 
     async fn observe(&self) -> NetResult<Observed> {
         let (networks, ports, attached) = self.host(observe_in).await?;
+        // The routers' tables are listed as often as the security table's
+        // rules are counted: one `nft` per router.
+        let every = self
+            .config
+            .security_check_every
+            .unwrap_or(Duration::from_secs(30));
+        let tables = match self.routers.lock() {
+            Ok(mut t) if t.last_checked.is_none_or(|c| c.elapsed() >= every) => {
+                t.last_checked = Some(Instant::now());
+                Some((self.nft_program(), t.rules.clone()))
+            }
+            _ => None,
+        };
         let mut routers = match &self.config.routers_dir {
-            Some(d) => crate::router::observe_routers(d.clone()).await?,
+            Some(d) => crate::router::observe_routers(d.clone(), tables).await?,
             None => Vec::new(),
         };
         for r in &mut routers {

@@ -13,8 +13,10 @@
 //! - anti-spoofing runs earlier, in one `ingress` chain per port hooked on
 //!   its host veth (an `inet` table may hold ingress chains since Linux
 //!   5.10): a port sends only from its MAC and its IPv4 address, and no
-//!   IPv6 (nuage gives none). `inet` ingress sees IP only, so ARP is not
-//!   filtered here (ADR 20);
+//!   IPv6 (nuage gives none). `inet` ingress sees IP only, so what is not
+//!   IP (ARP above all) is filtered by a second table of the same name,
+//!   `bridge nuage` ([`compile_l2`], ADR 25): from a port only its own
+//!   MAC, ARP only for its own (address, MAC), nothing but IPv4 and ARP;
 //! - with sources thus proven, (bridge, IPv4 address) names a port: the
 //!   `egress` and `ingress` verdict maps send a packet from or to a port to
 //!   that port's chain, and group membership sets hold such pairs (an
@@ -33,6 +35,13 @@
 //! chain g-<g>-out        each egress rule → goto to-port (then the destination's ingress)
 //! chain g-<g>-in         each ingress rule → accept
 //! chain spoof-<p>        hook ingress on p's host veth: wrong MAC, IPv6, wrong IPv4 → drop
+//! chain zone             hook prerouting, before conntrack: each bridge's packets → its ct zone
+//!
+//! table bridge nuage
+//! set macs               ifname . ether_addr                 each port's veth and MAC
+//! set arp                ifname . ipv4_addr . ether_addr     what each port's ARP may claim
+//! chain ports            hook prerouting: not from nv-* → accept; MAC not its own → drop;
+//!                        ARP claiming its own → accept; anything but IPv4 → drop
 //! ```
 //!
 //! A group's rules live once in its chains, however many ports it has; a
@@ -40,8 +49,8 @@
 //! rule. [`compile`] replaces the whole table in one batch (`add table`,
 //! `delete table`, then everything); [`compile_update`] changes only what
 //! differs from the plan in force (nft spends ~0.15 ms per rule, so a
-//! whole table of 1,000 rules costs half a second). The kernel commits
-//! either batch as one transaction: an error anywhere leaves the previous
+//! whole table of 1,000 rules costs half a second). Both tables travel in
+//! the same batch, and the kernel commits either batch as one transaction: an error anywhere leaves the previous
 //! table untouched. Conntrack entries outlive the table, so established
 //! connections survive a re-apply.
 
@@ -59,6 +68,11 @@ use crate::{bridge_name, validate_id, Ipv4Cidr, Mac, Member, NetError, NetResult
 /// The table nuage owns; nothing else in the ruleset is touched.
 pub const TABLE: &str = "nuage";
 const FAMILY: &str = "inet";
+/// The family of nuage's second table of the same name, which filters
+/// what `inet` never sees: ARP and other non-IP frames from ports.
+const L2_FAMILY: &str = "bridge";
+/// How every port's host end is named ([`crate::port_ifname`]).
+const PORT_PREFIX: &str = "nv-";
 
 /// Everything the node enforces: its ports and the groups they are in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +170,19 @@ fn obj(kind: &str, mut body: Value) -> Value {
 
 fn add(kind: &str, body: Value) -> Value {
     json!({ "add": obj(kind, body) })
+}
+
+/// An object of the `bridge nuage` table.
+fn l2_obj(kind: &str, mut body: Value) -> Value {
+    if let Some(m) = body.as_object_mut() {
+        m.insert("family".into(), json!(L2_FAMILY));
+        m.insert("table".into(), json!(TABLE));
+    }
+    json!({ kind: body })
+}
+
+fn l2_add(kind: &str, body: Value) -> Value {
+    json!({ "add": l2_obj(kind, body) })
 }
 
 fn chain(name: &str) -> Value {
@@ -457,6 +484,127 @@ fn bridges_of(plan: &SecurityPlan) -> Vec<Value> {
     b.into_iter().map(Value::from).collect()
 }
 
+/// A port's elements in the `bridge nuage` sets: its MAC on its veth, and
+/// the one (address, MAC) its ARP may claim.
+fn l2_elems(p: &SgPort) -> [(&'static str, Value); 2] {
+    let (ifname, mac) = (p.host_ifname.as_str(), p.mac.to_string());
+    [
+        ("macs", json!({ "concat": [ifname, mac] })),
+        ("arp", json!({ "concat": [ifname, p.ip.to_string(), mac] })),
+    ]
+}
+
+fn l2_element_cmds(op: &str, p: &SgPort) -> Vec<Value> {
+    l2_elems(p)
+        .into_iter()
+        .map(|(set, e)| json!({ op: l2_obj("element", json!({ "name": set, "elem": [e] })) }))
+        .collect()
+}
+
+/// The `bridge nuage` table, whole: one chain on the bridges' prerouting
+/// hook, before br_netfilter hands IPv4 to `inet`. A frame from a port's
+/// veth (`nv-*`) must come from the port's MAC; an ARP frame must claim
+/// the port's own address and MAC (so no gratuitous ARP for a foreign
+/// address, no reply in another's name); anything but IPv4 and ARP is
+/// dropped. A port the plan does not name yet sends nothing (fail closed,
+/// as in `inet`); router links and trunks are not ports and pass.
+fn compile_l2(plan: &SecurityPlan) -> Vec<Value> {
+    let mut cmds = vec![
+        l2_add("table", json!({ "name": TABLE })),
+        json!({ "delete": { "table": { "family": L2_FAMILY, "name": TABLE } } }),
+        l2_add("table", json!({ "name": TABLE })),
+        l2_add(
+            "chain",
+            json!({ "name": "ports", "type": "filter", "hook": "prerouting", "prio": -200,
+                    "policy": "accept" }),
+        ),
+    ];
+    for (name, kind) in [
+        ("macs", json!(["ifname", "ether_addr"])),
+        ("arp", json!(["ifname", "ipv4_addr", "ether_addr"])),
+    ] {
+        let mut set = json!({ "name": name, "type": kind });
+        let elems: Vec<Value> = plan
+            .ports
+            .iter()
+            .flat_map(l2_elems)
+            .filter(|(s, _)| *s == name)
+            .map(|(_, e)| e)
+            .collect();
+        if !elems.is_empty() {
+            set["elem"] = json!(elems);
+        }
+        cmds.push(l2_add("set", set));
+    }
+    let l2_rule = |expr: Vec<Value>| l2_add("rule", json!({ "chain": "ports", "expr": expr }));
+    cmds.push(l2_rule(vec![
+        matches("!=", meta("iifname"), json!(format!("{PORT_PREFIX}*"))),
+        verdict("accept"),
+    ]));
+    cmds.push(l2_rule(vec![
+        matches(
+            "!=",
+            json!({ "concat": [meta("iifname"), payload("ether", "saddr")] }),
+            json!("@macs"),
+        ),
+        verdict("drop"),
+    ]));
+    // The `arp` payload brings its own `ether type arp` dependency.
+    cmds.push(l2_rule(vec![
+        eq(
+            json!({ "concat": [meta("iifname"), payload("arp", "saddr ip"), payload("arp", "saddr ether")] }),
+            json!("@arp"),
+        ),
+        verdict("accept"),
+    ]));
+    cmds.push(l2_rule(vec![
+        matches("!=", payload("ether", "type"), json!("ip")),
+        verdict("drop"),
+    ]));
+    cmds
+}
+
+/// Each nuage bridge's conntrack zone, by bridge name: 16 bits of the
+/// name's hash, the next free one on a collision (probed in the order of
+/// the network ids, so the same networks always get the same zones), never
+/// zone 0, which everything else on the node shares. Stable across
+/// restarts and plans, so established flows keep their entries.
+pub fn zones(plan: &SecurityPlan) -> BTreeMap<String, u16> {
+    let networks: BTreeSet<&str> = plan.ports.iter().map(|p| p.network_id.as_str()).collect();
+    let mut used = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for n in networks {
+        let name = bridge_name(n);
+        let hex = name.get(BRIDGE_HASH_AT..BRIDGE_HASH_AT + 4).unwrap_or("0");
+        let mut z = u16::from_str_radix(hex, 16).unwrap_or(0);
+        while z == 0 || used.contains(&z) {
+            z = z.wrapping_add(1);
+        }
+        used.insert(z);
+        out.insert(name, z);
+    }
+    out
+}
+
+/// Where a bridge name's hex digits begin (after `nb-`).
+const BRIDGE_HASH_AT: usize = crate::BRIDGE_PREFIX.len();
+
+/// The rules of the `zone` chain: each bridge's packets into its zone.
+fn zone_rules(plan: &SecurityPlan) -> Vec<Value> {
+    zones(plan)
+        .into_iter()
+        .map(|(bridge, z)| {
+            rule(
+                "zone",
+                vec![
+                    eq(meta("iifname"), json!(bridge)),
+                    json!({ "mangle": { "key": { "ct": { "key": "zone" } }, "value": z } }),
+                ],
+            )
+        })
+        .collect()
+}
+
 fn flush_chain(name: &str) -> Value {
     json!({ "flush": obj("chain", json!({ "name": name })) })
 }
@@ -482,6 +630,12 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
     cmds.push(add(
         "chain",
         json!({ "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept" }),
+    ));
+    // Before conntrack (-200): a bridge's flows are tracked in its own
+    // zone, so overlapping networks never share an entry.
+    cmds.push(add(
+        "chain",
+        json!({ "name": "zone", "type": "filter", "hook": "prerouting", "prio": -300, "policy": "accept" }),
     ));
     cmds.push(chain("to-port"));
     for g in &plan.groups {
@@ -595,12 +749,14 @@ pub fn compile(plan: &SecurityPlan) -> NetResult<Value> {
         vec![matches("==", meta("oifname"), ours), verdict("drop")],
     ));
     cmds.push(rule("to-port", vec![verdict("accept")]));
+    cmds.extend(zone_rules(plan));
     for g in &plan.groups {
         cmds.extend(group_rules(g));
     }
     for p in &plan.ports {
         cmds.extend(port_rules(p));
     }
+    cmds.extend(compile_l2(plan));
     Ok(json!({ "nftables": cmds }))
 }
 
@@ -707,14 +863,20 @@ pub fn compile_update(
         .filter(|p| !new_ports.contains_key(p.id.as_str()))
     {
         cmds.extend(map_elems("delete", p, false));
+        cmds.extend(l2_element_cmds("delete", p));
     }
     for p in &new.ports {
         match old_ports.get(p.id.as_str()) {
             None => {
                 cmds.extend(port_rules(p));
                 cmds.extend(map_elems("add", p, true));
+                cmds.extend(l2_element_cmds("add", p));
             }
             Some(o) if *o != p => {
+                if l2_elems(o) != l2_elems(p) {
+                    cmds.extend(l2_element_cmds("delete", o));
+                    cmds.extend(l2_element_cmds("add", p));
+                }
                 if (&o.network_id, o.ip) != (&p.network_id, p.ip) {
                     cmds.extend(map_elems("delete", o, false));
                     cmds.extend(map_elems("add", p, true));
@@ -734,7 +896,11 @@ pub fn compile_update(
             Some(_) => {}
         }
     }
-    // 5. Which bridges are nuage's.
+    // 5. Which bridges are nuage's, and their zones.
+    if zones(new) != zones(old) {
+        cmds.push(flush_chain("zone"));
+        cmds.extend(zone_rules(new));
+    }
     let bridges = bridges_of(new);
     if bridges != bridges_of(old) {
         cmds.push(json!({ "flush": obj("set", json!({ "name": "bridges" })) }));
@@ -784,7 +950,11 @@ pub fn members_update(group_id: &str, members: &[Member]) -> NetResult<Value> {
     Ok(json!({ "nftables": cmds }))
 }
 
-fn run_nft(program: &PathBuf, args: &[&str], input: Option<&[u8]>) -> NetResult<Vec<u8>> {
+pub(crate) fn run_nft(
+    program: &PathBuf,
+    args: &[&str],
+    input: Option<&[u8]>,
+) -> NetResult<Vec<u8>> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(if input.is_some() {
@@ -835,10 +1005,11 @@ pub async fn apply(host_netns: Option<PathBuf>, program: PathBuf, batch: Value) 
     .await
 }
 
-/// Whether `inet nuage` exists, from nft's JSON listing of the tables.
+/// Whether both of nuage's tables (`inet nuage`, `bridge nuage`) exist,
+/// from nft's JSON listing of the tables.
 pub async fn table_exists(host_netns: Option<PathBuf>, program: PathBuf) -> NetResult<bool> {
     let out = crate::ns::on_thread(host_netns, move || async move {
-        run_nft(&program, &["-j", "list", "tables", FAMILY], None)
+        run_nft(&program, &["-j", "list", "tables"], None)
     })
     .await?;
     let v: Value = serde_json::from_slice(&out)
@@ -846,12 +1017,14 @@ pub async fn table_exists(host_netns: Option<PathBuf>, program: PathBuf) -> NetR
     let items = v["nftables"]
         .as_array()
         .ok_or_else(|| NetError::Failed("nft's table list has no \"nftables\" array".into()))?;
-    Ok(items
-        .iter()
-        .any(|i| i["table"]["family"] == FAMILY && i["table"]["name"] == TABLE))
+    Ok([FAMILY, L2_FAMILY].iter().all(|f| {
+        items
+            .iter()
+            .any(|i| i["table"]["family"] == *f && i["table"]["name"] == TABLE)
+    }))
 }
 
-/// How many rules the table holds now, or `None` without the table.
+/// How many rules nuage's tables hold now, or `None` without them.
 pub async fn table_rule_count(
     host_netns: Option<PathBuf>,
     program: PathBuf,
@@ -860,17 +1033,23 @@ pub async fn table_rule_count(
         return Ok(None);
     }
     let out = crate::ns::on_thread(host_netns, move || async move {
-        run_nft(&program, &["-j", "list", "table", FAMILY, TABLE], None)
+        let mut all = Vec::new();
+        for f in [FAMILY, L2_FAMILY] {
+            all.push(run_nft(&program, &["-j", "list", "table", f, TABLE], None)?);
+        }
+        Ok(all)
     })
     .await?;
-    let v: Value =
-        serde_json::from_slice(&out).map_err(|e| NetError::failed("reading nft's table", e))?;
-    let items = v["nftables"]
-        .as_array()
-        .ok_or_else(|| NetError::Failed("nft's table has no \"nftables\" array".into()))?;
-    Ok(Some(
-        items.iter().filter(|i| i.get("rule").is_some()).count(),
-    ))
+    let mut n = 0;
+    for o in out {
+        let v: Value =
+            serde_json::from_slice(&o).map_err(|e| NetError::failed("reading nft's table", e))?;
+        let items = v["nftables"]
+            .as_array()
+            .ok_or_else(|| NetError::Failed("nft's table has no \"nftables\" array".into()))?;
+        n += items.iter().filter(|i| i.get("rule").is_some()).count();
+    }
+    Ok(Some(n))
 }
 
 /// How many rules a whole apply of `plan` makes.
@@ -931,17 +1110,27 @@ mod tests {
         let v = compile(&plan).expect("compile");
         let text = v.to_string();
         let cmds = v["nftables"].as_array().expect("array");
-        // Replace, not merge: add + delete + add of the one table.
+        // Replace, not merge: add + delete + add of each of the two
+        // tables, and nothing outside them.
         assert_eq!(cmds[1]["delete"]["table"]["name"], TABLE);
+        let deleted: Vec<_> = cmds
+            .iter()
+            .filter_map(|c| c["delete"]["table"]["family"].as_str())
+            .collect();
+        assert_eq!(deleted, [FAMILY, L2_FAMILY]);
         assert!(cmds.iter().all(|c| {
             let body = c
                 .as_object()
                 .and_then(|o| o.values().next())
                 .and_then(|b| b.as_object());
             body.and_then(|b| b.values().next()).is_some_and(|o| {
-                o["family"] == FAMILY && (o["table"] == TABLE || o["name"] == TABLE)
+                (o["family"] == FAMILY || o["family"] == L2_FAMILY)
+                    && (o["table"] == TABLE || o["name"] == TABLE)
             })
         }));
+        // Each port's MAC: its spoof chain, and its MAC and ARP identity
+        // in the bridge table.
+        assert_eq!(text.matches("\"02:00:0a:00:00:03\"").count(), 3, "{text}");
         // The group's rules once, whatever its number of ports.
         assert_eq!(text.matches("\"dport\"").count(), 1, "{text}");
         assert!(text.contains("\"m-sg-web\""));
@@ -1076,6 +1265,39 @@ mod tests {
             .expect("dirty")
             .to_string();
         assert!(text.contains("m-sg-web"));
+    }
+
+    #[test]
+    fn every_bridge_gets_its_own_zone_and_keeps_it() {
+        let plan = |nets: &[&str]| SecurityPlan {
+            ports: nets
+                .iter()
+                .enumerate()
+                .map(|(i, n)| port(&format!("p{i}"), n, [10, 0, 0, 2], &[]))
+                .collect(),
+            groups: vec![],
+        };
+        let many: Vec<String> = (0..2000).map(|i| format!("net-{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let z = zones(&plan(&many));
+        let distinct: BTreeSet<u16> = z.values().copied().collect();
+        assert_eq!(distinct.len(), 2000, "two bridges share a zone");
+        assert!(!distinct.contains(&0));
+        // A network's zone does not depend on which others are there,
+        // short of a collision.
+        let one = zones(&plan(&["net-7"]));
+        assert_eq!(one[&bridge_name("net-7")], z[&bridge_name("net-7")]);
+        // The zone chain is rewritten only when the bridges change.
+        let none = BTreeSet::new();
+        let a = plan(&["n1", "n2"]);
+        let mut b = a.clone();
+        b.ports[1].ip = Ipv4Addr::new(10, 0, 0, 9);
+        let text = compile_update(&a, &b, &none).expect("update").to_string();
+        assert!(!text.contains("\"zone\""), "{text}");
+        let text = compile_update(&a, &plan(&["n1", "n3"]), &none)
+            .expect("update")
+            .to_string();
+        assert!(text.contains(&bridge_name("n3")) && text.contains("\"zone\""));
     }
 
     #[test]

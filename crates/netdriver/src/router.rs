@@ -8,7 +8,8 @@
 //!  nb-<net> ── nr-<key/net> ══ rn-<net>  10.0.0.1/16 (gateway)
 //!                                  lo     169.254.169.254/32 (metadata)
 //!                                  rg-<key> 203.0.113.5/24 + floating/32 ══ ng-<key> ── <external bridge>
-//!                                  table ip nuage-router: SNAT out, DNAT/SNAT per floating address
+//!                                  table ip nuage-router: SNAT out, DNAT/SNAT per floating address,
+//!                                                         hairpin to floating addresses from inside
 //! ```
 //!
 //! Forwarding is turned on inside the router namespace only, and nothing
@@ -16,6 +17,7 @@
 //! link carries the alias `nuage:rlink:<key>/<network>` or
 //! `nuage:rgw:<key>`, so observation reads owners back from the kernel.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd};
@@ -38,6 +40,13 @@ use crate::{
 
 /// The table each router namespace holds; nothing else there is touched.
 pub const ROUTER_TABLE: &str = "nuage-router";
+
+/// How every router link's inner end is named ([`crate::router_link_ifname`]).
+const ROUTER_LINK_PREFIX: &str = "rn-";
+
+/// The packet mark of a hairpin connection's first packet, from `prerouting`
+/// to `postrouting` ("nu"). Nothing else in a router namespace uses marks.
+const HAIRPIN_MARK: u32 = 0x6e75;
 
 /// The operator's external network, as the Linux driver reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +272,7 @@ pub(crate) async fn ensure_router(
         })
         .transpose()?;
     let key = spec.key.clone();
-    let batch = compile_nat(&spec);
+    let batch = compile_table(&spec);
     crate::ns::on_thread(None, move || async move {
         ensure_netns(&path)?;
         let s = open_sockets(
@@ -343,7 +352,6 @@ pub(crate) async fn ensure_router(
         // The external leg.
         let rg = router_external_ifname(&key);
         let gw_owner = alias("rgw", &key);
-        let had_leg = link_by_name(&s.router, &rg).await?.is_some();
         match (&spec.external, &s.external, &external) {
             (Some(e), Some((eh, _)), Some(xb)) => {
                 let bridge = link_by_name(eh, &xb.bridge).await?.ok_or_else(|| {
@@ -385,12 +393,9 @@ pub(crate) async fn ensure_router(
             }
             _ => delete_link(&s.router, &rg, &gw_owner).await?,
         }
-        // The NAT table, whole, one transaction, from this thread (the
-        // router namespace). A domain that has no leg and had none has no
-        // table either: no `nft` to spawn.
-        if spec.external.is_some() || had_leg {
-            crate::nft::run_nft_batch(&nft, &batch)?;
-        }
+        // The table (input filter, NAT), whole, one transaction, from this
+        // thread (the router namespace).
+        crate::nft::run_nft_batch(&nft, &batch)?;
         Ok(())
     })
     .await
@@ -427,10 +432,41 @@ pub(crate) async fn remove_router(dir: PathBuf, key: String) -> NetResult<()> {
     .await
 }
 
+/// How many rules the router table in the calling thread's namespace
+/// holds, or `None` without the table: one `nft -j list ruleset ip`.
+fn table_rules(nft: &PathBuf) -> NetResult<Option<usize>> {
+    let out = crate::nft::run_nft(nft, &["-j", "list", "ruleset", "ip"], None)?;
+    let v: Value = serde_json::from_slice(&out)
+        .map_err(|e| NetError::failed("reading nft's router ruleset", e))?;
+    let items = v["nftables"]
+        .as_array()
+        .ok_or_else(|| NetError::Failed("nft's router ruleset has no \"nftables\" array".into()))?;
+    let ours = |kind: &str, key: &str| {
+        items
+            .iter()
+            .filter(|i| i[kind]["family"] == "ip" && i[kind][key] == ROUTER_TABLE)
+            .count()
+    };
+    Ok((ours("table", "name") > 0).then(|| ours("rule", "table")))
+}
+
+/// How many rules a router's table holds as [`compile_table`] makes it.
+pub(crate) fn table_rule_count(spec: &RouterSpec) -> usize {
+    compile_table(spec)["nftables"].as_array().map_or(0, |a| {
+        a.iter().filter(|c| c["add"].get("rule").is_some()).count()
+    })
+}
+
 /// Every router namespace under `dir`, with its links as found inside it.
 /// A file that is not (or no longer) a namespace is listed too, without
-/// links, so that it is removed.
-pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRouter>> {
+/// links, so that it is removed. With `tables` (the `nft` program and the
+/// rule count each router's table had when last applied), each router's
+/// table is listed too and reported missing or changed; a router this
+/// driver has not applied since it started is only checked to have one.
+pub(crate) async fn observe_routers(
+    dir: PathBuf,
+    tables: Option<(PathBuf, BTreeMap<String, usize>)>,
+) -> NetResult<Vec<ObservedRouter>> {
     crate::ns::on_thread(None, move || async move {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -449,11 +485,23 @@ pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRoute
                 netns: path.clone(),
                 links: Vec::new(),
                 external: None,
+                table: None,
             };
             if crate::node::is_netns(&path)
                 .map_err(|e| NetError::failed(format!("checking {}", path.display()), e))?
             {
                 enter_file(&open_ns(&path)?, "router")?;
+                if let Some((nft, want)) = &tables {
+                    let have = table_rules(nft)?;
+                    r.table = Some(match (have, want.get(&r.key)) {
+                        (None, _) => false,
+                        (Some(n), Some(w)) => n == *w,
+                        (Some(_), None) => true,
+                    });
+                    if r.table == Some(false) {
+                        tracing::warn!(router = %r.key, "a router's table was deleted or changed behind nuage's back");
+                    }
+                }
                 let h = connect()?;
                 let links = all_links(&h).await?;
                 let addrs = ipv4_addresses(&h, None).await?;
@@ -489,33 +537,73 @@ pub(crate) async fn observe_routers(dir: PathBuf) -> NetResult<Vec<ObservedRoute
     .await
 }
 
-/// The router namespace's NAT table as one nft JSON batch replacing the
-/// one in force: nothing without an external leg; otherwise SNAT of its
-/// networks to its external address, and for each floating address DNAT
-/// public → fixed arriving on the external leg and SNAT fixed → public
-/// leaving by it. Forwarding from the external leg inward is allowed only
-/// for replies and DNATed connections: the router does not route the
-/// external network into its private ones.
-pub fn compile_nat(spec: &RouterSpec) -> Value {
+/// The router namespace's table as one nft JSON batch replacing the one
+/// in force. Always an input filter: from the router's networks only what
+/// nuage serves there (ICMP, DNS on 53, metadata on
+/// 169.254.169.254:80), from anywhere else only ICMP, and replies to what
+/// the router itself opened; the rest to the router itself is dropped.
+/// With an external leg, NAT: SNAT of its networks to its external
+/// address, and for each floating address DNAT public → fixed (from
+/// outside, and from the router's own networks: hairpin, then SNATed to
+/// the sender's floating address or the router's address) and SNAT fixed
+/// → public leaving by the external leg. Forwarding from the external leg
+/// inward is allowed only for replies and DNATed connections: the router
+/// does not route the external network into its private ones.
+pub fn compile_table(spec: &RouterSpec) -> Value {
     let t = |body: Value| -> Value {
         let mut b = body;
         b["family"] = json!("ip");
         b["table"] = json!(ROUTER_TABLE);
         b
     };
-    let mut cmds = vec![
-        json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
-        json!({ "delete": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
-    ];
-    let Some(e) = &spec.external else {
-        return json!({ "nftables": cmds });
-    };
-    let rg = router_external_ifname(&spec.key);
     let rule = |chain: &str, expr: Vec<Value>| json!({ "add": { "rule": t(json!({ "chain": chain, "expr": expr })) } });
     let eq = |left: Value, right: Value| json!({ "match": { "op": "==", "left": left, "right": right } });
     let meta = |k: &str| json!({ "meta": { "key": k } });
     let ip = |f: &str| json!({ "payload": { "protocol": "ip", "field": f } });
-    cmds.push(json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }));
+    let accept = json!({ "accept": null });
+    let mut cmds = vec![
+        json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
+        json!({ "delete": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
+        json!({ "add": { "table": { "family": "ip", "name": ROUTER_TABLE } } }),
+        json!({ "add": { "chain": t(json!({
+            "name": "input", "type": "filter", "hook": "input", "prio": 0, "policy": "drop"
+        })) } }),
+    ];
+    let links = json!(format!("{ROUTER_LINK_PREFIX}*"));
+    for expr in [
+        vec![eq(meta("iifname"), json!("lo"))],
+        vec![
+            json!({ "match": { "op": "in", "left": { "ct": { "key": "state" } }, "right": ["established", "related"] } }),
+        ],
+        vec![eq(meta("l4proto"), json!("icmp"))],
+        vec![
+            eq(meta("iifname"), links.clone()),
+            eq(
+                ip("daddr"),
+                json!(crate::services::METADATA_ADDR.to_string()),
+            ),
+            eq(
+                json!({ "payload": { "protocol": "tcp", "field": "dport" } }),
+                json!(80),
+            ),
+        ],
+        vec![
+            eq(meta("iifname"), links.clone()),
+            eq(meta("l4proto"), json!({ "set": ["tcp", "udp"] })),
+            eq(
+                json!({ "payload": { "protocol": "th", "field": "dport" } }),
+                json!(53),
+            ),
+        ],
+    ] {
+        let mut expr = expr;
+        expr.push(accept.clone());
+        cmds.push(rule("input", expr));
+    }
+    let Some(e) = &spec.external else {
+        return json!({ "nftables": cmds });
+    };
+    let rg = router_external_ifname(&spec.key);
     for (name, ty, hook, prio) in [
         ("prerouting", "nat", "prerouting", -100),
         ("postrouting", "nat", "postrouting", 100),
@@ -525,15 +613,55 @@ pub fn compile_nat(spec: &RouterSpec) -> Value {
             "name": name, "type": ty, "hook": hook, "prio": prio, "policy": "accept"
         })) } }));
     }
+    // Hairpin: a connection from one of the router's own networks to one
+    // of its floating addresses is marked, DNATed like one from outside,
+    // and SNATed below to the sender's public face (its floating address,
+    // or the router's), so that the reply comes back through the router
+    // instead of straight from the instance.
+    if !e.floating.is_empty() {
+        let publics: Vec<Value> = e
+            .floating
+            .iter()
+            .map(|f| json!(f.public.to_string()))
+            .collect();
+        cmds.push(rule(
+            "prerouting",
+            vec![
+                json!({ "match": { "op": "!=", "left": meta("iifname"), "right": rg } }),
+                eq(ip("daddr"), json!({ "set": publics })),
+                json!({ "mangle": { "key": meta("mark"), "value": HAIRPIN_MARK } }),
+            ],
+        ));
+    }
     for f in &e.floating {
         cmds.push(rule(
             "prerouting",
             vec![
-                eq(meta("iifname"), json!(rg)),
                 eq(ip("daddr"), json!(f.public.to_string())),
                 json!({ "dnat": { "addr": f.fixed.to_string() } }),
             ],
         ));
+    }
+    for f in &e.floating {
+        cmds.push(rule(
+            "postrouting",
+            vec![
+                eq(meta("mark"), json!(HAIRPIN_MARK)),
+                eq(ip("saddr"), json!(f.fixed.to_string())),
+                json!({ "snat": { "addr": f.public.to_string() } }),
+            ],
+        ));
+    }
+    if !e.floating.is_empty() {
+        cmds.push(rule(
+            "postrouting",
+            vec![
+                eq(meta("mark"), json!(HAIRPIN_MARK)),
+                json!({ "snat": { "addr": e.address.addr.to_string() } }),
+            ],
+        ));
+    }
+    for f in &e.floating {
         cmds.push(rule(
             "postrouting",
             vec![

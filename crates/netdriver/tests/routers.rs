@@ -141,7 +141,9 @@ async fn overlapping_networks_each_reach_their_own_gateway() {
         );
         assert_eq!(r.external, None);
     }
-    let listener = run_in(&o.routers[1].netns, || TcpListener::bind("10.0.0.1:7000"))
+    // (On the DNS port: a router's input filter lets only its services'
+    // ports in.)
+    let listener = run_in(&o.routers[1].netns, || TcpListener::bind("10.0.0.1:53"))
         .expect("thread")
         .expect("bind in net-2's domain");
     let server = listener.local_addr().expect("addr");
@@ -381,4 +383,227 @@ async fn what_is_deleted_by_hand_comes_back_and_orphans_go() {
         plain.driver.ensure_router(&router(false)).await,
         Err(nuage_netdriver::NetError::Invalid(_))
     ));
+}
+
+/// Hairpin: an instance reaches a floating address of its own router, its
+/// own or another instance's, and is seen there as the outside would see
+/// it: by its own floating address, or the router's.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_reach_floating_addresses_of_their_own_router() {
+    let t = external().await;
+    let mut r = router(true);
+    let ext = r.external.as_mut().expect("external");
+    ext.floating.push(FloatingAddress {
+        public: "192.168.100.21".parse().expect("ip"),
+        fixed: "10.0.0.3".parse().expect("ip"),
+    });
+    t.node.driver.ensure_router(&r).await.expect("router");
+    let on_a = whoami_server(&t.a, "10.0.0.2:7000");
+    let a_public: SocketAddr = "192.168.100.20:7000".parse().expect("addr");
+    assert_eq!(whoami(&t.ext, a_public).as_deref(), Some("192.168.100.1"));
+    assert_eq!(
+        whoami(&t.c, a_public).as_deref(),
+        Some("192.168.100.21"),
+        "c does not reach a by a's floating address, as c's"
+    );
+    assert_eq!(
+        whoami(&t.a, a_public).as_deref(),
+        Some("192.168.100.20"),
+        "a does not reach itself by its floating address"
+    );
+    // Without a floating address of its own, c is seen as the router.
+    t.node
+        .driver
+        .ensure_router(&router(true))
+        .await
+        .expect("c's address released");
+    assert_eq!(whoami(&t.c, a_public).as_deref(), Some("192.168.100.10"));
+    // Direct traffic is untouched: c reaches a by a's fixed address, as
+    // itself.
+    assert_eq!(whoami(&t.c, on_a).as_deref(), Some("10.0.0.3"));
+}
+
+/// A listener on `addr` inside the router namespace `ns` that answers
+/// every connection with "ok".
+fn router_listener(ns: &std::path::Path, addr: &str) {
+    let l = run_in(ns, || TcpListener::bind(addr))
+        .expect("thread")
+        .expect("bind in the router namespace");
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let _ = c.write_all(b"ok");
+        }
+    });
+}
+
+/// A UDP exchange with `to` from inside `ns`: the answer, or `None`.
+fn udp_ask(ns: &NetNs, to: &str) -> Option<String> {
+    let s = ns
+        .run(|| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .expect("thread")
+        .expect("bind");
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .expect("timeout");
+    s.send_to(b"q", to).expect("send");
+    let mut buf = [0u8; 16];
+    let n = s.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Inside a router namespace only what nuage serves is open to instances
+/// (ICMP, DNS on 53, metadata on 169.254.169.254:80) and nothing to the
+/// external network but ICMP; a port the test opens there is reached by
+/// nobody. With or without an external leg.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_router_accepts_only_what_nuage_serves() {
+    let t = external().await;
+    t.node
+        .driver
+        .ensure_router(&router(true))
+        .await
+        .expect("router");
+    let ns = t.node.driver.router_netns("rtr-1").expect("router netns");
+    router_listener(&ns, "0.0.0.0:7000");
+    router_listener(&ns, "0.0.0.0:53");
+    router_listener(&ns, "169.254.169.254:80");
+    let dns_udp = run_in(&ns, || std::net::UdpSocket::bind("0.0.0.0:53"))
+        .expect("thread")
+        .expect("bind");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16];
+        while let Ok((_, peer)) = dns_udp.recv_from(&mut buf) {
+            let _ = dns_udp.send_to(b"dns", peer);
+        }
+    });
+    let addr = |a: &str| -> SocketAddr { a.parse().expect("addr") };
+    let check = |what: &str| {
+        assert!(
+            ping(&t.c, "10.0.0.1"),
+            "{what}: the gateway does not answer ping"
+        );
+        assert!(
+            connect(&t.c, addr("10.0.0.1:53")).is_some(),
+            "{what}: DNS over TCP"
+        );
+        assert_eq!(
+            udp_ask(&t.c, "10.0.0.1:53").as_deref(),
+            Some("dns"),
+            "{what}"
+        );
+        assert!(
+            connect(&t.c, addr("169.254.169.254:80")).is_some(),
+            "{what}: metadata"
+        );
+        assert!(
+            connect(&t.c, addr("10.0.0.1:7000")).is_none(),
+            "{what}: an instance reached a port nuage does not serve"
+        );
+        assert!(
+            connect(&t.c, addr("169.254.169.254:7000")).is_none(),
+            "{what}: an instance reached a port nuage does not serve"
+        );
+    };
+    check("with an external leg");
+    // From outside: ICMP only, even to the services' ports, even routed
+    // to the metadata address.
+    assert!(ping(&t.ext, "192.168.100.10"));
+    assert!(connect(&t.ext, addr("192.168.100.10:7000")).is_none());
+    assert!(connect(&t.ext, addr("192.168.100.10:53")).is_none());
+    t.ext
+        .exec(
+            "ip",
+            &[
+                "route",
+                "add",
+                "169.254.169.254/32",
+                "via",
+                "192.168.100.10",
+            ],
+        )
+        .expect("route");
+    assert!(
+        connect(&t.ext, addr("169.254.169.254:80")).is_none(),
+        "the external network reached the metadata port"
+    );
+    // Replies to what the router itself opens still come back.
+    let who = whoami_server(&t.ext, "192.168.100.1:7100");
+    let from_router = run_in(&ns, || {
+        std::net::TcpStream::connect_timeout(&who, std::time::Duration::from_secs(2))
+    })
+    .expect("thread");
+    assert!(from_router.is_ok(), "{from_router:?}");
+
+    // Without an external leg the filter stays.
+    t.node
+        .driver
+        .ensure_router(&domain("rtr-1", "net-1", "10.0.0.1/24"))
+        .await
+        .expect("gateway cleared");
+    check("without an external leg");
+}
+
+/// nft inside a router namespace.
+fn nft_in(ns: &std::path::Path, args: &[&str]) -> std::process::Output {
+    run_in(ns, || std::process::Command::new("nft").args(args).output())
+        .expect("thread")
+        .expect("nft")
+}
+
+/// A router's table deleted (or a rule of it) by hand is reported by
+/// `observe`, which lists the routers' tables every
+/// `security_check_every`, so the agent's next pass ensures the router
+/// again and the table is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_router_table_changed_by_hand_is_observed() {
+    let mut t = external().await;
+    let mut config = t.node.driver.config().clone();
+    config.security_check_every = Some(std::time::Duration::ZERO);
+    t.node.driver = nuage_netdriver::linux::LinuxNetDriver::new(config);
+    let d = &t.node.driver;
+    d.ensure_router(&router(true)).await.expect("router");
+    let ns = d.router_netns("rtr-1").expect("router netns");
+    let table = |d: &nuage_netdriver::linux::LinuxNetDriver| {
+        let d = d.clone();
+        async move { d.observe().await.expect("observe").routers[0].table }
+    };
+    assert_eq!(table(d).await, Some(true));
+
+    let out = nft_in(&ns, &["delete", "table", "ip", "nuage-router"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(table(d).await, Some(false), "a missing table went unseen");
+    d.ensure_router(&router(true)).await.expect("router again");
+    assert_eq!(table(d).await, Some(true));
+
+    // One rule deleted: the count differs.
+    let listed = nft_in(&ns, &["-j", "list", "chain", "ip", "nuage-router", "input"]);
+    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let handle = v["nftables"]
+        .as_array()
+        .and_then(|a| a.iter().rev().find_map(|i| i["rule"]["handle"].as_u64()))
+        .expect("a rule");
+    let out = nft_in(
+        &ns,
+        &[
+            "delete",
+            "rule",
+            "ip",
+            "nuage-router",
+            "input",
+            "handle",
+            &handle.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(table(d).await, Some(false), "a deleted rule went unseen");
+    d.ensure_router(&router(true)).await.expect("router again");
+    assert_eq!(table(d).await, Some(true));
+
+    // A driver that has applied nothing yet (a restarted agent) checks
+    // the table is there; between checks it does not list it.
+    let mut config = d.config().clone();
+    config.security_check_every = Some(std::time::Duration::from_secs(3600));
+    let fresh = nuage_netdriver::linux::LinuxNetDriver::new(config);
+    assert_eq!(table(&fresh).await, Some(true));
+    assert_eq!(table(&fresh).await, None);
 }

@@ -362,22 +362,27 @@ async fn a_port_wired_after_the_ruleset_gets_its_anti_spoofing() {
     );
 }
 
-/// The table as nft lists it, without handles, each chain's rules in
-/// order, set elements sorted: equal for equal rulesets however made.
+/// Both tables (`inet nuage`, `bridge nuage`) as nft lists them, without
+/// handles, each chain's rules in order, set elements sorted: equal for
+/// equal rulesets however made.
 fn normalized(node: &Node) -> Vec<String> {
-    let out = node
-        .host
-        .exec("nft", &["-j", "list", "table", "inet", "nuage"])
-        .expect("nft");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+    let mut listed = Vec::new();
+    for family in ["inet", "bridge"] {
+        let out = node
+            .host
+            .exec("nft", &["-j", "list", "table", family, "nuage"])
+            .expect("nft");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nft json");
+        listed.extend(v["nftables"].as_array().expect("array").iter().cloned());
+    }
     let mut per_chain: std::collections::BTreeMap<String, usize> = Default::default();
     let mut items = Vec::new();
-    for item in v["nftables"].as_array().expect("array") {
+    for item in &listed {
         let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
             continue;
         };
@@ -392,7 +397,11 @@ fn normalized(node: &Node) -> Vec<String> {
             }
         }
         let key = if kind == "rule" {
-            let chain = body["chain"].as_str().unwrap_or_default().to_string();
+            let chain = format!(
+                "{} {}",
+                body["family"].as_str().unwrap_or_default(),
+                body["chain"].as_str().unwrap_or_default()
+            );
             let n = per_chain.entry(chain.clone()).or_default();
             *n += 1;
             format!("rule {chain} #{n}")
@@ -528,4 +537,214 @@ async fn a_rule_deleted_by_hand_is_put_back() {
     d.apply_security(&plan).await.expect("apply again");
     assert_eq!(normalized(&s.node), whole, "the rule is not back");
     assert!(d.observe().await.expect("observe").security_table);
+}
+
+/// The MAC `ns` has cached for `ip` on eth0, from iproute2's JSON
+/// listing; `None` when it has none (or an incomplete one).
+fn neighbour(ns: &NetNs, ip: &str) -> Option<String> {
+    let out = ns
+        .exec("ip", &["-j", "neigh", "show", ip, "dev", "eth0"])
+        .expect("ip neigh");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j neigh");
+    v.as_array()?
+        .iter()
+        .find_map(|n| n["lladdr"].as_str().map(str::to_string))
+}
+
+/// busybox arping from `ns`'s eth0 with the sender address `src`: `-U`
+/// sends gratuitous ARP (requests for `src` itself), otherwise requests
+/// for `dst`. Whether anything answered.
+fn arping(ns: &NetNs, src: &str, dst: &str, gratuitous: bool) -> bool {
+    let mut args = vec!["arping", "-c", "3", "-w", "3", "-I", "eth0", "-s", src];
+    if gratuitous {
+        args.push("-U");
+    }
+    args.push(dst);
+    let out = ns.exec("/bin/busybox", &args).expect("busybox arping");
+    eprintln!(
+        "arping {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.status.success()
+}
+
+/// ARP from a port claims only its own address and MAC: a gratuitous ARP
+/// or a request for a foreign address changes no neighbour's cache, and
+/// ordinary ARP (what a ping needs) still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn arp_from_a_port_claims_only_its_own_address_and_mac() {
+    let s = Setup::new().await;
+    let mut plan = s.plan(true);
+    for p in &mut plan.ports {
+        p.groups = vec!["client".into(), "server".into()];
+    }
+    s.node.driver.apply_security(&plan).await.expect("apply");
+    let (mac_a, mac_c) = (s.pa.mac.to_string(), s.pc.mac.to_string());
+    // b learns c, and c learns b, by ordinary ARP.
+    assert!(ping(&s.b, "10.0.0.4"), "b cannot reach c");
+    assert_eq!(neighbour(&s.b, "10.0.0.4").as_deref(), Some(mac_c.as_str()));
+    // An ARP request in a's own name is answered.
+    assert!(arping(&s.a, "10.0.0.2", "10.0.0.3", false), "plain ARP");
+
+    // a claims c's address: gratuitous ARP, then requests to b in c's
+    // name. The kernel ignores updates within a second (`locktime`);
+    // arping sends one a second, three times.
+    s.a.sysctl("net/ipv4/ip_nonlocal_bind", "1")
+        .expect("sysctl");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    arping(&s.a, "10.0.0.4", "10.0.0.4", true);
+    assert!(
+        !arping(&s.a, "10.0.0.4", "10.0.0.3", false),
+        "b answered an ARP request in c's name"
+    );
+    assert_eq!(
+        neighbour(&s.b, "10.0.0.4").as_deref(),
+        Some(mac_c.as_str()),
+        "a's ARP took c's address in b's cache"
+    );
+    assert!(ping(&s.b, "10.0.0.4"), "b no longer reaches c");
+
+    // a with another MAC, claiming its own address: dropped too.
+    s.a.set_mac("eth0", Mac([0x02, 0x66, 0, 0, 0, 2]))
+        .expect("mac");
+    assert!(!arping(&s.a, "10.0.0.2", "10.0.0.3", false));
+    assert_ne!(
+        neighbour(&s.b, "10.0.0.2").as_deref(),
+        Some("02:66:00:00:00:02"),
+        "a's spoofed MAC reached b's cache"
+    );
+    s.a.set_mac("eth0", s.pa.mac).expect("mac back");
+    assert!(arping(&s.a, "10.0.0.2", "10.0.0.3", false));
+    assert!(ping(&s.a, "10.0.0.3"), "a no longer reaches b");
+    assert_eq!(neighbour(&s.b, "10.0.0.2").as_deref(), Some(mac_a.as_str()));
+}
+
+/// A UDP socket bound inside `ns`, reading with a short timeout.
+fn udp_socket(ns: &NetNs, addr: &str) -> std::net::UdpSocket {
+    let s = ns
+        .run(|| std::net::UdpSocket::bind(addr))
+        .expect("thread")
+        .expect("bind");
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .expect("timeout");
+    s
+}
+
+/// A UDP server in `ns` answering every datagram with `name`.
+fn udp_server(ns: &NetNs, addr: &str, name: &'static str) {
+    let s = udp_socket(ns, addr);
+    s.set_read_timeout(None).expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((_, peer)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(name.as_bytes(), peer);
+        }
+    });
+}
+
+fn recv(s: &std::net::UdpSocket) -> Option<String> {
+    let mut buf = [0u8; 64];
+    let n = s.recv(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Two networks with the same CIDR and the same addresses: each bridge
+/// has its own conntrack zone, so a flow of one network is never taken
+/// for a reply to the other's, identical flows at once both pass, and
+/// replies still pass statefully.
+#[tokio::test(flavor = "multi_thread")]
+async fn overlapping_networks_never_share_a_conntrack_entry() {
+    let node = Node::new();
+    node.bridge("net-1").await;
+    node.bridge("net-2").await;
+    let (a1, b1) = (node.instance("a1"), node.instance("b1"));
+    let (a2, b2) = (node.instance("a2"), node.instance("b2"));
+    let pa1 = port("pa1", "net-1", &a1, "10.0.0.2/24", None);
+    let pb1 = port("pb1", "net-1", &b1, "10.0.0.3/24", None);
+    let pa2 = port("pa2", "net-2", &a2, "10.0.0.2/24", None);
+    let pb2 = port("pb2", "net-2", &b2, "10.0.0.3/24", None);
+    for p in [&pa1, &pb1, &pa2, &pb2] {
+        ensure(&node, p).await;
+    }
+    // a1, a2: egress only. b1: UDP 6000 in, no egress (its replies pass
+    // as replies only). b2: both.
+    let groups = vec![
+        SecurityGroup {
+            id: "out".into(),
+            rules: vec![allow(Direction::Egress, Protocol::All, Remote::Any)],
+        },
+        SecurityGroup {
+            id: "udp-in".into(),
+            rules: vec![allow(
+                Direction::Ingress,
+                Protocol::Udp(PortRange::single(6000)),
+                Remote::Any,
+            )],
+        },
+    ];
+    let plan = SecurityPlan {
+        ports: vec![
+            sg_port(&pa1, &["out"]),
+            sg_port(&pb1, &["udp-in"]),
+            sg_port(&pa2, &["out"]),
+            sg_port(&pb2, &["out", "udp-in"]),
+        ],
+        groups,
+    };
+    node.driver.apply_security(&plan).await.expect("apply");
+    udp_server(&b1, "10.0.0.3:6000", "b1");
+
+    // net-1: a1:5100 → b1:6000, answered statefully.
+    let c1 = udp_socket(&a1, "10.0.0.2:5100");
+    c1.send_to(b"x", "10.0.0.3:6000").expect("send");
+    assert_eq!(recv(&c1).as_deref(), Some("b1"));
+    // net-2: b2:6000 → a2:5100 has the 5-tuple of that flow's reply, and
+    // a2 allows no ingress: without zones it would pass as "established".
+    let victim = udp_socket(&a2, "10.0.0.2:5100");
+    let b2_sender = udp_socket(&b2, "10.0.0.3:6000");
+    b2_sender.send_to(b"leak", "10.0.0.2:5100").expect("send");
+    assert_eq!(
+        recv(&victim),
+        None,
+        "net-2's packet passed as a reply to net-1's flow"
+    );
+    drop(b2_sender);
+
+    // The very same flow on both networks at once: each reaches its own
+    // server, each answer comes back.
+    udp_server(&b2, "10.0.0.3:6000", "b2");
+    let (x1, x2) = (
+        udp_socket(&a1, "10.0.0.2:5000"),
+        udp_socket(&a2, "10.0.0.2:5000"),
+    );
+    x1.send_to(b"1", "10.0.0.3:6000").expect("send");
+    x2.send_to(b"2", "10.0.0.3:6000").expect("send");
+    assert_eq!(recv(&x1).as_deref(), Some("b1"));
+    assert_eq!(recv(&x2).as_deref(), Some("b2"));
+
+    // Two conntrack entries for that 5-tuple, in two zones, neither the
+    // default one.
+    let out = node
+        .host
+        .exec(
+            "conntrack",
+            &["-L", "-p", "udp", "--sport", "5000", "--dport", "6000"],
+        )
+        .expect("conntrack (apt-get install conntrack)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let zones: std::collections::BTreeSet<&str> = text
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("zone="))
+                .unwrap_or("0")
+        })
+        .collect();
+    eprintln!("conntrack:\n{text}");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(zones.len(), 2, "one zone for both networks: {text}");
+    assert!(!zones.contains("0"), "a flow in the default zone: {text}");
 }

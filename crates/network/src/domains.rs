@@ -186,7 +186,8 @@ fn external_of(
 }
 
 /// Whether an observed namespace holds what its spec asks: the same
-/// networks with the same gateways, the same external addresses.
+/// networks with the same gateways, the same external addresses, its
+/// table (when the observation listed it) as applied.
 pub(crate) fn as_wanted(o: &nuage_netdriver::ObservedRouter, spec: &RouterSpec) -> bool {
     let sorted = |v: &[Ipv4Cidr]| {
         let mut v = v.to_vec();
@@ -212,6 +213,7 @@ pub(crate) fn as_wanted(o: &nuage_netdriver::ObservedRouter, spec: &RouterSpec) 
         sorted(&a)
     });
     o.links.iter().all(|l| l.attached)
+        && o.table != Some(false)
         && have == want
         && o.external.as_deref().map(sorted) == ext_want
 }

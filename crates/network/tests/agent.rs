@@ -486,6 +486,8 @@ mod linux {
         let driver = Arc::new(LinuxNetDriver::new(LinuxConfig {
             host_netns: Some(node.path().to_path_buf()),
             routers_dir: Some(tmp.path().join("routers")),
+            // Tables listed at every observation, not every 30 s.
+            security_check_every: Some(Duration::ZERO),
             ..Default::default()
         }));
         let plugger = NetPlugger::new(driver.clone());
@@ -572,6 +574,26 @@ mod linux {
             .exec("nft", &["-j", "list", "table", "inet", "nuage"])
             .expect("nft");
         assert!(String::from_utf8_lossy(&listed.stdout).contains(&format!("in-{}", p.id)));
+
+        // The router's table deleted by hand: the orphan pass sees it
+        // missing and the routers pass puts it back, long before the
+        // resync (600 s here) would ensure the domain again.
+        let router_nft = |args: &[&str]| {
+            nuage_netdriver::testing::run_in(&domains[0].netns, || {
+                std::process::Command::new("nft").args(args).output()
+            })
+            .expect("thread")
+            .expect("nft")
+        };
+        let deleted = router_nft(&["delete", "table", "ip", "nuage-router"]);
+        assert!(deleted.status.success(), "{deleted:?}");
+        agent.resync();
+        until("the router's table is back", || async {
+            router_nft(&["list", "table", "ip", "nuage-router"])
+                .status
+                .success()
+        })
+        .await;
 
         // The instance goes from the store (its unplug never ran): the
         // orphan pass removes its port and the bridge.
