@@ -15,7 +15,7 @@
 //!   5.10): a port sends only from its MAC and its IPv4 address, and no
 //!   IPv6 (nuage gives none). `inet` ingress sees IP only, so what is not
 //!   IP (ARP above all) is filtered by a second table of the same name,
-//!   `bridge nuage` ([`compile_l2`], ADR 25): from a port only its own
+//!   `bridge nuage` ([`compile_l2`], ADR 27): from a port only its own
 //!   MAC, ARP only for its own (address, MAC), nothing but IPv4 and ARP;
 //! - with sources thus proven, (bridge, IPv4 address) names a port: the
 //!   `egress` and `ingress` verdict maps send a packet from or to a port to
