@@ -40,6 +40,10 @@ pub struct ImagePatch {
     pub name: Option<String>,
     #[serde(default)]
     pub visibility: Option<String>,
+    /// Properties set (merged into the image's; Glance's custom
+    /// properties, EC2's description).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -233,6 +237,10 @@ impl Compute {
         if let Some(v) = patch.visibility {
             image.visibility = parse_visibility(&v, caller)?;
         }
+        if patch.properties.len() + image.properties.len() > 128 {
+            return Err(ComputeError::invalid("an image has at most 128 properties"));
+        }
+        image.properties.extend(patch.properties);
         if !repo::update_image(self.db().writer(), &image, now()).await? {
             return Err(ComputeError::conflict(format!(
                 "image {} changed meanwhile; read it again and retry",

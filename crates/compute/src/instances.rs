@@ -668,7 +668,6 @@ impl Compute {
     /// The instance's user data, base64 as it was given (EC2's
     /// DescribeInstanceAttribute userData); readers of the project only.
     pub async fn user_data(&self, caller: &Principal, id: &str) -> ComputeResult<Option<String>> {
-        use base64::Engine as _;
         let inst = self.get_instance_row(caller, id).await?;
         Ok(repo::user_data(self.db().reader(), &inst.id)
             .await?
@@ -809,6 +808,48 @@ impl Compute {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// Adds or replaces the tags in `set` and removes those in `remove`
+    /// (a key, or a key with the value it must have: EC2's DeleteTags) on
+    /// an instance of the caller's project; at most 50 tags remain.
+    pub async fn set_instance_tags(
+        &self,
+        caller: &Principal,
+        id: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[(String, Option<String>)],
+    ) -> ComputeResult<()> {
+        let inst = self.get_instance_row(caller, id).await?;
+        authorize(
+            caller,
+            "compute:tag_instance",
+            Rule::ProjectWrite(&inst.project_id),
+        )?;
+        check_tags(set)?;
+        // A concurrent change makes the swap miss; read again and retry.
+        for _ in 0..8 {
+            let Some(old) = repo::instance_tags_text(self.db().reader(), id).await? else {
+                return Err(ComputeError::not_found(Resource::Instance, id));
+            };
+            let mut tags: BTreeMap<String, String> = serde_json::from_str(&old)
+                .map_err(|e| ComputeError::Internal(format!("tags of {id}: {e}")))?;
+            for (k, v) in remove {
+                if v.as_ref().is_none_or(|v| tags.get(k) == Some(v)) {
+                    tags.remove(k);
+                }
+            }
+            tags.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+            check_tags(&tags)?;
+            let new = serde_json::to_string(&tags)
+                .map_err(|e| ComputeError::Internal(format!("tags of {id}: {e}")))?;
+            if repo::swap_instance_tags(self.db().writer(), id, &old, &new, now()).await? {
+                return Ok(());
+            }
+        }
+        Err(ComputeError::Conflict(format!(
+            "the tags of instance {id} kept changing; try again"
+        )))
     }
 
     /// Changes an instance's spec. A resize is allowed while it runs or is

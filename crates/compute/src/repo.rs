@@ -907,6 +907,38 @@ pub async fn resize_instance<'e>(
     Ok(r.rows_affected() == 1)
 }
 
+/// Replaces an instance's tags if they are still `old` (compare and swap,
+/// so two concurrent tag changes never lose one another's keys).
+pub async fn swap_instance_tags<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    old: &str,
+    new: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let r =
+        sqlx::query("UPDATE instances SET tags = $1, updated_at = $2 WHERE id = $3 AND tags = $4")
+            .bind(new)
+            .bind(now)
+            .bind(id)
+            .bind(old)
+            .execute(e)
+            .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// An instance's tags as stored (JSON text), for [`swap_instance_tags`].
+pub async fn instance_tags_text<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+) -> StoreResult<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT tags FROM instances WHERE id = $1")
+        .bind(id)
+        .fetch_optional(e)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
 /// The reconciler's record that the node runs the spec of `generation`.
 pub async fn set_observed_generation<'e>(
     e: impl AnyExecutor<'e>,

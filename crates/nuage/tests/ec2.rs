@@ -585,3 +585,151 @@ print("boto3 ok")
         .collect();
     assert_eq!(all.len(), 2, "{d}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_registered_from_an_object_shared_and_deregistered() {
+    let s = start_plain();
+    let work = tempfile::tempdir().expect("tempdir");
+    let w = work.path();
+    // A root filesystem tar: busybox and its shell.
+    let root = w.join("root");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
+    let tar = w.join("rootfs.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(ok.success());
+
+    let aws = Aws {
+        srv: &s,
+        bin: "aws",
+        cwd: w,
+    };
+    aws.ok(&["s3", "mb", "s3://imgs"]);
+    aws.ok(&["s3", "cp", tar.to_str().expect("path"), "s3://imgs/bb.tar"]);
+    let before = aws.json(&["ec2", "describe-images", "--owners", "self"])["Images"]
+        .as_array()
+        .map_or(0, Vec::len);
+
+    // Bad input changes nothing.
+    let err = aws.fails(&["ec2", "register-image", "--name", "nowhere"]);
+    assert!(err.contains("MissingParameter"), "{err}");
+    let err = aws.fails(&[
+        "ec2",
+        "register-image",
+        "--name",
+        "nowhere",
+        "--image-location",
+        "imgs/missing.tar",
+    ]);
+    assert!(err.contains("InvalidParameterValue"), "{err}");
+    let garbage = w.join("garbage.tar");
+    std::fs::write(&garbage, b"this is not a tar").expect("write");
+    aws.ok(&[
+        "s3",
+        "cp",
+        garbage.to_str().expect("path"),
+        "s3://imgs/garbage.tar",
+    ]);
+    let err = aws.fails(&[
+        "ec2",
+        "register-image",
+        "--name",
+        "garbage",
+        "--image-location",
+        "imgs/garbage.tar",
+    ]);
+    assert!(err.contains("InvalidParameterValue"), "{err}");
+    let after = aws.json(&["ec2", "describe-images", "--owners", "self"])["Images"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(
+        before, after,
+        "a refused RegisterImage left an image behind"
+    );
+
+    let r = aws.json(&[
+        "ec2",
+        "register-image",
+        "--name",
+        "my-busybox",
+        "--image-location",
+        "imgs/bb.tar",
+        "--architecture",
+        "x86_64",
+        "--description",
+        "from an object",
+    ]);
+    let ami = r["ImageId"].as_str().expect("ImageId").to_string();
+    let d = aws.json(&["ec2", "describe-images", "--image-ids", &ami]);
+    assert_eq!(d["Images"][0]["State"], "available", "{d}");
+    assert_eq!(d["Images"][0]["Name"], "my-busybox");
+    let d = aws.json(&[
+        "ec2",
+        "describe-image-attribute",
+        "--image-id",
+        &ami,
+        "--attribute",
+        "description",
+    ]);
+    assert_eq!(d["Description"]["Value"], "from an object", "{d}");
+
+    // Shared with another project, whose member then sees it.
+    let (other, _) = common::project_with_member(&s, "ec2-images-other", "Other-password-1").await;
+    aws.ok(&[
+        "ec2",
+        "modify-image-attribute",
+        "--image-id",
+        &ami,
+        "--launch-permission",
+        &format!("Add=[{{UserId={other}}}]"),
+    ]);
+    let d = aws.json(&[
+        "ec2",
+        "describe-image-attribute",
+        "--image-id",
+        &ami,
+        "--attribute",
+        "launchPermission",
+    ]);
+    assert_eq!(d["LaunchPermissions"], json!([{"UserId": other}]), "{d}");
+    let err = aws.fails(&[
+        "ec2",
+        "modify-image-attribute",
+        "--image-id",
+        &ami,
+        "--launch-permission",
+        "Add=[{UserId=no-such-project}]",
+    ]);
+    assert!(err.contains("InvalidUserID.Malformed"), "{err}");
+    aws.ok(&[
+        "ec2",
+        "modify-image-attribute",
+        "--image-id",
+        &ami,
+        "--launch-permission",
+        &format!("Remove=[{{UserId={other}}}]"),
+    ]);
+    let d = aws.json(&[
+        "ec2",
+        "describe-image-attribute",
+        "--image-id",
+        &ami,
+        "--attribute",
+        "launchPermission",
+    ]);
+    assert_eq!(d["LaunchPermissions"], json!([]), "{d}");
+
+    aws.ok(&["ec2", "deregister-image", "--image-id", &ami]);
+    let err = aws.fails(&["ec2", "describe-images", "--image-ids", &ami]);
+    assert!(err.contains("InvalidAMIID.NotFound"), "{err}");
+    let err = aws.fails(&["ec2", "deregister-image", "--image-id", &ami]);
+    assert!(err.contains("InvalidAMIID.NotFound"), "{err}");
+}

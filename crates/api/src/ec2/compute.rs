@@ -22,7 +22,9 @@ use super::xml::Xml;
 pub const ACTIONS: &[&str] = &[
     "CreateKeyPair",
     "DeleteKeyPair",
+    "DescribeImageAttribute",
     "DescribeImages",
+    "DeregisterImage",
     "DescribeInstanceAttribute",
     "DescribeInstanceStatus",
     "DescribeInstanceTypes",
@@ -30,8 +32,10 @@ pub const ACTIONS: &[&str] = &[
     "DescribeKeyPairs",
     "GetConsoleOutput",
     "ImportKeyPair",
+    "ModifyImageAttribute",
     "ModifyInstanceAttribute",
     "RebootInstances",
+    "RegisterImage",
     "RunInstances",
     "StartInstances",
     "StopInstances",
@@ -143,6 +147,112 @@ pub enum Op {
         filters: Vec<Filter>,
         page: (Option<usize>, Option<String>),
     },
+    RegisterImage {
+        name: String,
+        location: String,
+        architecture: Option<String>,
+        description: Option<String>,
+    },
+    DeregisterImage {
+        id: String,
+    },
+    DescribeImageAttribute {
+        id: String,
+        attribute: String,
+    },
+    ModifyImageAttribute {
+        id: String,
+        change: ImageChange,
+    },
+}
+
+/// What ModifyImageAttribute asks: launch permissions added and removed
+/// (project ids, and whether `all`), or a new description.
+#[derive(Debug, Default)]
+pub struct ImageChange {
+    add_projects: Vec<String>,
+    remove_projects: Vec<String>,
+    add_all: bool,
+    remove_all: bool,
+    description: Option<String>,
+}
+
+fn image_id(p: &Params) -> Result<String> {
+    id_of("ami", "InvalidAMIID.Malformed", p.req("ImageId")?)
+}
+
+/// Reads ModifyImageAttribute's two spellings: the structured
+/// `LaunchPermission.Add.N.UserId|Group` and the older
+/// `Attribute=launchPermission&OperationType=add&UserId.N&UserGroup.N`.
+fn image_change(p: &Params) -> Result<ImageChange> {
+    let mut c = ImageChange::default();
+    for (op, add) in [("Add", true), ("Remove", false)] {
+        for i in p.indices(&format!("LaunchPermission.{op}"))? {
+            let user = p.opt(&format!("LaunchPermission.{op}.{i}.UserId"));
+            let group = p.opt(&format!("LaunchPermission.{op}.{i}.Group"));
+            match (user, group) {
+                (Some(u), None) if add => c.add_projects.push(u.to_string()),
+                (Some(u), None) => c.remove_projects.push(u.to_string()),
+                (None, Some("all")) if add => c.add_all = true,
+                (None, Some("all")) => c.remove_all = true,
+                _ => {
+                    return Err(Ec2Error::invalid(format!(
+                        "LaunchPermission.{op}.{i} names either a UserId or the Group 'all'"
+                    )))
+                }
+            }
+        }
+    }
+    let users = p.list("UserId")?;
+    let groups = p.list("UserGroup")?;
+    match p.opt("OperationType") {
+        Some(op @ ("add" | "remove")) => {
+            let add = op == "add";
+            if groups.iter().any(|g| g != "all") {
+                return Err(Ec2Error::invalid("UserGroup may only be 'all'"));
+            }
+            let all = !groups.is_empty();
+            if add {
+                c.add_projects.extend(users);
+                c.add_all |= all;
+            } else {
+                c.remove_projects.extend(users);
+                c.remove_all |= all;
+            }
+        }
+        Some(other) => {
+            return Err(Ec2Error::invalid(format!(
+            "Value ({other}) for parameter OperationType is invalid. Expected: 'add' or 'remove'."
+        )))
+        }
+        None if !users.is_empty() || !groups.is_empty() => {
+            return Err(Ec2Error::missing("OperationType"))
+        }
+        None => {}
+    }
+    c.description = p
+        .opt("Description.Value")
+        .or_else(|| match p.opt("Attribute") {
+            Some("description") => p.opt("Value"),
+            _ => None,
+        })
+        .map(str::to_string);
+    if let Some(a) = p.opt("Attribute") {
+        if a != "launchPermission" && a != "description" {
+            return Err(Ec2Error::invalid(format!(
+                "Value ({a}) for parameter attribute is invalid. nuage changes launchPermission and description."
+            )));
+        }
+    }
+    let nothing = c.add_projects.is_empty()
+        && c.remove_projects.is_empty()
+        && !c.add_all
+        && !c.remove_all
+        && c.description.is_none();
+    if nothing {
+        return Err(Ec2Error::missing("LaunchPermission"));
+    }
+    Ok(c)
 }
 
 /// Checks an id's shape (`i-` then hex), as EC2 does before looking.
@@ -460,6 +570,54 @@ impl Op {
                     filters: p.filters(IMAGE_FILTERS, false)?,
                 }
             }
+            "RegisterImage" => {
+                let name = p.req("Name")?.to_string();
+                let location = p.opt("ImageLocation").map(str::to_string);
+                if p.opt("RootDeviceName").is_some() || !p.indices("BlockDeviceMapping")?.is_empty()
+                {
+                    return Err(Ec2Error::new(
+                        400,
+                        "InvalidParameterCombination",
+                        "nuage registers images from an object (ImageLocation=bucket/key of a root filesystem tar), not from snapshots",
+                    ));
+                }
+                let Some(location) = location else {
+                    return Err(Ec2Error::missing("ImageLocation"));
+                };
+                let architecture = p.opt("Architecture").map(str::to_string);
+                if let Some(a) = &architecture {
+                    if !matches!(a.as_str(), "x86_64" | "arm64" | "i386") {
+                        return Err(Ec2Error::invalid(format!(
+                            "Value ({a}) for parameter Architecture is invalid."
+                        )));
+                    }
+                }
+                p.opt("VirtualizationType");
+                Op::RegisterImage {
+                    name,
+                    location,
+                    architecture,
+                    description: p.opt("Description").map(str::to_string),
+                }
+            }
+            "DeregisterImage" => Op::DeregisterImage { id: image_id(p)? },
+            "DescribeImageAttribute" => {
+                let id = image_id(p)?;
+                let attribute = p.req("Attribute")?.to_string();
+                if !matches!(
+                    attribute.as_str(),
+                    "launchPermission" | "description" | "blockDeviceMapping"
+                ) {
+                    return Err(Ec2Error::invalid(format!(
+                        "Value ({attribute}) for parameter attribute is invalid. Unknown attribute."
+                    )));
+                }
+                Op::DescribeImageAttribute { id, attribute }
+            }
+            "ModifyImageAttribute" => Op::ModifyImageAttribute {
+                id: image_id(p)?,
+                change: image_change(p)?,
+            },
             "DescribeInstanceTypes" => Op::DescribeInstanceTypes {
                 names: p.list("InstanceType")?,
                 filters: p.filters(TYPE_FILTERS, false)?,
@@ -489,6 +647,10 @@ impl Op {
             Op::DeleteKeyPair { .. } => "DeleteKeyPair",
             Op::DescribeImages { .. } => "DescribeImages",
             Op::DescribeInstanceTypes { .. } => "DescribeInstanceTypes",
+            Op::RegisterImage { .. } => "RegisterImage",
+            Op::DeregisterImage { .. } => "DeregisterImage",
+            Op::DescribeImageAttribute { .. } => "DescribeImageAttribute",
+            Op::ModifyImageAttribute { .. } => "ModifyImageAttribute",
         }
     }
 
@@ -788,6 +950,123 @@ impl Op {
                 x.items("imagesSet", shown, image);
                 Ok(x)
             }
+            Op::RegisterImage {
+                name,
+                location,
+                architecture,
+                description,
+            } => register_image(ctx, name, location, architecture, description).await,
+            Op::DeregisterImage { id } => {
+                c.delete_image(p, &id).await?;
+                let mut x = ctx.xml("DeregisterImage");
+                x.bool("return", true);
+                Ok(x)
+            }
+            Op::DescribeImageAttribute { id, attribute } => {
+                let im = c.get_image(p, &id).await?;
+                if im.owner != p.project_id {
+                    // Launch permissions are the owner's to read.
+                    nuage_identity::policy::authorize(
+                        p,
+                        "image:get_image_members",
+                        nuage_identity::policy::Rule::ProjectWrite(&im.owner),
+                    )?;
+                }
+                let mut x = ctx.xml("DescribeImageAttribute");
+                x.text("imageId", &im.id);
+                match attribute.as_str() {
+                    "launchPermission" => {
+                        let public = im.visibility.as_str() == "public";
+                        x.open("launchPermission");
+                        if public {
+                            x.open("item").text("group", "all").close("item");
+                        }
+                        for m in &im.members {
+                            x.open("item").text("userId", m).close("item");
+                        }
+                        x.close("launchPermission");
+                    }
+                    "description" => {
+                        x.open("description");
+                        if let Some(d) = im.properties.get("description") {
+                            x.text("value", d);
+                        }
+                        x.close("description");
+                    }
+                    _ => {
+                        x.items("blockDeviceMapping", Vec::<()>::new(), |_, ()| {});
+                    }
+                }
+                Ok(x)
+            }
+            Op::ModifyImageAttribute { id, change } => {
+                let im = c.get_image(p, &id).await?;
+                // Every name checked before the first change: bad input
+                // changes nothing.
+                for project in &change.add_projects {
+                    if ctx
+                        .core
+                        .identity
+                        .find_project(project, None)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(Ec2Error::new(
+                            400,
+                            "InvalidUserID.Malformed",
+                            format!("The user ID '{project}' is not a project of this cloud"),
+                        ));
+                    }
+                }
+                if let Some(gone) = change
+                    .remove_projects
+                    .iter()
+                    .find(|r| !im.members.contains(r))
+                {
+                    return Err(Ec2Error::invalid(format!(
+                        "The image {} has no launch permission for '{gone}'",
+                        im.id
+                    )));
+                }
+                for project in &change.add_projects {
+                    c.share_image(p, &im.id, project).await?;
+                }
+                for project in &change.remove_projects {
+                    c.unshare_image(p, &im.id, project).await?;
+                }
+                if change.add_all || change.remove_all {
+                    let visibility = if change.add_all {
+                        "public"
+                    } else if c.get_image(p, &im.id).await?.members.is_empty() {
+                        "private"
+                    } else {
+                        "shared"
+                    };
+                    c.update_image(
+                        p,
+                        &im.id,
+                        nuage_compute::ImagePatch {
+                            visibility: Some(visibility.into()),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+                if let Some(d) = change.description {
+                    c.update_image(
+                        p,
+                        &im.id,
+                        nuage_compute::ImagePatch {
+                            properties: BTreeMap::from([("description".to_string(), d)]),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                }
+                let mut x = ctx.xml("ModifyImageAttribute");
+                x.bool("return", true);
+                Ok(x)
+            }
             Op::DescribeInstanceTypes {
                 names,
                 filters,
@@ -900,6 +1179,80 @@ async fn run_instances(ctx: &Ctx<'_>, mut req: RunRequest) -> Result<Xml> {
     x.items("instancesSet", &instances, |x, i| {
         instance(x, i, &groups, &ctx.core.region)
     });
+    Ok(x)
+}
+
+/// RegisterImage: a new image whose data is the object at
+/// `bucket/key` (a root filesystem tar, as `nuage image upload` takes),
+/// read with the caller's own rights on the object store.
+async fn register_image(
+    ctx: &Ctx<'_>,
+    name: String,
+    location: String,
+    architecture: Option<String>,
+    description: Option<String>,
+) -> Result<Xml> {
+    use futures_util::StreamExt;
+    let p = ctx.principal;
+    let (bucket, key) = location
+        .trim_start_matches("s3://")
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| {
+            Ec2Error::invalid(format!(
+                "ImageLocation '{location}' is not bucket/key of an object"
+            ))
+        })?;
+    let (_, _, body) = ctx
+        .core
+        .objects
+        .get_object(Some(p), bucket, key, None)
+        .await
+        .map_err(|e| {
+            let (_, msg) = crate::context::public_error(&e);
+            Ec2Error::invalid(format!("ImageLocation '{location}': {msg}"))
+        })?;
+    let mut properties = BTreeMap::new();
+    if let Some(d) = description {
+        properties.insert("description".to_string(), d);
+    }
+    let image = ctx
+        .core
+        .compute
+        .create_image(
+            p,
+            nuage_compute::NewImage {
+                name,
+                visibility: None,
+                architecture: architecture.map(|a| if a == "arm64" { "aarch64".into() } else { a }),
+                properties,
+            },
+        )
+        .await?;
+    let result = async {
+        let mut upload = ctx.core.compute.begin_upload(p, &image.id).await?;
+        let mut stream = body.into_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => upload.write(c).await?,
+                Err(e) => {
+                    upload.abort().await;
+                    return Err(nuage_compute::ComputeError::Internal(format!(
+                        "reading {location}: {e}"
+                    )));
+                }
+            }
+        }
+        upload.finish().await
+    }
+    .await;
+    if let Err(e) = result {
+        // No half-registered image stays behind.
+        let _ = ctx.core.compute.delete_image(p, &image.id).await;
+        return Err(e.into());
+    }
+    let mut x = ctx.xml("RegisterImage");
+    x.text("imageId", &image.id);
     Ok(x)
 }
 
