@@ -12,6 +12,7 @@
 
 pub mod error;
 mod meta;
+mod network;
 mod ops;
 pub mod params;
 pub mod xml;

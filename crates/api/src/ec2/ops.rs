@@ -7,6 +7,7 @@ use nuage_model::identity::Principal;
 
 use super::error::{Ec2Error, Result};
 use super::meta;
+use super::network;
 use super::params::Params;
 use super::xml::Xml;
 use crate::Core;
@@ -29,11 +30,13 @@ impl Ctx<'_> {
 #[derive(Debug)]
 pub enum Operation {
     Meta(meta::Op),
+    Network(network::Op),
 }
 
 /// Every action nuage serves, sorted.
 pub fn served_actions() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = meta::ACTIONS.to_vec();
+    v.extend_from_slice(network::ACTIONS);
     v.sort_unstable();
     v
 }
@@ -43,6 +46,9 @@ impl Operation {
     pub fn parse(action: &str, p: &Params) -> Result<Operation> {
         if let Some(op) = meta::Op::parse(action, p)? {
             return Ok(Operation::Meta(op));
+        }
+        if let Some(op) = network::Op::parse(action, p)? {
+            return Ok(Operation::Network(op));
         }
         Err(Ec2Error::new(
             400,
@@ -55,6 +61,7 @@ impl Operation {
     pub fn action(&self) -> &'static str {
         match self {
             Operation::Meta(op) => op.action(),
+            Operation::Network(op) => op.action(),
         }
     }
 
@@ -67,6 +74,7 @@ impl Operation {
     pub async fn run(self, ctx: &Ctx<'_>) -> Result<Xml> {
         match self {
             Operation::Meta(op) => op.run(ctx).await,
+            Operation::Network(op) => op.run(ctx).await,
         }
     }
 }
