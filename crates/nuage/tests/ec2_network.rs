@@ -248,9 +248,9 @@ fn security_group_lifecycle_through_both_aws_clis() {
                 "Name=group-name,Values=web*",
                 "Name=ip-permission.from-port,Values=22",
             ]),
-            [gid.clone()]
+            [gid.as_str()]
         );
-        assert_eq!(found(&["Name=tag:tier,Values=front,back"]), [gid.clone()]);
+        assert_eq!(found(&["Name=tag:tier,Values=front,back"]), [gid.as_str()]);
         assert!(found(&["Name=tag:tier,Values=back"]).is_empty());
         assert!(found(&["Name=ip-permission.cidr,Values=192.168.*"]).is_empty());
         assert_eq!(
@@ -402,7 +402,7 @@ fn vpcs_and_subnets_through_both_aws_clis() {
             "--filters",
             &format!("Name=tag:Name,Values=lab{n}"),
         ]);
-        assert_eq!(ids_of(&d, "Vpcs", "VpcId"), [vpc.clone()], "{d}");
+        assert_eq!(ids_of(&d, "Vpcs", "VpcId"), [vpc.as_str()], "{d}");
         assert_eq!(d["Vpcs"][0]["CidrBlock"], format!("10.5{n}.0.0/16"));
         aws.fails(
             "InvalidVpcID.NotFound",
@@ -475,7 +475,7 @@ fn vpcs_and_subnets_through_both_aws_clis() {
             "--filters",
             &format!("Name=vpc-id,Values={vpc}"),
         ]);
-        assert_eq!(ids_of(&d, "Subnets", "SubnetId"), [subnet.clone()], "{d}");
+        assert_eq!(ids_of(&d, "Subnets", "SubnetId"), [subnet.as_str()], "{d}");
         assert_eq!(d["Subnets"][0]["CidrBlock"], format!("10.5{n}.1.0/24"));
         let d = aws.json(&[
             "ec2",
@@ -510,7 +510,7 @@ fn vpcs_and_subnets_through_both_aws_clis() {
 async fn addresses_interfaces_and_other_projects_ids() {
     let s = start_plain();
     let work = tempfile::tempdir().expect("tempdir");
-    let ext = external_network(&s).await;
+    external_network(&s).await;
     let (key, secret) = other_project(&s, "beta").await;
 
     // An interface an address can reach: a VPC and subnet made through
@@ -533,25 +533,112 @@ async fn addresses_interfaces_and_other_projects_ids() {
         "10.60.1.0/24",
     ]);
     let subnet = str_of(&sub["Subnet"], "SubnetId").to_string();
-    let (st, r) = call(
-        &s,
-        &admin,
-        "POST",
-        "/nuage/v1/routers",
-        Some(json!({"name": "r", "external_network_id": ext})),
-    )
-    .await;
-    assert_eq!(st, 201, "{r}");
-    let router = str_of(&r, "id").to_string();
-    let (st, r) = call(
-        &s,
-        &admin,
-        "POST",
-        &format!("/nuage/v1/routers/{router}/interfaces"),
-        Some(json!({"subnet_id": subnet})),
-    )
-    .await;
-    assert_eq!(st, 200, "{r}");
+    let g = aws.json(&[
+        "ec2",
+        "create-internet-gateway",
+        "--tag-specifications",
+        "ResourceType=internet-gateway,Tags=[{Key=Name,Value=out}]",
+    ]);
+    let igw = str_of(&g["InternetGateway"], "InternetGatewayId").to_string();
+    assert!(igw.starts_with("igw-"), "{g}");
+    assert_eq!(g["InternetGateway"]["Attachments"], json!([]), "{g}");
+    // The main route table routes the VPC locally until a gateway joins.
+    let rtb = aws.json(&[
+        "ec2",
+        "describe-route-tables",
+        "--filters",
+        &format!("Name=vpc-id,Values={vpc}"),
+    ]);
+    let table = &rtb["RouteTables"][0];
+    let rtb_id = str_of(table, "RouteTableId").to_string();
+    assert_eq!(
+        table["Routes"],
+        json!([{"DestinationCidrBlock": "10.60.0.0/16", "GatewayId": "local", "State": "active", "Origin": "CreateRouteTable"}]),
+        "{rtb}"
+    );
+    assert_eq!(table["Associations"][0]["Main"], true, "{rtb}");
+    let route = [
+        "ec2",
+        "create-route",
+        "--route-table-id",
+        &rtb_id,
+        "--destination-cidr-block",
+        "0.0.0.0/0",
+        "--gateway-id",
+        &igw,
+    ];
+    aws.fails("Gateway.NotAttached", &route);
+    aws.json(&[
+        "ec2",
+        "attach-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+        "--vpc-id",
+        &vpc,
+    ]);
+    aws.fails(
+        "Resource.AlreadyAssociated",
+        &[
+            "ec2",
+            "attach-internet-gateway",
+            "--internet-gateway-id",
+            &igw,
+            "--vpc-id",
+            &vpc,
+        ],
+    );
+    aws.json(&route);
+    aws.fails(
+        "InvalidParameterValue",
+        &[
+            "ec2",
+            "create-route",
+            "--route-table-id",
+            &rtb_id,
+            "--destination-cidr-block",
+            "192.168.0.0/16",
+            "--gateway-id",
+            &igw,
+        ],
+    );
+    let r = aws.json(&[
+        "ec2",
+        "associate-route-table",
+        "--route-table-id",
+        &rtb_id,
+        "--subnet-id",
+        &subnet,
+    ]);
+    assert!(str_of(&r, "AssociationId").starts_with("rtbassoc-"), "{r}");
+    let d = aws.json(&[
+        "ec2",
+        "describe-internet-gateways",
+        "--filters",
+        &format!("Name=attachment.vpc-id,Values={vpc}"),
+        "Name=tag:Name,Values=out",
+    ]);
+    assert_eq!(
+        d["InternetGateways"][0]["Attachments"],
+        json!([{"VpcId": vpc, "State": "available"}]),
+        "{d}"
+    );
+    let rtb = aws.json(&["ec2", "describe-route-tables", "--route-table-ids", &rtb_id]);
+    let routes = rtb["RouteTables"][0]["Routes"].as_array().expect("routes");
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["DestinationCidrBlock"] == "0.0.0.0/0" && r["GatewayId"] == igw.as_str()),
+        "{rtb}"
+    );
+    aws.fails(
+        "DependencyViolation",
+        &[
+            "ec2",
+            "delete-internet-gateway",
+            "--internet-gateway-id",
+            &igw,
+        ],
+    );
     let (st, port) = call(
         &s,
         &admin,
@@ -595,7 +682,7 @@ async fn addresses_interfaces_and_other_projects_ids() {
             "--filters",
             &format!("Name=public-ip,Values={ip}"),
         ]);
-        assert_eq!(ids_of(&d, "Addresses", "AllocationId"), [alloc.clone()]);
+        assert_eq!(ids_of(&d, "Addresses", "AllocationId"), [alloc.as_str()]);
 
         // Associated with the interface, shown on both sides, then not.
         let r = aws.json(&[
@@ -710,6 +797,41 @@ async fn addresses_interfaces_and_other_projects_ids() {
             &["ec2", "release-address", "--public-ip", &ip],
         );
     }
+
+    aws.json(&[
+        "ec2",
+        "detach-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+        "--vpc-id",
+        &vpc,
+    ]);
+    aws.fails(
+        "Gateway.NotAttached",
+        &[
+            "ec2",
+            "detach-internet-gateway",
+            "--internet-gateway-id",
+            &igw,
+            "--vpc-id",
+            &vpc,
+        ],
+    );
+    aws.json(&[
+        "ec2",
+        "delete-internet-gateway",
+        "--internet-gateway-id",
+        &igw,
+    ]);
+    aws.fails(
+        "InvalidInternetGatewayID.NotFound",
+        &[
+            "ec2",
+            "describe-internet-gateways",
+            "--internet-gateway-ids",
+            &igw,
+        ],
+    );
 
     // The floating_ips quota is EC2's address limit.
     let (st, q) = call(

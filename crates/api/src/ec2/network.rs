@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 
 use nuage_network::types::{
-    device_owner, Direction, FloatingIp, Network, NewNetwork, NewRule, NewSecurityGroup, NewSubnet,
-    Port, Protocol, SecurityGroup, SecurityGroupRule, Subnet,
+    device_owner, Direction, FloatingIp, Network, NewNetwork, NewRouter, NewRule, NewSecurityGroup,
+    NewSubnet, Port, Protocol, Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use nuage_network::{NetworkError, Resource};
 
@@ -25,20 +25,28 @@ use super::xml::Xml;
 pub const ACTIONS: &[&str] = &[
     "AllocateAddress",
     "AssociateAddress",
+    "AssociateRouteTable",
+    "AttachInternetGateway",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CreateInternetGateway",
+    "CreateRoute",
     "CreateSecurityGroup",
     "CreateSubnet",
     "CreateVpc",
+    "DeleteInternetGateway",
     "DeleteSecurityGroup",
     "DeleteSubnet",
     "DeleteVpc",
     "DescribeAddresses",
+    "DescribeInternetGateways",
     "DescribeNetworkInterfaces",
+    "DescribeRouteTables",
     "DescribeSecurityGroupRules",
     "DescribeSecurityGroups",
     "DescribeSubnets",
     "DescribeVpcs",
+    "DetachInternetGateway",
     "DisassociateAddress",
     "ReleaseAddress",
     "RevokeSecurityGroupEgress",
@@ -92,6 +100,24 @@ const SUBNET_FILTERS: &[&str] = &[
     "owner-id",
     "state",
     "subnet-id",
+    "vpc-id",
+];
+const IGW_FILTERS: &[&str] = &[
+    "attachment.state",
+    "attachment.vpc-id",
+    "internet-gateway-id",
+    "owner-id",
+];
+const RTB_FILTERS: &[&str] = &[
+    "association.main",
+    "association.route-table-association-id",
+    "association.route-table-id",
+    "association.subnet-id",
+    "owner-id",
+    "route-table-id",
+    "route.destination-cidr-block",
+    "route.gateway-id",
+    "route.state",
     "vpc-id",
 ];
 const ENI_FILTERS: &[&str] = &[
@@ -229,6 +255,39 @@ pub enum Op {
         ids: Vec<String>,
         filters: Vec<Filter>,
         page: Page,
+    },
+    CreateInternetGateway {
+        tags: BTreeMap<String, String>,
+    },
+    AttachInternetGateway {
+        igw: String,
+        vpc: String,
+    },
+    DetachInternetGateway {
+        igw: String,
+        vpc: String,
+    },
+    DeleteInternetGateway {
+        igw: String,
+    },
+    DescribeInternetGateways {
+        ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    DescribeRouteTables {
+        ids: Vec<String>,
+        filters: Vec<Filter>,
+        page: Page,
+    },
+    CreateRoute {
+        table: String,
+        destination: String,
+        gateway: String,
+    },
+    AssociateRouteTable {
+        table: String,
+        subnet: String,
     },
 }
 
@@ -552,6 +611,40 @@ impl Op {
                 filters: p.filters(ENI_FILTERS, true)?,
                 page: Page::parse(p)?,
             },
+            "CreateInternetGateway" => Op::CreateInternetGateway {
+                tags: spec_tags(p.tag_specifications()?, "internet-gateway")?,
+            },
+            "AttachInternetGateway" | "DetachInternetGateway" => {
+                let igw = p.req("InternetGatewayId")?.to_string();
+                let vpc = p.req("VpcId")?.to_string();
+                if action.starts_with("Attach") {
+                    Op::AttachInternetGateway { igw, vpc }
+                } else {
+                    Op::DetachInternetGateway { igw, vpc }
+                }
+            }
+            "DeleteInternetGateway" => Op::DeleteInternetGateway {
+                igw: p.req("InternetGatewayId")?.to_string(),
+            },
+            "DescribeInternetGateways" => Op::DescribeInternetGateways {
+                ids: p.list("InternetGatewayId")?,
+                filters: p.filters(IGW_FILTERS, true)?,
+                page: Page::parse(p)?,
+            },
+            "DescribeRouteTables" => Op::DescribeRouteTables {
+                ids: p.list("RouteTableId")?,
+                filters: p.filters(RTB_FILTERS, true)?,
+                page: Page::parse(p)?,
+            },
+            "CreateRoute" => Op::CreateRoute {
+                table: p.req("RouteTableId")?.to_string(),
+                destination: p.req("DestinationCidrBlock")?.to_string(),
+                gateway: p.req("GatewayId")?.to_string(),
+            },
+            "AssociateRouteTable" => Op::AssociateRouteTable {
+                table: p.req("RouteTableId")?.to_string(),
+                subnet: p.req("SubnetId")?.to_string(),
+            },
             _ => return Ok(None),
         }))
     }
@@ -584,6 +677,14 @@ impl Op {
             Op::DeleteSubnet { .. } => "DeleteSubnet",
             Op::DescribeSubnets { .. } => "DescribeSubnets",
             Op::DescribeNetworkInterfaces { .. } => "DescribeNetworkInterfaces",
+            Op::CreateInternetGateway { .. } => "CreateInternetGateway",
+            Op::AttachInternetGateway { .. } => "AttachInternetGateway",
+            Op::DetachInternetGateway { .. } => "DetachInternetGateway",
+            Op::DeleteInternetGateway { .. } => "DeleteInternetGateway",
+            Op::DescribeInternetGateways { .. } => "DescribeInternetGateways",
+            Op::DescribeRouteTables { .. } => "DescribeRouteTables",
+            Op::CreateRoute { .. } => "CreateRoute",
+            Op::AssociateRouteTable { .. } => "AssociateRouteTable",
         }
     }
 
@@ -682,6 +783,49 @@ impl Op {
             }
             Op::DescribeNetworkInterfaces { ids, filters, page } => {
                 describe_interfaces(ctx, ids, filters, page).await
+            }
+            Op::CreateInternetGateway { tags } => create_gateway(ctx, tags).await,
+            Op::AttachInternetGateway { igw, vpc } => {
+                attach_gateway(ctx, &igw, &vpc).await?;
+                Ok(returns_true(ctx, action))
+            }
+            Op::DetachInternetGateway { igw, vpc } => {
+                detach_gateway(ctx, &igw, &vpc).await?;
+                Ok(returns_true(ctx, action))
+            }
+            Op::DeleteInternetGateway { igw } => {
+                let r = gateway(ctx, &igw).await?;
+                ctx.core.network.delete_router(ctx.principal, &r.id).await?;
+                Ok(returns_true(ctx, action))
+            }
+            Op::DescribeInternetGateways { ids, filters, page } => {
+                describe_gateways(ctx, ids, filters, page).await
+            }
+            Op::DescribeRouteTables { ids, filters, page } => {
+                describe_route_tables(ctx, ids, filters, page).await
+            }
+            Op::CreateRoute {
+                table,
+                destination,
+                gateway,
+            } => {
+                create_route(ctx, &table, &destination, &gateway).await?;
+                Ok(returns_true(ctx, action))
+            }
+            Op::AssociateRouteTable { table, subnet } => {
+                let vpc = table_vpc(ctx, &table).await?;
+                let s = own_subnet(ctx, &subnet).await?;
+                if s.network_id != vpc.id {
+                    return Err(Ec2Error::invalid(format!(
+                        "the route table {table} and the subnet {subnet} belong to different VPCs"
+                    )));
+                }
+                let mut x = ctx.xml(action);
+                x.text("associationId", &format!("{RTBASSOC}{}", id_tail(&s.id)))
+                    .open("associationState")
+                    .text("state", "associated")
+                    .close("associationState");
+                Ok(x)
             }
         }
     }
@@ -1701,6 +1845,370 @@ async fn describe_interfaces(
             x.text("privateIpAddress", &f.ip_address)
                 .bool("primary", first.is_some_and(|p| p == f));
         });
+    });
+    x.opt("nextToken", next.as_deref());
+    Ok(x)
+}
+
+// ------------------------------------------ internet gateways, route tables
+
+/// A gateway's EC2 id is its router's under `igw-`; a VPC's main route
+/// table is the VPC's id under `rtb-` (ADR 26).
+const IGW: &str = "igw-";
+const RTB: &str = "rtb-";
+const RTBASSOC: &str = "rtbassoc-";
+const ROUTER: &str = "rtr-";
+
+fn igw_not_found(id: &str) -> Ec2Error {
+    Ec2Error::not_found(
+        "InvalidInternetGatewayID.NotFound",
+        format!("The internetGateway ID '{id}' does not exist"),
+    )
+}
+
+fn igw_id(r: &Router) -> String {
+    format!("{IGW}{}", id_tail(&r.id))
+}
+
+/// The caller's router an internet gateway id names (one with a gateway
+/// on an external network).
+async fn gateway(ctx: &Ctx<'_>, igw: &str) -> Result<Router> {
+    let tail = igw
+        .strip_prefix(IGW)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| igw_not_found(igw))?;
+    let r = ctx
+        .core
+        .network
+        .get_router(ctx.principal, &format!("{ROUTER}{tail}"))
+        .await
+        .map_err(|e| match e {
+            NetworkError::NotFound { .. } => igw_not_found(igw),
+            e => e.into(),
+        })?;
+    if r.external_network_id.is_none() || r.project_id != ctx.principal.project_id {
+        return Err(igw_not_found(igw));
+    }
+    Ok(r)
+}
+
+/// The caller's project's routers that are internet gateways.
+async fn gateways(ctx: &Ctx<'_>) -> Result<Vec<Router>> {
+    Ok(ctx
+        .core
+        .network
+        .list_routers(ctx.principal, false)
+        .await?
+        .into_iter()
+        .filter(|r| r.project_id == ctx.principal.project_id && r.external_network_id.is_some())
+        .collect())
+}
+
+/// The VPCs a router joins: the networks of its interfaces' subnets.
+fn attached_vpcs(r: &Router, subnets: &[Subnet]) -> Vec<String> {
+    let mut out: Vec<String> = r
+        .interfaces
+        .iter()
+        .filter_map(|i| subnets.iter().find(|s| s.id == i.subnet_id))
+        .map(|s| s.network_id.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn create_gateway(ctx: &Ctx<'_>, tags: BTreeMap<String, String>) -> Result<Xml> {
+    let ext = ctx
+        .core
+        .network
+        .list_networks(ctx.principal, false)
+        .await?
+        .into_iter()
+        .find(|n| n.external)
+        .ok_or_else(|| {
+            Ec2Error::invalid("this cloud has no external network for internet gateways")
+        })?;
+    let r = ctx
+        .core
+        .network
+        .create_router(
+            ctx.principal,
+            NewRouter {
+                name: tags.get("Name").cloned().unwrap_or_default(),
+                external_network_id: Some(ext.id),
+            },
+        )
+        .await?;
+    put_tags(ctx, &r.id, &tags).await?;
+    let mut x = ctx.xml("CreateInternetGateway");
+    x.open("internetGateway")
+        .text("internetGatewayId", &igw_id(&r))
+        .text("ownerId", &r.project_id);
+    x.items("attachmentSet", Vec::<()>::new(), |_, ()| {});
+    x.tag_set(&tags);
+    x.close("internetGateway");
+    Ok(x)
+}
+
+/// Joins the gateway's router to every subnet of the VPC, or to none: a
+/// refusal removes the interfaces this call added.
+async fn attach_gateway(ctx: &Ctx<'_>, igw: &str, vpc: &str) -> Result<()> {
+    let r = gateway(ctx, igw).await?;
+    let n = own_vpc(ctx, vpc).await?;
+    if !r.interfaces.is_empty() {
+        return Err(Ec2Error::new(
+            400,
+            "Resource.AlreadyAssociated",
+            format!("resource {igw} is already attached to a network"),
+        ));
+    }
+    let net = &ctx.core.network;
+    let mut joined: Vec<String> = Vec::new();
+    for s in &n.subnets {
+        if let Err(e) = net.add_router_interface(ctx.principal, &r.id, s).await {
+            for j in &joined {
+                if let Err(undo) = net.remove_router_interface(ctx.principal, &r.id, j).await {
+                    tracing::warn!(router = %r.id, subnet = %j, error = %undo, "could not undo an interface of a refused attach");
+                }
+            }
+            return Err(match e {
+                NetworkError::InUse { .. } | NetworkError::AddressInUse { .. } => Ec2Error::new(
+                    400,
+                    "Resource.AlreadyAssociated",
+                    format!("a subnet of {vpc} is already served by another gateway: {e}"),
+                ),
+                e => e.into(),
+            });
+        }
+        joined.push(s.clone());
+    }
+    Ok(())
+}
+
+async fn detach_gateway(ctx: &Ctx<'_>, igw: &str, vpc: &str) -> Result<()> {
+    let r = gateway(ctx, igw).await?;
+    let n = own_vpc(ctx, vpc).await?;
+    let mine: Vec<&str> = r
+        .interfaces
+        .iter()
+        .filter(|i| n.subnets.contains(&i.subnet_id))
+        .map(|i| i.subnet_id.as_str())
+        .collect();
+    if mine.is_empty() {
+        return Err(Ec2Error::new(
+            400,
+            "Gateway.NotAttached",
+            format!("resource {igw} is not attached to network {vpc}"),
+        ));
+    }
+    for s in mine {
+        ctx.core
+            .network
+            .remove_router_interface(ctx.principal, &r.id, s)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn describe_gateways(
+    ctx: &Ctx<'_>,
+    ids: Vec<String>,
+    filters: Vec<Filter>,
+    page: Page,
+) -> Result<Xml> {
+    let routers = gateways(ctx).await?;
+    for id in &ids {
+        if !routers.iter().any(|r| &igw_id(r) == id) {
+            return Err(igw_not_found(id));
+        }
+    }
+    let subnets = own_subnets(ctx).await?;
+    let tags = ctx.core.network.tags(ctx.principal).await?;
+    let none = BTreeMap::new();
+    let shown: Vec<(String, Router, Vec<String>)> = routers
+        .into_iter()
+        .map(|r| (igw_id(&r), attached_vpcs(&r, &subnets), r))
+        .filter(|(id, vpcs, r)| {
+            (ids.is_empty() || ids.contains(id))
+                && keep(&filters, tags.get(&r.id).unwrap_or(&none), |f| match f {
+                    "attachment.state" => {
+                        if vpcs.is_empty() {
+                            vec![]
+                        } else {
+                            vec!["available".into()]
+                        }
+                    }
+                    "attachment.vpc-id" => vpcs.clone(),
+                    "internet-gateway-id" => vec![id.clone()],
+                    "owner-id" => vec![r.project_id.clone()],
+                    _ => vec![],
+                })
+        })
+        .map(|(id, vpcs, r)| (id, r, vpcs))
+        .collect();
+    let (shown, next) = page.cut(shown, |(id, _, _)| id)?;
+    let mut x = ctx.xml("DescribeInternetGateways");
+    x.items("internetGatewaySet", shown, |x, (id, r, vpcs)| {
+        x.text("internetGatewayId", &id)
+            .text("ownerId", &r.project_id);
+        x.items("attachmentSet", vpcs, |x, v| {
+            x.text("vpcId", &v).text("state", "available");
+        });
+        x.tag_set(tags.get(&r.id).unwrap_or(&none));
+    });
+    x.opt("nextToken", next.as_deref());
+    Ok(x)
+}
+
+/// The VPC whose main route table `table` is.
+async fn table_vpc(ctx: &Ctx<'_>, table: &str) -> Result<Network> {
+    let missing = || {
+        Ec2Error::not_found(
+            "InvalidRouteTableID.NotFound",
+            format!("The routeTable ID '{table}' does not exist"),
+        )
+    };
+    let tail = table
+        .strip_prefix(RTB)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(missing)?;
+    let vpc = format!("vpc-{tail}");
+    own_vpcs(ctx)
+        .await?
+        .into_iter()
+        .find(|n| n.id == vpc)
+        .ok_or_else(missing)
+}
+
+/// The internet gateway serving a VPC's subnets, if one does.
+fn vpc_gateway<'a>(n: &Network, routers: &'a [Router]) -> Option<&'a Router> {
+    routers.iter().find(|r| {
+        r.interfaces
+            .iter()
+            .any(|i| n.subnets.contains(&i.subnet_id))
+    })
+}
+
+/// EC2's CreateRoute on the one table nuage has per VPC: the default
+/// route to the gateway attached to that VPC is the route the data plane
+/// already has; any other route cannot be made.
+async fn create_route(ctx: &Ctx<'_>, table: &str, destination: &str, gw: &str) -> Result<()> {
+    let n = table_vpc(ctx, table).await?;
+    let r = gateway(ctx, gw).await?;
+    if destination != "0.0.0.0/0" {
+        return Err(Ec2Error::invalid(format!(
+            "nuage routes only 0.0.0.0/0 through an internet gateway, not {destination}"
+        )));
+    }
+    if !r
+        .interfaces
+        .iter()
+        .any(|i| n.subnets.contains(&i.subnet_id))
+    {
+        return Err(Ec2Error::new(
+            400,
+            "Gateway.NotAttached",
+            format!("the gateway {gw} is not attached to {}", n.id),
+        ));
+    }
+    Ok(())
+}
+
+async fn describe_route_tables(
+    ctx: &Ctx<'_>,
+    ids: Vec<String>,
+    filters: Vec<Filter>,
+    page: Page,
+) -> Result<Xml> {
+    ctx.core
+        .network
+        .ensure_default_network(ctx.principal)
+        .await?;
+    let vpcs = own_vpcs(ctx).await?;
+    let table_of = |n: &Network| format!("{RTB}{}", id_tail(&n.id));
+    for id in &ids {
+        if !vpcs.iter().any(|n| &table_of(n) == id) {
+            return Err(Ec2Error::not_found(
+                "InvalidRouteTableID.NotFound",
+                format!("The routeTable ID '{id}' does not exist"),
+            ));
+        }
+    }
+    let routers = gateways(ctx).await?;
+    let none = BTreeMap::new();
+    let shown: Vec<(String, Network, Option<String>)> = vpcs
+        .into_iter()
+        .map(|n| {
+            let gw = vpc_gateway(&n, &routers).map(igw_id);
+            (table_of(&n), n, gw)
+        })
+        .filter(|(id, n, gw)| {
+            (ids.is_empty() || ids.contains(id))
+                && keep(&filters, &none, |f| match f {
+                    "association.main" => vec!["true".into()],
+                    "association.route-table-association-id" => {
+                        vec![format!("{RTBASSOC}{}", id_tail(&n.id))]
+                    }
+                    "association.route-table-id" | "route-table-id" => vec![id.clone()],
+                    "association.subnet-id" => n.subnets.clone(),
+                    "owner-id" => vec![n.project_id.clone()],
+                    "route.destination-cidr-block" => {
+                        let mut v: Vec<String> = n.cidr.iter().cloned().collect();
+                        if gw.is_some() {
+                            v.push("0.0.0.0/0".into());
+                        }
+                        v
+                    }
+                    "route.gateway-id" => {
+                        let mut v = vec!["local".to_string()];
+                        v.extend(gw.iter().cloned());
+                        v
+                    }
+                    "route.state" => vec!["active".into()],
+                    "vpc-id" => vec![n.id.clone()],
+                    _ => vec![],
+                })
+        })
+        .collect();
+    let (shown, next) = page.cut(shown, |(id, _, _)| id)?;
+    let mut x = ctx.xml("DescribeRouteTables");
+    x.items("routeTableSet", shown, |x, (id, n, gw)| {
+        x.text("routeTableId", &id)
+            .text("vpcId", &n.id)
+            .text("ownerId", &n.project_id);
+        let mut routes: Vec<(String, String)> = Vec::new();
+        if let Some(c) = &n.cidr {
+            routes.push((c.clone(), "local".into()));
+        }
+        if let Some(g) = gw {
+            routes.push(("0.0.0.0/0".into(), g));
+        }
+        x.items("routeSet", routes, |x, (dest, gw)| {
+            x.text("destinationCidrBlock", &dest)
+                .text("gatewayId", &gw)
+                .text("state", "active")
+                .text(
+                    "origin",
+                    if gw == "local" {
+                        "CreateRouteTable"
+                    } else {
+                        "CreateRoute"
+                    },
+                );
+        });
+        x.items("associationSet", [()], |x, ()| {
+            x.text(
+                "routeTableAssociationId",
+                &format!("{RTBASSOC}{}", id_tail(&n.id)),
+            )
+            .text("routeTableId", &id)
+            .bool("main", true)
+            .open("associationState")
+            .text("state", "associated")
+            .close("associationState");
+        });
+        x.items("propagatingVgwSet", Vec::<()>::new(), |_, ()| {});
+        x.tag_set(&none);
     });
     x.opt("nextToken", next.as_deref());
     Ok(x)
