@@ -473,7 +473,12 @@ impl Op {
                     Direction::Egress
                 };
                 let group = group_ref(p)?;
-                spec_tags(p.tag_specifications()?, "security-group-rule")?;
+                // Rules carry no tags in nuage: refused rather than dropped.
+                if !spec_tags(p.tag_specifications()?, "security-group-rule")?.is_empty() {
+                    return Err(Ec2Error::invalid(
+                        "security group rules cannot be tagged in nuage",
+                    ));
+                }
                 let perms = permissions(p)?;
                 if perms.is_empty() {
                     return Err(Ec2Error::missing("IpPermissions"));
