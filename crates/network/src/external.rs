@@ -65,6 +65,7 @@ impl NetworkService {
                     external: true,
                     shared: true,
                     is_default: false,
+                    cidr: None,
                     subnets: Vec::new(),
                     generation: 1,
                     observed_generation: 0,

@@ -26,6 +26,7 @@ mod ports;
 mod repo;
 mod routers;
 mod security;
+pub mod tags;
 pub mod types;
 
 use std::sync::Arc;

@@ -19,6 +19,21 @@ use crate::{
 /// address for an instance beside the gateway.
 const PREFIXES: std::ops::RangeInclusive<u8> = 8..=30;
 const MAX_POOLS: usize = 16;
+/// A network's own range is /16 to /28, as EC2's VPC CidrBlock.
+const NETWORK_PREFIXES: std::ops::RangeInclusive<u8> = 16..=28;
+
+/// A network's range as asked for, checked and normalised.
+fn check_network_cidr(c: &str) -> NetworkResult<String> {
+    let invalid = |reason| NetworkError::InvalidCidr {
+        cidr: c.to_string(),
+        reason,
+    };
+    let cidr: Cidr = c.trim().parse().map_err(invalid)?;
+    if !NETWORK_PREFIXES.contains(&cidr.prefix()) {
+        return Err(invalid("a network's prefix length is 16 to 28"));
+    }
+    Ok(cidr.to_string())
+}
 const MAX_DNS: usize = 5;
 
 /// A subnet request checked against its CIDR, ready to insert.
@@ -134,6 +149,18 @@ pub(crate) async fn insert_planned(
     name: &str,
     plan: &Plan,
 ) -> NetworkResult<Subnet> {
+    if let Some(range) = &network.cidr {
+        let outer: Cidr = range.parse().map_err(|reason| NetworkError::InvalidCidr {
+            cidr: range.clone(),
+            reason,
+        })?;
+        if plan.cidr.first() < outer.first() || plan.cidr.last() > outer.last() {
+            return Err(NetworkError::InvalidCidr {
+                cidr: plan.cidr.to_string(),
+                reason: "it is not inside its network's range",
+            });
+        }
+    }
     let t = now();
     if !repo::bump_network(c, &network.id, t).await? {
         return Err(NetworkError::not_found(Resource::Network, &network.id));
@@ -207,6 +234,7 @@ impl NetworkService {
                 )));
             }
         }
+        let cidr = req.cidr.as_deref().map(check_network_cidr).transpose()?;
         let t = now();
         let n = Network {
             id: id::ec2(prefix::NETWORK),
@@ -216,6 +244,7 @@ impl NetworkService {
             external: req.external,
             shared: req.shared,
             is_default: false,
+            cidr,
             subnets: Vec::new(),
             generation: 1,
             observed_generation: 0,
@@ -427,6 +456,7 @@ impl NetworkService {
                     external: false,
                     shared: false,
                     is_default: true,
+                    cidr: Some(self.inner.config.default_cidr.clone()),
                     subnets: Vec::new(),
                     generation: 1,
                     observed_generation: 0,

@@ -62,10 +62,11 @@ type NetRow = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 const NET_COLS: &str = "id, project_id, name, vlan_id, external, shared, is_default, generation, \
-                        observed_generation, created_at";
+                        observed_generation, created_at, cidr";
 
 fn network(r: NetRow) -> Network {
     Network {
@@ -76,6 +77,7 @@ fn network(r: NetRow) -> Network {
         external: r.4 != 0,
         shared: r.5 != 0,
         is_default: r.6 != 0,
+        cidr: r.10,
         subnets: Vec::new(),
         generation: r.7,
         observed_generation: r.8,
@@ -98,7 +100,7 @@ async fn with_subnet_ids(c: &mut C, mut n: Network) -> StoreResult<Network> {
 pub async fn insert_network(c: &mut C, n: &Network, now: i64) -> StoreResult<bool> {
     let r = sqlx::query(&format!(
         "INSERT INTO networks ({NET_COLS}, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, $8, $8) ON CONFLICT DO NOTHING"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, 0, $8, $9, $8) ON CONFLICT DO NOTHING"
     ))
     .bind(&n.id)
     .bind(&n.project_id)
@@ -108,6 +110,7 @@ pub async fn insert_network(c: &mut C, n: &Network, now: i64) -> StoreResult<boo
     .bind(n.shared as i64)
     .bind(n.is_default as i64)
     .bind(now)
+    .bind(n.cidr.as_deref())
     .execute(&mut *c)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -190,6 +193,14 @@ pub async fn bump_network(c: &mut C, id: &str, now: i64) -> StoreResult<bool> {
 }
 
 pub async fn delete_network(c: &mut C, id: &str) -> StoreResult<()> {
+    sqlx::query(
+        "DELETE FROM network_tags WHERE resource_id IN \
+         (SELECT id FROM subnets WHERE network_id = $1)",
+    )
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    drop_tags(c, id).await?;
     sqlx::query("DELETE FROM subnets WHERE network_id = $1")
         .bind(id)
         .execute(&mut *c)
@@ -344,6 +355,7 @@ pub async fn count_ips_in_subnet(c: &mut C, id: &str) -> StoreResult<i64> {
 }
 
 pub async fn delete_subnet(c: &mut C, id: &str) -> StoreResult<()> {
+    drop_tags(c, id).await?;
     sqlx::query("DELETE FROM subnets WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
@@ -507,6 +519,7 @@ pub async fn set_port_groups(c: &mut C, port: &str, groups: &[String]) -> StoreR
 
 /// Deletes a port row (its addresses and memberships go with it).
 pub async fn delete_port_row(c: &mut C, id: &str) -> StoreResult<()> {
+    drop_tags(c, id).await?;
     sqlx::query("DELETE FROM ports WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
@@ -715,6 +728,7 @@ pub async fn sg_referrer(c: &mut C, id: &str) -> StoreResult<Option<String>> {
 }
 
 pub async fn delete_sg(c: &mut C, id: &str) -> StoreResult<()> {
+    drop_tags(c, id).await?;
     // Its own rules may name it; they go first so the reference does not
     // hold the group.
     sqlx::query("DELETE FROM security_group_rules WHERE group_id = $1")
@@ -856,6 +870,7 @@ pub async fn set_router_gateway(
 }
 
 pub async fn delete_router(c: &mut C, id: &str) -> StoreResult<()> {
+    drop_tags(c, id).await?;
     sqlx::query("DELETE FROM routers WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
@@ -1050,6 +1065,7 @@ pub async fn set_fip_association(
 }
 
 pub async fn delete_fip(c: &mut C, id: &str) -> StoreResult<()> {
+    drop_tags(c, id).await?;
     sqlx::query("DELETE FROM floating_ips WHERE id = $1")
         .bind(id)
         .execute(&mut *c)
@@ -1307,4 +1323,86 @@ pub async fn set_observed(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+// -------------------------------------------------------------------- tags
+
+/// A resource's tags go with it.
+async fn drop_tags(c: &mut C, id: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM network_tags WHERE resource_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets (adds or overwrites) one tag.
+pub async fn put_tag(
+    c: &mut C,
+    resource: &str,
+    project: &str,
+    key: &str,
+    value: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO network_tags (resource_id, project_id, tag_key, tag_value) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (resource_id, tag_key) DO UPDATE SET tag_value = excluded.tag_value",
+    )
+    .bind(resource)
+    .bind(project)
+    .bind(key)
+    .bind(value)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Removes one tag, only when it holds `value` if one is given.
+pub async fn remove_tag(
+    c: &mut C,
+    resource: &str,
+    key: &str,
+    value: Option<&str>,
+) -> StoreResult<()> {
+    match value {
+        Some(v) => {
+            sqlx::query(
+                "DELETE FROM network_tags WHERE resource_id = $1 AND tag_key = $2 \
+                 AND tag_value = $3",
+            )
+            .bind(resource)
+            .bind(key)
+            .bind(v)
+            .execute(&mut *c)
+            .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM network_tags WHERE resource_id = $1 AND tag_key = $2")
+                .bind(resource)
+                .bind(key)
+                .execute(&mut *c)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+pub async fn count_tags(c: &mut C, resource: &str) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM network_tags WHERE resource_id = $1")
+        .bind(resource)
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(n)
+}
+
+/// Every tag of `project`'s network resources: (resource, key, value).
+pub async fn project_tags(c: &mut C, project: &str) -> StoreResult<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT resource_id, tag_key, tag_value FROM network_tags WHERE project_id = $1 \
+         ORDER BY resource_id, tag_key",
+    )
+    .bind(project)
+    .fetch_all(&mut *c)
+    .await?)
 }

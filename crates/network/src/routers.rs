@@ -17,7 +17,7 @@ use crate::{
 };
 
 impl NetworkService {
-    async fn visible_router(
+    pub(crate) async fn visible_router(
         &self,
         c: &mut AnyConnection,
         caller: &Principal,
@@ -33,7 +33,7 @@ impl NetworkService {
         }
     }
 
-    async fn visible_fip(
+    pub(crate) async fn visible_fip(
         &self,
         c: &mut AnyConnection,
         caller: &Principal,

@@ -368,6 +368,29 @@ impl NetworkService {
         Ok(rule)
     }
 
+    /// Removes the rule of `group` that `req` describes (EC2's Revoke,
+    /// which names rules by their content, not their id): "not found" when
+    /// the group holds no such rule.
+    pub async fn remove_matching_rule(
+        &self,
+        caller: &Principal,
+        group: &str,
+        req: NewRule,
+    ) -> NetworkResult<SecurityGroupRule> {
+        let mut tx = self.begin().await?;
+        let g = self.visible_group(&mut tx, caller, group).await?;
+        must_write(caller, "network:remove_security_group_rule", &g.project_id)?;
+        let wanted = fingerprint(&check_rule(group, &req)?);
+        let Some(rule) = g.rules.into_iter().find(|r| fingerprint(r) == wanted) else {
+            return Err(NetworkError::not_found(Resource::SecurityGroupRule, wanted));
+        };
+        repo::bump_sg(&mut tx, group, now()).await?;
+        repo::delete_rule(&mut tx, &rule.id).await?;
+        self.commit(tx).await?;
+        tracing::info!(group = %group, rule = %rule.id, "security group rule removed");
+        Ok(rule)
+    }
+
     pub async fn remove_security_group_rule(
         &self,
         caller: &Principal,

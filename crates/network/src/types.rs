@@ -49,6 +49,9 @@ pub struct Network {
     pub shared: bool,
     /// The project's default network, made at first use (EC2's default VPC).
     pub is_default: bool,
+    /// The range its subnets must lie in (EC2's VPC CidrBlock); `None`:
+    /// any range.
+    pub cidr: Option<String>,
     pub subnets: Vec<String>,
     pub generation: i64,
     pub observed_generation: i64,
@@ -257,6 +260,9 @@ pub struct NewNetwork {
     pub external: bool,
     #[serde(default)]
     pub shared: bool,
+    /// The range its subnets must lie in (EC2's VPC CidrBlock), /16 to /28.
+    #[serde(default)]
+    pub cidr: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

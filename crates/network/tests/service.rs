@@ -1440,3 +1440,267 @@ async fn external_network_and_default_routers() {
         assert!(w.net.ensure_default_network(&c).await.is_ok());
     }
 }
+
+/// Tags (issue 12): set and removed on each kind of resource, at most 50,
+/// only by the owner (another project's resource answers "not found"),
+/// and gone with their resource.
+#[tokio::test]
+async fn tags_follow_their_resources() {
+    use std::collections::BTreeMap;
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let ext = external(&w, "198.51.100.0/24").await;
+        let (n, s) = network_with_subnet(&w, &w.a, "10.30.0.0/24").await;
+        let g = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "web".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("group");
+        let p = w.net.create_port(&w.a, port_on(&n.id)).await.expect("port");
+        let r = w
+            .net
+            .create_router(
+                &w.a,
+                NewRouter {
+                    name: "r".into(),
+                    external_network_id: Some(ext.id.clone()),
+                },
+            )
+            .await
+            .expect("router");
+        let f = w
+            .net
+            .allocate_floating_ip(&w.a, None)
+            .await
+            .expect("address");
+        let set = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        for id in [&n.id, &s.id, &g.id, &p.id, &r.id, &f.id] {
+            w.net
+                .set_tags(&w.a, id, &set("Name", id), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{engine}: tag {id}: {e:?}"));
+        }
+        let tags = w.net.tags(&w.a).await.expect("tags");
+        assert_eq!(tags.len(), 6, "{engine}: {tags:?}");
+        assert_eq!(tags[&g.id]["Name"], g.id, "{engine}");
+        // Overwrite, then remove only when the value matches.
+        w.net
+            .set_tags(&w.a, &g.id, &set("Name", "front"), &[])
+            .await
+            .expect("overwrite");
+        w.net
+            .set_tags(
+                &w.a,
+                &g.id,
+                &BTreeMap::new(),
+                &[("Name".into(), Some("other".into()))],
+            )
+            .await
+            .expect("remove, value differs");
+        assert_eq!(
+            w.net.tags(&w.a).await.expect("tags")[&g.id]["Name"],
+            "front"
+        );
+        w.net
+            .set_tags(&w.a, &g.id, &BTreeMap::new(), &[("Name".into(), None)])
+            .await
+            .expect("remove");
+        assert!(!w.net.tags(&w.a).await.expect("tags").contains_key(&g.id));
+
+        // Another project neither sees nor tags them.
+        let e = w
+            .net
+            .set_tags(&w.b, &n.id, &set("x", "y"), &[])
+            .await
+            .expect_err("foreign");
+        assert!(
+            matches!(
+                e,
+                NetworkError::NotFound {
+                    kind: Resource::Network,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        assert!(w.net.tags(&w.b).await.expect("tags").is_empty());
+        let e = w
+            .net
+            .set_tags(&w.a, "i-0123", &set("x", "y"), &[])
+            .await
+            .expect_err("not a network id");
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{engine}: {e:?}");
+
+        // 50 at most (its Name and 49 more): the 51st changes nothing.
+        let many: BTreeMap<String, String> = (0..49)
+            .map(|i| (format!("k{i}"), "v".to_string()))
+            .collect();
+        w.net
+            .set_tags(&w.a, &s.id, &many, &[])
+            .await
+            .expect("50 tags");
+        let e = w
+            .net
+            .set_tags(&w.a, &s.id, &set("one-more", "v"), &[])
+            .await
+            .expect_err("51");
+        assert!(
+            matches!(e, NetworkError::LimitExceeded { limit: 50, .. }),
+            "{engine}: {e:?}"
+        );
+        assert_eq!(w.net.tags(&w.a).await.expect("tags")[&s.id].len(), 50);
+
+        // Tags go with their resources.
+        w.net
+            .release_floating_ip(&w.a, &f.id)
+            .await
+            .expect("release");
+        w.net.delete_port(&w.a, &p.id).await.expect("port");
+        w.net.delete_router(&w.a, &r.id).await.expect("router");
+        w.net.delete_network(&w.a, &n.id).await.expect("network");
+        assert_eq!(count(&w, "network_tags").await, 0, "{engine}");
+    }
+}
+
+/// A network with a range (EC2's VPC CidrBlock) holds only subnets inside
+/// it; its range is /16 to /28; revoking a rule by its content removes
+/// exactly that rule, and a second revoke finds nothing.
+#[tokio::test]
+async fn network_ranges_and_rules_revoked_by_content() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        for bad in ["10.0.0.0/8", "10.0.0.0/29", "10.0.0.1/16", "nonsense"] {
+            let e = w
+                .net
+                .create_network(
+                    &w.a,
+                    NewNetwork {
+                        cidr: Some(bad.into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect_err(bad);
+            assert!(
+                matches!(e, NetworkError::InvalidCidr { .. }),
+                "{engine} {bad}: {e:?}"
+            );
+        }
+        assert_eq!(count(&w, "networks").await, 0, "{engine}");
+        let n = w
+            .net
+            .create_network(
+                &w.a,
+                NewNetwork {
+                    cidr: Some("10.40.0.0/16".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("network");
+        assert_eq!(n.cidr.as_deref(), Some("10.40.0.0/16"));
+        let e = w
+            .net
+            .create_subnet(
+                &w.a,
+                NewSubnet {
+                    network_id: n.id.clone(),
+                    cidr: "10.41.0.0/24".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect_err("outside");
+        assert!(
+            matches!(e, NetworkError::InvalidCidr { .. }),
+            "{engine}: {e:?}"
+        );
+        w.net
+            .create_subnet(
+                &w.a,
+                NewSubnet {
+                    network_id: n.id.clone(),
+                    cidr: "10.40.3.0/24".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("inside");
+        let d = w.net.ensure_default_network(&w.a).await.expect("default");
+        assert_eq!(
+            d.cidr.as_deref(),
+            Some(NetworkConfig::default().default_cidr.as_str())
+        );
+
+        let g = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "ssh".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("group");
+        let ssh = |cidr: &str| NewRule {
+            direction: Direction::Ingress,
+            protocol: "tcp".into(),
+            port_range_min: Some(22),
+            port_range_max: Some(22),
+            remote_cidr: Some(cidr.into()),
+            remote_group_id: None,
+            description: String::new(),
+        };
+        let kept = w
+            .net
+            .add_security_group_rule(&w.a, &g.id, ssh("10.0.0.0/8"))
+            .await
+            .expect("rule");
+        let gone = w
+            .net
+            .add_security_group_rule(&w.a, &g.id, ssh("192.168.0.0/16"))
+            .await
+            .expect("rule");
+        let e = w
+            .net
+            .remove_matching_rule(&w.b, &g.id, ssh("192.168.0.0/16"))
+            .await
+            .expect_err("foreign");
+        assert!(
+            matches!(e, NetworkError::NotFound { .. }),
+            "{engine}: {e:?}"
+        );
+        let removed = w
+            .net
+            .remove_matching_rule(&w.a, &g.id, ssh("192.168.0.0/16"))
+            .await
+            .expect("revoke");
+        assert_eq!(removed.id, gone.id, "{engine}");
+        let e = w
+            .net
+            .remove_matching_rule(&w.a, &g.id, ssh("192.168.0.0/16"))
+            .await
+            .expect_err("again");
+        assert!(
+            matches!(
+                e,
+                NetworkError::NotFound {
+                    kind: Resource::SecurityGroupRule,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        let g = w.net.get_security_group(&w.a, &g.id).await.expect("group");
+        let ids: Vec<&str> = g.rules.iter().map(|r| r.id.as_str()).collect();
+        assert!(ids.contains(&kept.id.as_str()), "{engine}: {ids:?}");
+        assert!(!ids.contains(&gone.id.as_str()), "{engine}: {ids:?}");
+    }
+}

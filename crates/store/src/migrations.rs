@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "instance_metadata_options",
         sql: include_str!("../migrations/0006_instance_metadata_options.sql"),
     },
+    Migration {
+        version: 7,
+        name: "network_tags",
+        sql: include_str!("../migrations/0007_network_tags.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"

@@ -13,8 +13,10 @@
 mod compute;
 pub mod error;
 mod meta;
+mod network;
 mod ops;
 pub mod params;
+mod tags;
 pub mod xml;
 
 use axum::body::Body;

@@ -1,14 +1,14 @@
 //! One value per EC2 request: the operation and all of its parameters,
-//! parsed before anything acts. Each area (`meta`, and the compute and
-//! network areas as they come) owns its own operation enum and parser;
-//! this module only chains them and refuses what none recognises.
+//! parsed before anything acts. Each area (`meta`, `compute`, `network`,
+//! `tags`) owns its own operation enum and parser; this module only chains
+//! them and refuses what none recognises.
 
 use nuage_model::identity::Principal;
 
 use super::error::{Ec2Error, Result};
 use super::params::Params;
 use super::xml::Xml;
-use super::{compute, meta};
+use super::{compute, meta, network, tags};
 use crate::Core;
 
 /// What an operation runs with.
@@ -30,12 +30,16 @@ impl Ctx<'_> {
 pub enum Operation {
     Meta(meta::Op),
     Compute(compute::Op),
+    Network(network::Op),
+    Tags(tags::Op),
 }
 
 /// Every action nuage serves, sorted.
 pub fn served_actions() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = meta::ACTIONS.to_vec();
     v.extend_from_slice(compute::ACTIONS);
+    v.extend_from_slice(network::ACTIONS);
+    v.extend_from_slice(tags::ACTIONS);
     v.sort_unstable();
     v
 }
@@ -49,6 +53,12 @@ impl Operation {
         if let Some(op) = compute::Op::parse(action, p)? {
             return Ok(Operation::Compute(op));
         }
+        if let Some(op) = network::Op::parse(action, p)? {
+            return Ok(Operation::Network(op));
+        }
+        if let Some(op) = tags::Op::parse(action, p)? {
+            return Ok(Operation::Tags(op));
+        }
         Err(Ec2Error::new(
             400,
             "InvalidAction",
@@ -61,6 +71,8 @@ impl Operation {
         match self {
             Operation::Meta(op) => op.action(),
             Operation::Compute(op) => op.action(),
+            Operation::Network(op) => op.action(),
+            Operation::Tags(op) => op.action(),
         }
     }
 
@@ -74,6 +86,8 @@ impl Operation {
         match self {
             Operation::Meta(op) => op.run(ctx).await,
             Operation::Compute(op) => op.run(ctx).await,
+            Operation::Network(op) => op.run(ctx).await,
+            Operation::Tags(op) => op.run(ctx).await,
         }
     }
 }
