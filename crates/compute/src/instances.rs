@@ -659,8 +659,10 @@ impl Compute {
             net.notify_changed();
         }
         tracing::info!(project = %project, reservation = %reservation, count = out.len(), instance_type = %itype.name, image = %image.id, "instances launched");
-        self.fill_addresses(&mut out).await?;
+        // The reconciler starts before the answer is dressed: reading the
+        // addresses back is no reason to delay the launch.
         self.trigger(out.iter().map(|i| i.id.clone()));
+        self.fill_addresses(&mut out).await?;
         Ok(out)
     }
 

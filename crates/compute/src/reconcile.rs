@@ -166,6 +166,44 @@ impl InstanceReconciler {
         Ok(())
     }
 
+    /// Records a start: running, and from the spec of the instance's
+    /// generation, in one commit (one turn of SQLite's single writer per
+    /// launch, not two).
+    async fn record_started(
+        &self,
+        inst: &Instance,
+        reason: Option<&StateReason>,
+        oom_kills: u64,
+    ) -> ComputeResult<()> {
+        let c = &self.compute;
+        let now = now();
+        let mut tx = c.db().begin().await?;
+        let changed = repo::set_observed(
+            &mut *tx,
+            &inst.id,
+            inst.desired,
+            State::Running,
+            reason,
+            oom_kills,
+            inst.reboot_requested,
+            now,
+        )
+        .await?;
+        let applied = inst.observed_generation < inst.generation
+            && repo::set_observed_generation(&mut *tx, &inst.id, inst.generation, now).await?;
+        tx.commit().await.map_err(nuage_store::StoreError::from)?;
+        if changed && inst.state != State::Running {
+            tracing::info!(instance = %inst.id, from = inst.state.as_str(), to = "running", "instance state");
+        }
+        if applied {
+            tracing::info!(instance = %inst.id, generation = inst.generation, "spec applied");
+        }
+        if changed || applied {
+            c.notify_changed();
+        }
+        Ok(())
+    }
+
     /// Records that the node runs the spec of the instance's generation.
     async fn record_generation(&self, inst: &Instance) -> ComputeResult<()> {
         let c = &self.compute;
@@ -271,19 +309,15 @@ impl InstanceReconciler {
         match agent.ensure_running(&spec).await {
             Ok(obs) => {
                 let oom = obs.oom_kills.max(inst.oom_kills);
-                let state = match obs.power {
-                    Power::Running { .. } => State::Running,
-                    _ => return Ok(Action::RequeueAfter(std::time::Duration::from_millis(200))),
-                };
+                if !matches!(obs.power, Power::Running { .. }) {
+                    return Ok(Action::RequeueAfter(std::time::Duration::from_millis(200)));
+                }
                 let reason = if inst.state == State::Running {
                     inst.state_reason.clone()
                 } else {
                     None
                 };
-                self.record(inst, state, reason.as_ref(), oom, inst.reboot_requested)
-                    .await?;
-                // Started from the spec of this generation.
-                self.record_generation(inst).await?;
+                self.record_started(inst, reason.as_ref(), oom).await?;
                 Ok(Action::Done)
             }
             Err(DriverError::Invalid(m)) => {

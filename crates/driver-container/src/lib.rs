@@ -396,19 +396,35 @@ impl ComputeDriver for ContainerDriver {
         let inner = self.inner.clone();
         let s = spec.clone();
         let prepared = blocking(move || inner.prepare(&s)).await?;
-        let (console, console_len, stale) = match prepared {
+        let base = match prepared {
             Prepared::Running(observed, record) => {
                 self.inner.watch(&id, record);
                 return Ok(observed);
             }
-            Prepared::Start {
-                console,
-                console_len,
-                stale,
-            } => (console, console_len, stale),
+            Prepared::Namespaces { base } => base,
         };
         let prepared_in = t0.elapsed();
         let p = self.inner.paths(&id);
+        // The NICs are plugged, and their security groups waited for, while
+        // the disk and the root filesystem are mounted: both must be done
+        // before the init starts, neither needs the other.
+        let inner = self.inner.clone();
+        let s = spec.clone();
+        let (files, plugged) =
+            tokio::join!(blocking(move || inner.prepare_files(&s, base)), async {
+                let began = Instant::now();
+                self.inner
+                    .plug(&id, &p, &spec.nics)
+                    .await
+                    .map(|()| began.elapsed())
+            });
+        let Files {
+            console,
+            console_len,
+            stale,
+        } = files?;
+        let plug_took = plugged?;
+        let files_in = t0.elapsed();
         if stale {
             // A dead container of this id (its init exited on its own, or a
             // crash left it): runc refuses to run over it.
@@ -416,8 +432,6 @@ impl ComputeDriver for ContainerDriver {
                 .delete_container(&id, "removing the dead container")
                 .await?;
         }
-        // The NICs exist, configured, before the init starts.
-        self.inner.plug(&id, &p, &spec.nics).await?;
         let plugged_in = t0.elapsed();
         if let Err(msg) = self
             .inner
@@ -446,8 +460,9 @@ impl ComputeDriver for ContainerDriver {
         }
         tracing::debug!(
             instance = %id,
-            prepare_us = prepared_in.as_micros() as u64,
-            plug_us = (plugged_in - prepared_in).as_micros() as u64,
+            namespaces_us = prepared_in.as_micros() as u64,
+            files_and_plug_us = (files_in - prepared_in).as_micros() as u64,
+            plug_us = plug_took.as_micros() as u64,
             runc_us = (ran_in - plugged_in).as_micros() as u64,
             record_us = (t0.elapsed() - ran_in).as_micros() as u64,
             "started"
@@ -587,12 +602,18 @@ impl ComputeDriver for ContainerDriver {
 
 enum Prepared {
     Running(Observed, InitRecord),
-    Start {
-        console: File,
-        console_len: u64,
-        /// runc state or cgroups of a previous incarnation remain.
-        stale: bool,
+    /// Ready for the NICs; the instance's host ids start at `base`.
+    Namespaces {
+        base: u32,
     },
+}
+
+/// The bundle written and the console opened, for `runc run`.
+struct Files {
+    console: File,
+    console_len: u64,
+    /// runc state or cgroups of a previous incarnation remain.
+    stale: bool,
 }
 
 impl Inner {
@@ -629,9 +650,10 @@ impl Inner {
         self.sink.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Everything `runc run` needs, created where missing, in dependency
-    /// order: directories, overlay mount, network namespace, config drive,
-    /// hosts, spec; then the console opened for the init.
+    /// What a start needs first: directories, host ids and the user and
+    /// network namespaces, so that the NICs can be plugged (and their
+    /// security waited for) while [`Inner::prepare_files`] mounts the disk
+    /// and the root filesystem.
     fn prepare(&self, spec: &InstanceSpec) -> DriverResult<Prepared> {
         let id = spec.id.as_str();
         let p = self.paths(id);
@@ -660,17 +682,6 @@ impl Inner {
             std::fs::create_dir_all(d)
                 .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
         }
-        if spec.resources.disk_gib > 0 {
-            self.disks
-                .ensure_mounted(&p.disk_image, spec.resources.disk_gib, &p.disk)
-                .map_err(|e| fail(id, "mounting the root disk", e))?;
-        }
-        let disk_at = t0.elapsed();
-        let upper_missing = !p.upper.exists();
-        for d in [&p.upper, &p.work] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
-        }
         let slot = self
             .ranges
             .slot_of(&p.idmap)
@@ -683,11 +694,6 @@ impl Inner {
                 .and_then(|()| rustix::fs::chmod(d, rustix::fs::Mode::from_raw_mode(0o710)))
                 .map_err(|e| fail(id, "restricting the instance directory", e))?;
         }
-        if upper_missing {
-            // The overlay's root directory is the upper one: the instance's root owns it.
-            rustix::fs::chown(&p.upper, Some(rustix::fs::Uid::from_raw(base)), group)
-                .map_err(|e| fail(id, "giving / to the instance's root", e))?;
-        }
         let ids_at = t0.elapsed();
         if !(mounts::is_nsfs(&p.userns) && mounts::is_nsfs(&p.netns)) {
             // After a reboot (or from an older driver): both anew, together,
@@ -698,7 +704,43 @@ impl Inner {
             userns::create_namespaces(base, &p.userns, &p.netns)
                 .map_err(|e| fail(id, "creating the user and network namespaces", e))?;
         }
-        let ns_at = t0.elapsed();
+        tracing::debug!(
+            instance = %id,
+            ids_us = ids_at.as_micros() as u64,
+            namespaces_us = (t0.elapsed() - ids_at).as_micros() as u64,
+            "namespaces ready"
+        );
+        Ok(Prepared::Namespaces { base })
+    }
+
+    /// The rest of what `runc run` needs, in dependency order: the root
+    /// disk, the overlay root filesystem, config drive, hosts, spec; then
+    /// the console opened for the init. Runs while the NICs are plugged.
+    fn prepare_files(&self, spec: &InstanceSpec, base: u32) -> DriverResult<Files> {
+        let id = spec.id.as_str();
+        let p = self.paths(id);
+        let t0 = Instant::now();
+        if spec.resources.disk_gib > 0 {
+            self.disks
+                .ensure_mounted(&p.disk_image, spec.resources.disk_gib, &p.disk)
+                .map_err(|e| fail(id, "mounting the root disk", e))?;
+        }
+        let disk_at = t0.elapsed();
+        let upper_missing = !p.upper.exists();
+        for d in [&p.upper, &p.work] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
+        }
+        if upper_missing {
+            // The overlay's root directory is the upper one: the instance's root owns it.
+            rustix::fs::chown(
+                &p.upper,
+                Some(rustix::fs::Uid::from_raw(base)),
+                Some(rustix::fs::Gid::from_raw(base)),
+            )
+            .map_err(|e| fail(id, "giving / to the instance's root", e))?;
+        }
+        let upper_at = t0.elapsed();
         self.mount_rootfs(spec, &p, upper_missing)?;
         let rootfs_at = t0.elapsed();
         write_config_drive(&p.config_drive, &spec.config_drive)
@@ -734,13 +776,12 @@ impl Inner {
         tracing::debug!(
             instance = %id,
             disk_us = disk_at.as_micros() as u64,
-            ids_us = (ids_at - disk_at).as_micros() as u64,
-            namespaces_us = (ns_at - ids_at).as_micros() as u64,
-            rootfs_us = (rootfs_at - ns_at).as_micros() as u64,
+            upper_us = (upper_at - disk_at).as_micros() as u64,
+            rootfs_us = (rootfs_at - upper_at).as_micros() as u64,
             files_us = (t0.elapsed() - rootfs_at).as_micros() as u64,
             "prepared"
         );
-        Ok(Prepared::Start {
+        Ok(Files {
             console,
             console_len,
             stale,

@@ -852,3 +852,107 @@ async fn apply_resizes_a_running_instance_in_place() {
     d.ensure_absent(&id).await.expect("absent");
     fx.assert_nothing_left(&id);
 }
+
+/// A plugger double: each plug takes `delay`, then notes whether the
+/// instance's container already existed (it must not: the init starts only
+/// after the plug), and fails while `fail` is set.
+struct SlowPlugger {
+    delay: Duration,
+    runc_state: std::path::PathBuf,
+    fail: std::sync::atomic::AtomicBool,
+    /// Per plug: (the namespace existed when it began, runc's container
+    /// existed when it returned).
+    seen: std::sync::Mutex<Vec<(bool, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl nuage_driver::NicPlugger for SlowPlugger {
+    async fn plug(
+        &self,
+        _instance_id: &str,
+        netns: &Path,
+        _nics: &[nuage_driver::Nic],
+    ) -> nuage_driver::DriverResult<()> {
+        let ns = netns.exists();
+        tokio::time::sleep(self.delay).await;
+        let started = self.runc_state.exists();
+        self.seen.lock().expect("seen").push((ns, started));
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(DriverError::Failed(
+                "the security groups were not in force".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn unplug(
+        &self,
+        _instance_id: &str,
+        _nics: &[nuage_driver::Nic],
+    ) -> nuage_driver::DriverResult<()> {
+        Ok(())
+    }
+
+    async fn wired(&self, nics: &[nuage_driver::Nic]) -> nuage_driver::DriverResult<Vec<bool>> {
+        Ok(vec![true; nics.len()])
+    }
+}
+
+/// The NICs are plugged while the disk and root filesystem are prepared,
+/// but the init never starts before the plug has returned, and a failed
+/// plug (security not in force within its bound) starts nothing; the retry
+/// starts the instance from what was prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_init_starts_only_after_its_nics_are_plugged() {
+    let fx = fixture();
+    let id = new_id();
+    let plugger = Arc::new(SlowPlugger {
+        delay: Duration::from_millis(300),
+        runc_state: fx.driver.runc_state_dir(&id),
+        fail: std::sync::atomic::AtomicBool::new(true),
+        seen: Default::default(),
+    });
+    fx.driver.set_nic_plugger(plugger.clone());
+    let mut spec = fx.spec(&id, "echo plugged-first; exec sleep 1000");
+    spec.nics = vec![nuage_driver::Nic {
+        port_id: "eni-0123456789abcdef0".into(),
+        network_id: "vpc-0123456789abcdef0".into(),
+        vlan: None,
+        mac: "fa:16:3e:00:00:05".into(),
+        address: "10.0.0.5/24".into(),
+        gateway: Some("10.0.0.1".into()),
+        host_ifname: nuage_driver::nic_host_ifname("eni-0123456789abcdef0"),
+    }];
+
+    let err = fx
+        .driver
+        .ensure_running(&spec)
+        .await
+        .expect_err("a failed plug fails the start");
+    assert!(matches!(err, DriverError::Failed(_)), "{err}");
+    let obs = fx.driver.observe(&id).await.expect("observe");
+    assert!(
+        !matches!(obs.power, Power::Running { .. }),
+        "no init after a failed plug: {obs:?}"
+    );
+    assert!(!fx.driver.runc_state_dir(&id).exists(), "no container");
+
+    plugger
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let obs = fx
+        .driver
+        .ensure_running(&spec)
+        .await
+        .expect("the retry starts");
+    running_pid(&obs.power);
+    fx.wait_console(&id, "plugged-first", T).await;
+    let seen = plugger.seen.lock().expect("seen").clone();
+    assert_eq!(
+        seen,
+        [(true, false), (true, false)],
+        "each plug found the namespace made and no container started"
+    );
+    fx.driver.ensure_absent(&id).await.expect("absent");
+    fx.assert_nothing_left(&id);
+}

@@ -173,7 +173,9 @@ impl NicPlugger for NetPlugger {
             })?;
             ports.push(spec);
         }
+        let began = std::time::Instant::now();
         let held = self.gate.shared().await;
+        let gate_at = began.elapsed();
         for (nic, port) in nics.iter().zip(&ports) {
             let context = format!(
                 "instance {instance_id}: NIC {} (port {})",
@@ -194,8 +196,17 @@ impl NicPlugger for NetPlugger {
         // The gate is let go first: the agent's passes never wait on a plug
         // that waits on them.
         drop(held);
+        let wired_at = began.elapsed();
         let ids: Vec<String> = ports.into_iter().map(|p| p.id).collect();
-        self.wait_in_force(instance_id, &ids).await
+        self.wait_in_force(instance_id, &ids).await?;
+        tracing::debug!(
+            instance = %instance_id,
+            gate_us = gate_at.as_micros() as u64,
+            wire_us = (wired_at - gate_at).as_micros() as u64,
+            security_us = (began.elapsed() - wired_at).as_micros() as u64,
+            "plugged"
+        );
+        Ok(())
     }
 
     async fn unplug(&self, instance_id: &str, nics: &[Nic]) -> DriverResult<()> {

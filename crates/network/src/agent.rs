@@ -15,8 +15,11 @@
 //!   instance ports without a row, bridges of networks without instance
 //!   ports, addresses on bridges that are no subnet's gateway; a security
 //!   table found missing has the plan applied again at once. It observes
-//!   first and reads the store second, under the plugger's exclusive gate,
-//!   so it never removes what a launch committed and a plug is wiring.
+//!   first and reads the store second; when that finds something to
+//!   remove, it looks again under the plugger's exclusive gate and removes
+//!   only what that look finds, so it never removes what a launch committed
+//!   and a plug is wiring, and plugs are not held while a clean node is
+//!   looked at. It runs at most once per [`ORPHANS_AT_MOST_EVERY`].
 //!
 //! Every key is listed by the periodic resync and again whenever the
 //! store's `network` revision moves. Each applied row's
@@ -127,7 +130,23 @@ struct Inner {
     /// Security groups as last read, by id ([`NetworkAgent::groups`]).
     groups: std::sync::Mutex<HashMap<String, crate::types::SecurityGroup>>,
     routers: RouterState,
+    /// The generations this agent has recorded as observed, so a pass
+    /// writes only rows that moved ([`NetworkAgent::observed`]).
+    recorded: std::sync::Mutex<HashMap<(Observable, String), i64>>,
+    /// When the last orphan pass began ([`ORPHANS_AT_MOST_EVERY`]).
+    last_orphans: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// The orphan pass (a whole observation of the node: every link, address,
+/// routing domain and the security table) runs at most this often, however
+/// many changes wake the agent: a launch every 100 ms does not pay for
+/// one each. Leftovers of a termination go within this much longer; the
+/// first pass after a start runs at once.
+pub const ORPHANS_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
+/// Entries kept in the record of observed generations before it is
+/// forgotten (which costs only one write of each row again).
+const RECORDED_MAX: usize = 1 << 16;
 
 /// The routing domains: what was last ensured (to skip an unchanged
 /// domain between resyncs) and what the instance services are told.
@@ -162,6 +181,8 @@ impl NetworkAgent {
                 wake: OnceLock::new(),
                 applied: tokio::sync::watch::Sender::new(Arc::default()),
                 groups: std::sync::Mutex::default(),
+                recorded: std::sync::Mutex::default(),
+                last_orphans: std::sync::Mutex::default(),
             }),
         }
     }
@@ -353,16 +374,41 @@ impl NetworkAgent {
     }
 
     /// Records observed generations in one transaction; writes only the
-    /// rows that are behind.
+    /// rows that are behind, and sends the store only those this agent has
+    /// not recorded yet: a security pass names every port of the node, and
+    /// a hundred no-op updates held SQLite's one writer for tens of ms
+    /// during a burst of launches.
     async fn observed(&self, rows: Vec<(Observable, String, i64)>) -> Result<(), StoreError> {
+        let rows: Vec<_> = {
+            let recorded = self
+                .inner
+                .recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            rows.into_iter()
+                .filter(|(t, id, g)| recorded.get(&(*t, id.clone())).is_none_or(|r| r < g))
+                .collect()
+        };
         if rows.is_empty() {
             return Ok(());
         }
         let mut tx = self.inner.db.begin().await?;
-        for (table, id, generation) in rows {
-            repo::set_observed(&mut tx, table, &id, generation).await?;
+        for (table, id, generation) in &rows {
+            repo::set_observed(&mut tx, *table, id, *generation).await?;
         }
         tx.commit().await?;
+        let mut recorded = self
+            .inner
+            .recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if recorded.len() + rows.len() > RECORDED_MAX {
+            recorded.clear();
+        }
+        for (table, id, generation) in rows {
+            let r = recorded.entry((table, id)).or_insert(generation);
+            *r = (*r).max(generation);
+        }
         Ok(())
     }
 
@@ -435,8 +481,34 @@ impl NetworkAgent {
     }
 
     async fn orphans(&self) -> Result<Action, AgentError> {
+        {
+            let mut last = self
+                .inner
+                .last_orphans
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(wait) = last.and_then(|t| ORPHANS_AT_MOST_EVERY.checked_sub(t.elapsed())) {
+                return Ok(Action::RequeueAfter(wait));
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        // A first look without the gate: plugs are not held up while the
+        // node is observed. Only when there is something to remove is the
+        // look taken again under the exclusive gate, which decides.
+        if !self.orphans_once(false).await? {
+            self.orphans_once(true).await?;
+        }
+        Ok(Action::Done)
+    }
+
+    /// One orphan pass; without `exclusive` it removes nothing and returns
+    /// whether there was nothing to remove.
+    async fn orphans_once(&self, exclusive: bool) -> Result<bool, AgentError> {
         let d = &self.inner.driver;
-        let _held = self.inner.gate.exclusive().await;
+        let _held = match exclusive {
+            true => Some(self.inner.gate.exclusive().await),
+            false => None,
+        };
         // Observe first: whatever is seen existed before the store is
         // read, so its row (if any) is in what is read.
         let o = d
@@ -455,6 +527,17 @@ impl NetworkAgent {
             .collect();
         let domains = crate::domains::read(&mut c).await?;
         drop(c);
+        if !exclusive {
+            let want: BTreeSet<&str> = domains.routers.iter().map(|r| r.key.as_str()).collect();
+            let clean = o.ports.iter().all(|p| ports.contains(&p.id))
+                && o.networks
+                    .iter()
+                    .all(|n| networks.contains(&n.id) && n.addresses.is_empty())
+                && o.routers.iter().all(|r| want.contains(r.key.as_str()));
+            if !clean {
+                return Ok(false);
+            }
+        }
         self.router_orphans(&o, &domains.routers).await?;
         if !o.security_table {
             // Gone or changed (a rule deleted by hand), or never applied:
@@ -486,7 +569,7 @@ impl NetworkAgent {
                     .map_err(driver(format!("removing address {a} of network {}", n.id)))?;
             }
         }
-        Ok(Action::Done)
+        Ok(true)
     }
 }
 

@@ -1288,7 +1288,7 @@ pub async fn all_sgs_with_rules(c: &mut C) -> StoreResult<Vec<SecurityGroup>> {
 }
 
 /// The tables whose rows carry `observed_generation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Observable {
     Network,
     Subnet,

@@ -3,7 +3,7 @@
 //! no row, and the Linux driver inside namespaces the test creates.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -407,6 +407,113 @@ impl NetDriver for Flaky {
     }
     async fn observe(&self) -> NetResult<Observed> {
         self.fake.observe().await
+    }
+}
+
+/// The fake, counting whole observations of the node.
+#[derive(Default)]
+struct Counting {
+    fake: FakeNetDriver,
+    observes: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl NetDriver for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    async fn ensure_network(&self, n: &NetworkSpec) -> NetResult<()> {
+        self.fake.ensure_network(n).await
+    }
+    async fn remove_network(&self, id: &str) -> NetResult<()> {
+        self.fake.remove_network(id).await
+    }
+    async fn ensure_gateway(&self, id: &str, a: Ipv4Cidr) -> NetResult<()> {
+        self.fake.ensure_gateway(id, a).await
+    }
+    async fn remove_gateway(&self, id: &str, a: Ipv4Cidr) -> NetResult<()> {
+        self.fake.remove_gateway(id, a).await
+    }
+    async fn ensure_port(&self, p: &PortSpec) -> NetResult<()> {
+        self.fake.ensure_port(p).await
+    }
+    async fn remove_port(&self, id: &str) -> NetResult<()> {
+        self.fake.remove_port(id).await
+    }
+    async fn apply_security(&self, plan: &SecurityPlan) -> NetResult<()> {
+        self.fake.apply_security(plan).await
+    }
+    async fn set_group_members(&self, g: &str, m: &[Member]) -> NetResult<()> {
+        self.fake.set_group_members(g, m).await
+    }
+    async fn ensure_router(&self, r: &RouterSpec) -> NetResult<()> {
+        self.fake.ensure_router(r).await
+    }
+    async fn remove_router(&self, key: &str) -> NetResult<()> {
+        self.fake.remove_router(key).await
+    }
+    async fn observe(&self) -> NetResult<Observed> {
+        self.observes.fetch_add(1, Ordering::SeqCst);
+        self.fake.observe().await
+    }
+}
+
+/// Launches wake the agent often: looking at a clean node for orphans
+/// neither waits for nor holds up a plug in flight, and happens at most
+/// once a second however many wake-ups come; leftovers still go.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_orphan_look_holds_no_plug_and_runs_at_most_once_a_second() {
+    for engine in ENGINES {
+        let (t, net) = service(engine).await;
+        let driver = Arc::new(Counting::default());
+        let plugger = NetPlugger::new(driver.clone());
+        let who = member("proj-a");
+        let ports = network_with_ports(&net, &who, "10.0.0.0/24", 2, "i-1").await;
+        for p in &ports {
+            plugger
+                .plug(
+                    &p.device_id,
+                    std::path::Path::new("/x"),
+                    &[nic(p, 24, "10.0.0.1")],
+                )
+                .await
+                .expect("plug");
+        }
+        let agent = NetworkAgent::new(t.db.clone(), driver.clone(), plugger.gate(), config());
+        let (stop, run) = start(&agent);
+        until("the first pass is done", || async {
+            driver.observes.load(Ordering::SeqCst) >= 1
+                && driver.fake.plan().is_some_and(|p| p.ports.len() == 2)
+        })
+        .await;
+
+        // A plug in flight holds the gate shared; twenty wake-ups in 1.5 s.
+        let held = plugger.gate().shared().await;
+        let before = driver.observes.load(Ordering::SeqCst);
+        for _ in 0..20 {
+            agent.resync();
+            tokio::time::sleep(Duration::from_millis(75)).await;
+        }
+        let looks = driver.observes.load(Ordering::SeqCst) - before;
+        assert!(
+            (1..=3).contains(&looks),
+            "{engine}: {looks} looks at the node in 1.5 s while a plug held the gate"
+        );
+        drop(held);
+
+        // The instance goes from the store while its unplug never ran:
+        // the look finds the orphans and the pass under the gate removes them.
+        let mut tx = t.db.begin().await.expect("tx");
+        net.delete_device_ports_in(&mut tx, &ports[1].device_id)
+            .await
+            .expect("delete");
+        tx.commit().await.expect("commit");
+        until("the orphaned port goes", || async {
+            driver.fake.port(&ports[1].id).is_none() && driver.fake.port(&ports[0].id).is_some()
+        })
+        .await;
+        stop.send(true).expect("stop");
+        run.await.expect("agent ran");
     }
 }
 
