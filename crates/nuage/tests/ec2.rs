@@ -505,6 +505,95 @@ print("boto3 ok")
         s.logs()
     );
 
+    // Tags on instances and network resources, one surface.
+    let sg = aws.json(&[
+        "ec2",
+        "describe-security-groups",
+        "--group-names",
+        "default",
+    ])["SecurityGroups"][0]["GroupId"]
+        .as_str()
+        .expect("default group")
+        .to_string();
+    aws.ok(&[
+        "ec2",
+        "create-tags",
+        "--resources",
+        &launched[0],
+        &sg,
+        "--tags",
+        "Key=env,Value=prod",
+        "Key=owner,Value=ops",
+    ]);
+    let t = aws.json(&["ec2", "describe-tags", "--filters", "Name=key,Values=env"]);
+    let mut tagged: Vec<(String, String)> = t["Tags"]
+        .as_array()
+        .expect("Tags")
+        .iter()
+        .map(|x| {
+            (
+                x["ResourceId"].as_str().unwrap_or("").to_string(),
+                x["ResourceType"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    tagged.sort();
+    let mut want = vec![
+        (launched[0].clone(), "instance".to_string()),
+        (sg.clone(), "security-group".to_string()),
+    ];
+    want.sort();
+    assert_eq!(tagged, want, "{t}");
+    let d = aws.json(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        "Name=tag:env,Values=prod",
+    ]);
+    assert_eq!(
+        d["Reservations"][0]["Instances"].as_array().map(Vec::len),
+        Some(1),
+        "{d}"
+    );
+    aws.ok(&[
+        "ec2",
+        "delete-tags",
+        "--resources",
+        &launched[0],
+        "--tags",
+        "Key=env,Value=staging",
+        "Key=owner",
+    ]);
+    let t = aws.json(&[
+        "ec2",
+        "describe-tags",
+        "--filters",
+        &format!("Name=resource-id,Values={}", launched[0]),
+    ]);
+    let keys: Vec<&str> = t["Tags"]
+        .as_array()
+        .expect("Tags")
+        .iter()
+        .filter_map(|x| x["Key"].as_str())
+        .collect();
+    assert!(
+        keys.contains(&"env") && !keys.contains(&"owner"),
+        "value-qualified delete keeps env, removes owner: {t}"
+    );
+    // An unknown id among several changes none of them.
+    let err = aws.fails(&[
+        "ec2",
+        "create-tags",
+        "--resources",
+        &launched[1],
+        "i-0123456789abcdef0",
+        "--tags",
+        "Key=x,Value=y",
+    ]);
+    assert!(err.contains("InvalidInstanceID.NotFound"), "{err}");
+    let t = aws.json(&["ec2", "describe-tags", "--filters", "Name=key,Values=x"]);
+    assert_eq!(t["Tags"], json!([]), "{t}");
+
     // Errors clients branch on.
     let err = aws.fails(&[
         "ec2",
