@@ -152,13 +152,10 @@ async fn change(
     set: &BTreeMap<String, String>,
     remove: &[(String, Option<String>)],
 ) -> Result<()> {
-    for pass in [false, true] {
+    let (none_set, none_remove) = (BTreeMap::new(), Vec::new());
+    // First a no-op change on each (existence and ownership), then the change.
+    for (s, r) in [(&none_set, &none_remove[..]), (set, remove)] {
         for id in ids {
-            let (s, r): (&BTreeMap<String, String>, &[(String, Option<String>)]) = if pass {
-                (set, remove)
-            } else {
-                (&BTreeMap::new(), &[])
-            };
             if id.starts_with("i-") {
                 ctx.core
                     .compute
