@@ -373,7 +373,12 @@ impl NetworkService {
         let mut c = self.reader().await?;
         let mut out: BTreeMap<String, Vec<DeviceAddress>> = BTreeMap::new();
         for chunk in devices.chunks(500) {
-            for (device, a) in repo::device_addresses(&mut c, chunk).await? {
+            let rows = repo::device_addresses(&mut c, chunk).await?;
+            let ports: Vec<String> = rows.iter().map(|(_, a)| a.port_id.clone()).collect();
+            let groups = repo::ports_groups(&mut c, &ports).await?;
+            for (device, mut a) in rows {
+                // A port with two addresses holds its groups once per row.
+                a.security_groups = groups.get(&a.port_id).cloned().unwrap_or_default();
                 out.entry(device).or_default().push(a);
             }
         }

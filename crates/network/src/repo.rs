@@ -4,6 +4,8 @@
 //! pool or inside a caller's transaction (`&mut *tx`), where it sees that
 //! transaction's own uncommitted rows.
 
+use std::collections::BTreeMap;
+
 use nuage_store::sqlx::{self, AnyConnection};
 use nuage_store::{StoreError, StoreResult};
 
@@ -1123,10 +1125,37 @@ pub async fn device_addresses(
                     private_ip: r.5,
                     public_ip: r.6,
                     floating_ip_id: r.7,
+                    security_groups: Vec::new(),
                 },
             )
         })
         .collect())
+}
+
+/// The security groups (id, name) of ports, by port, for describe output.
+pub async fn ports_groups(
+    c: &mut C,
+    ports: &[String],
+) -> StoreResult<BTreeMap<String, Vec<(String, String)>>> {
+    let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    if ports.is_empty() {
+        return Ok(out);
+    }
+    let placeholders: Vec<String> = (0..ports.len()).map(|i| format!("${}", i + 1)).collect();
+    let sql = format!(
+        "SELECT g.port_id, g.group_id, s.name FROM port_security_groups g \
+         JOIN security_groups s ON s.id = g.group_id \
+         WHERE g.port_id IN ({}) ORDER BY g.port_id, g.group_id",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
+    for p in ports {
+        q = q.bind(p);
+    }
+    for (port, id, name) in q.fetch_all(&mut *c).await? {
+        out.entry(port).or_default().push((id, name));
+    }
+    Ok(out)
 }
 
 // ------------------------------------------------------------------- agent

@@ -246,6 +246,9 @@ pub struct DeviceAddress {
     pub private_ip: String,
     pub public_ip: Option<String>,
     pub floating_ip_id: Option<String>,
+    /// The port's security groups: (id, name), by id.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_groups: Vec<(String, String)>,
 }
 
 /// What creating a network asks for. `vlan_id`, `external` and `shared`

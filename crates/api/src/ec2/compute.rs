@@ -5,7 +5,7 @@
 //! DescribeInstanceTypes. Each translates onto the compute service, which
 //! holds every rule (quotas, states, scheduling, idempotent ClientToken).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use nuage_compute::types::{Image, Instance, InstanceType, KeyPair, State};
@@ -661,7 +661,6 @@ impl Op {
             Op::RunInstances(req) => run_instances(ctx, *req).await,
             Op::DescribeInstances(q) => {
                 let page = c.describe_instances(p, &q).await?;
-                let groups = Groups::load(ctx).await?;
                 let mut x = ctx.xml("DescribeInstances");
                 // One reservation per launch, in launch order.
                 let mut reservations: Vec<(String, Vec<&Instance>)> = Vec::new();
@@ -679,7 +678,7 @@ impl Op {
                         .text("ownerId", &insts[0].project_id);
                     x.items("groupSet", Vec::<()>::new(), |_, ()| {});
                     x.items("instancesSet", insts, |x, i| {
-                        instance(x, i, &groups, &ctx.core.region)
+                        instance(x, i, &ctx.core.region)
                     });
                 });
                 x.opt("nextToken", page.next_token.as_deref());
@@ -767,8 +766,7 @@ impl Op {
                         x.close("userData");
                     }
                     "groupSet" => {
-                        let groups = Groups::load(ctx).await?;
-                        x.items("groupSet", groups.of(&i), |x, (gid, name)| {
+                        x.items("groupSet", groups_of(&i), |x, (gid, name)| {
                             x.text("groupId", gid).text("groupName", name);
                         });
                     }
@@ -1169,7 +1167,6 @@ async fn run_instances(ctx: &Ctx<'_>, mut req: RunRequest) -> Result<Xml> {
         req.security_groups = Some(ids);
     }
     let instances = ctx.core.compute.run_instances(p, req).await?;
-    let groups = Groups::load(ctx).await?;
     let mut x = ctx.xml("RunInstances");
     if let Some(first) = instances.first() {
         x.text("reservationId", &first.reservation_id)
@@ -1177,7 +1174,7 @@ async fn run_instances(ctx: &Ctx<'_>, mut req: RunRequest) -> Result<Xml> {
     }
     x.items("groupSet", Vec::<()>::new(), |_, ()| {});
     x.items("instancesSet", &instances, |x, i| {
-        instance(x, i, &groups, &ctx.core.region)
+        instance(x, i, &ctx.core.region)
     });
     Ok(x)
 }
@@ -1256,45 +1253,12 @@ async fn register_image(
     Ok(x)
 }
 
-/// Ports' security groups and the groups' names, read once per answer.
-struct Groups {
-    by_port: HashMap<String, Vec<String>>,
-    names: HashMap<String, String>,
-}
-
-impl Groups {
-    async fn load(ctx: &Ctx<'_>) -> Result<Groups> {
-        let net = &ctx.core.network;
-        let all_projects = false;
-        let ports = net.list_ports(ctx.principal, None, all_projects).await?;
-        let groups = net
-            .list_security_groups(ctx.principal, all_projects)
-            .await?;
-        Ok(Groups {
-            by_port: ports
-                .into_iter()
-                .map(|p| (p.id, p.security_groups))
-                .collect(),
-            names: groups.into_iter().map(|g| (g.id, g.name)).collect(),
-        })
-    }
-
-    fn of_port(&self, port: &str) -> Vec<(&str, &str)> {
-        self.by_port
-            .get(port)
-            .into_iter()
-            .flatten()
-            .map(|g| (g.as_str(), self.names.get(g).map_or("", String::as_str)))
-            .collect()
-    }
-
-    /// The groups of the instance's first port (EC2's instance `groupSet`).
-    fn of(&self, i: &Instance) -> Vec<(&str, &str)> {
-        i.network_interfaces
-            .first()
-            .map(|n| self.of_port(&n.port_id))
-            .unwrap_or_default()
-    }
+/// The security groups of an instance's first port (EC2's instance
+/// `groupSet`), as the network service gives them with its addresses.
+fn groups_of(i: &Instance) -> &[(String, String)] {
+    i.network_interfaces
+        .first()
+        .map_or(&[][..], |n| n.security_groups.as_slice())
 }
 
 fn state(x: &mut Xml, name: &str, s: State) {
@@ -1334,7 +1298,7 @@ fn now() -> String {
 /// `Instance`): state, addresses and DNS names, VPC and subnet, network
 /// interfaces, groups, placement, launch time, key, architecture, root
 /// device, state reason, tags.
-fn instance(x: &mut Xml, i: &Instance, groups: &Groups, region: &str) {
+fn instance(x: &mut Xml, i: &Instance, region: &str) {
     use nuage_model::filter::private_dns_name;
     let private_dns = i
         .private_ip_address
@@ -1369,7 +1333,7 @@ fn instance(x: &mut Xml, i: &Instance, groups: &Groups, region: &str) {
     x.opt("privateIpAddress", i.private_ip_address.as_deref())
         .opt("ipAddress", i.public_ip_address.as_deref())
         .bool("sourceDestCheck", true);
-    x.items("groupSet", groups.of(i), |x, (gid, name)| {
+    x.items("groupSet", groups_of(i), |x, (gid, name)| {
         x.text("groupId", gid).text("groupName", name);
     });
     if let Some(r) = &i.state_reason {
@@ -1401,7 +1365,7 @@ fn instance(x: &mut Xml, i: &Instance, groups: &Groups, region: &str) {
                 .text("privateIpAddress", &n.private_ip)
                 .text("privateDnsName", &dns)
                 .bool("sourceDestCheck", true);
-            x.items("groupSet", groups.of_port(&n.port_id), |x, (gid, name)| {
+            x.items("groupSet", &n.security_groups, |x, (gid, name)| {
                 x.text("groupId", gid).text("groupName", name);
             });
             x.open("attachment")
