@@ -180,7 +180,9 @@ pub struct InstanceQuery {
     pub all_projects: bool,
 }
 
-const FILTERS: &[&str] = &[
+/// The instance filters the service answers (EC2's names; `node` is
+/// nuage's own).
+pub const INSTANCE_FILTERS: &[&str] = &[
     "instance-id",
     "instance-state-name",
     "instance-state-code",
@@ -243,13 +245,13 @@ impl InstanceQuery {
                 }
                 "next_token" => q.next_token = Some(v.clone()),
                 "all_projects" => q.all_projects = v == "true" || v == "1",
-                name if FILTERS.contains(&name) || name.starts_with("tag:") => {
+                name if INSTANCE_FILTERS.contains(&name) || name.starts_with("tag:") => {
                     q.filters.push((name.to_string(), values()))
                 }
                 other => {
                     return Err(ComputeError::invalid(format!(
                         "unknown filter {other:?}; known: {}, tag:KEY",
-                        FILTERS.join(", ")
+                        INSTANCE_FILTERS.join(", ")
                     )))
                 }
             }

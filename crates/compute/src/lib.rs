@@ -37,6 +37,7 @@ pub use error::{ComputeError, ComputeResult, Resource};
 pub use images::{ImagePatch, ImageQuery, NewImage, Upload};
 pub use instances::{
     Action, HttpTokens, InstancePatch, InstanceQuery, MetadataOptions, Page, RunRequest,
+    INSTANCE_FILTERS,
 };
 pub use keys::NewKeyPair;
 pub use metadata::InstanceMetadata;

@@ -68,30 +68,11 @@ const STATUS_FILTERS: &[&str] = &[
     "system-status.status",
 ];
 
-/// The instance filters of the EC2 reference that the compute service
-/// answers (it applies them, so that paging stays right).
-const INSTANCE_FILTERS: &[&str] = &[
-    "instance-id",
-    "instance-state-name",
-    "instance-state-code",
-    "instance-type",
-    "image-id",
-    "availability-zone",
-    "placement.availability-zone",
-    "key-name",
-    "reservation-id",
-    "placement-group-name",
-    "placement.group-name",
-    "owner-id",
-    "private-ip-address",
-    "ip-address",
-    "private-dns-name",
-    "vpc-id",
-    "subnet-id",
-    "network-interface.network-interface-id",
-    "network-interface.mac-address",
-    "network-interface.subnet-id",
-    "network-interface.vpc-id",
+/// EC2's aliases of filters the compute service answers under another
+/// name (the service's own list is `nuage_compute::INSTANCE_FILTERS`).
+const FILTER_ALIASES: &[(&str, &str)] = &[
+    ("placement.availability-zone", "availability-zone"),
+    ("placement.group-name", "placement-group-name"),
 ];
 
 /// Variants are named after the EC2 actions they are.
@@ -282,17 +263,23 @@ fn one_instance(p: &Params) -> Result<String> {
 }
 
 /// The compute service's filters from EC2's (`placement.*` are aliases).
-fn instance_query(p: &Params, filters: &[&str]) -> Result<InstanceQuery> {
+fn instance_query(p: &Params) -> Result<InstanceQuery> {
     let mut q = InstanceQuery {
         instance_ids: instance_ids(p)?,
         ..InstanceQuery::default()
     };
-    for f in p.filters(filters, true)? {
-        let name = match f.name.as_str() {
-            "placement.availability-zone" => "availability-zone".to_string(),
-            "placement.group-name" => "placement-group-name".to_string(),
-            _ => f.name,
-        };
+    // `node` is the operator's: not an EC2 filter.
+    let mut allowed: Vec<&str> = nuage_compute::INSTANCE_FILTERS
+        .iter()
+        .copied()
+        .filter(|f| *f != "node")
+        .collect();
+    allowed.extend(FILTER_ALIASES.iter().map(|(alias, _)| *alias));
+    for f in p.filters(&allowed, true)? {
+        let name = FILTER_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == f.name)
+            .map_or(f.name.clone(), |(_, name)| name.to_string());
         q.filters.push((name, f.values));
     }
     Ok(q)
@@ -393,7 +380,7 @@ impl Op {
         Ok(Some(match action {
             "RunInstances" => Op::RunInstances(Box::new(run_request(p)?)),
             "DescribeInstances" => {
-                let mut q = instance_query(p, INSTANCE_FILTERS)?;
+                let mut q = instance_query(p)?;
                 let (max, token) = p.page(5, 1000)?;
                 if max.is_some() && !q.instance_ids.is_empty() {
                     return Err(Ec2Error::combination(

@@ -2221,12 +2221,8 @@ async fn describe_route_tables(
 
 #[cfg(test)]
 mod tests {
+    use super::super::params::params;
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
 
     #[test]
     fn both_permission_forms_are_read() {

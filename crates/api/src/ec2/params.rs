@@ -329,14 +329,15 @@ where
     })
 }
 
+/// Params from literal pairs, for the areas' unit tests.
+#[cfg(test)]
+pub(crate) fn params(pairs: &[(&str, &str)]) -> Params {
+    Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).expect("params")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(pairs: &[(&str, &str)]) -> Params {
-        Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .expect("params")
-    }
 
     #[test]
     fn lists_are_read_in_numeric_order_and_gaps_are_fine() {
