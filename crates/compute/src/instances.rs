@@ -816,7 +816,8 @@ impl Compute {
 
     /// Adds or replaces the tags in `set` and removes those in `remove`
     /// (a key, or a key with the value it must have: EC2's DeleteTags) on
-    /// an instance of the caller's project; at most 50 tags remain.
+    /// an instance of the caller's project; at most 50 tags remain. With
+    /// nothing to set or remove it only checks, writing nothing.
     pub async fn set_instance_tags(
         &self,
         caller: &Principal,
@@ -830,6 +831,10 @@ impl Compute {
             "compute:tag_instance",
             Rule::ProjectWrite(&inst.project_id),
         )?;
+        if set.is_empty() && remove.is_empty() {
+            // Nothing to change: the instance exists and is the caller's.
+            return Ok(());
+        }
         check_tags(set)?;
         // A concurrent change makes the swap miss; read again and retry.
         for _ in 0..8 {

@@ -72,6 +72,7 @@ impl NetworkService {
     /// Removes then sets tags on the resource `id` (EC2's DeleteTags and
     /// CreateTags): `remove` pairs with a value remove the tag only while
     /// it holds that value. At most [`MAX_TAGS`] remain, or nothing changes.
+    /// With nothing to set or remove it only checks, writing nothing.
     pub async fn set_tags(
         &self,
         caller: &Principal,
@@ -85,6 +86,11 @@ impl NetworkService {
         let mut tx = self.begin().await?;
         let project = self.tag_owner(&mut tx, caller, id).await?;
         must_write(caller, "network:tag_resource", &project)?;
+        if set.is_empty() && remove.is_empty() {
+            // Nothing to change: the resource exists and is the caller's;
+            // the transaction is dropped unwritten.
+            return Ok(());
+        }
         for (k, v) in remove {
             repo::remove_tag(&mut tx, id, k, v.as_deref()).await?;
         }

@@ -78,7 +78,9 @@ const FILTER_ALIASES: &[(&str, &str)] = &[
 /// Variants are named after the EC2 actions they are.
 #[derive(Debug)]
 pub enum Op {
-    RunInstances(Box<RunRequest>),
+    /// The request, and the security groups it names by name
+    /// (`SecurityGroup.N`), resolved in the caller's project when it runs.
+    RunInstances(Box<RunRequest>, Vec<String>),
     DescribeInstances(InstanceQuery),
     DescribeInstanceStatus {
         q: InstanceQuery,
@@ -285,7 +287,7 @@ fn instance_query(p: &Params) -> Result<InstanceQuery> {
     Ok(q)
 }
 
-fn run_request(p: &Params) -> Result<RunRequest> {
+fn run_request(p: &Params) -> Result<(RunRequest, Vec<String>)> {
     let image_id = id_of("ami", "InvalidAMIID.Malformed", p.req("ImageId")?)?;
     let min = p.int("MinCount", 1, 1000)?;
     let max = p.int("MaxCount", 1, 1000)?;
@@ -325,7 +327,7 @@ fn run_request(p: &Params) -> Result<RunRequest> {
             }
         }
     }
-    let mut groups: Vec<String> = p.list("SecurityGroupId")?;
+    let groups: Vec<String> = p.list("SecurityGroupId")?;
     let names = p.list("SecurityGroup")?;
     let subnet_id = p.opt("SubnetId").map(str::to_string);
     let private_ip_address = p.opt("PrivateIpAddress").map(str::to_string);
@@ -346,12 +348,7 @@ fn run_request(p: &Params) -> Result<RunRequest> {
             ))
         })?),
     };
-    if !names.is_empty() {
-        // Group names are resolved by the caller of run (they need the
-        // network service); carry them with a marker prefix.
-        groups.extend(names.into_iter().map(|n| format!("name:{n}")));
-    }
-    Ok(RunRequest {
+    let req = RunRequest {
         image_id,
         instance_type: p.opt("InstanceType").unwrap_or("m1.small").to_string(),
         min_count: Some(min as u32),
@@ -372,13 +369,17 @@ fn run_request(p: &Params) -> Result<RunRequest> {
         metadata_options: http_tokens.map(|t| MetadataOptions {
             http_tokens: Some(t),
         }),
-    })
+    };
+    Ok((req, names))
 }
 
 impl Op {
     pub fn parse(action: &str, p: &Params) -> Result<Option<Op>> {
         Ok(Some(match action {
-            "RunInstances" => Op::RunInstances(Box::new(run_request(p)?)),
+            "RunInstances" => {
+                let (req, names) = run_request(p)?;
+                Op::RunInstances(Box::new(req), names)
+            }
             "DescribeInstances" => {
                 let mut q = instance_query(p)?;
                 let (max, token) = p.page(5, 1000)?;
@@ -616,7 +617,7 @@ impl Op {
 
     pub fn action(&self) -> &'static str {
         match self {
-            Op::RunInstances(_) => "RunInstances",
+            Op::RunInstances(..) => "RunInstances",
             Op::DescribeInstances(_) => "DescribeInstances",
             Op::DescribeInstanceStatus { .. } => "DescribeInstanceStatus",
             Op::Act { action, .. } => match action {
@@ -645,7 +646,7 @@ impl Op {
         let c = &ctx.core.compute;
         let p = ctx.principal;
         match self {
-            Op::RunInstances(req) => run_instances(ctx, *req).await,
+            Op::RunInstances(req, names) => run_instances(ctx, *req, names).await,
             Op::DescribeInstances(q) => {
                 let page = c.describe_instances(p, &q).await?;
                 let mut x = ctx.xml("DescribeInstances");
@@ -1121,37 +1122,27 @@ impl Op {
     }
 }
 
-async fn run_instances(ctx: &Ctx<'_>, mut req: RunRequest) -> Result<Xml> {
+async fn run_instances(ctx: &Ctx<'_>, mut req: RunRequest, names: Vec<String>) -> Result<Xml> {
     let p = ctx.principal;
     // Security groups named rather than given by id: resolve them in the
     // caller's project (EC2's SecurityGroup.N).
-    if let Some(groups) = req.security_groups.take() {
-        let mut ids = Vec::with_capacity(groups.len());
-        let mut all = None;
-        for g in groups {
-            match g.strip_prefix("name:") {
-                None => ids.push(g),
-                Some(name) => {
-                    if all.is_none() {
-                        all = Some(ctx.core.network.list_security_groups(p, false).await?);
-                    }
-                    let found = all
-                        .iter()
-                        .flatten()
-                        .find(|sg| sg.name == name && sg.project_id == p.project_id);
-                    match found {
-                        Some(sg) => ids.push(sg.id.clone()),
-                        None => {
-                            return Err(Ec2Error::not_found(
-                                "InvalidGroup.NotFound",
-                                format!("The security group '{name}' does not exist"),
-                            ))
-                        }
-                    }
+    if !names.is_empty() {
+        let all = ctx.core.network.list_security_groups(p, false).await?;
+        let ids = req.security_groups.get_or_insert_with(Vec::new);
+        for name in &names {
+            match all
+                .iter()
+                .find(|sg| &sg.name == name && sg.project_id == p.project_id)
+            {
+                Some(sg) => ids.push(sg.id.clone()),
+                None => {
+                    return Err(Ec2Error::not_found(
+                        "InvalidGroup.NotFound",
+                        format!("The security group '{name}' does not exist"),
+                    ))
                 }
             }
         }
-        req.security_groups = Some(ids);
     }
     let instances = ctx.core.compute.run_instances(p, req).await?;
     let mut x = ctx.xml("RunInstances");

@@ -187,6 +187,11 @@ fn compute_prefix(r: nuage_compute::Resource) -> Option<&'static str> {
 
 impl From<ComputeError> for Ec2Error {
     fn from(e: ComputeError) -> Self {
+        let e = match e {
+            ComputeError::Identity(i) => return i.into(),
+            ComputeError::Network(n) => return n.into(),
+            e => e,
+        };
         match &e {
             ComputeError::NotFound { kind, id } => match compute_prefix(*kind) {
                 Some("InvalidInstanceType") => {
@@ -220,22 +225,9 @@ impl From<ComputeError> for Ec2Error {
             ComputeError::InsufficientCapacity(m) => {
                 Ec2Error::new(500, "InsufficientInstanceCapacity", m.clone())
             }
-            ComputeError::Identity(_) => match e {
-                ComputeError::Identity(i) => i.into(),
-                _ => unreachable_kind(),
-            },
-            ComputeError::Network(_) => match e {
-                ComputeError::Network(n) => n.into(),
-                _ => unreachable_kind(),
-            },
             _ => Ec2Error::from_kind(&e),
         }
     }
-}
-
-/// Never produced: the arms above matched the variant already.
-fn unreachable_kind() -> Ec2Error {
-    Ec2Error::new(500, "InternalError", "internal error")
 }
 
 /// `<Prefix>.NotFound` as a static string.
@@ -273,6 +265,10 @@ fn network_prefix(r: nuage_network::Resource) -> Option<&'static str> {
 
 impl From<NetworkError> for Ec2Error {
     fn from(e: NetworkError) -> Self {
+        let e = match e {
+            NetworkError::Identity(i) => return i.into(),
+            e => e,
+        };
         match &e {
             NetworkError::NotFound { kind, id } => match network_prefix(*kind) {
                 Some(p) => Ec2Error::not_found(
@@ -325,10 +321,6 @@ impl From<NetworkError> for Ec2Error {
                 };
                 Ec2Error::new(400, code, e.to_string())
             }
-            NetworkError::Identity(_) => match e {
-                NetworkError::Identity(i) => i.into(),
-                _ => unreachable_kind(),
-            },
             _ => Ec2Error::from_kind(&e),
         }
     }

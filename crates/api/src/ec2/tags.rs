@@ -153,7 +153,8 @@ async fn change(
     remove: &[(String, Option<String>)],
 ) -> Result<()> {
     let (none_set, none_remove) = (BTreeMap::new(), Vec::new());
-    // First a no-op change on each (existence and ownership), then the change.
+    // First a check of each (an empty change: existence and ownership,
+    // nothing written), then the change.
     for (s, r) in [(&none_set, &none_remove[..]), (set, remove)] {
         for id in ids {
             if id.starts_with("i-") {
