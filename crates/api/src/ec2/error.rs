@@ -136,8 +136,11 @@ impl From<SigV4Error> for Ec2Error {
             SigV4Error::SignatureDoesNotMatch | SigV4Error::SignedHeaderMissing(_) => {
                 "SignatureDoesNotMatch"
             }
-            SigV4Error::Expired | SigV4Error::NotYetValid => "RequestExpired",
-            SigV4Error::RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            // EC2 has no RequestTimeTooSkewed (that is S3's): a date stamp
+            // more than 15 minutes off either way is RequestExpired.
+            SigV4Error::Expired | SigV4Error::NotYetValid | SigV4Error::RequestTimeTooSkewed => {
+                "RequestExpired"
+            }
             SigV4Error::IncompleteSignature(_) => "IncompleteSignature",
             SigV4Error::UnknownAccessKey => "AuthFailure",
             _ => "AuthFailure",

@@ -4,7 +4,7 @@ for the EC2 tests that must send what the aws CLI will not (unknown
 actions, unknown parameters, wrong scopes, unsigned calls).
 
     query.py ENDPOINT '{"Action": "X", ...}' [--unsigned] [--region R]
-             [--service S] [--secret S] [--get]
+             [--service S] [--secret S] [--get] [--date-offset SECONDS]
 
 Credentials and region come from the environment (admin.env). Prints the
 HTTP status on the first line, then the body.
@@ -23,7 +23,16 @@ ap.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", ""))
 ap.add_argument("--service", default="ec2")
 ap.add_argument("--secret", default=os.environ.get("AWS_SECRET_ACCESS_KEY", ""))
 ap.add_argument("--get", action="store_true")
+ap.add_argument("--date-offset", type=int, default=0,
+                help="sign as if the clock were this many seconds off")
 a = ap.parse_args()
+
+if a.date_offset:
+    import datetime
+    import botocore.auth
+    real_now = botocore.auth.get_current_datetime
+    botocore.auth.get_current_datetime = (
+        lambda: real_now() + datetime.timedelta(seconds=a.date_offset))
 
 params = json.loads(a.params)
 params.setdefault("Version", "2016-11-15")
