@@ -11,6 +11,12 @@ pub mod chunked;
 #[path = "../../crates/api/src/s3/xml.rs"]
 pub mod xml;
 
+/// The `nuage` CLI's parser of the aws CLI's argument syntaxes (shorthand,
+/// its JSON form, counts, blobs): pure code on serde_json and base64, by
+/// path for the same reason.
+#[path = "../../crates/cli/src/shorthand.rs"]
+pub mod shorthand;
+
 /// A fuzzed query parameter or header name: one of the names the code
 /// under test knows (so the fuzzer reaches past "unknown name"), or any
 /// text.

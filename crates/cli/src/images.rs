@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 
 use crate::client::items;
 use crate::output::{self, Col};
-use crate::shorthand::{glob, parse_image_filters, Filter, Filters};
+use crate::shorthand::{parse_image_filters, Filter, Filters};
+use nuage_model::filter::wildcard_match;
 use crate::Ctx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,7 +213,7 @@ fn matches(image: &Value, filters: &[Filter]) -> bool {
             "owner-id" => output::cell(&image["owner"]),
             _ => return false,
         };
-        f.values.iter().any(|v| glob(v, &field))
+        f.values.iter().any(|v| wildcard_match(v, &field))
     })
 }
 

@@ -706,36 +706,6 @@ pub fn parse_public_key(s: &str) -> Result<String, String> {
     Ok(text)
 }
 
-/// Whether `text` matches an EC2-style wildcard pattern (`*` any run,
-/// `?` one character).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -959,16 +929,5 @@ mod tests {
                 Blob::File(PathBuf::from(home).join(".ssh/id_ed25519.pub"))
             );
         }
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("debian-*", "debian-12"));
-        assert!(glob("*", ""));
-        assert!(glob("a?c", "abc"));
-        assert!(glob("*b*c", "aabxbc"));
-        assert!(!glob("a?c", "ac"));
-        assert!(!glob("debian", "debian-12"));
-        assert!(glob("busybox", "busybox"));
     }
 }
