@@ -14,8 +14,8 @@ use serde_json::{json, Map, Value};
 use crate::client::items;
 use crate::output::{self, Col};
 use crate::shorthand::{parse_image_filters, Filter, Filters};
-use nuage_model::filter::wildcard_match;
 use crate::Ctx;
+use nuage_model::filter::wildcard_match;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Visibility {

@@ -1762,3 +1762,79 @@ async fn patching_ones_own_password_is_refused_admins_set_others() {
         401,
     );
 }
+
+/// `openstack catalog/service/endpoint/region list|show` read the catalog
+/// nuage computes; writes are refused with 501 and change nothing; a
+/// member may read regions and its token's catalog, not the admin views.
+#[tokio::test]
+async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
+    let s = Server::start();
+    let none: &[(&str, &str)] = &[];
+    let region = s.env()["OS_REGION_NAME"].clone();
+
+    let catalog = osc_ok(&s, none, &["catalog", "list"]);
+    let mut kinds = names(&catalog, "Type");
+    kinds.sort();
+    assert_eq!(kinds, ["identity", "object-store"], "{catalog}");
+
+    let services = osc_ok(&s, none, &["service", "list", "--long"]);
+    let mut svc = names(&services, "Name");
+    svc.sort();
+    assert_eq!(svc, ["keystone", "swift"], "{services}");
+    let swift = osc_ok(&s, none, &["service", "show", "object-store"]);
+    assert_eq!(swift["name"], "swift", "{swift}");
+    assert_eq!(swift["enabled"], true, "{swift}");
+
+    let endpoints = osc_ok(&s, none, &["endpoint", "list"]);
+    assert_eq!(endpoints.as_array().map(Vec::len), Some(6), "{endpoints}");
+    let public = osc_ok(
+        &s,
+        none,
+        &[
+            "endpoint",
+            "list",
+            "--service",
+            "object-store",
+            "--interface",
+            "public",
+        ],
+    );
+    let rows = public.as_array().expect("endpoints");
+    assert_eq!(rows.len(), 1, "{public}");
+    assert_eq!(rows[0]["Region"], region.as_str(), "{public}");
+    let url = rows[0]["URL"].as_str().expect("URL");
+    assert!(url.ends_with("/v1/AUTH_$(project_id)s"), "{url}");
+    let id = rows[0]["ID"].as_str().expect("ID");
+    let shown = osc_ok(&s, none, &["endpoint", "show", id]);
+    assert_eq!(shown["interface"], "public", "{shown}");
+
+    let regions = osc_ok(&s, none, &["region", "list"]);
+    assert_eq!(names(&regions, "Region"), [region.clone()], "{regions}");
+
+    // Writes are recognised and refused; the catalog is unchanged.
+    let err = osc(
+        &s,
+        none,
+        &["service", "create", "--name", "nova", "compute"],
+    )
+    .expect_err("service create must fail");
+    assert!(err.contains("501") || err.contains("catalog"), "{err}");
+    let err = osc(&s, none, &["region", "create", "elsewhere"]).expect_err("region create");
+    assert!(err.contains("501") || err.contains("catalog"), "{err}");
+    let after = osc_ok(&s, none, &["service", "list"]);
+    assert_eq!(after.as_array().map(Vec::len), Some(2), "{after}");
+
+    // A member reads its catalog and the regions, not the admin views.
+    let admin = admin_token(&s).await;
+    member_setup(&s, &admin, "cat", "cat-pass-123").await;
+    let member = [
+        ("OS_USERNAME", "cat-user"),
+        ("OS_PASSWORD", "cat-pass-123"),
+        ("OS_PROJECT_NAME", "cat"),
+    ];
+    let theirs = osc_ok(&s, &member, &["catalog", "list"]);
+    assert_eq!(theirs.as_array().map(Vec::len), Some(2), "{theirs}");
+    osc_ok(&s, &member, &["region", "list"]);
+    let err = osc(&s, &member, &["endpoint", "list"]).expect_err("member endpoint list");
+    assert!(err.contains("403") || err.contains("admin"), "{err}");
+}

@@ -11,75 +11,14 @@ use nuage_model::identity::Principal;
 use nuage_model::{ErrorKind, HasKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
+use super::catalog::catalog;
 use super::{
     base_url, collection, resources::project_view, timestamp, Caller, Json, KeystoneError, Params,
     Result,
 };
 use crate::auth::Peer;
 use crate::{Core, SharedCore};
-
-/// The service catalog of a token scoped to `_project_id`. nuage has one
-/// endpoint, so every service lists the same URL for the public, internal
-/// and admin interfaces.
-///
-/// Add each OpenStack service here as its dialect lands, as
-/// `(type, name, url)`; the project id is for services whose URLs carry it:
-///
-/// ```text
-/// ("compute", "nova", format!("{base}/compute/v2.1")),
-/// ("image", "glance", format!("{base}/image")),
-/// ("volumev3", "cinderv3", format!("{base}/volume/v3/{project_id}")),
-/// ("network", "neutron", format!("{base}/network")),
-/// ("object-store", "swift", format!("{base}/v1/AUTH_{project_id}")),
-/// ("orchestration", "heat", format!("{base}/orchestration/v1/{project_id}")),
-/// ```
-pub fn catalog(core: &Core, project_id: &str) -> Vec<Value> {
-    let base = core.public_url.trim_end_matches('/');
-    let services: Vec<(&str, &str, String)> = vec![
-        ("identity", "keystone", format!("{base}/v3")),
-        (
-            "object-store",
-            "swift",
-            format!("{base}/v1/AUTH_{project_id}"),
-        ),
-    ];
-    services
-        .into_iter()
-        .map(|(kind, name, url)| {
-            let endpoints: Vec<Value> = ["public", "internal", "admin"]
-                .iter()
-                .map(|interface| {
-                    json!({
-                        "id": stable_id(&[kind, interface, &core.region]),
-                        "interface": interface,
-                        "region_id": core.region,
-                        "region": core.region,
-                        "url": url,
-                    })
-                })
-                .collect();
-            json!({
-                "id": stable_id(&[kind]),
-                "type": kind,
-                "name": name,
-                "endpoints": endpoints,
-            })
-        })
-        .collect()
-}
-
-/// A 32-hex-digit id derived from `parts`, so catalog ids stay the same
-/// across restarts and controllers without being stored.
-fn stable_id(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    hex::encode(&h.finalize()[..16])
-}
 
 // ---------------------------------------------------------------- requests
 
@@ -448,18 +387,4 @@ pub(super) fn routes() -> Router<SharedCore> {
         .route("/v3/auth/catalog", get(auth_catalog))
         .route("/v3/auth/projects", get(auth_projects))
         .route("/v3/auth/domains", get(auth_domains))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stable_ids_are_hex32_and_distinct() {
-        let a = stable_id(&["identity", "public", "r"]);
-        let b = stable_id(&["identity", "admin", "r"]);
-        assert!(nuage_model::id::is_hex32(&a), "{a}");
-        assert_ne!(a, b);
-        assert_eq!(a, stable_id(&["identity", "public", "r"]));
-    }
 }

@@ -1,7 +1,9 @@
 //! The OpenStack Identity (Keystone) v3 API under `/v3`, enough for
 //! `python3-openstackclient`, keystoneauth and the OpenStack SDKs: version
 //! discovery, tokens and the service catalog, domains, projects, users,
-//! groups, roles, role assignments and OS-EC2 credentials.
+//! groups, roles, role assignments, OS-EC2 credentials, and the services,
+//! endpoints and regions of the catalog (read-only: built from the front
+//! doors nuage serves).
 //!
 //! Like every dialect it only translates: bodies and errors take Keystone's
 //! exact shapes (`{"project": {...}}`, lists with `links`, errors as
@@ -12,6 +14,7 @@
 
 mod assignments;
 mod auth;
+mod catalog;
 mod ec2;
 mod error;
 mod resources;
@@ -28,7 +31,7 @@ use nuage_model::identity::Principal;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-pub use auth::catalog;
+pub use catalog::catalog;
 pub use error::KeystoneError;
 
 use crate::{Core, SharedCore};
@@ -179,6 +182,7 @@ pub fn routes() -> Router<SharedCore> {
         .route("/v3", get(version))
         .route("/v3/", get(version))
         .merge(auth::routes())
+        .merge(catalog::routes())
         .merge(resources::routes())
         .merge(assignments::routes())
         .merge(ec2::routes())
