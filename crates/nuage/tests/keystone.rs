@@ -1809,7 +1809,7 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
     assert_eq!(shown["interface"], "public", "{shown}");
 
     let regions = osc_ok(&s, none, &["region", "list"]);
-    assert_eq!(names(&regions, "Region"), [region.clone()], "{regions}");
+    assert_eq!(names(&regions, "Region"), vec![region], "{regions}");
 
     // Writes are recognised and refused; the catalog is unchanged.
     let err = osc(
