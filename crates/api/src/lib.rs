@@ -15,6 +15,7 @@ pub mod ec2;
 mod framing;
 pub mod keystone;
 pub mod native;
+pub mod nova;
 mod route;
 pub mod s3;
 pub mod swift;

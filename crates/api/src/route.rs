@@ -24,7 +24,7 @@ use http::{header, StatusCode};
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{context, ec2, keystone, native, s3, swift, SharedCore};
+use crate::{context, ec2, keystone, native, nova, s3, swift, SharedCore};
 
 /// Bucket names S3 must refuse, since unsigned requests on those paths
 /// belong to another dialect.
@@ -58,6 +58,8 @@ pub enum Dialect {
     Kubernetes,
     S3,
     Ec2,
+    /// OpenStack Compute (Nova) under `/compute`.
+    Compute,
     Ops,
 }
 
@@ -70,6 +72,7 @@ impl Dialect {
             Dialect::Kubernetes => "kubernetes",
             Dialect::S3 => "s3",
             Dialect::Ec2 => "ec2",
+            Dialect::Compute => "compute",
             Dialect::Ops => "ops",
         }
     }
@@ -91,6 +94,7 @@ impl Dialect {
             "v1" if path.starts_with("/v1/AUTH_") => Dialect::Swift,
             "info" if path == "/info" => Dialect::Swift,
             "api" | "apis" => Dialect::Kubernetes,
+            "compute" => Dialect::Compute,
             "healthz" | "metrics" => Dialect::Ops,
             "" if is_ec2_query(req) => Dialect::Ec2,
             _ => Dialect::S3,
@@ -187,6 +191,7 @@ pub fn router(core: SharedCore) -> Router {
                 None if dialect == Dialect::Swift => swift::handle(core, req).await,
                 None if dialect == Dialect::S3 => s3::handle(core, req).await,
                 None if dialect == Dialect::Ec2 => ec2::handle(core, req).await,
+                None if dialect == Dialect::Compute => nova::handle(core, req).await,
                 None => not_served(dialect).await,
             }
         }
@@ -234,6 +239,10 @@ mod tests {
         );
         assert_eq!(Dialect::of(&req("GET", "/mybucket/key", &[])), Dialect::S3);
         assert_eq!(Dialect::of(&req("GET", "/healthz", &[])), Dialect::Ops);
+        assert_eq!(
+            Dialect::of(&req("GET", "/compute/v2.1/flavors", &[])),
+            Dialect::Compute
+        );
         let s3 = "AWS4-HMAC-SHA256 Credential=AKIA/20260101/nuage-1/s3/aws4_request, SignedHeaders=host, Signature=00";
         assert_eq!(
             Dialect::of(&req("GET", "/v3/key", &[("authorization", s3)])),

@@ -21,6 +21,7 @@ mod nodes;
 mod reconcile;
 mod repo;
 pub mod types;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -42,6 +43,7 @@ pub use instances::{
 pub use keys::NewKeyPair;
 pub use metadata::InstanceMetadata;
 pub use nodes::NodeRegistration;
+pub use usage::Usage;
 
 /// Largest user-data an instance takes, as EC2 (16 KiB, before base64).
 pub const MAX_USER_DATA: usize = 16 * 1024;

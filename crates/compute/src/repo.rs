@@ -357,6 +357,15 @@ pub async fn list_keys<'e>(e: impl AnyExecutor<'e>, project: &str) -> StoreResul
     Ok(rows.into_iter().map(keypair).collect())
 }
 
+/// How many key pairs a project holds.
+pub async fn count_keys<'e>(e: impl AnyExecutor<'e>, project: &str) -> StoreResult<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM key_pairs WHERE project_id = $1")
+        .bind(project)
+        .fetch_one(e)
+        .await?;
+    Ok(n)
+}
+
 pub async fn delete_key<'e>(
     e: impl AnyExecutor<'e>,
     project: &str,

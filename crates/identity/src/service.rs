@@ -1733,27 +1733,50 @@ impl Identity {
         resource: &str,
         limit: i64,
     ) -> IdentityResult<Quota> {
+        let mut set = self
+            .set_quotas(caller, project_id, &[(resource.to_string(), limit)])
+            .await?;
+        set.pop()
+            .ok_or_else(|| IdentityError::invalid("no quota given"))
+    }
+
+    /// Sets several of a project's quotas at once: every name and limit is
+    /// checked first, then all are written in one transaction, so a
+    /// refusal or a crash leaves none of them changed.
+    pub async fn set_quotas(
+        &self,
+        caller: &Principal,
+        project_id: &str,
+        limits: &[(String, i64)],
+    ) -> IdentityResult<Vec<Quota>> {
         authorize(caller, "identity:set_quota", Rule::Admin)?;
-        if !QUOTA_RESOURCES.iter().any(|(r, _)| *r == resource) {
-            let known: Vec<_> = QUOTA_RESOURCES.iter().map(|(r, _)| *r).collect();
-            return Err(IdentityError::invalid(format!(
-                "unknown quota resource {resource}; known: {}",
-                known.join(", ")
-            )));
+        for (resource, limit) in limits {
+            if !QUOTA_RESOURCES.iter().any(|(r, _)| r == resource) {
+                let known: Vec<_> = QUOTA_RESOURCES.iter().map(|(r, _)| *r).collect();
+                return Err(IdentityError::invalid(format!(
+                    "unknown quota resource {resource}; known: {}",
+                    known.join(", ")
+                )));
+            }
+            if *limit < -1 {
+                return Err(IdentityError::invalid(
+                    "a quota limit is -1 (unlimited) or at least 0",
+                ));
+            }
         }
-        if limit < -1 {
-            return Err(IdentityError::invalid(
-                "a quota limit is -1 (unlimited) or at least 0",
-            ));
-        }
-        let q = Quota {
-            project_id: project_id.into(),
-            resource: resource.into(),
-            limit,
-        };
+        let set: Vec<Quota> = limits
+            .iter()
+            .map(|(resource, limit)| Quota {
+                project_id: project_id.into(),
+                resource: resource.clone(),
+                limit: *limit,
+            })
+            .collect();
         let mut tx = self.db.begin().await?;
-        repo::set_quota(&mut *tx, &q).await?;
+        for q in &set {
+            repo::set_quota(&mut *tx, q).await?;
+        }
         self.commit(tx).await?;
-        Ok(q)
+        Ok(set)
     }
 }

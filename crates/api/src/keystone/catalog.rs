@@ -35,7 +35,7 @@ struct Service {
 }
 
 /// The OpenStack services this build serves. Add each as its front door
-/// lands: ("compute", "nova", "/compute/v2.1"), ("image", "glance",
+/// lands: ("image", "glance",
 /// "/image"), ("network", "neutron", "/network"), ("volumev3", "cinderv3",
 /// "/volume/v3/{project_id}"), ("orchestration", "heat",
 /// "/orchestration/v1/{project_id}").
@@ -45,6 +45,12 @@ const SERVICES: &[Service] = &[
         name: "keystone",
         description: "nuage Identity (Keystone v3)",
         path: "/v3",
+    },
+    Service {
+        kind: "compute",
+        name: "nova",
+        description: "nuage Compute (Nova v2.1)",
+        path: "/compute/v2.1",
     },
     Service {
         kind: "object-store",

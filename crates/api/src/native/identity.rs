@@ -376,9 +376,8 @@ async fn set_quotas(
             )));
         }
     }
-    for (r, l) in &limits {
-        core.identity.set_quota(&p, &proj.id, r, *l).await?;
-    }
+    let limits: Vec<(String, i64)> = limits.into_iter().collect();
+    core.identity.set_quotas(&p, &proj.id, &limits).await?;
     get_quotas(State(core), Caller(p), Path(proj.id)).await
 }
 
