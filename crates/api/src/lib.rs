@@ -13,6 +13,7 @@ pub mod conn;
 pub mod context;
 pub mod ec2;
 mod framing;
+pub mod glance;
 pub mod keystone;
 pub mod native;
 pub mod nova;

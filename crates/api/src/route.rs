@@ -24,7 +24,7 @@ use http::{header, StatusCode};
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{context, ec2, keystone, native, nova, s3, swift, SharedCore};
+use crate::{context, ec2, glance, keystone, native, nova, s3, swift, SharedCore};
 
 /// Bucket names S3 must refuse, since unsigned requests on those paths
 /// belong to another dialect.
@@ -60,6 +60,8 @@ pub enum Dialect {
     Ec2,
     /// OpenStack Compute (Nova) under `/compute`.
     Compute,
+    /// OpenStack Image (Glance) under `/image`.
+    Image,
     Ops,
 }
 
@@ -73,6 +75,7 @@ impl Dialect {
             Dialect::S3 => "s3",
             Dialect::Ec2 => "ec2",
             Dialect::Compute => "compute",
+            Dialect::Image => "image",
             Dialect::Ops => "ops",
         }
     }
@@ -95,6 +98,7 @@ impl Dialect {
             "info" if path == "/info" => Dialect::Swift,
             "api" | "apis" => Dialect::Kubernetes,
             "compute" => Dialect::Compute,
+            "image" => Dialect::Image,
             "healthz" | "metrics" => Dialect::Ops,
             "" if is_ec2_query(req) => Dialect::Ec2,
             _ => Dialect::S3,
@@ -192,6 +196,7 @@ pub fn router(core: SharedCore) -> Router {
                 None if dialect == Dialect::S3 => s3::handle(core, req).await,
                 None if dialect == Dialect::Ec2 => ec2::handle(core, req).await,
                 None if dialect == Dialect::Compute => nova::handle(core, req).await,
+                None if dialect == Dialect::Image => glance::handle(core, req).await,
                 None => not_served(dialect).await,
             }
         }

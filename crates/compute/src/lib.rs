@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod catalog;
 mod error;
+mod image_data;
 mod images;
 mod instances;
 mod keys;

@@ -35,8 +35,7 @@ struct Service {
 }
 
 /// The OpenStack services this build serves. Add each as its front door
-/// lands: ("image", "glance",
-/// "/image"), ("network", "neutron", "/network"), ("volumev3", "cinderv3",
+/// lands: ("network", "neutron", "/network"), ("volumev3", "cinderv3",
 /// "/volume/v3/{project_id}"), ("orchestration", "heat",
 /// "/orchestration/v1/{project_id}").
 const SERVICES: &[Service] = &[
@@ -51,6 +50,12 @@ const SERVICES: &[Service] = &[
         name: "nova",
         description: "nuage Compute (Nova v2.1)",
         path: "/compute/v2.1",
+    },
+    Service {
+        kind: "image",
+        name: "glance",
+        description: "nuage Image (Glance v2)",
+        path: "/image",
     },
     Service {
         kind: "object-store",
