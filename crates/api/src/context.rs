@@ -31,6 +31,12 @@ pub fn request_id() -> String {
         .unwrap_or_else(|_| "-".to_string())
 }
 
+/// The HTTP status of an error kind, as the JSON dialects answer it.
+pub fn status_of(kind: nuage_model::ErrorKind) -> http::StatusCode {
+    http::StatusCode::from_u16(kind.http_status())
+        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// What a client may be told about a core error, for every dialect: its
 /// kind and a message. Internal and unavailable errors may name tables or
 /// hosts in their causes, so those are logged here with the request id and

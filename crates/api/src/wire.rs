@@ -1,4 +1,4 @@
-//! Small HTTP helpers the object dialects (S3, Swift, native) share.
+//! Small HTTP helpers the dialects share.
 
 use http::{header, HeaderMap, HeaderValue};
 
@@ -39,4 +39,29 @@ pub fn text_headers(h: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 /// The request's conditions (RFC 7232), for the engine to evaluate.
 pub fn conditions(h: &HeaderMap) -> nuage_object::Conditions {
     nuage_object::Conditions::from_headers(text_headers(h))
+}
+
+/// A request's query string as decoded `(name, value)` pairs, in order.
+pub fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// OpenStack's marker paging: at most `limit` items after the one whose
+/// key is `marker`, and whether more follow; `None` when no item has that
+/// key (each dialect words that error its own way).
+pub fn after_marker<'a, T>(
+    all: &'a [T],
+    key: impl Fn(&T) -> &str,
+    marker: Option<&str>,
+    limit: Option<usize>,
+) -> Option<(&'a [T], bool)> {
+    let start = match marker {
+        None => 0,
+        Some(m) => all.iter().position(|x| key(x) == m)? + 1,
+    };
+    let rest = &all[start.min(all.len())..];
+    let n = limit.unwrap_or(usize::MAX).min(rest.len());
+    Some((&rest[..n], rest.len() > n))
 }

@@ -9,16 +9,9 @@
 
 mod common;
 
-use common::{call, Options, Server};
+// A server without a compute node: capacity is then truly zero.
+use common::{call, start_without_compute as start_plain, user_with_role, Server};
 use serde_json::{json, Value};
-
-/// A server without a compute node: capacity is then truly zero.
-fn start_plain() -> Server {
-    Server::start_with(Options {
-        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
-        ..Options::default()
-    })
-}
 
 /// One pair of EC2 credentials.
 struct Creds {
@@ -96,44 +89,7 @@ fn texts(body: &str, tag: &str) -> Vec<String> {
         .collect()
 }
 
-/// Role id by name.
-async fn role_id(s: &Server, admin: &str, name: &str) -> String {
-    let (st, roles) = call(s, admin, "GET", &format!("/v3/roles?name={name}"), None).await;
-    assert_eq!(st, 200, "{roles}");
-    roles["roles"][0]["id"]
-        .as_str()
-        .expect("role id")
-        .to_string()
-}
-
-/// A new user holding `role` on project `pid`: its id.
-async fn user_with_role(s: &Server, pid: &str, name: &str, password: &str, role: &str) -> String {
-    let admin = s.admin_token().await;
-    let (st, u) = call(
-        s,
-        &admin,
-        "POST",
-        "/v3/users",
-        Some(json!({"user": {"name": name, "password": password, "default_project_id": pid}})),
-    )
-    .await;
-    assert_eq!(st, 201, "{u}");
-    let uid = u["user"]["id"].as_str().expect("user id").to_string();
-    let rid = role_id(s, &admin, role).await;
-    let (st, _) = call(
-        s,
-        &admin,
-        "PUT",
-        &format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"),
-        None,
-    )
-    .await;
-    assert_eq!(st, 204);
-    uid
-}
-
-/// EC2 credentials of `user` (id `uid`) for project `project` (id `pid`),
-/// made by the user itself.
+/// EC2 credentials of `user` (id `uid`) for project `project` (id `pid`).
 async fn ec2_creds(
     s: &Server,
     user: &str,
@@ -142,20 +98,8 @@ async fn ec2_creds(
     pid: &str,
     uid: &str,
 ) -> Creds {
-    let token = s.token_for(user, password, Some(project)).await;
-    let (st, k) = call(
-        s,
-        &token,
-        "POST",
-        &format!("/v3/users/{uid}/credentials/OS-EC2"),
-        Some(json!({"tenant_id": pid})),
-    )
-    .await;
-    assert_eq!(st, 201, "{k}");
-    Creds {
-        access: k["credential"]["access"].as_str().expect("access").into(),
-        secret: k["credential"]["secret"].as_str().expect("secret").into(),
-    }
+    let (access, secret) = common::ec2_credentials(s, user, password, project, pid, uid).await;
+    Creds { access, secret }
 }
 
 /// A project with a member and its EC2 credentials: (project id, creds).

@@ -5,36 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Aws, Options, Server};
+use common::{osc, rootfs_tar, start_without_compute as start_plain, Aws, Server};
 use serde_json::{json, Value};
-
-fn start_plain() -> Server {
-    Server::start_with(Options {
-        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
-        ..Options::default()
-    })
-}
-
-fn osc(s: &Server, env: &[(&str, &str)], args: &[&str], json_out: bool) -> Result<Value, String> {
-    let mut c = s.client("openstack");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.args(args);
-    if json_out {
-        c.args(["-f", "json"]);
-    }
-    let (ok, out, err) = common::run(&mut c);
-    if !ok {
-        return Err(err);
-    }
-    if !json_out {
-        return Ok(Value::String(out));
-    }
-    serde_json::from_str(&out).map_err(|e| format!("output is not JSON ({e}): {out}\n{err}"))
-}
 
 fn osc_ok(s: &Server, args: &[&str]) -> Value {
     osc(s, &[], args, true).unwrap_or_else(|e| panic!("openstack {}: {e}", args.join(" ")))
@@ -49,25 +21,6 @@ fn names(list: &Value) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-/// A root filesystem tar with busybox and its shell.
-fn rootfs_tar(dir: &std::path::Path) -> std::path::PathBuf {
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
-    let tar = dir.join("rootfs.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(ok.success());
-    tar
 }
 
 async fn glance(

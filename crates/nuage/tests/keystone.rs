@@ -1775,7 +1775,11 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
     let catalog = osc_ok(&s, none, &["catalog", "list"]);
     let mut kinds = names(&catalog, "Type");
     kinds.sort();
-    assert_eq!(kinds, ["compute", "identity", "image", "object-store"], "{catalog}");
+    assert_eq!(
+        kinds,
+        ["compute", "identity", "image", "object-store"],
+        "{catalog}"
+    );
 
     let services = osc_ok(&s, none, &["service", "list", "--long"]);
     let mut svc = names(&services, "Name");

@@ -7,36 +7,8 @@
 
 mod common;
 
-use common::{call, Aws, Options, Server};
+use common::{call, osc, start_without_compute as start_plain, Aws, Server};
 use serde_json::{json, Value};
-
-fn start_plain() -> Server {
-    Server::start_with(Options {
-        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
-        ..Options::default()
-    })
-}
-
-/// `openstack ARGS -f json` with admin.env plus `env`: the parsed output,
-/// or stderr.
-fn osc(s: &Server, env: &[(&str, &str)], args: &[&str], json_out: bool) -> Result<Value, String> {
-    let mut c = s.client("openstack");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.args(args);
-    if json_out {
-        c.args(["-f", "json"]);
-    }
-    let (ok, out, err) = common::run(&mut c);
-    if !ok {
-        return Err(err);
-    }
-    if !json_out {
-        return Ok(Value::String(out));
-    }
-    serde_json::from_str(&out).map_err(|e| format!("output is not JSON ({e}): {out}\n{err}"))
-}
 
 fn osc_ok(s: &Server, args: &[&str]) -> Value {
     osc(s, &[], args, true).unwrap_or_else(|e| panic!("openstack {}: {e}", args.join(" ")))

@@ -2066,21 +2066,11 @@ fn complete_xml(parts: &[(u32, &str)]) -> Vec<u8> {
 /// A project, a member of it with `password`, and an S3 key of theirs.
 async fn stranger(srv: &Server, name: &str, password: &str) -> Creds {
     let (pid, uid) = common::project_with_member(srv, name, password).await;
-    let token = srv
-        .token_for(&format!("{name}-user"), password, Some(name))
-        .await;
-    let (st, k) = common::call(
-        srv,
-        &token,
-        "POST",
-        &format!("/v3/users/{uid}/credentials/OS-EC2"),
-        Some(json!({"tenant_id": pid})),
-    )
-    .await;
-    assert_eq!(st, 201, "{k}");
+    let (access, secret) =
+        common::ec2_credentials(srv, &format!("{name}-user"), password, name, &pid, &uid).await;
     Creds {
-        access: k["credential"]["access"].as_str().expect("access").into(),
-        secret: k["credential"]["secret"].as_str().expect("secret").into(),
+        access,
+        secret,
         region: srv.env()["AWS_DEFAULT_REGION"].clone(),
     }
 }

@@ -96,8 +96,7 @@ impl Fault {
         let (kind, message) = context::public_error(e);
         let status = match kind {
             ErrorKind::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
-            other => StatusCode::from_u16(other.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            other => context::status_of(other),
         };
         Fault::new(status, message)
     }
@@ -331,11 +330,7 @@ pub async fn handle(core: SharedCore, req: axum::extract::Request) -> Response {
 
 async fn serve(core: &Core, req: axum::extract::Request) -> Result<Response> {
     let (parts, body) = req.into_parts();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = crate::wire::query_pairs(&parts.uri);
     let (mut op, reads_json) = Op::parse(&parts.method, parts.uri.path(), &query)?;
     let mut body = Some(body);
     if reads_json {
@@ -548,23 +543,21 @@ async fn list(core: &Core, caller: &Principal, q: ListQuery) -> Result<Response>
     if q.descending {
         all.reverse();
     }
-    let start = match &q.marker {
-        None => 0,
-        Some(m) => {
-            all.iter().position(|i| &i.id == m).ok_or_else(|| {
-                Fault::bad_request(format!("Invalid marker. Image {m} could not be found."))
-            })? + 1
-        }
-    };
-    let rest = &all[start.min(all.len())..];
-    let shown = &rest[..q.limit.unwrap_or(usize::MAX).min(rest.len())];
+    let (shown, more) =
+        crate::wire::after_marker(&all, |i| i.id.as_str(), q.marker.as_deref(), q.limit)
+            .ok_or_else(|| {
+                Fault::bad_request(format!(
+                    "Invalid marker. Image {} could not be found.",
+                    q.marker.as_deref().unwrap_or_default()
+                ))
+            })?;
     let mut out = json!({
         "images": shown.iter().map(|i| view(core, i)).collect::<Vec<_>>(),
         "first": "/v2/images",
         "schema": "/v2/schemas/images",
     });
     if let (Some(limit), Some(last)) = (q.limit, shown.last()) {
-        if rest.len() > limit {
+        if more {
             out["next"] = json!(format!("/v2/images?limit={limit}&marker={}", last.id));
         }
     }

@@ -43,10 +43,7 @@ impl KeystoneError {
     }
 
     pub fn of_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            message,
-        )
+        Self::new(crate::context::status_of(kind), message)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

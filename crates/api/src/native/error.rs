@@ -21,11 +21,7 @@ impl NativeError {
     }
 
     pub fn of_kind(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            kind.code(),
-            message,
-        )
+        Self::new(crate::context::status_of(kind), kind.code(), message)
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {

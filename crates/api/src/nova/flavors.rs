@@ -164,17 +164,18 @@ impl Op {
                 if page.descending {
                     all.reverse();
                 }
-                let start = match &page.marker {
-                    None => 0,
-                    Some(m) => {
-                        all.iter()
-                            .position(|t| &t.name == m)
-                            .ok_or_else(|| Fault::bad_request(format!("marker [{m}] not found")))?
-                            + 1
-                    }
-                };
-                let rest = &all[start.min(all.len())..];
-                let shown = &rest[..page.limit.unwrap_or(usize::MAX).min(rest.len())];
+                let (shown, more) = crate::wire::after_marker(
+                    &all,
+                    |t| t.name.as_str(),
+                    page.marker.as_deref(),
+                    page.limit,
+                )
+                .ok_or_else(|| {
+                    Fault::bad_request(format!(
+                        "marker [{}] not found",
+                        page.marker.as_deref().unwrap_or_default()
+                    ))
+                })?;
                 let items: Vec<Value> = shown
                     .iter()
                     .map(|t| {
@@ -187,7 +188,7 @@ impl Op {
                     .collect();
                 let mut out = json!({ "flavors": items });
                 if let (Some(limit), Some(last)) = (page.limit, shown.last()) {
-                    if shown.len() == limit && rest.len() > limit {
+                    if more {
                         let path = if detail { "flavors/detail" } else { "flavors" };
                         out["flavors_links"] = json!([{
                             "rel": "next",

@@ -76,17 +76,14 @@ impl Op {
         match self {
             Op::List { limit, marker } => {
                 let all = core.compute.list_key_pairs(caller).await?;
-                let start = match &marker {
-                    None => 0,
-                    Some(m) => {
-                        all.iter()
-                            .position(|k| &k.name == m)
-                            .ok_or_else(|| Fault::bad_request(format!("marker [{m}] not found")))?
-                            + 1
-                    }
-                };
-                let rest = &all[start.min(all.len())..];
-                let shown = &rest[..limit.unwrap_or(usize::MAX).min(rest.len())];
+                let (shown, _) =
+                    crate::wire::after_marker(&all, |k| k.name.as_str(), marker.as_deref(), limit)
+                        .ok_or_else(|| {
+                            Fault::bad_request(format!(
+                                "marker [{}] not found",
+                                marker.as_deref().unwrap_or_default()
+                            ))
+                        })?;
                 let items: Vec<Value> = shown
                     .iter()
                     .map(|k| {

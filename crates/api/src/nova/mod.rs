@@ -144,8 +144,7 @@ impl Fault {
             // Nova answers an exceeded quota with 403 Forbidden.
             ErrorKind::QuotaExceeded => StatusCode::FORBIDDEN,
             ErrorKind::AlreadyExists => StatusCode::CONFLICT,
-            other => StatusCode::from_u16(other.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            other => context::status_of(other),
         };
         Fault::new(status, message)
     }
@@ -335,11 +334,7 @@ async fn serve(
             format!("The request body is larger than {MAX_BODY} bytes."),
         )
     })?;
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = crate::wire::query_pairs(&parts.uri);
     let op = Op::parse(&parts.method, parts.uri.path(), &query, &raw)?;
     match op {
         Op::Versions => {

@@ -146,11 +146,7 @@ fn swift_headers(h: &mut HeaderMap) {
 
 async fn serve(core: &Core, req: Request) -> Result<Response> {
     let (parts, body) = req.into_parts();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = crate::wire::query_pairs(&parts.uri);
     let op = Operation::parse(&parts.method, parts.uri.path(), &query, &parts.headers)?;
     if op == Operation::Info {
         return Ok(info());

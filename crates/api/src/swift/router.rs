@@ -419,10 +419,7 @@ mod tests {
 
     fn parse(method: &str, uri: &str, headers: &[(&str, &str)]) -> Result<Operation, Fail> {
         let uri: http::Uri = uri.parse().expect("uri");
-        let query: Vec<(String, String)> = uri
-            .query()
-            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-            .unwrap_or_default();
+        let query = crate::wire::query_pairs(&uri);
         let mut h = HeaderMap::new();
         for (k, v) in headers {
             h.insert(

@@ -535,17 +535,30 @@ pub async fn project_with_member(s: &Server, name: &str, password: &str) -> (Str
     .await;
     assert_eq!(st, 201, "{p}");
     let pid = p["project"]["id"].as_str().expect("project id").to_string();
+    let uid = user_with_role(s, &pid, &format!("{name}-user"), password, "member").await;
+    (pid, uid)
+}
+
+/// A new user `name` holding `role` on project `pid`: its id.
+pub async fn user_with_role(
+    s: &Server,
+    pid: &str,
+    name: &str,
+    password: &str,
+    role: &str,
+) -> String {
+    let admin = s.admin_token().await;
     let (st, u) = call(
         s,
         &admin,
         "POST",
         "/v3/users",
-        Some(serde_json::json!({"user": {"name": format!("{name}-user"), "password": password, "default_project_id": pid}})),
+        Some(serde_json::json!({"user": {"name": name, "password": password, "default_project_id": pid}})),
     )
     .await;
     assert_eq!(st, 201, "{u}");
     let uid = u["user"]["id"].as_str().expect("user id").to_string();
-    let (st, roles) = call(s, &admin, "GET", "/v3/roles?name=member", None).await;
+    let (st, roles) = call(s, &admin, "GET", &format!("/v3/roles?name={role}"), None).await;
     assert_eq!(st, 200, "{roles}");
     let rid = roles["roles"][0]["id"].as_str().expect("role id");
     let (st, _) = call(
@@ -557,7 +570,86 @@ pub async fn project_with_member(s: &Server, name: &str, password: &str) -> (Str
     )
     .await;
     assert_eq!(st, 204);
-    (pid, uid)
+    uid
+}
+
+/// EC2 credentials (access key, secret) that `user` (id `uid`) makes for
+/// itself on `project` (id `pid`).
+pub async fn ec2_credentials(
+    s: &Server,
+    user: &str,
+    password: &str,
+    project: &str,
+    pid: &str,
+    uid: &str,
+) -> (String, String) {
+    let token = s.token_for(user, password, Some(project)).await;
+    let (st, k) = call(
+        s,
+        &token,
+        "POST",
+        &format!("/v3/users/{uid}/credentials/OS-EC2"),
+        Some(serde_json::json!({"tenant_id": pid})),
+    )
+    .await;
+    assert_eq!(st, 201, "{k}");
+    (
+        k["credential"]["access"].as_str().expect("access").into(),
+        k["credential"]["secret"].as_str().expect("secret").into(),
+    )
+}
+
+/// A server without a compute node, for the calls that need none.
+pub fn start_without_compute() -> Server {
+    Server::start_with(Options {
+        env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
+        ..Options::default()
+    })
+}
+
+/// `openstack ARGS` (with `-f json` when `json_out`) on admin.env plus
+/// `env`: the parsed output (its text when not JSON), or stderr.
+pub fn osc(
+    s: &Server,
+    env: &[(&str, &str)],
+    args: &[&str],
+    json_out: bool,
+) -> Result<serde_json::Value, String> {
+    let mut c = s.client("openstack");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.args(args);
+    if json_out {
+        c.args(["-f", "json"]);
+    }
+    let (ok, out, err) = run(&mut c);
+    if !ok {
+        return Err(err);
+    }
+    if !json_out {
+        return Ok(serde_json::Value::String(out));
+    }
+    serde_json::from_str(&out).map_err(|e| format!("output is not JSON ({e}): {out}\n{err}"))
+}
+
+/// A root filesystem tar in `dir` with busybox and its shell.
+pub fn rootfs_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
+    let tar = dir.join("rootfs.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(ok.success());
+    tar
 }
 
 /// A Keystone token for `user` scoped to `project`, and that project's
