@@ -259,6 +259,28 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     assert_eq!(ingress.len(), 2, "port 80 was not added: {rules}");
     assert!(ingress.contains(&(22, "tcp".into())), "{rules}");
 
+    // A revoke naming one missing rule removes none (ICMP still answers
+    // below); a missing rule id is its own code.
+    let err = aws.fails(&[
+        "ec2",
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--ip-permissions",
+        "IpProtocol=icmp,FromPort=-1,ToPort=-1,IpRanges=[{CidrIp=0.0.0.0/0}]",
+        "IpProtocol=udp,FromPort=53,ToPort=53,IpRanges=[{CidrIp=0.0.0.0/0}]",
+    ]);
+    assert!(err.contains("InvalidPermission.NotFound"), "{err}");
+    let err = aws2.fails(&[
+        "ec2",
+        "revoke-security-group-ingress",
+        "--group-id",
+        &sg,
+        "--security-group-rule-ids",
+        "sgr-0123456789abcdef0",
+    ]);
+    assert!(err.contains("InvalidSecurityGroupRuleId.NotFound"), "{err}");
+
     // Two instances with user data and tags, in the subnet, in the group.
     let ami = aws.json(&[
         "ec2",
