@@ -84,6 +84,10 @@ pub enum NetworkError {
         id: String,
         reason: &'static str,
     },
+    /// The router joins no subnet of the network it is to be detached
+    /// from (EC2's Gateway.NotAttached).
+    #[error("router {router} is not attached to network {network}")]
+    NotAttached { router: String, network: String },
     /// A floating address cannot reach the port: no router of the project
     /// joins the port's subnet to the address's external network.
     #[error("external network {network} is not reachable from subnet {subnet}: add the subnet to a router whose gateway is on that network")]
@@ -154,6 +158,7 @@ impl HasKind for NetworkError {
             | NetworkError::AddressInUse { .. }
             | NetworkError::InUse { .. }
             | NetworkError::NotReachable { .. }
+            | NetworkError::NotAttached { .. }
             | NetworkError::Conflict(_) => ErrorKind::Conflict,
             NetworkError::QuotaExceeded { .. } | NetworkError::LimitExceeded { .. } => {
                 ErrorKind::QuotaExceeded

@@ -183,75 +183,61 @@ impl NetworkService {
         id: &str,
         subnet: &str,
     ) -> NetworkResult<Router> {
-        let missing = || NetworkError::not_found(Resource::Subnet, subnet);
         let mut tx = self.begin().await?;
         let r = self.visible_router(&mut tx, caller, id).await?;
         must_write(caller, "network:add_router_interface", &r.project_id)?;
-        let s = repo::get_subnet(&mut tx, subnet)
-            .await?
-            .ok_or_else(missing)?;
-        let n = repo::get_network(&mut tx, &s.network_id)
-            .await?
-            .ok_or_else(missing)?;
-        if n.project_id != r.project_id {
-            return Err(missing());
-        }
-        if n.external {
-            return Err(NetworkError::invalid(format!(
-                "subnet {subnet} is on an external network; set it as the router's gateway instead"
-            )));
-        }
         repo::bump_router(&mut tx, id, now()).await?;
-        let cidr: Cidr = s
-            .cidr
-            .parse()
-            .map_err(|e| NetworkError::Internal(format!("stored CIDR {}: {e}", s.cidr)))?;
-        for i in &r.interfaces {
-            if i.subnet_id == subnet {
-                return Err(NetworkError::Conflict(format!(
-                    "router {id} already has an interface on subnet {subnet}"
-                )));
-            }
-            if let Some(other) = repo::get_subnet(&mut tx, &i.subnet_id).await? {
-                if other.cidr.parse::<Cidr>().is_ok_and(|o| o.overlaps(cidr)) {
-                    return Err(NetworkError::OverlappingCidr {
-                        cidr: s.cidr.clone(),
-                        network: format!("router {id}"),
-                        existing: other.id,
-                        existing_cidr: other.cidr,
-                    });
-                }
-            }
-        }
-        let added = insert_port(
-            &mut tx,
-            PortSpec {
-                project: &r.project_id,
-                network: &n.id,
-                name: "",
-                owner: device_owner::ROUTER_INTERFACE,
-                device: id,
-                addresses: vec![(subnet.to_string(), Want::Gateway)],
-                groups: Vec::new(),
-            },
-        )
-        .await;
-        match added {
-            Ok(_) => {}
-            Err(NetworkError::AddressInUse { .. }) => {
-                return Err(NetworkError::in_use(
-                    Resource::Subnet,
-                    subnet,
-                    "another port holding its gateway address (another router's interface)",
-                ))
-            }
-            Err(e) => return Err(e),
-        }
+        join_subnet(&mut tx, &r.project_id, id, subnet).await?;
         let r = repo::get_router(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
         self.commit(tx).await?;
         tracing::info!(router = %id, subnet = %subnet, "router interface added");
+        Ok(r)
+    }
+
+    /// Makes the router the gateway of a whole network (EC2's
+    /// AttachInternetGateway): it joins every subnet of `network`, all or
+    /// none, in one transaction, so a crash never leaves half a VPC
+    /// routed. Refused with `InUse` of the router when it already has
+    /// interfaces (a router attached this way serves one network), and
+    /// with `InUse` of a subnet when another router serves one of them.
+    /// Subnets made later join when the router is attached again.
+    pub async fn attach_router_to_network(
+        &self,
+        caller: &Principal,
+        id: &str,
+        network: &str,
+    ) -> NetworkResult<Router> {
+        let mut tx = self.begin().await?;
+        let r = self.visible_router(&mut tx, caller, id).await?;
+        must_write(caller, "network:add_router_interface", &r.project_id)?;
+        // The bump locks the router's row: the interface check below
+        // cannot race another attach.
+        repo::bump_router(&mut tx, id, now()).await?;
+        let r = repo::get_router(&mut tx, id)
+            .await?
+            .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
+        let n = self.visible_network(&mut tx, caller, network).await?;
+        if n.project_id != r.project_id || n.external {
+            return Err(NetworkError::not_found(Resource::Network, network));
+        }
+        if let Some(i) = r.interfaces.first() {
+            return Err(NetworkError::in_use(
+                Resource::Router,
+                id,
+                format!("its interface on subnet {}", i.subnet_id),
+            ));
+        }
+        for s in repo::subnets_of(&mut tx, &n.id).await? {
+            // A refusal drops `tx`: the interfaces joined before it go too.
+            join_subnet(&mut tx, &r.project_id, id, &s.id).await?;
+        }
+        let r = repo::get_router(&mut tx, id)
+            .await?
+            .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
+        self.commit(tx).await?;
+        tracing::info!(router = %id, network = %network, "router attached to network");
         Ok(r)
     }
 
@@ -270,19 +256,55 @@ impl NetworkService {
         let Some(i) = r.interfaces.iter().find(|i| i.subnet_id == subnet) else {
             return Err(NetworkError::not_found(Resource::Subnet, subnet));
         };
-        if let Some(fip) = repo::fip_via_router(&mut tx, id, Some(subnet)).await? {
-            return Err(NetworkError::in_use(
-                Resource::Router,
-                id,
-                format!("floating IP {fip} of subnet {subnet}"),
-            ));
-        }
-        remove_port(&mut tx, &i.port_id).await?;
+        leave_subnet(&mut tx, id, subnet, &i.port_id).await?;
         let r = repo::get_router(&mut tx, id)
             .await?
             .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
         self.commit(tx).await?;
         tracing::info!(router = %id, subnet = %subnet, "router interface removed");
+        Ok(r)
+    }
+
+    /// Takes the router off every subnet of `network` (EC2's
+    /// DetachInternetGateway), all or none, in one transaction: refused
+    /// while a floating address of one of them goes through the router,
+    /// and `NotAttached` when the router joins none of them.
+    pub async fn detach_router_from_network(
+        &self,
+        caller: &Principal,
+        id: &str,
+        network: &str,
+    ) -> NetworkResult<Router> {
+        let mut tx = self.begin().await?;
+        let r = self.visible_router(&mut tx, caller, id).await?;
+        must_write(caller, "network:remove_router_interface", &r.project_id)?;
+        repo::bump_router(&mut tx, id, now()).await?;
+        let r = repo::get_router(&mut tx, id)
+            .await?
+            .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
+        let n = self.visible_network(&mut tx, caller, network).await?;
+        if n.project_id != r.project_id {
+            return Err(NetworkError::not_found(Resource::Network, network));
+        }
+        let mine: Vec<_> = r
+            .interfaces
+            .iter()
+            .filter(|i| n.subnets.contains(&i.subnet_id))
+            .collect();
+        if mine.is_empty() {
+            return Err(NetworkError::NotAttached {
+                router: id.to_string(),
+                network: network.to_string(),
+            });
+        }
+        for i in mine {
+            leave_subnet(&mut tx, id, &i.subnet_id, &i.port_id).await?;
+        }
+        let r = repo::get_router(&mut tx, id)
+            .await?
+            .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
+        self.commit(tx).await?;
+        tracing::info!(router = %id, network = %network, "router detached from network");
         Ok(r)
     }
 
@@ -522,4 +544,92 @@ impl NetworkService {
         tracing::info!(floating_ip = %id, "floating IP released");
         Ok(())
     }
+}
+
+/// Adds the interface of router `id` (of `project`, its row locked by the
+/// caller's bump) on `subnet`, in `c`'s transaction.
+async fn join_subnet(
+    c: &mut AnyConnection,
+    project: &str,
+    id: &str,
+    subnet: &str,
+) -> NetworkResult<()> {
+    let missing = || NetworkError::not_found(Resource::Subnet, subnet);
+    let s = repo::get_subnet(c, subnet).await?.ok_or_else(missing)?;
+    let n = repo::get_network(c, &s.network_id)
+        .await?
+        .ok_or_else(missing)?;
+    if n.project_id != project {
+        return Err(missing());
+    }
+    if n.external {
+        return Err(NetworkError::invalid(format!(
+            "subnet {subnet} is on an external network; set it as the router's gateway instead"
+        )));
+    }
+    let r = repo::get_router(c, id)
+        .await?
+        .ok_or_else(|| NetworkError::not_found(Resource::Router, id))?;
+    let cidr: Cidr = s
+        .cidr
+        .parse()
+        .map_err(|e| NetworkError::Internal(format!("stored CIDR {}: {e}", s.cidr)))?;
+    for i in &r.interfaces {
+        if i.subnet_id == subnet {
+            return Err(NetworkError::Conflict(format!(
+                "router {id} already has an interface on subnet {subnet}"
+            )));
+        }
+        if let Some(other) = repo::get_subnet(c, &i.subnet_id).await? {
+            if other.cidr.parse::<Cidr>().is_ok_and(|o| o.overlaps(cidr)) {
+                return Err(NetworkError::OverlappingCidr {
+                    cidr: s.cidr.clone(),
+                    network: format!("router {id}"),
+                    existing: other.id,
+                    existing_cidr: other.cidr,
+                });
+            }
+        }
+    }
+    let added = insert_port(
+        c,
+        PortSpec {
+            project,
+            network: &n.id,
+            name: "",
+            owner: device_owner::ROUTER_INTERFACE,
+            device: id,
+            addresses: vec![(subnet.to_string(), Want::Gateway)],
+            groups: Vec::new(),
+        },
+    )
+    .await;
+    match added {
+        Ok(_) => Ok(()),
+        Err(NetworkError::AddressInUse { .. }) => Err(NetworkError::in_use(
+            Resource::Subnet,
+            subnet,
+            "another port holding its gateway address (another router's interface)",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes router `id`'s interface `port` on `subnet`, in `c`'s
+/// transaction; refused while a floating address of that subnet goes
+/// through the router.
+async fn leave_subnet(
+    c: &mut AnyConnection,
+    id: &str,
+    subnet: &str,
+    port: &str,
+) -> NetworkResult<()> {
+    if let Some(fip) = repo::fip_via_router(c, id, Some(subnet)).await? {
+        return Err(NetworkError::in_use(
+            Resource::Router,
+            id,
+            format!("floating IP {fip} of subnet {subnet}"),
+        ));
+    }
+    remove_port(c, port).await
 }

@@ -12,8 +12,8 @@ use nuage_store::sqlx::AnyConnection;
 
 use crate::cidr::Cidr;
 use crate::types::{
-    prefix, Direction, NewRule, NewSecurityGroup, Protocol, SecurityGroup, SecurityGroupRule,
-    DEFAULT_NAME,
+    prefix, Direction, NewRule, NewSecurityGroup, Protocol, RuleMatch, SecurityGroup,
+    SecurityGroupRule, DEFAULT_NAME,
 };
 use crate::{
     check_name, may_read, must_write, now, repo, NetworkError, NetworkResult, NetworkService,
@@ -336,11 +336,36 @@ impl NetworkService {
         group: &str,
         req: NewRule,
     ) -> NetworkResult<SecurityGroupRule> {
+        let mut added = self
+            .add_security_group_rules(caller, group, vec![req])
+            .await?;
+        added
+            .pop()
+            .ok_or_else(|| NetworkError::Internal("one rule asked, none added".into()))
+    }
+
+    /// Adds every rule of `reqs` or none, in one transaction (EC2's
+    /// Authorize with several permissions): a rule already in the group,
+    /// or given twice, is `AlreadyExists` (EC2's
+    /// `InvalidPermission.Duplicate`) and nothing is written, so a crash
+    /// can never leave half of the list either.
+    pub async fn add_security_group_rules(
+        &self,
+        caller: &Principal,
+        group: &str,
+        reqs: Vec<NewRule>,
+    ) -> NetworkResult<Vec<SecurityGroupRule>> {
+        if reqs.is_empty() {
+            return Err(NetworkError::rule("give at least one rule"));
+        }
         let mut tx = self.begin().await?;
         let g = self.visible_group(&mut tx, caller, group).await?;
         must_write(caller, "network:add_security_group_rule", &g.project_id)?;
-        let rule = check_rule(group, &req)?;
-        if let Some(remote) = &rule.remote_group_id {
+        let rules = reqs
+            .iter()
+            .map(|r| check_rule(group, r))
+            .collect::<NetworkResult<Vec<_>>>()?;
+        for remote in rules.iter().filter_map(|r| r.remote_group_id.as_deref()) {
             let r = repo::get_sg(&mut tx, remote).await?;
             if r.is_none_or(|r| r.project_id != g.project_id) {
                 return Err(NetworkError::not_found(Resource::SecurityGroup, remote));
@@ -351,21 +376,27 @@ impl NetworkService {
             return Err(NetworkError::not_found(Resource::SecurityGroup, group));
         }
         // Counted under the group's row lock: racing adds cannot overrun it.
-        if repo::count_rules(&mut tx, group).await? >= MAX_RULES_PER_GROUP {
+        let held = repo::count_rules(&mut tx, group).await?;
+        if held + rules.len() as i64 > MAX_RULES_PER_GROUP {
             return Err(NetworkError::LimitExceeded {
                 what: "rules in a security group",
                 limit: MAX_RULES_PER_GROUP,
             });
         }
-        if !repo::insert_rule(&mut tx, &rule, &fingerprint(&rule), t).await? {
-            return Err(NetworkError::AlreadyExists {
-                kind: Resource::SecurityGroupRule,
-                name: fingerprint(&rule),
-            });
+        for rule in &rules {
+            // A refusal drops `tx`: the rules inserted before it go too.
+            if !repo::insert_rule(&mut tx, rule, &fingerprint(rule), t).await? {
+                return Err(NetworkError::AlreadyExists {
+                    kind: Resource::SecurityGroupRule,
+                    name: fingerprint(rule),
+                });
+            }
         }
         self.commit(tx).await?;
-        tracing::info!(group = %group, rule = %rule.id, "security group rule added");
-        Ok(rule)
+        for rule in &rules {
+            tracing::info!(group = %group, rule = %rule.id, "security group rule added");
+        }
+        Ok(rules)
     }
 
     /// Removes the rule of `group` that `req` describes (EC2's Revoke,
@@ -377,18 +408,65 @@ impl NetworkService {
         group: &str,
         req: NewRule,
     ) -> NetworkResult<SecurityGroupRule> {
+        let mut removed = self
+            .remove_security_group_rules(caller, group, vec![RuleMatch::Content(req)])
+            .await?;
+        removed
+            .pop()
+            .ok_or_else(|| NetworkError::Internal("one rule named, none removed".into()))
+    }
+
+    /// Removes every rule `wanted` names from `group`, or none, in one
+    /// transaction (EC2's Revoke with several permissions or rule ids): a
+    /// name that matches no rule of the group is `NotFound` of a
+    /// [`Resource::SecurityGroupRule`] (EC2's `InvalidPermission.NotFound`)
+    /// carrying the fingerprint, or the id, it was given, and nothing is
+    /// removed. Two names of one rule remove it once.
+    pub async fn remove_security_group_rules(
+        &self,
+        caller: &Principal,
+        group: &str,
+        wanted: Vec<RuleMatch>,
+    ) -> NetworkResult<Vec<SecurityGroupRule>> {
+        if wanted.is_empty() {
+            return Err(NetworkError::rule("give at least one rule"));
+        }
         let mut tx = self.begin().await?;
+        if !repo::bump_sg(&mut tx, group, now()).await? {
+            return Err(NetworkError::not_found(Resource::SecurityGroup, group));
+        }
+        // Read after the bump, under the group's row lock: what is matched
+        // is what is deleted.
         let g = self.visible_group(&mut tx, caller, group).await?;
         must_write(caller, "network:remove_security_group_rule", &g.project_id)?;
-        let wanted = fingerprint(&check_rule(group, &req)?);
-        let Some(rule) = g.rules.into_iter().find(|r| fingerprint(r) == wanted) else {
-            return Err(NetworkError::not_found(Resource::SecurityGroupRule, wanted));
-        };
-        repo::bump_sg(&mut tx, group, now()).await?;
-        repo::delete_rule(&mut tx, &rule.id).await?;
+        let mut removed: Vec<SecurityGroupRule> = Vec::new();
+        for w in &wanted {
+            let found = match w {
+                RuleMatch::Content(req) => {
+                    let key = fingerprint(&check_rule(group, req)?);
+                    g.rules
+                        .iter()
+                        .find(|r| fingerprint(r) == key)
+                        .ok_or_else(|| NetworkError::not_found(Resource::SecurityGroupRule, key))?
+                }
+                RuleMatch::Id { id, direction } => g
+                    .rules
+                    .iter()
+                    .find(|r| &r.id == id && r.direction == *direction)
+                    .ok_or_else(|| NetworkError::not_found(Resource::SecurityGroupRule, id))?,
+            };
+            if !removed.iter().any(|r| r.id == found.id) {
+                removed.push(found.clone());
+            }
+        }
+        for r in &removed {
+            repo::delete_rule(&mut tx, &r.id).await?;
+        }
         self.commit(tx).await?;
-        tracing::info!(group = %group, rule = %rule.id, "security group rule removed");
-        Ok(rule)
+        for r in &removed {
+            tracing::info!(group = %group, rule = %r.id, "security group rule removed");
+        }
+        Ok(removed)
     }
 
     pub async fn remove_security_group_rule(

@@ -314,6 +314,16 @@ pub struct NewPort {
     pub device_id: String,
 }
 
+/// A rule of a group to revoke, named as EC2's Revoke names it.
+#[derive(Debug, Clone)]
+pub enum RuleMatch {
+    /// The rule with this content (the same normalisation as the
+    /// duplicate check; the description does not count).
+    Content(NewRule),
+    /// The rule with this id, which must go in this direction.
+    Id { id: String, direction: Direction },
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecurityGroup {

@@ -11,7 +11,7 @@ use nuage_model::identity::Principal;
 use nuage_model::{ErrorKind, HasKind};
 use nuage_network::types::{
     Direction, FixedIpRequest, Network, NewNetwork, NewPort, NewRouter, NewRule, NewSecurityGroup,
-    NewSubnet, Pool, Subnet,
+    NewSubnet, Pool, RuleMatch, Subnet,
 };
 use nuage_network::{NetworkConfig, NetworkError, NetworkService, Resource};
 use nuage_store::sqlx;
@@ -1702,5 +1702,359 @@ async fn network_ranges_and_rules_revoked_by_content() {
         let ids: Vec<&str> = g.rules.iter().map(|r| r.id.as_str()).collect();
         assert!(ids.contains(&kept.id.as_str()), "{engine}: {ids:?}");
         assert!(!ids.contains(&gone.id.as_str()), "{engine}: {ids:?}");
+    }
+}
+
+/// EC2's Authorize and Revoke with several rules are one transaction
+/// each: a list whose last rule is a duplicate adds nothing, a revoke
+/// naming one missing rule removes nothing.
+#[tokio::test]
+async fn rule_lists_are_all_or_nothing() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let g = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "web".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("group");
+        let rule = |protocol: &str, ports: Option<(i64, i64)>, cidr: &str| NewRule {
+            direction: Direction::Ingress,
+            protocol: protocol.into(),
+            port_range_min: ports.map(|p| p.0),
+            port_range_max: ports.map(|p| p.1),
+            remote_cidr: Some(cidr.into()),
+            remote_group_id: None,
+            description: String::new(),
+        };
+        let ssh = || rule("tcp", Some((22, 22)), "10.0.0.0/8");
+        let icmp = || rule("icmp", Some((8, 0)), "0.0.0.0/0");
+        let http = || rule("tcp", Some((80, 80)), "0.0.0.0/0");
+        let held = w
+            .net
+            .add_security_group_rules(&w.a, &g.id, vec![http()])
+            .await
+            .expect("http");
+        let before = w.net.get_security_group(&w.a, &g.id).await.expect("group");
+        let rows = count(&w, "security_group_rules").await;
+
+        // The last rule is already held; then the last repeats the first.
+        for list in [vec![ssh(), icmp(), http()], vec![ssh(), icmp(), ssh()]] {
+            let e = w
+                .net
+                .add_security_group_rules(&w.a, &g.id, list)
+                .await
+                .expect_err("duplicate");
+            assert!(
+                matches!(
+                    e,
+                    NetworkError::AlreadyExists {
+                        kind: Resource::SecurityGroupRule,
+                        ..
+                    }
+                ),
+                "{engine}: {e:?}"
+            );
+            assert_eq!(count(&w, "security_group_rules").await, rows, "{engine}");
+            let now = w.net.get_security_group(&w.a, &g.id).await.expect("group");
+            assert_eq!(now.generation, before.generation, "{engine}");
+            assert_eq!(now.rules.len(), before.rules.len(), "{engine}");
+        }
+        // A bad rule anywhere in the list: nothing either.
+        let e = w
+            .net
+            .add_security_group_rules(&w.a, &g.id, vec![ssh(), rule("gre", None, "0.0.0.0/0")])
+            .await
+            .expect_err("bad protocol");
+        assert!(matches!(e, NetworkError::InvalidRule(_)), "{engine}: {e:?}");
+        assert_eq!(count(&w, "security_group_rules").await, rows, "{engine}");
+
+        let added = w
+            .net
+            .add_security_group_rules(&w.a, &g.id, vec![ssh(), icmp()])
+            .await
+            .expect("two rules");
+        assert_eq!(added.len(), 2, "{engine}");
+        assert_eq!(
+            count(&w, "security_group_rules").await,
+            rows + 2,
+            "{engine}"
+        );
+
+        // Revoke: one missing rule (by content, then by id, then an egress
+        // rule's id named as ingress) and nothing goes.
+        let egress = before
+            .rules
+            .iter()
+            .find(|r| r.direction == Direction::Egress)
+            .expect("the group's egress rule")
+            .id
+            .clone();
+        for missing in [
+            RuleMatch::Content(rule("udp", Some((53, 53)), "0.0.0.0/0")),
+            RuleMatch::Id {
+                id: "sgr-0000000000000000f".into(),
+                direction: Direction::Ingress,
+            },
+            RuleMatch::Id {
+                id: egress.clone(),
+                direction: Direction::Ingress,
+            },
+        ] {
+            let e = w
+                .net
+                .remove_security_group_rules(
+                    &w.a,
+                    &g.id,
+                    vec![RuleMatch::Content(ssh()), missing.clone()],
+                )
+                .await
+                .expect_err("missing");
+            assert!(
+                matches!(
+                    e,
+                    NetworkError::NotFound {
+                        kind: Resource::SecurityGroupRule,
+                        ..
+                    }
+                ),
+                "{engine} {missing:?}: {e:?}"
+            );
+            assert_eq!(
+                count(&w, "security_group_rules").await,
+                rows + 2,
+                "{engine}"
+            );
+        }
+        let e = w
+            .net
+            .remove_security_group_rules(&w.b, &g.id, vec![RuleMatch::Content(ssh())])
+            .await
+            .expect_err("foreign");
+        assert!(
+            matches!(
+                e,
+                NetworkError::NotFound {
+                    kind: Resource::SecurityGroup,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        let removed = w
+            .net
+            .remove_security_group_rules(
+                &w.a,
+                &g.id,
+                vec![
+                    RuleMatch::Content(ssh()),
+                    RuleMatch::Id {
+                        id: added[1].id.clone(),
+                        direction: Direction::Ingress,
+                    },
+                    RuleMatch::Content(icmp()),
+                ],
+            )
+            .await
+            .expect("revoke two");
+        let mut gone: Vec<&str> = removed.iter().map(|r| r.id.as_str()).collect();
+        gone.sort();
+        let mut want = vec![added[0].id.as_str(), added[1].id.as_str()];
+        want.sort();
+        assert_eq!(gone, want, "{engine}: one rule named twice goes once");
+        let g = w.net.get_security_group(&w.a, &g.id).await.expect("group");
+        let left: Vec<&str> = g.rules.iter().map(|r| r.id.as_str()).collect();
+        assert!(left.contains(&held[0].id.as_str()), "{engine}: {left:?}");
+        assert_eq!(count(&w, "security_group_rules").await, rows, "{engine}");
+    }
+}
+
+/// A router attached to a network joins all its subnets or none, and
+/// leaves them all or none.
+#[tokio::test]
+async fn router_attach_to_a_network_is_atomic() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let ext = external(&w, "203.0.113.0/24").await;
+        let router = |name: &str| NewRouter {
+            name: name.into(),
+            external_network_id: Some(ext.id.clone()),
+        };
+        let r = w
+            .net
+            .create_router(&w.a, router("igw"))
+            .await
+            .expect("router");
+        let other = w
+            .net
+            .create_router(&w.a, router("other"))
+            .await
+            .expect("router");
+        let (n, s1) = network_with_subnet(&w, &w.a, "10.50.0.0/24").await;
+        let mut subnets = vec![s1.id.clone()];
+        for cidr in ["10.50.1.0/24", "10.50.2.0/24"] {
+            let s = w
+                .net
+                .create_subnet(
+                    &w.a,
+                    NewSubnet {
+                        network_id: n.id.clone(),
+                        cidr: cidr.into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("subnet");
+            subnets.push(s.id);
+        }
+        // The last subnet is served by another router: nothing joins.
+        w.net
+            .add_router_interface(&w.a, &other.id, &subnets[2])
+            .await
+            .expect("other router");
+        let ports = count(&w, "ports").await;
+        let before = w.net.get_router(&w.a, &r.id).await.expect("router");
+        let e = w
+            .net
+            .attach_router_to_network(&w.a, &r.id, &n.id)
+            .await
+            .expect_err("a subnet has a router");
+        assert!(
+            matches!(
+                e,
+                NetworkError::InUse {
+                    kind: Resource::Subnet,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        let now = w.net.get_router(&w.a, &r.id).await.expect("router");
+        assert!(now.interfaces.is_empty(), "{engine}: {:?}", now.interfaces);
+        assert_eq!(now.generation, before.generation, "{engine}");
+        assert_eq!(count(&w, "ports").await, ports, "{engine}");
+        // Another project's router or network is not found.
+        let e = w
+            .net
+            .attach_router_to_network(&w.b, &r.id, &n.id)
+            .await
+            .expect_err("foreign router");
+        assert!(
+            matches!(e, NetworkError::NotFound { .. }),
+            "{engine}: {e:?}"
+        );
+        let (nb, _) = network_with_subnet(&w, &w.b, "10.50.0.0/24").await;
+        let e = w
+            .net
+            .attach_router_to_network(&w.a, &r.id, &nb.id)
+            .await
+            .expect_err("foreign network");
+        assert!(
+            matches!(e, NetworkError::NotFound { .. }),
+            "{engine}: {e:?}"
+        );
+
+        w.net
+            .remove_router_interface(&w.a, &other.id, &subnets[2])
+            .await
+            .expect("free the subnet");
+        let attached = w
+            .net
+            .attach_router_to_network(&w.a, &r.id, &n.id)
+            .await
+            .expect("attach");
+        let mut joined: Vec<String> = attached
+            .interfaces
+            .iter()
+            .map(|i| i.subnet_id.clone())
+            .collect();
+        joined.sort();
+        let mut want = subnets.clone();
+        want.sort();
+        assert_eq!(joined, want, "{engine}");
+        assert_eq!(attached.generation, before.generation + 1, "{engine}");
+        let e = w
+            .net
+            .attach_router_to_network(&w.a, &r.id, &n.id)
+            .await
+            .expect_err("again");
+        assert!(
+            matches!(
+                e,
+                NetworkError::InUse {
+                    kind: Resource::Router,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+
+        // A floating address through the last subnet holds the whole
+        // detach back.
+        let port = w
+            .net
+            .create_port(
+                &w.a,
+                NewPort {
+                    network_id: n.id.clone(),
+                    fixed_ips: vec![FixedIpRequest {
+                        subnet_id: Some(subnets[2].clone()),
+                        ip_address: None,
+                    }],
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("port");
+        let fip = w
+            .net
+            .allocate_floating_ip(&w.a, Some(&ext.id))
+            .await
+            .expect("fip");
+        w.net
+            .associate_floating_ip(&w.a, &fip.id, &port.id, None)
+            .await
+            .expect("associate");
+        let e = w
+            .net
+            .detach_router_from_network(&w.a, &r.id, &n.id)
+            .await
+            .expect_err("fip through it");
+        assert!(
+            matches!(
+                e,
+                NetworkError::InUse {
+                    kind: Resource::Router,
+                    ..
+                }
+            ),
+            "{engine}: {e:?}"
+        );
+        let now = w.net.get_router(&w.a, &r.id).await.expect("router");
+        assert_eq!(now.interfaces.len(), 3, "{engine}");
+        w.net
+            .disassociate_floating_ip(&w.a, &fip.id)
+            .await
+            .expect("disassociate");
+        let detached = w
+            .net
+            .detach_router_from_network(&w.a, &r.id, &n.id)
+            .await
+            .expect("detach");
+        assert!(detached.interfaces.is_empty(), "{engine}");
+        let e = w
+            .net
+            .detach_router_from_network(&w.a, &r.id, &n.id)
+            .await
+            .expect_err("not attached");
+        assert!(
+            matches!(e, NetworkError::NotAttached { .. }),
+            "{engine}: {e:?}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use nuage_network::types::{
     device_owner, Direction, FloatingIp, Network, NewNetwork, NewRouter, NewRule, NewSecurityGroup,
-    NewSubnet, Port, Protocol, Router, SecurityGroup, SecurityGroupRule, Subnet,
+    NewSubnet, Port, Protocol, Router, RuleMatch, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use nuage_network::{NetworkError, Resource};
 
@@ -1190,8 +1190,8 @@ async fn new_rules(
     Ok(out)
 }
 
-/// Adds every rule or none: a refusal (a duplicate, a bad port) removes
-/// the ones this call added before it.
+/// Adds every rule or none: the service does it in one transaction, and
+/// a duplicate is its `AlreadyExists` (`InvalidPermission.Duplicate`).
 async fn authorize(
     ctx: &Ctx<'_>,
     action: &str,
@@ -1201,21 +1201,11 @@ async fn authorize(
 ) -> Result<Xml> {
     let id = group_id(ctx, &group).await?;
     let rules = new_rules(ctx, direction, perms).await?;
-    let net = &ctx.core.network;
-    let mut added: Vec<SecurityGroupRule> = Vec::new();
-    for r in rules {
-        match net.add_security_group_rule(ctx.principal, &id, r).await {
-            Ok(rule) => added.push(rule),
-            Err(e) => {
-                for a in &added {
-                    if let Err(undo) = net.remove_security_group_rule(ctx.principal, &a.id).await {
-                        tracing::warn!(rule = %a.id, error = %undo, "could not undo a rule of a refused authorize");
-                    }
-                }
-                return Err(e.into());
-            }
-        }
-    }
+    let added = ctx
+        .core
+        .network
+        .add_security_group_rules(ctx.principal, &id, rules)
+        .await?;
     let owner = ctx.principal.project_id.clone();
     let none = BTreeMap::new();
     let mut x = ctx.xml(action);
@@ -1226,6 +1216,10 @@ async fn authorize(
     Ok(x)
 }
 
+/// Removes every rule named, by content or by id, or none (one service
+/// transaction). A rule id that matches nothing is EC2's
+/// `InvalidSecurityGroupRuleId.NotFound`, a permission
+/// `InvalidPermission.NotFound`.
 async fn revoke(
     ctx: &Ctx<'_>,
     action: &str,
@@ -1235,46 +1229,36 @@ async fn revoke(
     rule_ids: Vec<String>,
 ) -> Result<Xml> {
     let id = group_id(ctx, &group).await?;
-    let g = ctx
-        .core
+    let mut wanted: Vec<RuleMatch> = new_rules(ctx, direction, perms)
+        .await?
+        .into_iter()
+        .map(RuleMatch::Content)
+        .collect();
+    wanted.extend(rule_ids.iter().map(|r| RuleMatch::Id {
+        id: r.clone(),
+        direction,
+    }));
+    ctx.core
         .network
-        .get_security_group(ctx.principal, &id)
-        .await?;
-    for r in &rule_ids {
-        if !g
-            .rules
-            .iter()
-            .any(|x| &x.id == r && x.direction == direction)
-        {
-            return Err(Ec2Error::not_found(
+        .remove_security_group_rules(ctx.principal, &id, wanted)
+        .await
+        .map_err(|e| match e {
+            NetworkError::NotFound {
+                kind: Resource::SecurityGroupRule,
+                id: r,
+            } if rule_ids.contains(&r) => Ec2Error::not_found(
                 "InvalidSecurityGroupRuleId.NotFound",
                 format!("The security group rule ID '{r}' does not exist in group {id}"),
-            ));
-        }
-    }
-    let rules = new_rules(ctx, direction, perms).await?;
-    for r in rules {
-        ctx.core
-            .network
-            .remove_matching_rule(ctx.principal, &id, r)
-            .await
-            .map_err(|e| match e {
-                NetworkError::NotFound {
-                    kind: Resource::SecurityGroupRule,
-                    ..
-                } => Ec2Error::not_found(
-                    "InvalidPermission.NotFound",
-                    "The specified rule does not exist in this security group.",
-                ),
-                e => e.into(),
-            })?;
-    }
-    for r in rule_ids {
-        ctx.core
-            .network
-            .remove_security_group_rule(ctx.principal, &r)
-            .await?;
-    }
+            ),
+            NetworkError::NotFound {
+                kind: Resource::SecurityGroupRule,
+                ..
+            } => Ec2Error::not_found(
+                "InvalidPermission.NotFound",
+                "The specified rule does not exist in this security group.",
+            ),
+            e => e.into(),
+        })?;
     Ok(returns_true(ctx, action))
 }
 
@@ -1955,63 +1939,51 @@ async fn create_gateway(ctx: &Ctx<'_>, tags: BTreeMap<String, String>) -> Result
     Ok(x)
 }
 
-/// Joins the gateway's router to every subnet of the VPC, or to none: a
-/// refusal removes the interfaces this call added.
+/// Joins the gateway's router to every subnet of the VPC, or to none (one
+/// service transaction).
 async fn attach_gateway(ctx: &Ctx<'_>, igw: &str, vpc: &str) -> Result<()> {
     let r = gateway(ctx, igw).await?;
     let n = own_vpc(ctx, vpc).await?;
-    if !r.interfaces.is_empty() {
-        return Err(Ec2Error::new(
-            400,
-            "Resource.AlreadyAssociated",
-            format!("resource {igw} is already attached to a network"),
-        ));
-    }
-    let net = &ctx.core.network;
-    let mut joined: Vec<String> = Vec::new();
-    for s in &n.subnets {
-        if let Err(e) = net.add_router_interface(ctx.principal, &r.id, s).await {
-            for j in &joined {
-                if let Err(undo) = net.remove_router_interface(ctx.principal, &r.id, j).await {
-                    tracing::warn!(router = %r.id, subnet = %j, error = %undo, "could not undo an interface of a refused attach");
-                }
-            }
-            return Err(match e {
-                NetworkError::InUse { .. } | NetworkError::AddressInUse { .. } => Ec2Error::new(
-                    400,
-                    "Resource.AlreadyAssociated",
-                    format!("a subnet of {vpc} is already served by another gateway: {e}"),
-                ),
-                e => e.into(),
-            });
-        }
-        joined.push(s.clone());
-    }
+    ctx.core
+        .network
+        .attach_router_to_network(ctx.principal, &r.id, &n.id)
+        .await
+        .map_err(|e| match e {
+            NetworkError::InUse {
+                kind: Resource::Router,
+                ..
+            } => Ec2Error::new(
+                400,
+                "Resource.AlreadyAssociated",
+                format!("resource {igw} is already attached to a network"),
+            ),
+            NetworkError::InUse { .. } | NetworkError::AddressInUse { .. } => Ec2Error::new(
+                400,
+                "Resource.AlreadyAssociated",
+                format!("a subnet of {vpc} is already served by another gateway: {e}"),
+            ),
+            e => e.into(),
+        })?;
     Ok(())
 }
 
+/// Takes the gateway's router off every subnet of the VPC, or none (one
+/// service transaction).
 async fn detach_gateway(ctx: &Ctx<'_>, igw: &str, vpc: &str) -> Result<()> {
     let r = gateway(ctx, igw).await?;
     let n = own_vpc(ctx, vpc).await?;
-    let mine: Vec<&str> = r
-        .interfaces
-        .iter()
-        .filter(|i| n.subnets.contains(&i.subnet_id))
-        .map(|i| i.subnet_id.as_str())
-        .collect();
-    if mine.is_empty() {
-        return Err(Ec2Error::new(
-            400,
-            "Gateway.NotAttached",
-            format!("resource {igw} is not attached to network {vpc}"),
-        ));
-    }
-    for s in mine {
-        ctx.core
-            .network
-            .remove_router_interface(ctx.principal, &r.id, s)
-            .await?;
-    }
+    ctx.core
+        .network
+        .detach_router_from_network(ctx.principal, &r.id, &n.id)
+        .await
+        .map_err(|e| match e {
+            NetworkError::NotAttached { .. } => Ec2Error::new(
+                400,
+                "Gateway.NotAttached",
+                format!("resource {igw} is not attached to network {vpc}"),
+            ),
+            e => e.into(),
+        })?;
     Ok(())
 }
 
