@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::{Capacity, ComputeDriver, DriverResult, EventSink, InstanceSpec, Observed, Power};
+use crate::{
+    Capacity, ComputeDriver, DriverError, DriverResult, EventSink, InstanceSpec, Observed, Power,
+    SnapshotSink,
+};
 
 #[derive(Debug, Clone)]
 struct FakeInstance {
@@ -132,6 +135,39 @@ impl ComputeDriver for FakeDriver {
         let map = self.lock();
         let c = map.get(id).map(|i| i.console.as_slice()).unwrap_or(&[]);
         Ok(c[c.len().saturating_sub(max_bytes)..].to_vec())
+    }
+
+    /// Simulates only: a fake instance has no disk, so its "snapshot" is a
+    /// two-file root filesystem (an empty `/bin/sh`, which makes the image
+    /// store take it as a root filesystem, and `/etc/nuage-fake-snapshot`
+    /// naming the instance). Enough for image lifecycles at scale; an
+    /// image made from it runs on fake nodes only.
+    async fn snapshot(&self, spec: &InstanceSpec, out: SnapshotSink) -> DriverResult<()> {
+        if !self.lock().contains_key(&spec.id) {
+            return Err(DriverError::Failed(format!(
+                "instance {} is not on this node",
+                spec.id
+            )));
+        }
+        let id = spec.id.clone();
+        let write = move || -> std::io::Result<()> {
+            let mut tar = tar::Builder::new(out);
+            for (path, mode, data) in [
+                ("bin/sh", 0o755, &[][..]),
+                ("etc/nuage-fake-snapshot", 0o644, id.as_bytes()),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(mode);
+                h.set_size(data.len() as u64);
+                h.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut h, path, data)?;
+            }
+            tar.into_inner()?.flush()
+        };
+        tokio::task::spawn_blocking(write)
+            .await
+            .map_err(|e| DriverError::failed("fake snapshot", e))?
+            .map_err(|e| DriverError::failed("fake snapshot", e))
     }
 }
 
