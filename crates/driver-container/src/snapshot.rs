@@ -295,10 +295,10 @@ mod tests {
             [
                 "./",
                 "big",
-                "etc/",
+                "etc",
                 "etc/ln",
                 "etc/motd",
-                "etc/sub/",
+                "etc/sub",
                 "etc/sub/motd2"
             ]
         );

@@ -231,4 +231,49 @@ mod tests {
             Power::Absent
         );
     }
+
+    #[tokio::test]
+    async fn snapshot_is_a_root_filesystem_naming_the_instance() {
+        let d = FakeDriver::new(Capacity {
+            vcpus: 1,
+            ram_mib: 512,
+            disk_gib: 1,
+            arch: "x86_64".into(),
+            hypervisor: "fake".into(),
+        });
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let s = spec("i-2");
+        assert!(d.snapshot(&s, Box::new(Sink(buf.clone()))).await.is_err());
+        d.ensure_running(&s).await.expect("run");
+        d.snapshot(&s, Box::new(Sink(buf.clone())))
+            .await
+            .expect("snapshot");
+        let bytes = buf.lock().expect("lock").clone();
+        let mut a = tar::Archive::new(bytes.as_slice());
+        let mut found = Vec::new();
+        for e in a.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            let path = e.path().expect("path").display().to_string();
+            let mut body = String::new();
+            std::io::Read::read_to_string(&mut e, &mut body).expect("read");
+            found.push((path, body));
+        }
+        assert_eq!(
+            found,
+            [
+                ("bin/sh".to_string(), String::new()),
+                ("etc/nuage-fake-snapshot".to_string(), "i-2".to_string())
+            ]
+        );
+    }
 }
