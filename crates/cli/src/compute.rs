@@ -73,6 +73,7 @@ pub enum Verb {
         /// The image's name, unique in the project
         #[arg(long)]
         name: String,
+        /// A description shown with the image
         #[arg(long)]
         description: Option<String>,
         /// Accepted for aws compatibility: nuage never reboots the instance
