@@ -64,6 +64,26 @@ pub enum Verb {
     },
     /// List images (as `aws ec2 describe-images`; also `nuage image list`)
     DescribeImages(images::DescribeImages),
+    /// A new image of a running or stopped instance's root disk (as `aws
+    /// ec2 create-image`); prints its id while it is still being made
+    CreateImage {
+        /// The instance whose root disk becomes the image
+        #[arg(long)]
+        instance_id: String,
+        /// The image's name, unique in the project
+        #[arg(long)]
+        name: String,
+        /// A description shown with the image
+        #[arg(long)]
+        description: Option<String>,
+        /// Accepted for aws compatibility: nuage never reboots the instance
+        /// (a running one is frozen for the copy)
+        #[arg(long)]
+        no_reboot: bool,
+        /// Block until the image is active; exit 1 if it could not be made
+        #[arg(long)]
+        wait: bool,
+    },
     /// List instance types
     DescribeInstanceTypes {
         /// Only these types (an unknown one is an error)
@@ -98,6 +118,46 @@ pub enum Verb {
         #[arg(long, num_args = 1.., value_name = "NAME")]
         key_names: Vec<String>,
     },
+}
+
+async fn create_image(
+    ctx: &mut Ctx,
+    instance_id: &str,
+    name: String,
+    description: Option<String>,
+    wait: bool,
+) -> Result<()> {
+    let mut body = json!({ "name": name });
+    if let Some(d) = description {
+        body["description"] = json!(d);
+    }
+    let mut image = ctx
+        .client
+        .post(&["instances", instance_id, "image"], &body)
+        .await?;
+    let id = image["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the answer names no image id: {image}"))?
+        .to_string();
+    if wait {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1800);
+        while image["status"] == "snapshotting" {
+            if tokio::time::Instant::now() >= deadline {
+                bail!("image {id} is still being made after 30 minutes");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            image = ctx.client.get(&["images", &id], &[]).await?;
+        }
+        if image["status"] != "active" {
+            bail!("image {id} could not be made (status {})", image["status"]);
+        }
+    }
+    if ctx.format == Format::Json {
+        output::json(&image);
+    } else {
+        println!("{id}");
+    }
+    Ok(())
 }
 
 /// `--instance-ids i-1 i-2 ...`
@@ -473,6 +533,13 @@ pub async fn run(verb: Verb, ctx: &mut Ctx) -> Result<()> {
             Ok(())
         }
         Verb::DescribeImages(d) => images::describe(d, ctx).await,
+        Verb::CreateImage {
+            instance_id,
+            name,
+            description,
+            no_reboot: _,
+            wait,
+        } => create_image(ctx, &instance_id, name, description, wait).await,
         Verb::DescribeInstanceTypes { instance_types } => {
             describe_named(
                 ctx,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nuage_driver::{
     Capacity, ComputeDriver, DriverError, DriverResult, EventSink, InstanceSpec, Observed,
+    SnapshotSink,
 };
 use nuage_image::ImageStore;
 
@@ -39,6 +40,9 @@ pub trait NodeAgent: Send + Sync + 'static {
     async fn observe(&self, id: &str) -> DriverResult<Observed>;
     async fn list(&self) -> DriverResult<Vec<String>>;
     async fn console(&self, id: &str, max_bytes: usize) -> DriverResult<Vec<u8>>;
+    /// Writes the instance's root disk as a root filesystem tar (see
+    /// [`ComputeDriver::snapshot`]).
+    async fn snapshot(&self, spec: &AgentSpec, out: SnapshotSink) -> DriverResult<()>;
 }
 
 /// The agent of the node the server runs on.
@@ -140,5 +144,9 @@ impl NodeAgent for LocalAgent {
     }
     async fn console(&self, id: &str, max_bytes: usize) -> DriverResult<Vec<u8>> {
         self.driver.console(id, max_bytes).await
+    }
+    async fn snapshot(&self, spec: &AgentSpec, out: SnapshotSink) -> DriverResult<()> {
+        let s = self.node_spec(spec).await?;
+        self.driver.snapshot(&s, out).await
     }
 }

@@ -54,6 +54,13 @@ pub enum ComputeError {
     /// An image is not shared with the project named.
     #[error("image {image} is not shared with project {project}")]
     NotShared { image: String, project: String },
+    /// A name the rules of its kind refuse (EC2's InvalidAMIName.Malformed).
+    #[error("{} name {name:?} is not valid: {reason}", kind.noun())]
+    InvalidName {
+        kind: Resource,
+        name: String,
+        reason: &'static str,
+    },
     #[error("{} {} named {name} already exists", kind.article(), kind.noun())]
     AlreadyExists { kind: Resource, name: String },
     /// The instance's state does not allow the operation (EC2's
@@ -146,7 +153,7 @@ impl From<serde_json::Error> for ComputeError {
 impl HasKind for ComputeError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ComputeError::Invalid(_) => ErrorKind::Invalid,
+            ComputeError::Invalid(_) | ComputeError::InvalidName { .. } => ErrorKind::Invalid,
             ComputeError::NotFound { .. } | ComputeError::NotShared { .. } => ErrorKind::NotFound,
             ComputeError::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             ComputeError::IncorrectState { .. } | ComputeError::Conflict(_) => ErrorKind::Conflict,

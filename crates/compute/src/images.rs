@@ -54,14 +54,19 @@ pub struct ImageQuery {
     pub owner: Option<String>,
 }
 
-fn check_name(name: &str) -> ComputeResult<()> {
+pub(crate) fn check_name(name: &str) -> ComputeResult<()> {
+    let bad = |reason| ComputeError::InvalidName {
+        kind: Resource::Image,
+        name: name.to_string(),
+        reason,
+    };
     if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c == '/') {
-        return Err(ComputeError::invalid(
+        return Err(bad(
             "an image name is 1 to 128 characters, without '/' or control characters",
         ));
     }
     if name.starts_with("ami-") {
-        return Err(ComputeError::invalid(
+        return Err(bad(
             "an image name may not start with ami- (that is how ids look)",
         ));
     }
@@ -119,7 +124,14 @@ impl Compute {
             created_at: String::new(),
             version: 1,
         };
-        repo::insert_image(self.db().writer(), &image, now()).await?;
+        repo::insert_image(self.db().writer(), &image, now())
+            .await
+            .map_err(|e| match e {
+                nuage_store::StoreError::AlreadyExists { .. } => {
+                    ComputeError::already_exists(Resource::Image, &image.name)
+                }
+                e => e.into(),
+            })?;
         self.load_image(&image.id).await
     }
 

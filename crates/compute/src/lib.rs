@@ -21,6 +21,7 @@ mod metadata;
 mod nodes;
 mod reconcile;
 mod repo;
+mod snapshots;
 pub mod types;
 mod usage;
 
@@ -44,10 +45,14 @@ pub use instances::{
 pub use keys::NewKeyPair;
 pub use metadata::InstanceMetadata;
 pub use nodes::NodeRegistration;
+pub use snapshots::NewSnapshot;
 pub use usage::Usage;
 
 /// Largest user-data an instance takes, as EC2 (16 KiB, before base64).
 pub const MAX_USER_DATA: usize = 16 * 1024;
+
+/// Snapshots of root disks made at once on the whole service.
+const SNAPSHOTS_AT_ONCE: usize = 2;
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
@@ -107,6 +112,9 @@ struct Inner {
     /// and (exclusive) by the image garbage collector, so it never removes
     /// a blob that is about to be referenced.
     blob_gc: tokio::sync::RwLock<()>,
+    /// Bounds the snapshots made at once (each copies a whole root disk);
+    /// the others wait with their image `snapshotting`.
+    snapshot_slots: tokio::sync::Semaphore,
 }
 
 impl Compute {
@@ -138,7 +146,14 @@ impl Compute {
             .await?;
         }
         let reset = repo::reset_saving_images(&mut *tx, now).await?;
+        let killed = repo::fail_snapshotting_images(&mut *tx, now).await?;
         tx.commit().await.map_err(nuage_store::StoreError::from)?;
+        if killed > 0 {
+            tracing::warn!(
+                images = killed,
+                "images from instances interrupted by a restart: marked killed (EC2 failed)"
+            );
+        }
         if reset > 0 {
             tracing::warn!(
                 images = reset,
@@ -146,7 +161,7 @@ impl Compute {
             );
         }
         let scheduler = Scheduler::new(config.scheduler);
-        Ok(Compute {
+        let compute = Compute {
             inner: Arc::new(Inner {
                 db,
                 identity,
@@ -158,8 +173,14 @@ impl Compute {
                 network: OnceLock::new(),
                 changed: Notify::new(),
                 blob_gc: tokio::sync::RwLock::new(()),
+                snapshot_slots: tokio::sync::Semaphore::new(SNAPSHOTS_AT_ONCE),
             }),
-        })
+        };
+        if killed > 0 {
+            // A blob an interrupted snapshot finished is referenced by nothing.
+            compute.collect_images().await;
+        }
+        Ok(compute)
     }
 
     pub fn db(&self) -> &Db {

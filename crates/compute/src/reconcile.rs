@@ -341,7 +341,7 @@ impl InstanceReconciler {
     }
 
     /// The spec of an instance, with its config drive.
-    async fn spec(&self, inst: &Instance) -> ComputeResult<AgentSpec> {
+    pub(crate) async fn spec(&self, inst: &Instance) -> ComputeResult<AgentSpec> {
         let c = &self.compute;
         let image = repo::get_image(c.db().reader(), &inst.image_id)
             .await?

@@ -150,6 +150,18 @@ pub async fn reset_saving_images<'e>(e: impl AnyExecutor<'e>, now: i64) -> Store
     Ok(r.rows_affected())
 }
 
+/// Images whose snapshot task died with the process: `killed`.
+pub async fn fail_snapshotting_images<'e>(e: impl AnyExecutor<'e>, now: i64) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE images SET status = 'killed', version = version + 1, updated_at = $1 \
+         WHERE status = 'snapshotting'",
+    )
+    .bind(now)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 pub async fn image_members<'e>(
     e: impl AnyExecutor<'e>,
 ) -> StoreResult<BTreeMap<String, Vec<String>>> {

@@ -65,6 +65,7 @@ mod mounts;
 mod procfs;
 mod runc;
 mod seccomp;
+mod snapshot;
 mod spec;
 mod userns;
 
@@ -80,7 +81,7 @@ use std::time::{Duration, Instant};
 
 use nuage_driver::{
     Capacity, ComputeDriver, ConfigFile, DriverError, DriverResult, EventSink, InstanceSpec, Nic,
-    NicPlugger, Observed, ObservedNic, Power,
+    NicPlugger, Observed, ObservedNic, Power, SnapshotSink,
 };
 use rustix::process::{PidfdFlags, Signal};
 use tokio::io::unix::AsyncFd;
@@ -182,6 +183,8 @@ struct InstancePaths {
     resolv_conf: PathBuf,
     console: PathBuf,
     init: PathBuf,
+    /// Present while a snapshot holds the instance frozen.
+    frozen: PathBuf,
     pid_file: PathBuf,
     /// How the last incarnation's init ended (`code N` or `signal N`).
     exit: PathBuf,
@@ -274,7 +277,7 @@ impl ContainerDriver {
             tracing::warn!("this kernel cannot limit memory+swap (no memsw / memory.swap.max): instances' memory limit does not bound swap");
         }
         let nofile_hard = raise_nofile_limit();
-        Ok(ContainerDriver {
+        let driver = ContainerDriver {
             inner: Arc::new(Inner {
                 config: ContainerConfig {
                     state_dir,
@@ -300,7 +303,12 @@ impl ContainerDriver {
                 watchers: Mutex::new(HashMap::new()),
                 next_watcher: AtomicU64::new(1),
             }),
-        })
+        };
+        driver
+            .inner
+            .thaw_leftovers()
+            .map_err(|e| startup("thawing instances a crash left frozen", &e))?;
+        Ok(driver)
     }
 
     /// The configuration in force (state dir resolved, runtime absolute).
@@ -598,6 +606,15 @@ impl ComputeDriver for ContainerDriver {
         })
         .await
     }
+
+    /// The merged overlay root filesystem as a tar; a running instance's
+    /// cgroup frozen meanwhile (see [`snapshot`]).
+    async fn snapshot(&self, spec: &InstanceSpec, out: SnapshotSink) -> DriverResult<()> {
+        validate(spec)?;
+        let inner = self.inner.clone();
+        let s = spec.clone();
+        blocking(move || inner.snapshot(&s, out).map(|_| ())).await
+    }
 }
 
 enum Prepared {
@@ -637,6 +654,7 @@ impl Inner {
             hosts: run.join("hosts"),
             resolv_conf: run.join("resolv.conf"),
             init: run.join("init"),
+            frozen: run.join("frozen"),
             pid_file: run.join("init.pid"),
             nics: run.join("nics.json"),
             runc_log: run.join("runc.log"),
@@ -670,6 +688,15 @@ impl Inner {
             }
             _ => {}
         }
+        let base = self.namespaces(spec)?;
+        Ok(Prepared::Namespaces { base })
+    }
+
+    /// The instance's directories, slot of host ids and user and network
+    /// namespaces, made where missing; returns the first of its host ids.
+    fn namespaces(&self, spec: &InstanceSpec) -> DriverResult<u32> {
+        let id = spec.id.as_str();
+        let p = self.paths(id);
         if !spec.rootfs.is_dir() {
             return Err(fail(
                 id,
@@ -710,7 +737,7 @@ impl Inner {
             namespaces_us = (t0.elapsed() - ids_at).as_micros() as u64,
             "namespaces ready"
         );
-        Ok(Prepared::Namespaces { base })
+        Ok(base)
     }
 
     /// The rest of what `runc run` needs, in dependency order: the root
@@ -720,28 +747,7 @@ impl Inner {
         let id = spec.id.as_str();
         let p = self.paths(id);
         let t0 = Instant::now();
-        if spec.resources.disk_gib > 0 {
-            self.disks
-                .ensure_mounted(&p.disk_image, spec.resources.disk_gib, &p.disk)
-                .map_err(|e| fail(id, "mounting the root disk", e))?;
-        }
-        let disk_at = t0.elapsed();
-        let upper_missing = !p.upper.exists();
-        for d in [&p.upper, &p.work] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
-        }
-        if upper_missing {
-            // The overlay's root directory is the upper one: the instance's root owns it.
-            rustix::fs::chown(
-                &p.upper,
-                Some(rustix::fs::Uid::from_raw(base)),
-                Some(rustix::fs::Gid::from_raw(base)),
-            )
-            .map_err(|e| fail(id, "giving / to the instance's root", e))?;
-        }
-        let upper_at = t0.elapsed();
-        self.mount_rootfs(spec, &p, upper_missing)?;
+        let (disk_at, upper_at) = self.mount_disk(spec, base)?;
         let rootfs_at = t0.elapsed();
         write_config_drive(&p.config_drive, &spec.config_drive)
             .map_err(|e| fail(id, "writing the config drive", e))?;
@@ -786,6 +792,111 @@ impl Inner {
             console_len,
             stale,
         })
+    }
+
+    /// The root disk mounted and the overlay root filesystem over the
+    /// image, where missing (a start, or a snapshot of a stopped instance
+    /// whose mounts a node reboot took); returns when the disk and the
+    /// upper directory were ready, for the start's timings.
+    fn mount_disk(&self, spec: &InstanceSpec, base: u32) -> DriverResult<(Duration, Duration)> {
+        let id = spec.id.as_str();
+        let p = self.paths(id);
+        let t0 = Instant::now();
+        if spec.resources.disk_gib > 0 {
+            self.disks
+                .ensure_mounted(&p.disk_image, spec.resources.disk_gib, &p.disk)
+                .map_err(|e| fail(id, "mounting the root disk", e))?;
+        }
+        let disk_at = t0.elapsed();
+        let upper_missing = !p.upper.exists();
+        for d in [&p.upper, &p.work] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(id, format!("creating {}", d.display()), e))?;
+        }
+        if upper_missing {
+            // The overlay's root directory is the upper one: the instance's root owns it.
+            rustix::fs::chown(
+                &p.upper,
+                Some(rustix::fs::Uid::from_raw(base)),
+                Some(rustix::fs::Gid::from_raw(base)),
+            )
+            .map_err(|e| fail(id, "giving / to the instance's root", e))?;
+        }
+        let upper_at = t0.elapsed();
+        self.mount_rootfs(spec, &p, upper_missing)?;
+        Ok((disk_at, upper_at))
+    }
+
+    /// Writes the instance's root filesystem as a tar (see [`snapshot`]),
+    /// its cgroup frozen for the copy if it runs. Blocking.
+    fn snapshot(&self, spec: &InstanceSpec, out: SnapshotSink) -> DriverResult<u64> {
+        let id = spec.id.as_str();
+        let p = self.paths(id);
+        if !p.dir.is_dir() {
+            return Err(fail(
+                id,
+                "snapshot",
+                "the instance has no disk on this node",
+            ));
+        }
+        let base = if mounts::is_overlay(&p.rootfs) {
+            userns::read_slot(&p.idmap)
+                .map_err(|e| fail(id, "reading the instance's host ids", e))?
+                .map(userns::base_of)
+                .ok_or_else(|| fail(id, "reading the instance's host ids", "no slot recorded"))?
+        } else {
+            let base = self.namespaces(spec)?;
+            self.mount_disk(spec, base)?;
+            base
+        };
+        let freezer = match read_running(id, &p.init)? {
+            Some(_) => snapshot::Freezer::find(self.cgroups.dirs(id)),
+            None => None,
+        };
+        if let Some(f) = &freezer {
+            // The marker first: a crash while frozen is thawed at start.
+            write_atomic(&p.frozen, b"").map_err(|e| fail(id, "marking the freeze", e))?;
+            if let Err(e) = f.freeze() {
+                let _ = f.thaw();
+                let _ = std::fs::remove_file(&p.frozen);
+                return Err(fail(id, "freezing the instance", e));
+            }
+        }
+        let t0 = Instant::now();
+        let written = snapshot::write_tar(&p.rootfs, base, out);
+        let held = t0.elapsed();
+        if let Some(f) = &freezer {
+            f.thaw().map_err(|e| fail(id, "thawing the instance", e))?;
+            std::fs::remove_file(&p.frozen).map_err(|e| fail(id, "unmarking the freeze", e))?;
+        }
+        let members = written.map_err(|e| fail(id, "writing the snapshot", e))?;
+        tracing::info!(
+            instance = %id,
+            members,
+            frozen_ms = freezer.as_ref().map(|_| held.as_millis() as u64),
+            "root disk snapshot written"
+        );
+        Ok(members)
+    }
+
+    /// Thaws every instance a crash left frozen mid-snapshot.
+    fn thaw_leftovers(&self) -> io::Result<()> {
+        for entry in std::fs::read_dir(&self.instances_run)? {
+            let entry = entry?;
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let marker = entry.path().join("frozen");
+            if !marker.exists() {
+                continue;
+            }
+            if let Some(f) = snapshot::Freezer::find(self.cgroups.dirs(&id)) {
+                f.thaw()?;
+            }
+            std::fs::remove_file(&marker)?;
+            tracing::warn!(instance = %id, "thawed: a snapshot was interrupted while it was frozen");
+        }
+        Ok(())
     }
 
     /// The instance's overlay root filesystem, over the image idmapped

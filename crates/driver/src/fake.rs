@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::{Capacity, ComputeDriver, DriverResult, EventSink, InstanceSpec, Observed, Power};
+use crate::{
+    Capacity, ComputeDriver, DriverError, DriverResult, EventSink, InstanceSpec, Observed, Power,
+    SnapshotSink,
+};
 
 #[derive(Debug, Clone)]
 struct FakeInstance {
@@ -133,6 +136,39 @@ impl ComputeDriver for FakeDriver {
         let c = map.get(id).map(|i| i.console.as_slice()).unwrap_or(&[]);
         Ok(c[c.len().saturating_sub(max_bytes)..].to_vec())
     }
+
+    /// Simulates only: a fake instance has no disk, so its "snapshot" is a
+    /// two-file root filesystem (an empty `/bin/sh`, which makes the image
+    /// store take it as a root filesystem, and `/etc/nuage-fake-snapshot`
+    /// naming the instance). Enough for image lifecycles at scale; an
+    /// image made from it runs on fake nodes only.
+    async fn snapshot(&self, spec: &InstanceSpec, out: SnapshotSink) -> DriverResult<()> {
+        if !self.lock().contains_key(&spec.id) {
+            return Err(DriverError::Failed(format!(
+                "instance {} is not on this node",
+                spec.id
+            )));
+        }
+        let id = spec.id.clone();
+        let write = move || -> std::io::Result<()> {
+            let mut tar = tar::Builder::new(out);
+            for (path, mode, data) in [
+                ("bin/sh", 0o755, &[][..]),
+                ("etc/nuage-fake-snapshot", 0o644, id.as_bytes()),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(mode);
+                h.set_size(data.len() as u64);
+                h.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut h, path, data)?;
+            }
+            tar.into_inner()?.flush()
+        };
+        tokio::task::spawn_blocking(write)
+            .await
+            .map_err(|e| DriverError::failed("fake snapshot", e))?
+            .map_err(|e| DriverError::failed("fake snapshot", e))
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +229,51 @@ mod tests {
         assert_eq!(
             d.observe("i-1").await.expect("observe").power,
             Power::Absent
+        );
+    }
+
+    #[tokio::test]
+    async fn snapshot_is_a_root_filesystem_naming_the_instance() {
+        let d = FakeDriver::new(Capacity {
+            vcpus: 1,
+            ram_mib: 512,
+            disk_gib: 1,
+            arch: "x86_64".into(),
+            hypervisor: "fake".into(),
+        });
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let s = spec("i-2");
+        assert!(d.snapshot(&s, Box::new(Sink(buf.clone()))).await.is_err());
+        d.ensure_running(&s).await.expect("run");
+        d.snapshot(&s, Box::new(Sink(buf.clone())))
+            .await
+            .expect("snapshot");
+        let bytes = buf.lock().expect("lock").clone();
+        let mut a = tar::Archive::new(bytes.as_slice());
+        let mut found = Vec::new();
+        for e in a.entries().expect("entries") {
+            let mut e = e.expect("entry");
+            let path = e.path().expect("path").display().to_string();
+            let mut body = String::new();
+            std::io::Read::read_to_string(&mut e, &mut body).expect("read");
+            found.push((path, body));
+        }
+        assert_eq!(
+            found,
+            [
+                ("bin/sh".to_string(), String::new()),
+                ("etc/nuage-fake-snapshot".to_string(), "i-2".to_string())
+            ]
         );
     }
 }

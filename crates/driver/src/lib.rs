@@ -298,4 +298,23 @@ pub trait ComputeDriver: Send + Sync + 'static {
     /// The last `max_bytes` of the instance's console (its init's stdout and
     /// stderr), kept across reboots; empty when nothing was written.
     async fn console(&self, id: &str, max_bytes: usize) -> DriverResult<Vec<u8>>;
+
+    /// Writes the instance's root disk, as its init sees it (the image with
+    /// every change the instance made), to `out` as an uncompressed tar of
+    /// a root filesystem, owners as the instance knows them: what the image
+    /// store takes for a new image (CreateImage, Nova's `createImage`).
+    ///
+    /// Allowed while the instance runs or is stopped (its disk is kept).
+    /// A running instance is held still for the copy so that the tar is one
+    /// moment of its disk, and let go afterwards whatever happened; the
+    /// container driver freezes its cgroup, the VM driver will take a qcow2
+    /// snapshot of its disk. Writes nothing on the node beyond what the
+    /// instance already has; a failure leaves the instance as it was.
+    /// `spec` is the instance's (its image's root filesystem is the base
+    /// of the disk).
+    async fn snapshot(&self, spec: &InstanceSpec, out: SnapshotSink) -> DriverResult<()>;
 }
+
+/// Where [`ComputeDriver::snapshot`] writes its tar; blocking writes (the
+/// driver writes from a blocking thread).
+pub type SnapshotSink = Box<dyn std::io::Write + Send>;

@@ -1,7 +1,8 @@
 //! Instances, key pairs, images and instance types over the EC2 Query API:
 //! RunInstances, DescribeInstances, DescribeInstanceStatus, Start/Stop/
 //! Reboot/TerminateInstances, GetConsoleOutput, Describe/ModifyInstance-
-//! Attribute, Create/Import/Describe/DeleteKeyPair, DescribeImages,
+//! Attribute, Create/Import/Describe/DeleteKeyPair, CreateImage,
+//! DescribeImages,
 //! DescribeInstanceTypes. Each translates onto the compute service, which
 //! holds every rule (quotas, states, scheduling, idempotent ClientToken).
 
@@ -20,6 +21,7 @@ use super::params::{keep, Filter, Params};
 use super::xml::Xml;
 
 pub const ACTIONS: &[&str] = &[
+    "CreateImage",
     "CreateKeyPair",
     "DeleteKeyPair",
     "DescribeImageAttribute",
@@ -135,6 +137,12 @@ pub enum Op {
         location: String,
         architecture: Option<String>,
         description: Option<String>,
+    },
+    /// A new image from an instance's root disk. `NoReboot` is read and
+    /// has no effect: nuage never reboots for it (ADR 28).
+    CreateImage {
+        instance_id: String,
+        snapshot: nuage_compute::NewSnapshot,
     },
     DeregisterImage {
         id: String,
@@ -285,6 +293,67 @@ fn instance_query(p: &Params) -> Result<InstanceQuery> {
         q.filters.push((name, f.values));
     }
     Ok(q)
+}
+
+/// The prefix under which an image's EC2 tags are kept in its properties.
+const TAG_PROPERTY: &str = "tag:";
+
+/// EC2's rule for AMI names: 3 to 128 letters, digits and `()[] ./-'@_`.
+fn ami_name(name: &str) -> Result<String> {
+    let ok = (3..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(Ec2Error::new(
+            400,
+            "InvalidAMIName.Malformed",
+            format!("AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', '-', '/' and '_': {name:?}"),
+        ))
+    }
+}
+
+/// CreateImage's parameters, as the EC2 API reference lists them.
+fn create_image(p: &Params) -> Result<Op> {
+    let instance_id = one_instance(p)?;
+    let name = ami_name(p.req("Name")?)?;
+    let description = p.opt("Description").map(str::to_string);
+    if description.as_ref().is_some_and(|d| d.len() > 255) {
+        return Err(Ec2Error::invalid(
+            "Value for parameter Description is invalid: at most 255 characters",
+        ));
+    }
+    p.bool("NoReboot")?;
+    if !p.indices("BlockDeviceMapping")?.is_empty() {
+        return Err(Ec2Error::invalid(
+            "BlockDeviceMapping is not supported: nuage images hold the root disk only (no volumes yet)",
+        ));
+    }
+    let mut properties = BTreeMap::new();
+    for spec in p.tag_specifications()? {
+        match spec.resource_type.as_str() {
+            "image" => {
+                for t in spec.tags {
+                    properties.insert(format!("{TAG_PROPERTY}{}", t.key), t.value);
+                }
+            }
+            other => {
+                return Err(Ec2Error::invalid(format!(
+                    "'{other}' is not a valid taggable resource type for this operation (nuage tags the image only)."
+                )))
+            }
+        }
+    }
+    Ok(Op::CreateImage {
+        instance_id,
+        snapshot: nuage_compute::NewSnapshot {
+            name,
+            description,
+            properties,
+        },
+    })
 }
 
 fn run_request(p: &Params) -> Result<(RunRequest, Vec<String>)> {
@@ -588,6 +657,7 @@ impl Op {
                     description: p.opt("Description").map(str::to_string),
                 }
             }
+            "CreateImage" => create_image(p)?,
             "DeregisterImage" => Op::DeregisterImage { id: image_id(p)? },
             "DescribeImageAttribute" => {
                 let id = image_id(p)?;
@@ -636,6 +706,7 @@ impl Op {
             Op::DescribeImages { .. } => "DescribeImages",
             Op::DescribeInstanceTypes { .. } => "DescribeInstanceTypes",
             Op::RegisterImage { .. } => "RegisterImage",
+            Op::CreateImage { .. } => "CreateImage",
             Op::DeregisterImage { .. } => "DeregisterImage",
             Op::DescribeImageAttribute { .. } => "DescribeImageAttribute",
             Op::ModifyImageAttribute { .. } => "ModifyImageAttribute",
@@ -942,6 +1013,17 @@ impl Op {
                 architecture,
                 description,
             } => register_image(ctx, name, location, architecture, description).await,
+            Op::CreateImage {
+                instance_id,
+                snapshot,
+            } => {
+                let im = c
+                    .create_image_from_instance(p, &instance_id, snapshot)
+                    .await?;
+                let mut x = ctx.xml("CreateImage");
+                x.text("imageId", &im.id);
+                Ok(x)
+            }
             Op::DeregisterImage { id } => {
                 c.delete_image(p, &id).await?;
                 let mut x = ctx.xml("DeregisterImage");
@@ -1423,7 +1505,7 @@ fn image_arch(im: &Image) -> String {
 fn image_state(im: &Image) -> &'static str {
     match im.status.as_str() {
         "active" => "available",
-        "queued" | "saving" => "pending",
+        "queued" | "saving" | "snapshotting" => "pending",
         "deleted" => "deregistered",
         _ => "failed",
     }
@@ -1463,4 +1545,19 @@ fn image(x: &mut Xml, im: &Image) {
     x.items("blockDeviceMapping", Vec::<()>::new(), |_, ()| {});
     x.text("virtualizationType", "hvm")
         .text("hypervisor", "xen");
+    if im.status == "killed" {
+        x.open("stateReason")
+            .text("code", "Client.InternalError")
+            .text(
+                "message",
+                "the image could not be made; see the server's log for why",
+            )
+            .close("stateReason");
+    }
+    let tags: Vec<(String, String)> = im
+        .properties
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(TAG_PROPERTY)?.to_string(), v.clone())))
+        .collect();
+    x.tag_set(tags.iter().map(|(k, v)| (k, v)));
 }

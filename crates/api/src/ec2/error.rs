@@ -217,7 +217,18 @@ impl From<ComputeError> for Ec2Error {
                     "InvalidPlacementGroup.Duplicate",
                     format!("The placement group '{name}' already exists."),
                 ),
+                Some("InvalidAMIID") => Ec2Error::new(
+                    400,
+                    "InvalidAMIName.Duplicate",
+                    format!("AMI name {name} is already in use by an AMI of this account"),
+                ),
                 _ => Ec2Error::new(400, "InvalidParameterValue", e.to_string()),
+            },
+            ComputeError::InvalidName { kind, .. } => match compute_prefix(*kind) {
+                Some("InvalidAMIID") => {
+                    Ec2Error::new(400, "InvalidAMIName.Malformed", e.to_string())
+                }
+                _ => Ec2Error::invalid(e.to_string()),
             },
             ComputeError::IncorrectState { .. } => {
                 Ec2Error::new(400, "IncorrectInstanceState", e.to_string())
@@ -352,6 +363,15 @@ mod tests {
         assert_eq!(e.code, "InvalidAMIID.NotFound");
         let e: Ec2Error = ComputeError::already_exists(C::KeyPair, "k").into();
         assert_eq!(e.code, "InvalidKeyPair.Duplicate");
+        let e: Ec2Error = ComputeError::already_exists(C::Image, "web").into();
+        assert_eq!(e.code, "InvalidAMIName.Duplicate");
+        let e: Ec2Error = ComputeError::InvalidName {
+            kind: C::Image,
+            name: "ami-x".into(),
+            reason: "looks like an id",
+        }
+        .into();
+        assert_eq!(e.code, "InvalidAMIName.Malformed");
         let e: Ec2Error = NetworkError::not_found(N::SecurityGroup, "sg-1").into();
         assert_eq!(e.code, "InvalidGroup.NotFound");
         let e: Ec2Error = NetworkError::in_use(N::SecurityGroup, "sg-1", "i-1").into();

@@ -567,9 +567,8 @@ async fn list(core: &Core, caller: &Principal, q: ListQuery) -> Result<Response>
 /// Glance's status names for nuage's image states.
 fn glance_status(i: &Image) -> &str {
     match i.status.as_str() {
-        "queued" | "saving" | "active" => &i.status,
-        "pending" => "saving",
-        "failed" => "killed",
+        // A snapshot being taken of an instance (CreateImage).
+        "snapshotting" => "saving",
         other => other,
     }
 }

@@ -75,6 +75,7 @@ pub fn routes() -> Router<SharedCore> {
             get(get_instance).post(act).patch(modify),
         )
         .route("/nuage/v1/instances/{id}/console", get(console))
+        .route("/nuage/v1/instances/{id}/image", post(create_image_from))
         .route("/nuage/v1/availability-zones", get(zones))
         .route("/nuage/v1/regions", get(regions))
         .route("/nuage/v1/nodes", get(nodes))
@@ -393,6 +394,21 @@ async fn modify(
     Json(patch): Json<InstancePatch>,
 ) -> Result<Response> {
     Ok(axum::Json(core.compute.modify_instance(&p, &id, patch).await?).into_response())
+}
+
+/// A new image of the instance's root disk: answered at once (202) with
+/// the image `snapshotting`; it turns `active` or `killed`.
+async fn create_image_from(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    Json(new): Json<nuage_compute::NewSnapshot>,
+) -> Result<Response> {
+    let image = core
+        .compute
+        .create_image_from_instance(&p, &id, new)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(image)).into_response())
 }
 
 #[derive(Deserialize)]
