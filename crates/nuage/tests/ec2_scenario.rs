@@ -27,7 +27,7 @@ const EXT_HOST: &str = "192.168.101.1";
 
 /// What every instance runs: a boot marker on its console, then a banner
 /// naming itself on TCP 22 (where its security group lets SSH in).
-const USER_DATA: &str = "#!/bin/sh\necho scenario-boot $(hostname)\nwhile true; do echo ssh-banner $(hostname) | nc -l -p 22; done\n";
+const USER_DATA: &str = "#!/bin/sh\necho made-by $(hostname) > /scenario-mark\necho scenario-boot $(hostname)\nwhile true; do echo ssh-banner $(hostname) | nc -l -p 22; done\n";
 
 /// Retries `f` until it gives `Some` or 30 s pass (the agent applies
 /// changes within a pass or two).
@@ -399,7 +399,62 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     assert_eq!(boots(&aws, &ids[0]), 3, "one more boot after the start");
     reach("instance 0 is not reachable after stop and start");
 
-    // (CreateImage from instance 0 and a launch of the new image go here.)
+    // CreateImage from the running instance 0 (awscli 1.x), then a launch
+    // of the new image: its disk holds the file instance 0 wrote.
+    let made = aws.json(&[
+        "ec2",
+        "create-image",
+        "--instance-id",
+        &ids[0],
+        "--name",
+        "scenario-snap",
+        "--description",
+        "e2e snapshot",
+    ]);
+    let snap = str_at(&made, &["ImageId"]).to_string();
+    aws2.ok(&["ec2", "wait", "image-available", "--image-ids", &snap]);
+    let d = aws2.json(&[
+        "ec2",
+        "describe-images",
+        "--owners",
+        "self",
+        "--image-ids",
+        &snap,
+    ]);
+    assert_eq!(str_at(&d, &["Images", "0", "Name"]), "scenario-snap", "{d}");
+    assert_eq!(str_at(&d, &["Images", "0", "State"]), "available", "{d}");
+    let run2 = aws.json(&[
+        "ec2",
+        "run-instances",
+        "--image-id",
+        &snap,
+        "--instance-type",
+        "t2.nano",
+        "--subnet-id",
+        &subnet,
+        "--security-group-ids",
+        &sg,
+        "--user-data",
+        "#!/bin/sh\necho snap-sees $(cat /scenario-mark)\n",
+    ]);
+    let copy = str_at(&run2, &["Instances", "0", "InstanceId"]).to_string();
+    aws2.ok(&["ec2", "wait", "instance-running", "--instance-ids", &copy]);
+    let mark = format!("snap-sees made-by {}", ids[0]);
+    eventually(
+        "the new image's instance never showed instance 0's file",
+        &s,
+        || {
+            let c = aws.json(&["ec2", "get-console-output", "--instance-id", &copy]);
+            c["Output"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&mark)
+                .then_some(())
+        },
+    );
+    // It is terminated and the image deregistered with the rest below.
+    let mut ids = ids;
+    ids.push(copy);
 
     // The address goes: disassociated, no longer answering, released.
     aws.ok(&["ec2", "disassociate-address", "--public-ip", &public]);
@@ -419,6 +474,9 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     aws2.ok(&wait);
 
     // Delete everything, then check each is gone.
+    aws.ok(&["ec2", "deregister-image", "--image-id", &snap]);
+    let gone = aws.json(&["ec2", "describe-images", "--owners", "self"]);
+    assert!(!gone.to_string().contains(&snap), "{gone}");
     eventually("the group stayed in use after termination", &s, || {
         aws.run(&["ec2", "delete-security-group", "--group-id", &sg])
             .0
