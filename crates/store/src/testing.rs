@@ -53,18 +53,7 @@ pub async fn fresh(engine: &str) -> StoreResult<TestDb> {
             })
         }
         "postgres" => {
-            let admin = postgres_admin_url();
-            let name = format!("nuage_test_{}", &tag[..16]);
-            {
-                use sqlx::Connection;
-                sqlx::any::install_default_drivers();
-                let mut conn = sqlx::AnyConnection::connect(&admin).await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await?;
-            }
-            let url = with_database(&admin, &name);
+            let url = fresh_postgres_url().await?;
             Ok(TestDb {
                 db: Db::open(&url).await?,
                 name: "postgres".into(),
@@ -114,20 +103,104 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Test databases older than this are a killed run's leftovers.
+const STALE_AFTER_SECS: u64 = 6 * 3600;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// A fresh database on PostgreSQL under a new name, for tests that start the
-/// nuage binary against it.
+/// nuage binary against it. Names carry their creation time
+/// (`nuage_test_<unix secs>_<random>`): the first call of a test process
+/// drops those older than [`STALE_AFTER_SECS`], which runs killed before
+/// their own cleanup (or servers' databases, never dropped) left behind.
 pub async fn fresh_postgres_url() -> StoreResult<String> {
     use sqlx::Connection;
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     sqlx::any::install_default_drivers();
     let admin = postgres_admin_url();
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("nuage_test_{}", &tag[..16]);
     let mut conn = sqlx::AnyConnection::connect(&admin).await?;
+    SWEPT
+        .get_or_init(|| async {
+            if let Err(e) = sweep(&mut conn).await {
+                eprintln!("old test databases not swept: {e}");
+            }
+        })
+        .await;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("nuage_test_{}_{}", unix_now(), &tag[..12]);
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await?;
     conn.close().await?;
     Ok(with_database(&admin, &name))
+}
+
+/// Drops the test databases whose names say they are stale.
+async fn sweep(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'nuage_test_%'")
+            .fetch_all(&mut *conn)
+            .await?;
+    let cutoff = unix_now().saturating_sub(STALE_AFTER_SECS);
+    for (name,) in rows {
+        let born = name
+            .strip_prefix("nuage_test_")
+            .and_then(|r| r.split_once('_'))
+            .and_then(|(secs, _)| secs.parse::<u64>().ok());
+        if born.is_some_and(|b| b < cutoff) && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops a test database now (its pool's connections closed by force).
+/// Runs on a thread of its own, so it works from a drop inside a runtime.
+fn drop_database(url: &str) {
+    let Some(name) = url
+        .rsplit('/')
+        .next()
+        .map(|n| n.split('?').next().unwrap_or(n).to_string())
+        .filter(|n| n.starts_with("nuage_test_"))
+    else {
+        return;
+    };
+    let Ok(admin) = std::env::var("NUAGE_TEST_POSTGRES") else {
+        return;
+    };
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+            }
+        });
+    })
+    .join();
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.name == "postgres" {
+            drop_database(&self.url);
+        }
+    }
 }
 
 #[cfg(test)]
