@@ -1265,10 +1265,10 @@ mod tests {
             _ => "née",
         };
         t.insert("Name".to_string(), name.to_string());
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             t.insert("env".to_string(), "prod".to_string());
         }
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             t.insert("odd key%_".to_string(), String::new());
         }
         t
@@ -1290,9 +1290,9 @@ mod tests {
             state_code: state.code(),
             state_reason: None,
             status: "",
-            key_name: (n % 4 != 0).then(|| format!("key-{}", n % 3)),
+            key_name: (!n.is_multiple_of(4)).then(|| format!("key-{}", n % 3)),
             availability_zone: ["nuage-1a", "nuage-1b"][n % 2].into(),
-            placement_group: (n % 6 == 0).then(|| "pg".to_string()),
+            placement_group: n.is_multiple_of(6).then(|| "pg".to_string()),
             node: format!("node-{}", n % 3),
             hostname: format!("h{n}"),
             launch_index: (n % 4) as u32,
@@ -1331,7 +1331,7 @@ mod tests {
     #[tokio::test]
     async fn store_side_filters_never_lose_an_instance() {
         for engine in ENGINES {
-            let t = fresh(engine).await.unwrap();
+            let t = fresh(engine).await.expect("a test database");
             let db = &t.db;
             for n in 0..70 {
                 let project = if n % 10 == 9 { "other" } else { "p" };
@@ -1346,12 +1346,12 @@ mod tests {
                     1_000 + n as i64,
                 )
                 .await
-                .unwrap();
+                .expect("insert");
             }
             let every =
                 repo::scan_instances(db.reader(), &InstanceQuery::default().scan(Some("p")))
                     .await
-                    .unwrap();
+                    .expect("scan");
             assert_eq!(every.len(), 63, "{engine}");
             let cases: Vec<(InstanceQuery, usize)> = vec![
                 (query(&[("tag:Name", &["needle"])]), 9),
@@ -1401,7 +1401,7 @@ mod tests {
             for (q, want) in cases {
                 let narrowed = repo::scan_instances(db.reader(), &q.scan(Some("p")))
                     .await
-                    .unwrap();
+                    .expect("scan");
                 let got: Vec<&str> = narrowed
                     .iter()
                     .filter(|i| q.matches(i, "nuage-1"))
@@ -1433,7 +1433,7 @@ mod tests {
             };
             let rows = repo::scan_instances(db.reader(), &q.scan(Some("p")))
                 .await
-                .unwrap();
+                .expect("scan");
             let ids: Vec<&str> = rows.iter().map(|i| i.id.as_str()).collect();
             assert_eq!(ids, ["i-00000000000000003"], "{engine}");
         }

@@ -296,7 +296,7 @@ mod tests {
             host: "127.0.0.1:1".into(),
         };
         let body = "Action=DescribeRegions&Version=2016-11-15";
-        let headers = s.headers(body).unwrap();
+        let headers = s.headers(body).expect("signed headers");
         let sha = hex::encode(Sha256::digest(body.as_bytes()));
         let req = SignedRequest {
             method: "POST",
@@ -305,8 +305,10 @@ mod tests {
             headers: &headers,
             body_sha256: Some(&sha),
         };
-        let auth = sigv4::parse(&req).unwrap().unwrap();
-        sigv4::verify(&req, &auth, "secret", chrono::Utc::now()).unwrap();
+        let auth = sigv4::parse(&req)
+            .expect("a well-formed signature")
+            .expect("an Authorization header");
+        sigv4::verify(&req, &auth, "secret", chrono::Utc::now()).expect("verifies");
         assert!(sigv4::verify(&req, &auth, "other", chrono::Utc::now()).is_err());
     }
 }
