@@ -300,11 +300,122 @@ impl InstanceQuery {
         })
     }
 
+    /// What the store can narrow for this query (a superset of the
+    /// answer; [`InstanceQuery::matches`] decides). Ids asked for are read
+    /// alone, unfiltered, since every one must exist.
+    fn scan(&self, project: Option<&str>) -> repo::InstanceScan {
+        let mut scan = repo::InstanceScan {
+            project: project.map(String::from),
+            ..repo::InstanceScan::default()
+        };
+        if !self.instance_ids.is_empty() {
+            if self.instance_ids.len() <= MAX_SCAN_VALUES {
+                scan.ids = self.instance_ids.clone();
+            }
+            return scan;
+        }
+        for (name, values) in &self.filters {
+            if values.len() > MAX_SCAN_VALUES {
+                continue;
+            }
+            let column = match name.as_str() {
+                "instance-id" => "id",
+                "instance-state-name" => "state",
+                "instance-type" => "instance_type",
+                "image-id" => "image_id",
+                "availability-zone" => "availability_zone",
+                "key-name" => "key_name",
+                "reservation-id" => "reservation_id",
+                "placement-group-name" => "placement_group",
+                "owner-id" => "project_id",
+                "node" => "node_id",
+                "tag-key" if !values.is_empty() => {
+                    scan.tags_like.push(
+                        values
+                            .iter()
+                            .map(|v| format!("%\"{}\":%", json_like(v)))
+                            .collect(),
+                    );
+                    continue;
+                }
+                "tag-value" if !values.is_empty() => {
+                    scan.tags_like.push(
+                        values
+                            .iter()
+                            .map(|v| format!("%:\"{}\"%", json_like(v)))
+                            .collect(),
+                    );
+                    continue;
+                }
+                tag if tag.starts_with("tag:") => {
+                    // The key is literal; its wildcards are characters.
+                    let key = json_like_literal(&tag["tag:".len()..]);
+                    scan.tags_like.push(if values.is_empty() {
+                        vec![format!("%\"{key}\":%")]
+                    } else {
+                        values
+                            .iter()
+                            .map(|v| format!("%\"{key}\":\"{}\"%", json_like(v)))
+                            .collect()
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            // Exact values only: a wildcard or escape stays with `matches`.
+            if !values.is_empty() && values.iter().all(|v| !v.contains(['*', '?', '\\'])) {
+                if column == "id" && scan.ids.is_empty() {
+                    // Read through the primary key.
+                    scan.ids = values.clone();
+                } else {
+                    scan.equal.push((column, values.clone()));
+                }
+            }
+        }
+        scan
+    }
+
     fn needs_addresses(&self) -> bool {
         self.filters
             .iter()
             .any(|(n, _)| ADDRESS_FILTERS.contains(&n.as_str()))
     }
+}
+
+/// The most values of one filter (or ids) the store is asked to compare;
+/// past it the filter is applied after reading, keeping each query's
+/// parameters well under SQLite's and PostgreSQL's limits.
+const MAX_SCAN_VALUES: usize = 200;
+
+/// `s` as it appears inside a JSON string (serde_json's escapes, as the
+/// tags column is written), then escaped for LIKE with `\`.
+fn json_like_literal(s: &str) -> String {
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let inner = json
+        .get(1..json.len().saturating_sub(1))
+        .unwrap_or_default();
+    let mut out = String::with_capacity(inner.len());
+    for c in inner.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An EC2 filter value (`*`, `?`, `\` escapes) as a LIKE pattern over the
+/// JSON text that matches at least what the value matches: every wildcard
+/// or escape becomes `%`, the literal runs between them are exact.
+fn json_like(pattern: &str) -> String {
+    let mut out = String::new();
+    for (i, run) in pattern.split(['*', '?', '\\']).enumerate() {
+        if i > 0 && !out.ends_with('%') {
+            out.push('%');
+        }
+        out.push_str(&json_like_literal(run));
+    }
+    out
 }
 
 /// One page of instances.
@@ -744,7 +855,7 @@ impl Compute {
         } else {
             Some(caller.project_id.as_str())
         };
-        let all = repo::list_instances(self.db().reader(), scope).await?;
+        let all = repo::scan_instances(self.db().reader(), &q.scan(scope)).await?;
         if !q.instance_ids.is_empty() {
             let have: HashSet<&str> = all.iter().map(|i| i.id.as_str()).collect();
             if let Some(missing) = q.instance_ids.iter().find(|id| !have.contains(id.as_str())) {
@@ -782,6 +893,20 @@ impl Compute {
             self.fill_addresses(&mut items).await?;
         }
         Ok(Page { items, next_token })
+    }
+
+    /// (id, tags) of the caller's project's instances, oldest first:
+    /// DescribeTags' share, without reading whole rows or addresses.
+    pub async fn instance_tags(
+        &self,
+        caller: &Principal,
+    ) -> ComputeResult<Vec<(String, BTreeMap<String, String>)>> {
+        authorize(
+            caller,
+            "compute:describe_instances",
+            Rule::ProjectRead(&caller.project_id),
+        )?;
+        Ok(repo::instance_tags(self.db().reader(), &caller.project_id).await?)
     }
 
     /// Waits until the instance is in `target` (or can no longer get there,
@@ -1118,5 +1243,209 @@ impl Compute {
             .await
             .map_err(|e| ComputeError::driver(&inst.id, "reading the console of", e))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nuage_store::testing::{fresh, ENGINES};
+
+    /// Tags chosen to trip a naive pattern: JSON escapes, LIKE's own
+    /// wildcards, case, a value that looks like another pair.
+    fn tags_of(n: usize) -> BTreeMap<String, String> {
+        let mut t = BTreeMap::new();
+        let name = match n % 7 {
+            0 => "needle",
+            1 => "Needle",
+            2 => "hay",
+            3 => "say \"hi\"",
+            4 => "100%_sure\\",
+            5 => "\"Name\":\"needle\"",
+            _ => "née",
+        };
+        t.insert("Name".to_string(), name.to_string());
+        if n.is_multiple_of(3) {
+            t.insert("env".to_string(), "prod".to_string());
+        }
+        if n.is_multiple_of(5) {
+            t.insert("odd key%_".to_string(), String::new());
+        }
+        t
+    }
+
+    fn instance(n: usize, project: &str) -> Instance {
+        let state = State::ALL[n % State::ALL.len()];
+        Instance {
+            id: format!("i-{n:017x}"),
+            reservation_id: format!("r-{:017x}", n / 4),
+            project_id: project.to_string(),
+            user_id: "u".into(),
+            image_id: format!("ami-{:017x}", n % 2),
+            instance_type: ["t2.nano", "t2.micro"][n % 2].into(),
+            vcpus: 1,
+            memory_mib: 512,
+            disk_gib: 1,
+            state,
+            state_code: state.code(),
+            state_reason: None,
+            status: "",
+            key_name: (!n.is_multiple_of(4)).then(|| format!("key-{}", n % 3)),
+            availability_zone: ["nuage-1a", "nuage-1b"][n % 2].into(),
+            placement_group: n.is_multiple_of(6).then(|| "pg".to_string()),
+            node: format!("node-{}", n % 3),
+            hostname: format!("h{n}"),
+            launch_index: (n % 4) as u32,
+            launch_time: String::new(),
+            terminated_at: None,
+            tags: tags_of(n),
+            oom_kills: 0,
+            desired: Desired::Running,
+            reboot_requested: 0,
+            reboot_done: 0,
+            launch_ms: 0,
+            terminated_ms: None,
+            client_token: None,
+            force_stop: false,
+            generation: 1,
+            observed_generation: 0,
+            network_interfaces: Vec::new(),
+            private_ip_address: None,
+            public_ip_address: None,
+        }
+    }
+
+    fn query(pairs: &[(&str, &[&str])]) -> InstanceQuery {
+        InstanceQuery {
+            filters: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            ..InstanceQuery::default()
+        }
+    }
+
+    /// What the store narrows to is a superset of the answer for every
+    /// filter (so the answer equals filtering every row of the project),
+    /// and exact filters do narrow.
+    #[tokio::test]
+    async fn store_side_filters_never_lose_an_instance() {
+        for engine in ENGINES {
+            let t = fresh(engine).await.expect("a test database");
+            let db = &t.db;
+            for n in 0..70 {
+                let project = if n % 10 == 9 { "other" } else { "p" };
+                let inst = instance(n, project);
+                repo::insert_instance(
+                    db.writer(),
+                    repo::NewInstance {
+                        inst: &inst,
+                        user_data: None,
+                        http_tokens: HttpTokens::Optional,
+                    },
+                    1_000 + n as i64,
+                )
+                .await
+                .expect("insert");
+            }
+            let every =
+                repo::scan_instances(db.reader(), &InstanceQuery::default().scan(Some("p")))
+                    .await
+                    .expect("scan");
+            assert_eq!(every.len(), 63, "{engine}");
+            let cases: Vec<(InstanceQuery, usize)> = vec![
+                (query(&[("tag:Name", &["needle"])]), 9),
+                (query(&[("tag:Name", &["Needle", "hay"])]), 18),
+                (query(&[("tag:Name", &["say \"hi\""])]), 9),
+                (query(&[("tag:Name", &["100%_sure\\\\"])]), 9),
+                (query(&[("tag:Name", &["100%_sure*"])]), 9),
+                (query(&[("tag:Name", &["\"Name\":\"needle\""])]), 9),
+                (query(&[("tag:Name", &["n?e"])]), 9),
+                (query(&[("tag:Name", &["*eedle"])]), 18),
+                (query(&[("tag:Name", &[])]), 63),
+                (query(&[("tag:env", &[])]), 21),
+                (query(&[("tag:odd key%_", &[""])]), 14),
+                (query(&[("tag:odd key", &[])]), 0),
+                (query(&[("tag-key", &["env", "odd*"])]), 30),
+                (query(&[("tag-key", &["Nam?"])]), 63),
+                (query(&[("tag-value", &["prod"])]), 21),
+                (query(&[("tag-value", &["needle"])]), 9),
+                (query(&[("tag-value", &[])]), 0),
+                (
+                    query(&[("instance-state-name", &["running", "stopped"])]),
+                    19,
+                ),
+                (query(&[("instance-state-name", &["run*"])]), 10),
+                (query(&[("instance-state-code", &["16"])]), 10),
+                (
+                    query(&[("instance-type", &["t2.nano"]), ("tag:env", &["prod"])]),
+                    12,
+                ),
+                (query(&[("key-name", &["key-1"])]), 15),
+                (query(&[("placement-group-name", &["pg"])]), 12),
+                (query(&[("owner-id", &["other"])]), 0),
+                (
+                    query(&[("node", &["node-2"]), ("availability-zone", &["nuage-1b"])]),
+                    9,
+                ),
+                (
+                    query(&[(
+                        "instance-id",
+                        &["i-00000000000000005", "i-00000000000000009"],
+                    )]),
+                    1,
+                ),
+                (query(&[("reservation-id", &["r-00000000000000001"])]), 4),
+                (query(&[("image-id", &["ami-00000000000000001"])]), 28),
+            ];
+            for (q, want) in cases {
+                let narrowed = repo::scan_instances(db.reader(), &q.scan(Some("p")))
+                    .await
+                    .expect("scan");
+                let got: Vec<&str> = narrowed
+                    .iter()
+                    .filter(|i| q.matches(i, "nuage-1"))
+                    .map(|i| i.id.as_str())
+                    .collect();
+                let oracle: Vec<&str> = every
+                    .iter()
+                    .filter(|i| q.matches(i, "nuage-1"))
+                    .map(|i| i.id.as_str())
+                    .collect();
+                assert_eq!(got, oracle, "{engine}: {:?}", q.filters);
+                assert_eq!(got.len(), want, "{engine}: {:?}", q.filters);
+                // Exact tag values and columns are narrowed by the store
+                // (SQLite's LIKE also lets the other case through).
+                let exact = q.filters.iter().all(|(name, values)| {
+                    !name.contains("state-code")
+                        && (name.starts_with("tag:") || !values.is_empty())
+                        && values.iter().all(|v| !v.contains(['*', '?', '\\']))
+                });
+                if exact && *engine == "postgres" {
+                    assert_eq!(narrowed.len(), want, "{engine}: {:?}", q.filters);
+                }
+            }
+            // Ids are read alone, whatever the filters, and only the
+            // project's.
+            let q = InstanceQuery {
+                instance_ids: vec!["i-00000000000000003".into(), "i-00000000000000009".into()],
+                ..query(&[("tag:Name", &["hay"])])
+            };
+            let rows = repo::scan_instances(db.reader(), &q.scan(Some("p")))
+                .await
+                .expect("scan");
+            let ids: Vec<&str> = rows.iter().map(|i| i.id.as_str()).collect();
+            assert_eq!(ids, ["i-00000000000000003"], "{engine}");
+        }
+    }
+
+    #[test]
+    fn filter_values_become_json_like_patterns() {
+        assert_eq!(json_like("needle"), "needle");
+        assert_eq!(json_like("a*b?c"), "a%b%c");
+        assert_eq!(json_like("**"), "%");
+        assert_eq!(json_like("say \"hi\""), "say \\\\\"hi\\\\\"");
+        assert_eq!(json_like("100%_"), "100\\%\\_");
+        assert_eq!(json_like("a\\*b"), "a%b");
     }
 }

@@ -758,30 +758,115 @@ pub async fn get_instance<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<
     Ok(decode(rows)?.into_iter().next())
 }
 
-/// Instances of a project (or of every project), oldest first.
-pub async fn list_instances<'e>(
+/// What the store narrows before a row is decoded. It may only ever let
+/// through more rows than the exact filters keep, never fewer: the caller
+/// filters what comes back again (so a tag pattern that SQLite's LIKE
+/// compares without case is still right).
+#[derive(Debug, Default, Clone)]
+pub struct InstanceScan {
+    /// One project's instances, or every project's.
+    pub project: Option<String>,
+    /// Only these ids (empty: any).
+    pub ids: Vec<String>,
+    /// (column, values): the column equals one of the values.
+    pub equal: Vec<(&'static str, Vec<String>)>,
+    /// For each entry, the tags' JSON text is LIKE (escape `\`) one of the
+    /// patterns.
+    pub tags_like: Vec<Vec<String>>,
+}
+
+impl InstanceScan {
+    /// The `WHERE` clause and its values, numbered from `$1`.
+    fn clause(&self) -> (String, Vec<&str>) {
+        /// `column IN ($n, ...)`, or for patterns `(column LIKE $n ESCAPE
+        /// '\' OR ...)`, the values pushed onto `binds`.
+        fn any_of<'a>(
+            column: &str,
+            like: bool,
+            values: &'a [String],
+            binds: &mut Vec<&'a str>,
+        ) -> String {
+            if values.is_empty() {
+                return "1 = 0".into();
+            }
+            let mut each = Vec::with_capacity(values.len());
+            for v in values {
+                binds.push(v);
+                each.push(if like {
+                    format!("{column} LIKE ${} ESCAPE '\\'", binds.len())
+                } else {
+                    format!("${}", binds.len())
+                });
+            }
+            if like {
+                format!("({})", each.join(" OR "))
+            } else {
+                format!("{column} IN ({})", each.join(", "))
+            }
+        }
+        let mut terms: Vec<String> = Vec::new();
+        let mut binds: Vec<&str> = Vec::new();
+        // With ids, the project is checked on the rows read (see
+        // `scan_instances`): given both, SQLite walks the project's index
+        // rather than the primary key.
+        if self.ids.is_empty() {
+            if let Some(p) = &self.project {
+                binds.push(p);
+                terms.push(format!("project_id = ${}", binds.len()));
+            }
+        } else {
+            terms.push(any_of("id", false, &self.ids, &mut binds));
+        }
+        for (column, values) in &self.equal {
+            terms.push(any_of(column, false, values, &mut binds));
+        }
+        for patterns in &self.tags_like {
+            terms.push(any_of("tags", true, patterns, &mut binds));
+        }
+        if terms.is_empty() {
+            return (String::new(), binds);
+        }
+        (format!("WHERE {}", terms.join(" AND ")), binds)
+    }
+}
+
+/// Instances that may pass `scan` (see [`InstanceScan`]), oldest first.
+pub async fn scan_instances<'e>(
     e: impl AnyExecutor<'e>,
-    project: Option<&str>,
+    scan: &InstanceScan,
 ) -> StoreResult<Vec<Instance>> {
-    let rows = match project {
-        Some(p) => {
-            sqlx::query(&format!(
-                "SELECT {INSTANCE_COLS} FROM instances WHERE project_id = $1 \
-                 ORDER BY launch_time, launch_index, id"
-            ))
-            .bind(p)
-            .fetch_all(e)
-            .await?
-        }
-        None => {
-            sqlx::query(&format!(
-                "SELECT {INSTANCE_COLS} FROM instances ORDER BY launch_time, launch_index, id"
-            ))
-            .fetch_all(e)
-            .await?
-        }
-    };
-    decode(rows)
+    let (clause, binds) = scan.clause();
+    let sql = format!(
+        "SELECT {INSTANCE_COLS} FROM instances {clause} ORDER BY launch_time, launch_index, id"
+    );
+    let mut q = sqlx::query(&sql);
+    for b in binds {
+        q = q.bind(b);
+    }
+    let mut rows = decode(q.fetch_all(e).await?)?;
+    if let (false, Some(p)) = (scan.ids.is_empty(), &scan.project) {
+        rows.retain(|i| i.project_id == *p);
+    }
+    Ok(rows)
+}
+
+/// (id, tags) of a project's instances, oldest first: what DescribeTags
+/// reads, without decoding whole rows.
+pub async fn instance_tags<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+) -> StoreResult<Vec<(String, BTreeMap<String, String>)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, tags FROM instances WHERE project_id = $1 \
+         ORDER BY launch_time, launch_index, id",
+    )
+    .bind(project)
+    .fetch_all(e)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, tags)| (id, serde_json::from_str(&tags).unwrap_or_default()))
+        .collect())
 }
 
 pub async fn instances_by_token<'e>(

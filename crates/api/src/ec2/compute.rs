@@ -6,7 +6,7 @@
 //! DescribeInstanceTypes. Each translates onto the compute service, which
 //! holds every rule (quotas, states, scheduling, idempotent ClientToken).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine as _;
 use nuage_compute::types::{Image, Instance, InstanceType, KeyPair, State};
@@ -723,13 +723,14 @@ impl Op {
                 let mut x = ctx.xml("DescribeInstances");
                 // One reservation per launch, in launch order.
                 let mut reservations: Vec<(String, Vec<&Instance>)> = Vec::new();
+                let mut at: HashMap<&str, usize> = HashMap::new();
                 for i in &page.items {
-                    match reservations
-                        .iter_mut()
-                        .find(|(r, _)| *r == i.reservation_id)
-                    {
-                        Some((_, v)) => v.push(i),
-                        None => reservations.push((i.reservation_id.clone(), vec![i])),
+                    match at.get(i.reservation_id.as_str()) {
+                        Some(&n) => reservations[n].1.push(i),
+                        None => {
+                            at.insert(&i.reservation_id, reservations.len());
+                            reservations.push((i.reservation_id.clone(), vec![i]));
+                        }
                     }
                 }
                 x.items("reservationSet", reservations, |x, (r, insts)| {

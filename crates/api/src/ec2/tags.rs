@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use nuage_compute::InstanceQuery;
-
 use super::error::{Ec2Error, Result};
 use super::ops::Ctx;
 use super::params::{keep, Filter, Params};
@@ -187,14 +185,9 @@ async fn all_keys(ctx: &Ctx<'_>, ids: &[String]) -> Result<Vec<(String, Option<S
 /// sorted by resource then key.
 async fn every_tag(ctx: &Ctx<'_>) -> Result<Vec<(String, &'static str, String, String)>> {
     let mut out = Vec::new();
-    let page = ctx
-        .core
-        .compute
-        .describe_instances(ctx.principal, &InstanceQuery::default())
-        .await?;
-    for i in page.items {
-        for (k, v) in i.tags {
-            out.push((i.id.clone(), "instance", k, v));
+    for (id, tags) in ctx.core.compute.instance_tags(ctx.principal).await? {
+        for (k, v) in tags {
+            out.push((id.clone(), "instance", k, v));
         }
     }
     for (id, tags) in ctx.core.network.tags(ctx.principal).await? {
