@@ -152,7 +152,9 @@ async fn sweep(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
             .strip_prefix("nuage_test_")
             .and_then(|r| r.split_once('_'))
             .and_then(|(secs, _)| secs.parse::<u64>().ok());
-        if born.is_some_and(|b| b < cutoff) && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+        if born.is_some_and(|b| b < cutoff)
+            && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+        {
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut *conn)
                 .await?;
