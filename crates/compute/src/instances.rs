@@ -108,6 +108,10 @@ pub struct InstancePatch {
     /// one takes its limits in place (the reconciler re-applies the spec).
     #[serde(default)]
     pub instance_type: Option<String>,
+    /// New user data (decoded bytes): only while the instance is stopped,
+    /// as on EC2; the next start serves it.
+    #[serde(skip)]
+    pub user_data: Option<Vec<u8>>,
 }
 
 /// The state-changing actions on instances.
@@ -205,6 +209,10 @@ pub const INSTANCE_FILTERS: &[&str] = &[
     "network-interface.mac-address",
     "network-interface.subnet-id",
     "network-interface.vpc-id",
+    "instance.group-id",
+    "instance.group-name",
+    "network-interface.group-id",
+    "network-interface.group-name",
 ];
 
 /// Filters answered from the instances' ports, which are read for every
@@ -219,6 +227,10 @@ const ADDRESS_FILTERS: &[&str] = &[
     "network-interface.mac-address",
     "network-interface.subnet-id",
     "network-interface.vpc-id",
+    "instance.group-id",
+    "instance.group-name",
+    "network-interface.group-id",
+    "network-interface.group-name",
 ];
 
 impl InstanceQuery {
@@ -292,6 +304,12 @@ impl InstanceQuery {
                 "subnet-id" | "network-interface.subnet-id" => nics().any(|n| any(&n.subnet_id)),
                 "network-interface.network-interface-id" => nics().any(|n| any(&n.port_id)),
                 "network-interface.mac-address" => nics().any(|n| any(&n.mac_address)),
+                "instance.group-id" | "network-interface.group-id" => {
+                    nics().any(|n| n.security_groups.iter().any(|(id, _)| any(id)))
+                }
+                "instance.group-name" | "network-interface.group-name" => {
+                    nics().any(|n| n.security_groups.iter().any(|(_, name)| any(name)))
+                }
                 tag => {
                     let key = tag.trim_start_matches("tag:");
                     i.tags.get(key).is_some_and(|v| values.is_empty() || any(v))
@@ -1001,8 +1019,25 @@ impl Compute {
             "compute:modify_instance",
             Rule::ProjectWrite(&inst.project_id),
         )?;
+        if let Some(data) = &patch.user_data {
+            if data.len() > crate::MAX_USER_DATA {
+                return Err(ComputeError::invalid(format!(
+                    "user data is at most {} bytes before base64",
+                    crate::MAX_USER_DATA
+                )));
+            }
+            if !repo::set_user_data(self.db().writer(), id, data, now()).await? {
+                return Err(ComputeError::IncorrectState {
+                    id: id.to_string(),
+                    state: inst.state,
+                    action: "change the user data of",
+                    hint: "; the user data changes only while the instance is stopped",
+                });
+            }
+            tracing::info!(instance = %id, bytes = data.len(), "user data replaced");
+        }
         let Some(type_name) = patch.instance_type else {
-            return Ok(inst);
+            return self.get_instance(caller, id).await;
         };
         let itype = repo::get_type(self.db().reader(), &type_name)
             .await?

@@ -922,6 +922,26 @@ pub async fn user_data<'e>(e: impl AnyExecutor<'e>, id: &str) -> StoreResult<Opt
     Ok(row.and_then(|r| r.0))
 }
 
+/// Replaces a stopped instance's user data; false when it is not stopped
+/// (and not being started), so a start never reads half a change.
+pub async fn set_user_data<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+    data: &[u8],
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE instances SET user_data = $1, updated_at = $2 \
+         WHERE id = $3 AND state = 'stopped' AND desired = 'stopped'",
+    )
+    .bind(data.to_vec())
+    .bind(now)
+    .bind(id)
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Project usage for quotas: (instances, vcpus, ram MiB) not terminated.
 pub async fn project_usage<'e>(
     e: impl AnyExecutor<'e>,

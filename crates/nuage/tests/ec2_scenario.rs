@@ -456,6 +456,76 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     let mut ids = ids;
     ids.push(copy);
 
+    // ModifyInstanceAttribute: user data only while stopped; the groups of
+    // a running instance's interface; the group filters see the change.
+    let err = aws.fails(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &ids[1],
+        "--user-data",
+        "Value=changed",
+    ]);
+    assert!(err.contains("IncorrectInstanceState"), "{err}");
+    let alt = aws.json(&[
+        "ec2",
+        "create-security-group",
+        "--group-name",
+        "scenario-alt",
+        "--description",
+        "another group",
+        "--vpc-id",
+        &vpc,
+    ]);
+    let alt = str_at(&alt, &["GroupId"]).to_string();
+    aws2.ok(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &ids[1],
+        "--groups",
+        &alt,
+    ]);
+    for filter in [
+        format!("Name=instance.group-id,Values={alt}"),
+        "Name=instance.group-name,Values=scenario-alt".to_string(),
+    ] {
+        let d = aws.json(&["ec2", "describe-instances", "--filters", &filter]);
+        let got: Vec<String> = instances(&d)
+            .iter()
+            .map(|i| str_at(i, &["InstanceId"]).to_string())
+            .collect();
+        assert_eq!(got, vec![ids[1].clone()], "{filter}: {d}");
+    }
+    let d = aws.json(&[
+        "ec2",
+        "describe-instances",
+        "--filters",
+        &format!("Name=instance.group-id,Values={sg}"),
+    ]);
+    assert_eq!(instances(&d).len(), 2, "{d}");
+    aws.ok(&["ec2", "stop-instances", "--instance-ids", &ids[1]]);
+    aws.ok(&["ec2", "wait", "instance-stopped", "--instance-ids", &ids[1]]);
+    aws.ok(&[
+        "ec2",
+        "modify-instance-attribute",
+        "--instance-id",
+        &ids[1],
+        "--user-data",
+        "Value=#!/bin/sh\necho changed-data $(hostname)\n",
+    ]);
+    aws.ok(&["ec2", "start-instances", "--instance-ids", &ids[1]]);
+    aws.ok(&["ec2", "wait", "instance-running", "--instance-ids", &ids[1]]);
+    let changed = format!("changed-data {}", ids[1]);
+    eventually("the new user data never ran", &s, || {
+        let c = aws.json(&["ec2", "get-console-output", "--instance-id", &ids[1]]);
+        c["Output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&changed)
+            .then_some(())
+    });
+
     // The address goes: disassociated, no longer answering, released.
     aws.ok(&["ec2", "disassociate-address", "--public-ip", &public]);
     eventually("the elastic IP still answers", &s, || {
@@ -477,11 +547,13 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     aws.ok(&["ec2", "deregister-image", "--image-id", &snap]);
     let gone = aws.json(&["ec2", "describe-images", "--owners", "self"]);
     assert!(!gone.to_string().contains(&snap), "{gone}");
-    eventually("the group stayed in use after termination", &s, || {
-        aws.run(&["ec2", "delete-security-group", "--group-id", &sg])
-            .0
-            .then_some(())
-    });
+    for group in [&sg, &alt] {
+        eventually("the group stayed in use after termination", &s, || {
+            aws.run(&["ec2", "delete-security-group", "--group-id", group])
+                .0
+                .then_some(())
+        });
+    }
     aws2.ok(&[
         "ec2",
         "detach-internet-gateway",

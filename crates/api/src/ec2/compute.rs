@@ -103,7 +103,7 @@ pub enum Op {
     },
     ModifyInstanceAttribute {
         id: String,
-        instance_type: String,
+        change: InstanceChange,
     },
     CreateKeyPair {
         name: String,
@@ -155,6 +155,16 @@ pub enum Op {
         id: String,
         change: ImageChange,
     },
+}
+
+/// The one attribute a ModifyInstanceAttribute call changes.
+#[derive(Debug, PartialEq)]
+pub enum InstanceChange {
+    InstanceType(String),
+    /// The primary interface's security groups, by id.
+    Groups(Vec<String>),
+    /// Decoded user data.
+    UserData(Vec<u8>),
 }
 
 /// What ModifyImageAttribute asks: launch permissions added and removed
@@ -545,22 +555,45 @@ impl Op {
             }
             "ModifyInstanceAttribute" => {
                 let id = one_instance(p)?;
-                let t = p
-                    .opt("InstanceType.Value")
-                    .or_else(|| match p.opt("Attribute") {
-                        Some("instanceType") => p.opt("Value"),
-                        _ => None,
-                    });
-                let Some(t) = t else {
+                let attribute = p.opt("Attribute");
+                let value = p.opt("Value");
+                let mut changes = Vec::new();
+                if let Some(t) = p.opt("InstanceType.Value").or(match attribute {
+                    Some("instanceType") => value,
+                    _ => None,
+                }) {
+                    changes.push(InstanceChange::InstanceType(t.to_string()));
+                }
+                let groups = p.list("GroupId")?;
+                if !groups.is_empty() {
+                    changes.push(InstanceChange::Groups(groups));
+                }
+                if let Some(u) = p.opt("UserData.Value").or(match attribute {
+                    Some("userData") => value,
+                    _ => None,
+                }) {
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(u.trim())
+                        .map_err(|_| Ec2Error::invalid("Invalid BASE64 encoding of user data."))?;
+                    changes.push(InstanceChange::UserData(data));
+                }
+                if let Some(a) = attribute {
+                    if !matches!(a, "instanceType" | "userData") {
+                        return Err(Ec2Error::invalid(format!(
+                            "nuage changes an instance's instanceType, groupSet (GroupId.N) or userData; not {a}"
+                        )));
+                    }
+                }
+                if changes.len() != 1 {
                     return Err(Ec2Error::new(
                         400,
                         "InvalidParameterCombination",
-                        "nuage can change an instance's instanceType (InstanceType.Value or Attribute=instanceType with Value); name one",
+                        "name exactly one attribute to change: InstanceType.Value, GroupId.N or UserData.Value (or Attribute with Value)",
                     ));
-                };
+                }
                 Op::ModifyInstanceAttribute {
                     id,
-                    instance_type: t.to_string(),
+                    change: changes.remove(0),
                 }
             }
             "CreateKeyPair" => {
@@ -865,15 +898,49 @@ impl Op {
                 }
                 Ok(x)
             }
-            Op::ModifyInstanceAttribute { id, instance_type } => {
-                c.modify_instance(
-                    p,
-                    &id,
-                    InstancePatch {
-                        instance_type: Some(instance_type),
-                    },
-                )
-                .await?;
+            Op::ModifyInstanceAttribute { id, change } => {
+                match change {
+                    InstanceChange::InstanceType(t) => {
+                        c.modify_instance(
+                            p,
+                            &id,
+                            InstancePatch {
+                                instance_type: Some(t),
+                                ..InstancePatch::default()
+                            },
+                        )
+                        .await?;
+                    }
+                    InstanceChange::UserData(data) => {
+                        c.modify_instance(
+                            p,
+                            &id,
+                            InstancePatch {
+                                user_data: Some(data),
+                                ..InstancePatch::default()
+                            },
+                        )
+                        .await?;
+                    }
+                    InstanceChange::Groups(groups) => {
+                        // The instance's primary interface (its first port).
+                        let inst = c.get_instance(p, &id).await?;
+                        let ports = ctx
+                            .core
+                            .network
+                            .list_ports(p, Some(&inst.id), false)
+                            .await?;
+                        let port = ports.first().ok_or_else(|| {
+                            Ec2Error::invalid(format!(
+                                "instance {id} has no network interface to put in security groups"
+                            ))
+                        })?;
+                        ctx.core
+                            .network
+                            .set_port_security_groups(p, &port.id, &groups)
+                            .await?;
+                    }
+                }
                 let mut x = ctx.xml("ModifyInstanceAttribute");
                 x.bool("return", true);
                 Ok(x)
