@@ -680,21 +680,7 @@ async fn images_registered_from_an_object_shared_and_deregistered() {
     let s = start_plain();
     let work = tempfile::tempdir().expect("tempdir");
     let w = work.path();
-    // A root filesystem tar: busybox and its shell.
-    let root = w.join("root");
-    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static");
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
-    let tar = w.join("rootfs.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(ok.success());
+    let tar = common::rootfs_tar(w);
 
     let aws = Aws {
         srv: &s,
