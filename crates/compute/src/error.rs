@@ -93,6 +93,9 @@ pub enum ComputeError {
     },
     #[error("{0}")]
     Internal(String),
+    /// Too much of this work is already queued; the caller may retry.
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -160,6 +163,7 @@ impl HasKind for ComputeError {
             ComputeError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             ComputeError::InsufficientCapacity(_) => ErrorKind::InsufficientCapacity,
             ComputeError::Driver { .. } | ComputeError::Internal(_) => ErrorKind::Internal,
+            ComputeError::Busy(_) => ErrorKind::Unavailable,
             ComputeError::Identity(e) => e.kind(),
             ComputeError::Store(e) => e.kind(),
             ComputeError::Network(e) => e.kind(),

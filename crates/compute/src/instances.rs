@@ -112,6 +112,10 @@ pub struct InstancePatch {
     /// as on EC2; the next start serves it.
     #[serde(skip)]
     pub user_data: Option<Vec<u8>>,
+    /// The security groups (ids) of the instance's primary interface, its
+    /// first port; allowed while it runs (EC2's GroupId.N).
+    #[serde(skip)]
+    pub security_groups: Option<Vec<String>>,
 }
 
 /// The state-changing actions on instances.
@@ -1035,6 +1039,21 @@ impl Compute {
                 });
             }
             tracing::info!(instance = %id, bytes = data.len(), "user data replaced");
+        }
+        if let Some(groups) = &patch.security_groups {
+            let net = self.network().ok_or_else(|| {
+                ComputeError::invalid(
+                    "this server runs without networking: instances have no interfaces",
+                )
+            })?;
+            let ports = net.list_ports(caller, Some(&inst.id), false).await?;
+            let primary = ports.first().ok_or_else(|| {
+                ComputeError::invalid(format!(
+                    "instance {id} has no network interface to put in security groups"
+                ))
+            })?;
+            net.set_port_security_groups(caller, &primary.id, groups)
+                .await?;
         }
         let Some(type_name) = patch.instance_type else {
             return self.get_instance(caller, id).await;

@@ -54,6 +54,11 @@ pub const MAX_USER_DATA: usize = 16 * 1024;
 /// Snapshots of root disks made at once on the whole service.
 const SNAPSHOTS_AT_ONCE: usize = 2;
 
+/// Snapshots accepted and not finished (made or waiting) on the whole
+/// service: past it CreateImage is refused as busy rather than queueing a
+/// task and a `snapshotting` image per request without end.
+const SNAPSHOTS_QUEUED: usize = 32;
+
 /// How the service is set up.
 #[derive(Debug, Clone)]
 pub struct ComputeConfig {
@@ -115,6 +120,8 @@ struct Inner {
     /// Bounds the snapshots made at once (each copies a whole root disk);
     /// the others wait with their image `snapshotting`.
     snapshot_slots: tokio::sync::Semaphore,
+    /// Bounds the snapshots accepted and not finished.
+    snapshot_queue: Arc<tokio::sync::Semaphore>,
 }
 
 impl Compute {
@@ -174,6 +181,7 @@ impl Compute {
                 changed: Notify::new(),
                 blob_gc: tokio::sync::RwLock::new(()),
                 snapshot_slots: tokio::sync::Semaphore::new(SNAPSHOTS_AT_ONCE),
+                snapshot_queue: Arc::new(tokio::sync::Semaphore::new(SNAPSHOTS_QUEUED)),
             }),
         };
         if killed > 0 {

@@ -7,6 +7,10 @@
 //! blob, unpacks it as an upload would, and makes the image `active`
 //! (`available`), or `killed` (EC2 `failed`) with the reason logged.
 //!
+//! Bounds: two snapshots copy at once; at most 32 are accepted and not
+//! finished, past which CreateImage is refused as busy (EC2 `Unavailable`,
+//! Nova 503) instead of queueing without end.
+//!
 //! Crash safety: the image row is the only record of the work. A restart
 //! finds rows still `snapshotting` (their task died with the process) and
 //! marks them `killed`; the blob being written lives in the image store's
@@ -82,6 +86,18 @@ impl Compute {
                 "an image made from an instance takes at most 100 tags",
             ));
         }
+        // Held by the task until it ends: the bound on accepted work.
+        let queued = self
+            .inner
+            .snapshot_queue
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                ComputeError::Busy(format!(
+                    "{} images from instances are already being made; retry when one is done",
+                    crate::SNAPSHOTS_QUEUED
+                ))
+            })?;
         let source = repo::get_image(self.db().reader(), &inst.image_id).await?;
         let mut properties = new.properties;
         // Nova's properties of a snapshot image.
@@ -121,6 +137,7 @@ impl Compute {
         let this = self.clone();
         let task_image = stored.clone();
         tokio::spawn(async move {
+            let _queued = queued;
             let id = task_image.id.clone();
             let result = this.make_snapshot(&inst, task_image).await;
             if let Err(e) = result {

@@ -899,48 +899,21 @@ impl Op {
                 Ok(x)
             }
             Op::ModifyInstanceAttribute { id, change } => {
-                match change {
-                    InstanceChange::InstanceType(t) => {
-                        c.modify_instance(
-                            p,
-                            &id,
-                            InstancePatch {
-                                instance_type: Some(t),
-                                ..InstancePatch::default()
-                            },
-                        )
-                        .await?;
-                    }
-                    InstanceChange::UserData(data) => {
-                        c.modify_instance(
-                            p,
-                            &id,
-                            InstancePatch {
-                                user_data: Some(data),
-                                ..InstancePatch::default()
-                            },
-                        )
-                        .await?;
-                    }
-                    InstanceChange::Groups(groups) => {
-                        // The instance's primary interface (its first port).
-                        let inst = c.get_instance(p, &id).await?;
-                        let ports = ctx
-                            .core
-                            .network
-                            .list_ports(p, Some(&inst.id), false)
-                            .await?;
-                        let port = ports.first().ok_or_else(|| {
-                            Ec2Error::invalid(format!(
-                                "instance {id} has no network interface to put in security groups"
-                            ))
-                        })?;
-                        ctx.core
-                            .network
-                            .set_port_security_groups(p, &port.id, &groups)
-                            .await?;
-                    }
-                }
+                let patch = match change {
+                    InstanceChange::InstanceType(t) => InstancePatch {
+                        instance_type: Some(t),
+                        ..InstancePatch::default()
+                    },
+                    InstanceChange::UserData(data) => InstancePatch {
+                        user_data: Some(data),
+                        ..InstancePatch::default()
+                    },
+                    InstanceChange::Groups(groups) => InstancePatch {
+                        security_groups: Some(groups),
+                        ..InstancePatch::default()
+                    },
+                };
+                c.modify_instance(p, &id, patch).await?;
                 let mut x = ctx.xml("ModifyInstanceAttribute");
                 x.bool("return", true);
                 Ok(x)

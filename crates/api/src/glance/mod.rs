@@ -411,10 +411,7 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
             _ => Err(Fault::not_found(format!("No schema named {name}"))),
         },
         Op::List(q) => list(core, caller, q).await,
-        Op::Get(id) => Ok(ok(
-            StatusCode::OK,
-            view(core, &image(core, caller, &id).await?),
-        )),
+        Op::Get(id) => Ok(ok(StatusCode::OK, view(&image(core, caller, &id).await?))),
         Op::Create(body) => create(core, caller, body).await,
         Op::Patch(id, ops) => patch(core, caller, &id, ops).await,
         Op::Delete(id) => {
@@ -465,7 +462,7 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
         }
         Op::Members(id) => {
             let i = image(core, caller, &id).await?;
-            let members: Vec<Value> = i.members.iter().map(|m| member_view(core, &i, m)).collect();
+            let members: Vec<Value> = i.members.iter().map(|m| member_view(&i, m)).collect();
             Ok(ok(
                 StatusCode::OK,
                 json!({"members": members, "schema": "/v2/schemas/members"}),
@@ -486,7 +483,7 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
                 .find(|m| **m == member)
                 .cloned()
                 .unwrap_or(member);
-            Ok(ok(StatusCode::OK, member_view(core, &shared, &pid)))
+            Ok(ok(StatusCode::OK, member_view(&shared, &pid)))
         }
         Op::RemoveMember(id, member) => {
             let i = image(core, caller, &id).await?;
@@ -496,8 +493,7 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
     }
 }
 
-fn member_view(core: &Core, i: &Image, member: &str) -> Value {
-    let _ = core;
+fn member_view(i: &Image, member: &str) -> Value {
     json!({
         "image_id": i.id,
         "member_id": member,
@@ -552,7 +548,7 @@ async fn list(core: &Core, caller: &Principal, q: ListQuery) -> Result<Response>
                 ))
             })?;
     let mut out = json!({
-        "images": shown.iter().map(|i| view(core, i)).collect::<Vec<_>>(),
+        "images": shown.iter().map(view).collect::<Vec<_>>(),
         "first": "/v2/images",
         "schema": "/v2/schemas/images",
     });
@@ -573,8 +569,7 @@ fn glance_status(i: &Image) -> &str {
     }
 }
 
-fn view(core: &Core, i: &Image) -> Value {
-    let _ = core;
+fn view(i: &Image) -> Value {
     let mut out = json!({
         "id": i.id,
         "name": i.name,
@@ -706,7 +701,7 @@ async fn create(core: &Core, caller: &Principal, body: Map<String, Value>) -> Re
             },
         )
         .await?;
-    let mut resp = ok(StatusCode::CREATED, view(core, &i));
+    let mut resp = ok(StatusCode::CREATED, view(&i));
     if let Ok(v) = HeaderValue::from_str(&format!("{}/v2/images/{}", base(core), i.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -779,5 +774,5 @@ async fn patch(core: &Core, caller: &Principal, id: &str, ops: Vec<PatchOp>) -> 
         .update_image(caller, &i.id, p)
         .await
         .map_err(|e| image_error(e, id))?;
-    Ok(ok(StatusCode::OK, view(core, &i)))
+    Ok(ok(StatusCode::OK, view(&i)))
 }
