@@ -294,7 +294,8 @@ impl Server {
             .json(&body)
             .send()
             .await
-            .expect("token request");
+            // The server's own account of what happened, if it failed.
+            .unwrap_or_else(|e| panic!("token request: {e}\n{}", self.logs()));
         assert_eq!(
             r.status(),
             201,
