@@ -9,62 +9,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{call, project_with_member, run, Server};
-use serde_json::{json, Value};
-
-/// One aws CLI, with the admin's credentials or another project's.
-struct Cli<'a> {
-    s: &'a Server,
-    bin: &'a str,
-    cwd: &'a Path,
-    creds: Option<(String, String)>,
-}
-
-impl Cli<'_> {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut c = self.s.client(self.bin);
-        c.current_dir(self.cwd)
-            .args(args)
-            .args(["--endpoint-url", &self.s.url(), "--output", "json"])
-            .env("AWS_MAX_ATTEMPTS", "1");
-        if let Some((k, secret)) = &self.creds {
-            c.env("AWS_ACCESS_KEY_ID", k)
-                .env("AWS_SECRET_ACCESS_KEY", secret);
-        }
-        run(&mut c)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let (ok, out, err) = self.run(args);
-        assert!(
-            ok,
-            "{} {}: {err}\n{out}\n{}",
-            self.bin,
-            args.join(" "),
-            self.s.logs()
-        );
-        if out.trim().is_empty() {
-            return json!({});
-        }
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {out}", self.bin, args.join(" ")))
-    }
-
-    /// Runs a call that must fail with the EC2 error `code`.
-    fn fails(&self, code: &str, args: &[&str]) {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "{} {} succeeded: {out}", self.bin, args.join(" "));
-        assert!(
-            err.contains(&format!("({code})")),
-            "{} {}: wanted {code}, got: {err}",
-            self.bin,
-            args.join(" ")
-        );
-    }
-}
+use common::{call, project_with_member, Cli, Server};
+use serde_json::json;
 
 /// A project `name` with a member and EC2 credentials of its own.
 async fn other_project(s: &Server, name: &str) -> (String, String) {

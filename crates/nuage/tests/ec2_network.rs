@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{call, project_with_member, run, Options, Server};
+use common::{call, project_with_member, Cli, Options, Server};
 use serde_json::{json, Value};
 
 const PW: &str = "correct horse battery staple";
@@ -20,51 +20,6 @@ fn start_plain() -> Server {
         env: vec![("NUAGE_COMPUTE_DRIVER".into(), "none".into())],
         ..Options::default()
     })
-}
-
-/// One aws CLI, with the admin's credentials or another project's.
-struct Cli<'a> {
-    s: &'a Server,
-    bin: &'a str,
-    cwd: &'a Path,
-    creds: Option<(String, String)>,
-}
-
-impl Cli<'_> {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let mut c = self.s.client(self.bin);
-        c.current_dir(self.cwd)
-            .args(args)
-            .args(["--endpoint-url", &self.s.url(), "--output", "json"])
-            .env("AWS_MAX_ATTEMPTS", "1");
-        if let Some((k, secret)) = &self.creds {
-            c.env("AWS_ACCESS_KEY_ID", k)
-                .env("AWS_SECRET_ACCESS_KEY", secret);
-        }
-        run(&mut c)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{} {}: {err}\n{out}", self.bin, args.join(" "));
-        if out.trim().is_empty() {
-            return json!({});
-        }
-        serde_json::from_str(&out)
-            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {out}", self.bin, args.join(" ")))
-    }
-
-    /// Runs a call that must fail with the EC2 error `code`.
-    fn fails(&self, code: &str, args: &[&str]) {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "{} {} succeeded: {out}", self.bin, args.join(" "));
-        assert!(
-            err.contains(&format!("({code})")),
-            "{} {}: wanted {code}, got: {err}",
-            self.bin,
-            args.join(" ")
-        );
-    }
 }
 
 fn both_clis(s: &Server, cwd: &Path, each: impl Fn(&Cli<'_>, &str)) {

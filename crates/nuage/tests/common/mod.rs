@@ -724,3 +724,54 @@ pub async fn wait_state(s: &Server, t: &str, id: &str, state: &str) -> serde_jso
 pub fn instance_netns(s: &Server, id: &str) -> PathBuf {
     s.data_dir().join("compute/run/netns").join(id)
 }
+
+/// One aws CLI (`bin`) against `s`, with the admin's credentials or,
+/// in `creds`, another caller's (access key, secret).
+pub struct Cli<'a> {
+    pub s: &'a Server,
+    pub bin: &'a str,
+    pub cwd: &'a Path,
+    pub creds: Option<(String, String)>,
+}
+impl Cli<'_> {
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let mut c = self.s.client(self.bin);
+        c.current_dir(self.cwd)
+            .args(args)
+            .args(["--endpoint-url", &self.s.url(), "--output", "json"])
+            .env("AWS_MAX_ATTEMPTS", "1");
+        if let Some((k, secret)) = &self.creds {
+            c.env("AWS_ACCESS_KEY_ID", k)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+        }
+        run(&mut c)
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let (ok, out, err) = self.run(args);
+        assert!(
+            ok,
+            "{} {}: {err}\n{out}\n{}",
+            self.bin,
+            args.join(" "),
+            self.s.logs()
+        );
+        if out.trim().is_empty() {
+            return serde_json::json!({});
+        }
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{} {}: not JSON ({e}): {out}", self.bin, args.join(" ")))
+    }
+
+    /// Runs a call that must fail with the EC2 error `code`.
+    pub fn fails(&self, code: &str, args: &[&str]) {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "{} {} succeeded: {out}", self.bin, args.join(" "));
+        assert!(
+            err.contains(&format!("({code})")),
+            "{} {}: wanted {code}, got: {err}",
+            self.bin,
+            args.join(" ")
+        );
+    }
+}
