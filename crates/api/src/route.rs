@@ -9,7 +9,10 @@
 //!    and `/apis` Kubernetes,
 //!    `/healthz` and `/metrics` operations. An unsigned form POST to `/`
 //!    (or a GET with `?Action=`) is EC2 Query, so unsigned EC2 calls get an
-//!    EC2 error.
+//!    EC2 error. An unsigned `GET /` that accepts JSON and not XML is
+//!    OpenStack version discovery (keystoneauth given the bare endpoint as
+//!    its auth URL) and gets Keystone's versions document; S3 clients list
+//!    buckets with a signature, and anonymous ones accept XML.
 //! 3. Anything else is S3 (anonymous access to public buckets). The S3
 //!    dialect refuses to create buckets named like a reserved first segment
 //!    ([`RESERVED_BUCKET_NAMES`]), so an anonymous path never means two
@@ -91,6 +94,9 @@ impl Dialect {
         }
         let path = req.uri().path();
         let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        if path == "/" && is_version_discovery(req) {
+            return Dialect::Keystone;
+        }
         match first {
             "nuage" => Dialect::Native,
             "v3" => Dialect::Keystone,
@@ -125,6 +131,21 @@ fn sigv4_service<B>(req: &http::Request<B>) -> Option<&str> {
     // AKID/DATE/REGION/SERVICE/aws4_request, '/' possibly as %2F.
     let mut parts = cred.split(['/', ',', '&']).flat_map(|p| p.split("%2F"));
     parts.nth(3)
+}
+
+/// An unsigned `GET /` (no query) whose `Accept` names JSON and not XML:
+/// what keystoneauth sends to discover the Identity API's versions.
+fn is_version_discovery<B>(req: &http::Request<B>) -> bool {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+        && req.uri().query().is_none()
+        && !req.headers().contains_key(header::AUTHORIZATION)
+        && accept.contains("application/json")
+        && !accept.contains("xml")
 }
 
 fn is_ec2_query<B>(req: &http::Request<B>) -> bool {
@@ -238,6 +259,22 @@ mod tests {
         );
         assert_eq!(Dialect::of(&req("GET", "/v1/other", &[])), Dialect::S3);
         assert_eq!(Dialect::of(&req("GET", "/info", &[])), Dialect::Swift);
+        // Version discovery at the root, not an anonymous ListBuckets.
+        let json = [("accept", "application/json")];
+        assert_eq!(Dialect::of(&req("GET", "/", &json)), Dialect::Keystone);
+        assert_eq!(Dialect::of(&req("GET", "/", &[])), Dialect::S3);
+        assert_eq!(
+            Dialect::of(&req(
+                "GET",
+                "/",
+                &[("accept", "application/xml, application/json")]
+            )),
+            Dialect::S3
+        );
+        assert_eq!(
+            Dialect::of(&req("GET", "/?list-type=2", &json)),
+            Dialect::S3
+        );
         assert_eq!(
             Dialect::of(&req("GET", "/api/v1/pods", &[])),
             Dialect::Kubernetes

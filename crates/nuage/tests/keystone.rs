@@ -1763,6 +1763,35 @@ async fn patching_ones_own_password_is_refused_admins_set_others() {
     );
 }
 
+/// keystoneauth given the bare endpoint as its auth URL discovers the
+/// Identity API at `/` (Keystone's 300 versions document) and logs in;
+/// an anonymous S3 `GET /` still answers in S3's XML.
+#[tokio::test]
+async fn clients_discover_the_identity_api_at_the_root() {
+    let s = Server::start();
+    let root = s.url();
+    let token = osc_ok(&s, &[("OS_AUTH_URL", root.as_str())], &["token", "issue"]);
+    assert!(
+        token["id"].as_str().is_some_and(|t| !t.is_empty()),
+        "{token}"
+    );
+
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{root}/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(r.status().as_u16(), 300);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["versions"]["values"][0]["id"], "v3.14", "{v}");
+    let r = http.get(format!("{root}/")).send().await.expect("GET /");
+    assert_eq!(r.status().as_u16(), 403);
+    let text = r.text().await.expect("body");
+    assert!(text.contains("<Code>AccessDenied</Code>"), "{text}");
+}
+
 /// `openstack catalog/service/endpoint/region list|show` read the catalog
 /// nuage computes; writes are refused with 501 and change nothing; a
 /// member may read regions and its token's catalog, not the admin views.

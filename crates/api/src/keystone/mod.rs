@@ -170,6 +170,26 @@ async fn version(axum::extract::State(core): axum::extract::State<SharedCore>) -
     .into_response()
 }
 
+/// `GET /`: the versions Keystone serves, as its root answers them (300
+/// Multiple Choices), for clients given the bare endpoint as auth URL.
+async fn versions(axum::extract::State(core): axum::extract::State<SharedCore>) -> Response {
+    let body = json!({
+        "versions": {
+            "values": [{
+                "id": VERSION,
+                "status": "stable",
+                "updated": "2020-04-07T00:00:00Z",
+                "links": [{"rel": "self", "href": format!("{}/", base_url(&core))}],
+                "media-types": [{
+                    "base": "application/json",
+                    "type": "application/vnd.openstack.identity-v3+json",
+                }],
+            }]
+        }
+    });
+    (StatusCode::MULTIPLE_CHOICES, axum::Json(body)).into_response()
+}
+
 async fn unknown_route() -> KeystoneError {
     KeystoneError::not_found(
         "The resource could not be found: nuage does not serve this Identity API path.",
@@ -179,6 +199,7 @@ async fn unknown_route() -> KeystoneError {
 /// The Keystone API's routes.
 pub fn routes() -> Router<SharedCore> {
     Router::new()
+        .route("/", get(versions))
         .route("/v3", get(version))
         .route("/v3/", get(version))
         .merge(auth::routes())
