@@ -9,10 +9,13 @@ use std::process::Command;
 
 use crate::{DriverError, DriverResult};
 
-/// The kernel modules a guest needs for its virtio devices, by file name:
-/// Debian builds them as modules (`CONFIG_VIRTIO_*=m`), so the initramfs
-/// carries them and the guest's init loads them in this order.
-pub const VIRTIO_MODULES: &[&str] = &[
+/// The kernel modules a guest needs for its virtio devices and its ACPI
+/// power button, by file name: Debian builds them as modules
+/// (`CONFIG_VIRTIO_*=m`, `CONFIG_ACPI_BUTTON=m`, `CONFIG_INPUT_EVDEV=m`), so
+/// the initramfs carries them and the guest's init loads them in this order.
+pub const GUEST_MODULES: &[&str] = &[
+    "evdev.ko",
+    "button.ko",
     "virtio.ko",
     "virtio_ring.ko",
     "virtio_mmio.ko",
@@ -35,7 +38,7 @@ pub struct Kernel {
     /// The compressed image as the package ships it (for machines that
     /// boot through the 16-bit entry).
     pub bzimage: PathBuf,
-    /// [`VIRTIO_MODULES`] found in the package, in that order.
+    /// [`GUEST_MODULES`] found in the package, in that order.
     pub modules: Vec<PathBuf>,
 }
 
@@ -212,12 +215,13 @@ fn debian_kernel_package() -> DriverResult<String> {
 pub fn debian_kernel(cache: &Path) -> DriverResult<Kernel> {
     let package = debian_kernel_package()?;
     let release = package.trim_start_matches("linux-image-").to_string();
-    let dir = cache.join(&release);
+    // The layout's version: a cache written with fewer modules is not reused.
+    let dir = cache.join(format!("{release}.2"));
     let kernel = Kernel {
         release: release.clone(),
         vmlinux: dir.join("vmlinux"),
         bzimage: dir.join("vmlinuz"),
-        modules: VIRTIO_MODULES
+        modules: GUEST_MODULES
             .iter()
             .map(|m| dir.join("modules").join(m))
             .collect(),
@@ -271,7 +275,7 @@ pub fn debian_kernel(cache: &Path) -> DriverResult<Kernel> {
             .to_string();
         let to = if path.starts_with("./boot") && name.starts_with("vmlinuz-") {
             work.join("vmlinuz")
-        } else if VIRTIO_MODULES.contains(&name.as_str()) {
+        } else if GUEST_MODULES.contains(&name.as_str()) {
             work.join("modules").join(&name)
         } else {
             continue;

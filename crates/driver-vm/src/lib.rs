@@ -7,6 +7,7 @@
 //! initramfs nuage writes itself.
 
 pub mod accel;
+pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod qemu;

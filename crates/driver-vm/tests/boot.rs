@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nuage_driver_vm::initramfs::Initramfs;
 use nuage_driver_vm::kernel::{self, Kernel};
 use nuage_driver_vm::qemu::{Accel, Vm, VmConfig, BASE_CMDLINE};
-use nuage_driver_vm::{accel, qemu_binary};
+use nuage_driver_vm::{accel, guest, qemu_binary};
 
 /// The kernel, fetched once per machine into a cache the tests share.
 fn kernel() -> Kernel {
@@ -152,4 +152,41 @@ async fn the_accelerator_is_chosen_by_a_real_boot() {
         .output()
         .expect("pgrep");
     assert!(left.stdout.is_empty(), "a probe QEMU is left");
+}
+
+/// The busybox guest loads its modules, finds no network device here, and
+/// powers off on the ACPI power button: a graceful stop, well within its
+/// grace, without `quit`.
+#[tokio::test]
+async fn the_busybox_guest_powers_off_on_the_power_button() {
+    let k = kernel();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let initrd = tmp.path().join("initrd.gz");
+    guest::busybox_initramfs(&k, &busybox(), &initrd).expect("initramfs");
+    let cfg = VmConfig {
+        name: "i-00000000000000bb0".into(),
+        accel: Accel::Tcg,
+        vcpus: 1,
+        memory_mib: 256,
+        kernel: k.vmlinux.clone(),
+        initrd: Some(initrd),
+        cmdline: format!("{BASE_CMDLINE} quiet"),
+        disks: vec![],
+        nics: vec![],
+        smbios: None,
+        dir: tmp.path().join("run"),
+    };
+    let vm = Vm::start(&qemu_binary(), &cfg).await.expect("start");
+    wait_console(&cfg, "nuage-vm: no network device", Duration::from_secs(90));
+    // acpid has had time to open the button's input device.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = Instant::now();
+    vm.stop(Duration::from_secs(60)).await.expect("stop");
+    assert!(!vm.alive());
+    let c = wait_console(&cfg, "power button, powering off", Duration::from_secs(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "{:?}\n{c}",
+        t.elapsed()
+    );
 }
