@@ -35,6 +35,7 @@ pub struct RunRequest {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub availability_zone: Option<String>,
+    /// The placement group the instances join, by name or id.
     #[serde(default)]
     pub placement_group: Option<String>,
     /// Makes the request idempotent: a retry with the same token returns
@@ -543,9 +544,13 @@ impl Compute {
         let group = match &req.placement_group {
             None => None,
             Some(name) => {
-                let g = repo::get_group(self.db().reader(), &project, name)
-                    .await?
-                    .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
+                // By name (EC2's GroupName), or by id (Nova's server group
+                // hint names the group's id).
+                let g = match repo::get_group(self.db().reader(), &project, name).await? {
+                    Some(g) => Some(g),
+                    None => repo::get_group_by_id(self.db().reader(), &project, name).await?,
+                }
+                .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
                 Some(GroupRef {
                     id: g.id,
                     policy: if g.strategy == "cluster" {

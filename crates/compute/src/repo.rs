@@ -440,6 +440,22 @@ pub async fn get_group<'e>(
     Ok(row.map(group))
 }
 
+/// A project's placement group by id (Nova's server group id).
+pub async fn get_group_by_id<'e>(
+    e: impl AnyExecutor<'e>,
+    project: &str,
+    id: &str,
+) -> StoreResult<Option<PlacementGroup>> {
+    let row: Option<GroupRow> = sqlx::query_as(
+        "SELECT id, name, strategy, created_at FROM placement_groups WHERE project_id = $1 AND id = $2",
+    )
+    .bind(project)
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.map(group))
+}
+
 pub async fn list_groups<'e>(
     e: impl AnyExecutor<'e>,
     project: &str,
@@ -642,7 +658,7 @@ fn instance(raw: Raw) -> StoreResult<Instance> {
         reboot_done: b.7,
         state,
         state_code: state.code(),
-        status: Instance::nova_status(state, desired, b.6 > b.7, failed),
+        status: crate::types::NovaState::of(state, desired, b.6 > b.7, failed, c.2 > 0).status,
         state_reason,
         oom_kills: b.10 as u64,
         launch_ms: b.11,

@@ -248,16 +248,72 @@ pub struct Instance {
 impl Instance {
     /// Nova's status for this instance.
     pub fn nova_status(state: State, desired: Desired, reboot: bool, failed: bool) -> &'static str {
+        NovaState::of(state, desired, reboot, failed, false).status
+    }
+
+    /// Nova's status, vm_state, task_state and power_state for this
+    /// instance: one mapping of the one state machine (ADR 31).
+    pub fn nova_state(&self) -> NovaState {
+        let failed = self
+            .state_reason
+            .as_ref()
+            .is_some_and(|r| r.code.starts_with("Server."));
+        NovaState::of(
+            self.state,
+            self.desired,
+            self.reboot_requested > self.reboot_done,
+            failed,
+            // Its node has run it once: a pending instance is starting
+            // again, not being built.
+            self.observed_generation > 0,
+        )
+    }
+}
+
+/// An instance's state as Nova shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NovaState {
+    /// `BUILD`, `ACTIVE`, `SHUTOFF`, `REBOOT`, `ERROR`, `DELETED`.
+    pub status: &'static str,
+    /// `OS-EXT-STS:vm_state`.
+    pub vm_state: &'static str,
+    /// `OS-EXT-STS:task_state`: what is under way, if anything.
+    pub task_state: Option<&'static str>,
+    /// `OS-EXT-STS:power_state`: 0 no state, 1 running, 4 shut down.
+    pub power_state: u8,
+}
+
+impl NovaState {
+    pub fn of(
+        state: State,
+        desired: Desired,
+        reboot: bool,
+        failed: bool,
+        started_before: bool,
+    ) -> NovaState {
+        let s = |status, vm_state, task_state, power_state| NovaState {
+            status,
+            vm_state,
+            task_state,
+            power_state,
+        };
         if failed {
-            return "ERROR";
+            let power = if state == State::Running { 1 } else { 4 };
+            return s("ERROR", "error", None, power);
         }
         match state {
-            State::Pending => "BUILD",
-            State::Running if reboot => "REBOOT",
-            State::Running | State::Stopping => "ACTIVE",
-            State::Stopped => "SHUTOFF",
-            State::ShuttingDown if desired == Desired::Terminated => "ACTIVE",
-            State::ShuttingDown | State::Terminated => "DELETED",
+            State::Pending if started_before && desired == Desired::Running => {
+                s("SHUTOFF", "stopped", Some("powering-on"), 4)
+            }
+            State::Pending => s("BUILD", "building", Some("spawning"), 0),
+            State::Running if reboot => s("REBOOT", "active", Some("rebooting"), 1),
+            State::Running => s("ACTIVE", "active", None, 1),
+            State::Stopping => s("ACTIVE", "active", Some("powering-off"), 1),
+            State::Stopped => s("SHUTOFF", "stopped", None, 4),
+            State::ShuttingDown if desired == Desired::Terminated => {
+                s("ACTIVE", "active", Some("deleting"), 1)
+            }
+            State::ShuttingDown | State::Terminated => s("DELETED", "deleted", None, 0),
         }
     }
 }

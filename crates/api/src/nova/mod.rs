@@ -15,8 +15,14 @@
 //! follow it where Nova's changed within the range served.
 
 mod flavors;
+mod hypervisors;
 mod keypairs;
 mod limits;
+mod security_groups;
+mod server_actions;
+mod server_views;
+mod servers;
+mod services;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -181,14 +187,15 @@ enum Op {
     Flavors(flavors::Op),
     Keypairs(keypairs::Op),
     Limits(limits::Op),
+    Servers(servers::Op),
+    Hypervisors(hypervisors::Op),
+    Services(services::Op),
+    SecurityGroups(security_groups::Op),
 }
 
 /// Nova collections nuage does not serve yet: recognised, answered 501.
 const NOT_YET: &[&str] = &[
-    "servers",
     "images",
-    "os-hypervisors",
-    "os-services",
     "os-server-groups",
     "os-aggregates",
     "os-migrations",
@@ -236,6 +243,10 @@ impl Op {
             "limits" | "os-availability-zone" | "os-quota-sets" => {
                 limits::Op::parse(method, first, more, query, body).map(Op::Limits)
             }
+            "servers" => servers::Op::parse(method, more, query, body).map(Op::Servers),
+            "os-hypervisors" => hypervisors::Op::parse(method, more, query).map(Op::Hypervisors),
+            "os-services" => services::Op::parse(method, more, query).map(Op::Services),
+            "os-security-groups" => security_groups::Op::parse(method, more).map(Op::SecurityGroups),
             other if NOT_YET.contains(&other) => Err(Fault::new(
                 StatusCode::NOT_IMPLEMENTED,
                 format!("nuage does not serve /{other} through the Compute API yet; the native API (/nuage/v1) and EC2 serve instances"),
@@ -353,6 +364,10 @@ async fn serve(
         Op::Flavors(op) => op.run(core, &caller, version).await,
         Op::Keypairs(op) => op.run(core, &caller, version).await,
         Op::Limits(op) => op.run(core, &caller, version).await,
+        Op::Servers(op) => op.run(core, &caller, version).await,
+        Op::Hypervisors(op) => op.run(core, &caller, version).await,
+        Op::Services(op) => op.run(core, &caller, version).await,
+        Op::SecurityGroups(op) => op.run(core, &caller, version).await,
         Op::Versions | Op::Version => Err(Fault::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "version documents are answered above",
@@ -440,7 +455,7 @@ mod tests {
             Ok(Op::Flavors(_))
         ));
         let code = |r: Result<Op>| r.map_err(|f| f.status.as_u16()).err();
-        assert_eq!(code(get("/compute/v2.1/servers")), Some(501));
+        assert_eq!(code(get("/compute/v2.1/images")), Some(501));
         assert_eq!(code(get("/compute/v2.1/rockets")), Some(404));
         assert_eq!(code(get("/compute/v3/flavors")), Some(404));
         assert_eq!(
