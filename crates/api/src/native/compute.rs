@@ -217,6 +217,9 @@ async fn create_type(
             .io_weight
             .unwrap_or(nuage_compute::catalog::DEFAULT_IO_WEIGHT),
         builtin: false,
+        is_public: true,
+        description: None,
+        extra_specs: Default::default(),
     };
     Ok(created(core.compute.create_instance_type(&p, t).await?))
 }

@@ -17,6 +17,7 @@
 mod flavors;
 mod keypairs;
 mod limits;
+mod server_groups;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -181,6 +182,7 @@ enum Op {
     Flavors(flavors::Op),
     Keypairs(keypairs::Op),
     Limits(limits::Op),
+    ServerGroups(server_groups::Op),
 }
 
 /// Nova collections nuage does not serve yet: recognised, answered 501.
@@ -189,7 +191,6 @@ const NOT_YET: &[&str] = &[
     "images",
     "os-hypervisors",
     "os-services",
-    "os-server-groups",
     "os-aggregates",
     "os-migrations",
     "os-simple-tenant-usage",
@@ -233,6 +234,9 @@ impl Op {
         match *first {
             "flavors" => flavors::Op::parse(method, more, query, body).map(Op::Flavors),
             "os-keypairs" => keypairs::Op::parse(method, more, query, body).map(Op::Keypairs),
+            "os-server-groups" => {
+                server_groups::Op::parse(method, more, query, body).map(Op::ServerGroups)
+            }
             "limits" | "os-availability-zone" | "os-quota-sets" => {
                 limits::Op::parse(method, first, more, query, body).map(Op::Limits)
             }
@@ -353,6 +357,7 @@ async fn serve(
         Op::Flavors(op) => op.run(core, &caller, version).await,
         Op::Keypairs(op) => op.run(core, &caller, version).await,
         Op::Limits(op) => op.run(core, &caller, version).await,
+        Op::ServerGroups(op) => op.run(core, &caller, version).await,
         Op::Versions | Op::Version => Err(Fault::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "version documents are answered above",
