@@ -48,6 +48,17 @@ async fn glance(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A raw request and the status it must get: (token, method, path,
+/// content type, body, status).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<String>,
+    u16,
+);
+
 /// The hex digest of `file` by a coreutils tool (`sha512sum`, `md5sum`).
 fn digest(tool: &str, file: &std::path::Path) -> String {
     let out = std::process::Command::new(tool)
@@ -163,7 +174,7 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
         .token_for("imgguest-user", "img-guest-pass1", Some("imgguest"))
         .await;
     let patch = "application/openstack-images-v2.1-json-patch";
-    let cases: Vec<(&str, &str, String, Option<&str>, Option<String>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         (
             &admin,
             "DELETE",

@@ -52,6 +52,17 @@ async fn nova(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A raw request and the status it must get: (token, method, path,
+/// microversion, body, status).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    u16,
+);
+
 /// Nova's fault shape: `{"<name>": {"code": N, "message": "..."}}`.
 fn fault(v: &Value, name: &str, code: u16) -> String {
     let f = &v[name];
@@ -574,7 +585,7 @@ async fn openstack_cli_private_flavors_extra_specs_and_access() {
     )
     .await
     .1;
-    let cases: &[(&str, &str, &str, Option<&str>, Option<&str>, u16)] = &[
+    let cases: &[Case] = &[
         (
             &guest_token,
             "POST",
