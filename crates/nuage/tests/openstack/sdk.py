@@ -84,6 +84,7 @@ assert g.policy == "anti-affinity" and g.rules == {}, g  # 2.64 shapes
 assert compute.get_server_group(g.id).name == "sdk-group"
 refused(compute.create_server_group, name="sdk-soft", policies=["soft-affinity"], status=400)
 assert [x.name for x in compute.server_groups()] == ["sdk-group"]
+assert compute.get_limits().absolute.server_groups_used == 1
 compute.delete_server_group(g)
 assert list(compute.server_groups()) == []
 
@@ -91,5 +92,6 @@ assert list(compute.server_groups()) == []
 limits = compute.get_limits()
 assert limits.absolute.instances > 0, limits.absolute
 assert limits.absolute.server_groups == 10, limits.absolute
+assert limits.absolute.server_groups_used == 0, limits.absolute
 
 print("ok")
