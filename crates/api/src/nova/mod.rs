@@ -1,7 +1,7 @@
 //! The OpenStack Compute (Nova) v2.1 API under `/compute`, as devstack lays
 //! it out (ADR 28): version discovery, microversions, flavors, key pairs,
-//! availability zones, limits and quota sets, over the same compute and
-//! identity services the EC2 and native doors use.
+//! server groups, availability zones, limits and quota sets, over the same
+//! compute and identity services the EC2 and native doors use.
 //!
 //! As every door (habit 12): the request is recognised whole (method, path
 //! and body into one [`Op`]) before anything acts; a Nova resource nuage does
