@@ -81,9 +81,8 @@ impl Compute {
             .await?;
         check_description(description.as_deref())?;
         t.description = description;
-        if !repo::update_type_extras(self.db().writer(), &t).await? {
-            return Err(ComputeError::not_found(Resource::InstanceType, name));
-        }
+        let specs = t.extra_specs.clone();
+        self.write_extras(&t, &specs).await?;
         Ok(t)
     }
 
@@ -94,24 +93,16 @@ impl Compute {
         name: &str,
         specs: BTreeMap<String, String>,
     ) -> ComputeResult<InstanceType> {
-        let mut t = self
-            .type_for_change(caller, name, "compute:update_flavor_extra_specs")
+        self.type_for_change(caller, name, "compute:update_flavor_extra_specs")
             .await?;
         check_specs(&specs)?;
-        t.extra_specs.extend(specs);
-        check_specs(&t.extra_specs)?;
-        let mut tx = self.db().begin().await?;
-        // Read again inside the transaction: two admins merging at once
-        // must not lose each other's keys.
-        let current = repo::get_type(&mut *tx, name)
+        let mut t = repo::get_type(self.db().reader(), name)
             .await?
             .ok_or_else(|| ComputeError::not_found(Resource::InstanceType, name))?;
-        let mut merged = current.extra_specs;
-        merged.extend(t.extra_specs.clone());
-        t.extra_specs = merged;
+        let before = t.extra_specs.clone();
+        t.extra_specs.extend(specs);
         check_specs(&t.extra_specs)?;
-        repo::update_type_extras(&mut *tx, &t).await?;
-        tx.commit().await.map_err(nuage_store::StoreError::from)?;
+        self.write_extras(&t, &before).await?;
         Ok(t)
     }
 
@@ -124,18 +115,33 @@ impl Compute {
     ) -> ComputeResult<()> {
         self.type_for_change(caller, name, "compute:update_flavor_extra_specs")
             .await?;
-        let mut tx = self.db().begin().await?;
-        let mut t = repo::get_type(&mut *tx, name)
+        let mut t = repo::get_type(self.db().reader(), name)
             .await?
             .ok_or_else(|| ComputeError::not_found(Resource::InstanceType, name))?;
+        let before = t.extra_specs.clone();
         if t.extra_specs.remove(key).is_none() {
             return Err(ComputeError::not_found(
                 Resource::ExtraSpec,
                 format!("{name}/{key}"),
             ));
         }
-        repo::update_type_extras(&mut *tx, &t).await?;
-        tx.commit().await.map_err(nuage_store::StoreError::from)?;
+        self.write_extras(&t, &before).await
+    }
+
+    /// Writes a type's description and extra specs unless its extra specs
+    /// changed since they were read as `before`, or it was deleted: the
+    /// caller reads again and retries (409).
+    async fn write_extras(
+        &self,
+        t: &InstanceType,
+        before: &BTreeMap<String, String>,
+    ) -> ComputeResult<()> {
+        if !repo::update_type_extras(self.db().writer(), t, before).await? {
+            return Err(ComputeError::conflict(format!(
+                "instance type {} changed meanwhile; read it again and retry",
+                t.name
+            )));
+        }
         Ok(())
     }
 

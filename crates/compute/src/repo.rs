@@ -335,18 +335,26 @@ pub async fn delete_type<'e>(e: impl AnyExecutor<'e>, name: &str) -> StoreResult
     Ok(r.rows_affected() == 1)
 }
 
-/// Writes a type's description and extra specs.
+/// Writes a type's description and extra specs if its extra specs are
+/// still `before` (optimistic concurrency: two admins merging keys at once
+/// must not lose each other's); false otherwise.
 pub async fn update_type_extras<'e>(
     e: impl AnyExecutor<'e>,
     t: &InstanceType,
+    before: &BTreeMap<String, String>,
 ) -> StoreResult<bool> {
-    let r =
-        sqlx::query("UPDATE instance_types SET description = $1, extra_specs = $2 WHERE name = $3")
-            .bind(&t.description)
-            .bind(serde_json::to_string(&t.extra_specs).unwrap_or_else(|_| "{}".into()))
-            .bind(&t.name)
-            .execute(e)
-            .await?;
+    let json =
+        |m: &BTreeMap<String, String>| serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
+    let r = sqlx::query(
+        "UPDATE instance_types SET description = $1, extra_specs = $2 \
+         WHERE name = $3 AND extra_specs = $4",
+    )
+    .bind(&t.description)
+    .bind(json(&t.extra_specs))
+    .bind(&t.name)
+    .bind(json(before))
+    .execute(e)
+    .await?;
     Ok(r.rows_affected() == 1)
 }
 

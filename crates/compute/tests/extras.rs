@@ -235,6 +235,39 @@ async fn private_types_extra_specs_and_access() {
         assert_eq!(got.extra_specs, specs(&[("b", "3")]), "{engine}");
         assert_eq!(got.description.as_deref(), Some("d"));
 
+        // Merges at once: each lands or is refused (409), none is lost.
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let compute = c.compute.clone();
+                let admin = c.admin.clone();
+                tokio::spawn(async move {
+                    let key = format!("k{i}");
+                    let r = compute
+                        .set_extra_specs(&admin, "private.one", specs(&[(key.as_str(), "v")]))
+                        .await;
+                    (key, r.map_err(|e| e.kind()))
+                })
+            })
+            .collect();
+        let mut landed = vec!["b".to_string()];
+        for t in tasks {
+            let (key, r) = t.await.expect("task");
+            match r {
+                Ok(_) => landed.push(key),
+                Err(k) => assert_eq!(k, ErrorKind::Conflict, "{engine}"),
+            }
+        }
+        landed.sort();
+        let now = c.compute.get_instance_type(&c.admin, "private.one").await;
+        let keys: Vec<String> = now.expect("get").extra_specs.into_keys().collect();
+        assert_eq!(keys, landed, "{engine}: a merge was lost");
+        for k in landed.iter().filter(|k| *k != "b") {
+            c.compute
+                .unset_extra_spec(&c.admin, "private.one", k)
+                .await
+                .expect("unset");
+        }
+
         // Access removed: hidden again; a type made again after a delete
         // starts with no access list.
         c.compute
