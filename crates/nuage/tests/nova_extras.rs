@@ -806,3 +806,66 @@ async fn openstack_cli_private_flavors_extra_specs_and_access() {
     osc(&s, &[], &["flavor", "delete", "secret.small"], false).expect("flavor delete");
     osc(&s, &[], &["flavor", "show", "secret.small"], true).expect_err("deleted");
 }
+
+/// The native API changes the same instance types: private, with extra
+/// specs and an access list, seen through Nova by the project given access.
+#[tokio::test(flavor = "multi_thread")]
+async fn native_api_private_types_are_novas_private_flavors() {
+    let s = start_plain();
+    let admin = s.admin_token().await;
+    let (pid, _) = common::project_with_member(&s, "nativeguest", "native-guest-pass1").await;
+    let guest = s
+        .token_for(
+            "nativeguest-user",
+            "native-guest-pass1",
+            Some("nativeguest"),
+        )
+        .await;
+    let (st, t) = call(
+        &s,
+        &admin,
+        "POST",
+        "/nuage/v1/instance-types",
+        Some(
+            json!({"name": "native.private", "vcpus": 1, "memory_mib": 64, "disk_gib": 1,
+                    "is_public": false, "extra_specs": {"a": "1"}}),
+        ),
+    )
+    .await;
+    assert_eq!(st, 201, "{t}");
+    let path = "/nuage/v1/instance-types/native.private";
+    let (st, _) = call(&s, &guest, "GET", path, None).await;
+    assert_eq!(st, 404, "hidden from other projects");
+    // Refused, changing nothing: a non-string value, a member's change.
+    let specs = format!("{path}/extra-specs");
+    let (st, _) = call(&s, &admin, "PATCH", &specs, Some(json!({"b": ["x"]}))).await;
+    assert_eq!(st, 400);
+    let (st, _) = call(&s, &guest, "PATCH", &specs, Some(json!({"b": "2"}))).await;
+    assert!(st == 403 || st == 404, "{st}");
+    let (st, t) = call(&s, &admin, "PATCH", &specs, Some(json!({"b": "2"}))).await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["extra_specs"], json!({"a": "1", "b": "2"}), "{t}");
+    let (st, _) = call(&s, &admin, "DELETE", &format!("{specs}/a"), None).await;
+    assert_eq!(st, 204);
+    let access = format!("{path}/access/nativeguest");
+    let (st, list) = call(&s, &admin, "PUT", &access, None).await;
+    assert_eq!((st, list["items"].clone()), (200, json!([pid])), "{list}");
+    let (st, v) = nova(
+        &s,
+        &guest,
+        "GET",
+        "/flavors/native.private",
+        Some("2.61"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["flavor"]["extra_specs"], json!({"b": "2"}), "{v}");
+    assert_eq!(v["flavor"]["os-flavor-access:is_public"], false, "{v}");
+    let (st, _) = call(&s, &admin, "DELETE", &access, None).await;
+    assert_eq!(st, 204);
+    let (st, _) = call(&s, &guest, "GET", path, None).await;
+    assert_eq!(st, 404, "hidden again");
+    let (st, list) = call(&s, &admin, "GET", &format!("{path}/access"), None).await;
+    assert_eq!((st, list["items"].clone()), (200, json!([])), "{list}");
+}
