@@ -22,6 +22,12 @@ pub enum Resource {
     KeyPair,
     PlacementGroup,
     Project,
+    /// One key of an instance type's extra specs.
+    ExtraSpec,
+    /// A project on a private instance type's access list.
+    FlavorAccess,
+    /// A tag of an image.
+    ImageTag,
 }
 
 impl Resource {
@@ -33,12 +39,19 @@ impl Resource {
             Resource::KeyPair => "key pair",
             Resource::PlacementGroup => "placement group",
             Resource::Project => "project",
+            Resource::ExtraSpec => "extra spec",
+            Resource::FlavorAccess => "instance type access for",
+            Resource::ImageTag => "image tag",
         }
     }
 
     fn article(self) -> &'static str {
         match self {
-            Resource::Image | Resource::InstanceType => "an",
+            Resource::Image
+            | Resource::InstanceType
+            | Resource::ExtraSpec
+            | Resource::ImageTag
+            | Resource::FlavorAccess => "an",
             _ => "a",
         }
     }

@@ -44,6 +44,36 @@ pub struct ImagePatch {
     /// properties, EC2's description).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Properties removed (after the ones set are merged).
+    #[serde(default)]
+    pub remove_properties: Vec<String>,
+    /// The image's tags, replaced whole.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Most tags on one image (Glance's `image_tag_quota` default).
+pub const MAX_IMAGE_TAGS: usize = 128;
+
+/// Tags are 1 to 255 characters without control characters, at most
+/// [`MAX_IMAGE_TAGS`]; duplicates collapse (Glance's tags are a set).
+pub(crate) fn check_image_tags(tags: Vec<String>) -> ComputeResult<Vec<String>> {
+    for t in &tags {
+        if t.is_empty() || t.chars().count() > 255 || t.chars().any(char::is_control) {
+            return Err(ComputeError::invalid(format!(
+                "image tag {t:?} is not 1 to 255 characters without control characters"
+            )));
+        }
+    }
+    let mut tags = tags;
+    tags.sort();
+    tags.dedup();
+    if tags.len() > MAX_IMAGE_TAGS {
+        return Err(ComputeError::QuotaExceeded(format!(
+            "an image has at most {MAX_IMAGE_TAGS} tags"
+        )));
+    }
+    Ok(tags)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -75,7 +105,9 @@ pub(crate) fn check_name(name: &str) -> ComputeResult<()> {
 
 fn parse_visibility(v: &str, caller: &Principal) -> ComputeResult<Visibility> {
     let vis = Visibility::parse(v).ok_or_else(|| {
-        ComputeError::invalid(format!("visibility {v:?} is not private, shared or public"))
+        ComputeError::invalid(format!(
+            "visibility {v:?} is not private, shared, community or public"
+        ))
     })?;
     if vis == Visibility::Public {
         authorize(caller, "image:publicize_image", Rule::Admin)?;
@@ -88,6 +120,7 @@ fn visible(caller: &Principal, image: &Image) -> bool {
     caller.is_admin()
         || image.owner == caller.project_id
         || image.visibility == Visibility::Public
+        || image.visibility == Visibility::Community
         || (image.visibility == Visibility::Shared && image.members.contains(&caller.project_id))
 }
 
@@ -115,6 +148,9 @@ impl Compute {
             architecture: new.architecture,
             size: None,
             sha256: None,
+            md5: None,
+            sha512: None,
+            tags: Vec::new(),
             visibility,
             owner: caller.project_id.clone(),
             members: Vec::new(),
@@ -177,6 +213,7 @@ impl Compute {
             (
                 i.owner != caller.project_id,
                 i.visibility != Visibility::Public,
+                i.visibility == Visibility::Community,
             )
         });
         candidates.into_iter().next().ok_or_else(missing)
@@ -208,6 +245,13 @@ impl Compute {
                 i
             })
             .filter(|i| visible(caller, i))
+            // Others' community images are listed only when asked for.
+            .filter(|i| {
+                i.visibility != Visibility::Community
+                    || i.owner == caller.project_id
+                    || caller.is_admin()
+                    || q.visibility.as_deref() == Some("community")
+            })
             .filter(|i| q.name.as_deref().is_none_or(|n| i.name == n))
             .filter(|i| {
                 q.visibility
@@ -253,7 +297,98 @@ impl Compute {
             return Err(ComputeError::invalid("an image has at most 128 properties"));
         }
         image.properties.extend(patch.properties);
+        for k in &patch.remove_properties {
+            if image.properties.remove(k).is_none() {
+                return Err(ComputeError::invalid(format!(
+                    "image {} has no property {k} to remove",
+                    image.id
+                )));
+            }
+        }
+        if let Some(tags) = patch.tags {
+            image.tags = check_image_tags(tags)?;
+        }
         if !repo::update_image(self.db().writer(), &image, now()).await? {
+            return Err(ComputeError::conflict(format!(
+                "image {} changed meanwhile; read it again and retry",
+                image.id
+            )));
+        }
+        self.load_image(&image.id).await
+    }
+
+    /// Adds a tag (nothing changes if the image has it already).
+    pub async fn add_image_tag(
+        &self,
+        caller: &Principal,
+        id: &str,
+        tag: &str,
+    ) -> ComputeResult<Image> {
+        let mut image = self.owned_image(caller, id, "image:modify_image").await?;
+        if image.tags.iter().any(|t| t == tag) {
+            return Ok(image);
+        }
+        let mut tags = image.tags.clone();
+        tags.push(tag.to_string());
+        image.tags = check_image_tags(tags)?;
+        self.save_image(&image).await
+    }
+
+    /// Removes a tag; not found if the image does not have it.
+    pub async fn remove_image_tag(
+        &self,
+        caller: &Principal,
+        id: &str,
+        tag: &str,
+    ) -> ComputeResult<Image> {
+        let mut image = self.owned_image(caller, id, "image:modify_image").await?;
+        let before = image.tags.len();
+        image.tags.retain(|t| t != tag);
+        if image.tags.len() == before {
+            return Err(ComputeError::not_found(Resource::ImageTag, tag));
+        }
+        self.save_image(&image).await
+    }
+
+    /// Deactivates an active image (admins and its owner): it can no
+    /// longer be launched, and only admins may download its data, until
+    /// it is reactivated. Deactivating a deactivated image changes nothing.
+    pub async fn deactivate_image(&self, caller: &Principal, id: &str) -> ComputeResult<Image> {
+        let mut image = self.owned_image(caller, id, "image:deactivate").await?;
+        match image.status.as_str() {
+            "deactivated" => return Ok(image),
+            "active" => {}
+            other => {
+                return Err(ComputeError::conflict(format!(
+                    "image {} is {other}; only an active image can be deactivated",
+                    image.id
+                )))
+            }
+        }
+        image.status = "deactivated".into();
+        self.save_image(&image).await
+    }
+
+    /// Makes a deactivated image active again (admins and its owner).
+    pub async fn reactivate_image(&self, caller: &Principal, id: &str) -> ComputeResult<Image> {
+        let mut image = self.owned_image(caller, id, "image:reactivate").await?;
+        match image.status.as_str() {
+            "active" => return Ok(image),
+            "deactivated" => {}
+            other => {
+                return Err(ComputeError::conflict(format!(
+                    "image {} is {other}; only a deactivated image can be reactivated",
+                    image.id
+                )))
+            }
+        }
+        image.status = "active".into();
+        self.save_image(&image).await
+    }
+
+    /// Writes a changed image if nobody changed it meanwhile.
+    async fn save_image(&self, image: &Image) -> ComputeResult<Image> {
+        if !repo::update_image(self.db().writer(), image, now()).await? {
             return Err(ComputeError::conflict(format!(
                 "image {} changed meanwhile; read it again and retry",
                 image.id
@@ -269,6 +404,13 @@ impl Compute {
         project: &str,
     ) -> ComputeResult<Image> {
         let image = self.owned_image(caller, id, "image:add_member").await?;
+        if matches!(image.visibility, Visibility::Public | Visibility::Community) {
+            return Err(ComputeError::conflict(format!(
+                "image {} is {}: only private and shared images have members",
+                image.id,
+                image.visibility.as_str()
+            )));
+        }
         let p = self
             .inner
             .identity
@@ -342,7 +484,7 @@ impl Compute {
         Ok(Upload {
             compute: self.clone(),
             image,
-            writer: Some(writer),
+            writer: Some((writer, Hashes::default())),
             done: false,
         })
     }
@@ -369,12 +511,36 @@ impl Compute {
     }
 }
 
+/// The digests Glance shows besides the blob's own SHA-256, computed as
+/// the data streams in (no second read of the file).
+#[derive(Default)]
+struct Hashes {
+    md5: md5::Md5,
+    sha512: sha2::Sha512,
+}
+
+impl Hashes {
+    fn update(&mut self, chunk: &[u8]) {
+        use sha2::Digest as _;
+        self.md5.update(chunk);
+        self.sha512.update(chunk);
+    }
+
+    fn finish(self) -> (String, String) {
+        use sha2::Digest as _;
+        (
+            hex::encode(self.md5.finalize()),
+            hex::encode(self.sha512.finalize()),
+        )
+    }
+}
+
 /// An upload in progress. Dropped without [`Upload::finish`], the image
 /// returns to `queued` and the partial data is removed.
 pub struct Upload {
     compute: Compute,
     image: Image,
-    writer: Option<BlobWriter>,
+    writer: Option<(BlobWriter, Hashes)>,
     done: bool,
 }
 
@@ -393,18 +559,19 @@ impl Upload {
 
     /// Appends a chunk of the archive (written off the async threads).
     pub async fn write(&mut self, chunk: Bytes) -> ComputeResult<()> {
-        let mut w = self
+        let (mut w, mut hashes) = self
             .writer
             .take()
             .ok_or_else(|| ComputeError::Internal("upload already failed".into()))?;
-        let (w, r) = tokio::task::spawn_blocking(move || {
+        let (w, hashes, r) = tokio::task::spawn_blocking(move || {
+            hashes.update(&chunk);
             let r = w.write_all(&chunk);
-            (w, r)
+            (w, hashes, r)
         })
         .await
         .map_err(|e| ComputeError::internal("writing image data", e))?;
         r.map_err(|e| ComputeError::internal("writing image data", e))?;
-        self.writer = Some(w);
+        self.writer = Some((w, hashes));
         Ok(())
     }
 
@@ -441,10 +608,11 @@ impl Upload {
     }
 
     async fn complete(&mut self) -> ComputeResult<Image> {
-        let w = self
+        let (w, hashes) = self
             .writer
             .take()
             .ok_or_else(|| ComputeError::Internal("upload already failed".into()))?;
+        let (md5, sha512) = hashes.finish();
         let compute = self.compute.clone();
         let _guard = compute.inner.blob_gc.read().await;
         let store = compute.inner.images.clone();
@@ -464,6 +632,8 @@ impl Upload {
         let mut image = self.image.clone();
         image.status = "active".into();
         image.sha256 = Some(blob.sha256);
+        image.md5 = Some(md5);
+        image.sha512 = Some(sha512);
         image.size = Some(blob.size as i64);
         image.format = Some(unpacked.format.as_str().to_string());
         if image.architecture.is_none() {

@@ -548,7 +548,7 @@ impl Compute {
                 // hint names the group's id).
                 let g = match repo::get_group(self.db().reader(), &project, name).await? {
                     Some(g) => Some(g),
-                    None => repo::get_group_by_id(self.db().reader(), &project, name).await?,
+                    None => repo::get_project_group_by_id(self.db().reader(), &project, name).await?,
                 }
                 .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
                 Some(GroupRef {

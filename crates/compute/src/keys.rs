@@ -1,4 +1,5 @@
-//! Key pairs (EC2 key pairs, Nova keypairs) and placement groups.
+//! Key pairs (EC2 key pairs, Nova keypairs), placement groups (Nova's server
+//! groups) and instance types (Nova's flavors).
 //!
 //! A generated key's private half is returned once and never stored; only
 //! the public key and its fingerprint are kept. Instances receive the
@@ -165,6 +166,7 @@ impl Compute {
 
     /// Creates a placement group: `cluster` keeps its instances on one node
     /// (affinity), `spread` puts each on a different node (anti-affinity).
+    /// Its id is also its Nova server group id.
     pub async fn create_placement_group(
         &self,
         caller: &Principal,
@@ -185,6 +187,8 @@ impl Compute {
         let g = PlacementGroup {
             id: nuage_model::id::ec2("pg"),
             name: name.into(),
+            project_id: caller.project_id.clone(),
+            user_id: Some(caller.user_id.clone()),
             strategy: strategy.into(),
             created_at: crate::types::rfc3339(now()),
         };
@@ -199,6 +203,7 @@ impl Compute {
         Ok(g)
     }
 
+    /// The caller's project's placement groups.
     pub async fn list_placement_groups(
         &self,
         caller: &Principal,
@@ -211,30 +216,77 @@ impl Compute {
         Ok(repo::list_groups(self.db().reader(), &caller.project_id).await?)
     }
 
+    /// Every project's placement groups: admins only.
+    pub async fn list_all_placement_groups(
+        &self,
+        caller: &Principal,
+    ) -> ComputeResult<Vec<PlacementGroup>> {
+        authorize(caller, "compute:list_all_placement_groups", Rule::Admin)?;
+        Ok(repo::list_all_groups(self.db().reader()).await?)
+    }
+
+    /// A placement group by name (in the caller's project) or by id (any
+    /// project's for admins): another project's group is not found.
+    pub async fn get_placement_group(
+        &self,
+        caller: &Principal,
+        id_or_name: &str,
+    ) -> ComputeResult<PlacementGroup> {
+        authorize(
+            caller,
+            "compute:get_placement_group",
+            Rule::ProjectRead(&caller.project_id),
+        )?;
+        if let Some(g) = repo::get_group(self.db().reader(), &caller.project_id, id_or_name).await?
+        {
+            return Ok(g);
+        }
+        repo::get_group_by_id(self.db().reader(), id_or_name)
+            .await?
+            .filter(|g| g.project_id == caller.project_id || caller.is_admin())
+            .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, id_or_name))
+    }
+
+    /// The instances (not terminated) in a placement group.
+    pub async fn placement_group_members(
+        &self,
+        caller: &Principal,
+        group: &PlacementGroup,
+    ) -> ComputeResult<Vec<String>> {
+        authorize(
+            caller,
+            "compute:get_placement_group",
+            Rule::ProjectRead(&group.project_id),
+        )?;
+        Ok(repo::group_members(self.db().reader(), &group.id).await?)
+    }
+
+    /// Deletes a placement group named by name or id; refused while it
+    /// holds instances.
     pub async fn delete_placement_group(
         &self,
         caller: &Principal,
-        name: &str,
+        id_or_name: &str,
     ) -> ComputeResult<()> {
+        let g = self.get_placement_group(caller, id_or_name).await?;
         authorize(
             caller,
             "compute:delete_placement_group",
-            Rule::ProjectWrite(&caller.project_id),
+            Rule::ProjectWrite(&g.project_id),
         )?;
-        let g = repo::get_group(self.db().reader(), &caller.project_id, name)
-            .await?
-            .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
         if repo::instances_in_group(self.db().reader(), &g.id).await? > 0 {
             return Err(ComputeError::conflict(format!(
-                "placement group {name} still has instances"
+                "placement group {id_or_name} still has instances"
             )));
         }
-        repo::delete_group(self.db().writer(), &caller.project_id, name).await?;
+        repo::delete_group(self.db().writer(), &g.project_id, &g.name).await?;
         Ok(())
     }
 
     // ---------------------------------------------------------- instance types
 
+    /// The types the caller may see: public ones, private ones whose access
+    /// list names its project, and every type for admins.
     pub async fn list_instance_types(
         &self,
         caller: &Principal,
@@ -244,9 +296,17 @@ impl Compute {
             "compute:list_flavors",
             Rule::ProjectRead(&caller.project_id),
         )?;
-        Ok(repo::list_types(self.db().reader()).await?)
+        let mut all = repo::list_types(self.db().reader()).await?;
+        if !caller.is_admin() && all.iter().any(|t| !t.is_public) {
+            let access = repo::type_access(self.db().reader()).await?;
+            all.retain(|t| type_visible(caller, t, access.get(&t.name)));
+        }
+        Ok(all)
     }
 
+    /// A type the caller may see (and so launch); a private type outside
+    /// its access list is not found. Launches and resizes look types up
+    /// here, so the access rule holds for every door.
     pub async fn get_instance_type(
         &self,
         caller: &Principal,
@@ -257,9 +317,16 @@ impl Compute {
             "compute:get_flavor",
             Rule::ProjectRead(&caller.project_id),
         )?;
-        repo::get_type(self.db().reader(), name)
+        let t = repo::get_type(self.db().reader(), name)
             .await?
-            .ok_or_else(|| ComputeError::not_found(Resource::InstanceType, name))
+            .ok_or_else(|| ComputeError::not_found(Resource::InstanceType, name))?;
+        if !t.is_public && !caller.is_admin() {
+            let access = repo::type_access_of(self.db().reader(), name).await?;
+            if !type_visible(caller, &t, Some(&access)) {
+                return Err(ComputeError::not_found(Resource::InstanceType, name));
+            }
+        }
+        Ok(t)
     }
 
     pub async fn create_instance_type(
@@ -281,6 +348,8 @@ impl Compute {
         if !(10..=1000).contains(&t.io_weight) {
             return Err(ComputeError::invalid("io_weight must be 10 to 1000"));
         }
+        crate::instance_types::check_description(t.description.as_deref())?;
+        crate::instance_types::check_specs(&t.extra_specs)?;
         let t = crate::types::InstanceType {
             builtin: false,
             ..t
@@ -296,6 +365,7 @@ impl Compute {
         Ok(t)
     }
 
+    /// Deletes a type and its access list (instances keep their sizes).
     pub async fn delete_instance_type(&self, caller: &Principal, name: &str) -> ComputeResult<()> {
         authorize(caller, "compute:delete_flavor", Rule::Admin)?;
         if !repo::delete_type(self.db().writer(), name).await? {
@@ -303,4 +373,13 @@ impl Compute {
         }
         Ok(())
     }
+}
+
+/// May `caller` see a type with this access list?
+fn type_visible(
+    caller: &Principal,
+    t: &crate::types::InstanceType,
+    access: Option<&Vec<String>>,
+) -> bool {
+    t.is_public || caller.is_admin() || access.is_some_and(|a| a.contains(&caller.project_id))
 }

@@ -15,6 +15,7 @@ pub mod catalog;
 mod error;
 mod image_data;
 mod images;
+mod instance_types;
 mod instances;
 mod keys;
 mod metadata;
@@ -146,6 +147,9 @@ impl Compute {
                     pids_limit: catalog::default_pids_limit(vcpus),
                     io_weight: catalog::DEFAULT_IO_WEIGHT,
                     builtin: true,
+                    is_public: true,
+                    description: None,
+                    extra_specs: Default::default(),
                 },
                 now,
                 true,

@@ -26,10 +26,13 @@ type ImageRow = (
     String,
     i64,
     i64,
+    String,
+    Option<String>,
+    Option<String>,
 );
 
 const IMAGE_COLS: &str = "id, name, project_id, status, visibility, format, architecture, size, \
-                          sha256, properties, config, version, created_at";
+                          sha256, properties, config, version, created_at, tags, md5, sha512";
 
 fn image(r: ImageRow) -> Image {
     let launch: Launch = serde_json::from_str(&r.10).unwrap_or_default();
@@ -43,6 +46,9 @@ fn image(r: ImageRow) -> Image {
         architecture: r.6,
         size: r.7,
         sha256: r.8,
+        md5: r.14,
+        sha512: r.15,
+        tags: serde_json::from_str(&r.13).unwrap_or_default(),
         properties: serde_json::from_str(&r.9).unwrap_or_default(),
         command: launch.command.clone(),
         launch,
@@ -55,8 +61,8 @@ fn image(r: ImageRow) -> Image {
 pub async fn insert_image<'e>(e: impl AnyExecutor<'e>, i: &Image, now: i64) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO images (id, name, project_id, status, visibility, format, architecture, size, \
-         sha256, properties, config, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)",
+         sha256, properties, config, version, created_at, updated_at, tags, md5, sha512) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13, $14, $15)",
     )
     .bind(&i.id)
     .bind(&i.name)
@@ -70,6 +76,9 @@ pub async fn insert_image<'e>(e: impl AnyExecutor<'e>, i: &Image, now: i64) -> S
     .bind(serde_json::to_string(&i.properties).unwrap_or_else(|_| "{}".into()))
     .bind(serde_json::to_string(&i.launch).unwrap_or_else(|_| "{}".into()))
     .bind(now)
+    .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
+    .bind(&i.md5)
+    .bind(&i.sha512)
     .execute(e)
     .await
     .map_err(|err| StoreError::unique(err, format!("an image named {}", i.name)))?;
@@ -82,7 +91,8 @@ pub async fn update_image<'e>(e: impl AnyExecutor<'e>, i: &Image, now: i64) -> S
     let r = sqlx::query(
         "UPDATE images SET name = $1, status = $2, visibility = $3, format = $4, \
          architecture = $5, size = $6, sha256 = $7, properties = $8, config = $9, \
-         version = version + 1, updated_at = $10 WHERE id = $11 AND version = $12",
+         version = version + 1, updated_at = $10, tags = $13, md5 = $14, sha512 = $15 \
+         WHERE id = $11 AND version = $12",
     )
     .bind(&i.name)
     .bind(&i.status)
@@ -96,6 +106,9 @@ pub async fn update_image<'e>(e: impl AnyExecutor<'e>, i: &Image, now: i64) -> S
     .bind(now)
     .bind(&i.id)
     .bind(i.version)
+    .bind(serde_json::to_string(&i.tags).unwrap_or_else(|_| "[]".into()))
+    .bind(&i.md5)
+    .bind(&i.sha512)
     .execute(e)
     .await
     .map_err(|err| StoreError::unique(err, format!("an image named {}", i.name)))?;
@@ -229,7 +242,18 @@ pub async fn live_digests<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<String
 
 // ---------------------------------------------------------- instance types
 
-type TypeRow = (String, i64, i64, i64, i64, i64, i64);
+type TypeRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    String,
+);
 
 fn itype(r: TypeRow) -> InstanceType {
     InstanceType {
@@ -240,10 +264,14 @@ fn itype(r: TypeRow) -> InstanceType {
         pids_limit: r.4 as u32,
         io_weight: r.5 as u16,
         builtin: r.6 != 0,
+        is_public: r.7 != 0,
+        description: r.8,
+        extra_specs: serde_json::from_str(&r.9).unwrap_or_default(),
     }
 }
 
-const TYPE_COLS: &str = "name, vcpus, memory_mib, disk_gib, pids_limit, io_weight, builtin";
+const TYPE_COLS: &str = "name, vcpus, memory_mib, disk_gib, pids_limit, io_weight, builtin, \
+                         is_public, description, extra_specs";
 
 pub async fn insert_type<'e>(
     e: impl AnyExecutor<'e>,
@@ -257,7 +285,8 @@ pub async fn insert_type<'e>(
         ""
     };
     sqlx::query(&format!(
-        "INSERT INTO instance_types ({TYPE_COLS}, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8){conflict}"
+        "INSERT INTO instance_types ({TYPE_COLS}, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11){conflict}"
     ))
     .bind(&t.name)
     .bind(t.vcpus as i64)
@@ -266,6 +295,9 @@ pub async fn insert_type<'e>(
     .bind(t.pids_limit as i64)
     .bind(t.io_weight as i64)
     .bind(t.builtin as i64)
+    .bind(t.is_public as i64)
+    .bind(&t.description)
+    .bind(serde_json::to_string(&t.extra_specs).unwrap_or_else(|_| "{}".into()))
     .bind(now)
     .execute(e)
     .await
@@ -300,6 +332,88 @@ pub async fn delete_type<'e>(e: impl AnyExecutor<'e>, name: &str) -> StoreResult
         .bind(name)
         .execute(e)
         .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Writes a type's description and extra specs if its extra specs are
+/// still `before` (optimistic concurrency: two admins merging keys at once
+/// must not lose each other's); false otherwise.
+pub async fn update_type_extras<'e>(
+    e: impl AnyExecutor<'e>,
+    t: &InstanceType,
+    before: &BTreeMap<String, String>,
+) -> StoreResult<bool> {
+    let json =
+        |m: &BTreeMap<String, String>| serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
+    let r = sqlx::query(
+        "UPDATE instance_types SET description = $1, extra_specs = $2 \
+         WHERE name = $3 AND extra_specs = $4",
+    )
+    .bind(&t.description)
+    .bind(json(&t.extra_specs))
+    .bind(&t.name)
+    .bind(json(before))
+    .execute(e)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Every type's access list: type name → project ids.
+pub async fn type_access<'e>(
+    e: impl AnyExecutor<'e>,
+) -> StoreResult<BTreeMap<String, Vec<String>>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT type_name, project_id FROM instance_type_access ORDER BY type_name, project_id",
+    )
+    .fetch_all(e)
+    .await?;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (t, p) in rows {
+        out.entry(t).or_default().push(p);
+    }
+    Ok(out)
+}
+
+/// One type's access list.
+pub async fn type_access_of<'e>(e: impl AnyExecutor<'e>, name: &str) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT project_id FROM instance_type_access WHERE type_name = $1 ORDER BY project_id",
+    )
+    .bind(name)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn add_type_access<'e>(
+    e: impl AnyExecutor<'e>,
+    name: &str,
+    project: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO instance_type_access (type_name, project_id, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(name)
+    .bind(project)
+    .bind(now)
+    .execute(e)
+    .await
+    .map_err(|err| StoreError::unique(err, format!("access to {name} for {project}")))?;
+    Ok(())
+}
+
+pub async fn remove_type_access<'e>(
+    e: impl AnyExecutor<'e>,
+    name: &str,
+    project: &str,
+) -> StoreResult<bool> {
+    let r =
+        sqlx::query("DELETE FROM instance_type_access WHERE type_name = $1 AND project_id = $2")
+            .bind(name)
+            .bind(project)
+            .execute(e)
+            .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -393,7 +507,9 @@ pub async fn delete_key<'e>(
 
 // -------------------------------------------------------- placement groups
 
-type GroupRow = (String, String, String, i64);
+type GroupRow = (String, String, String, i64, String, Option<String>);
+
+const GROUP_COLS: &str = "id, name, strategy, created_at, project_id, user_id";
 
 fn group(r: GroupRow) -> PlacementGroup {
     PlacementGroup {
@@ -401,6 +517,8 @@ fn group(r: GroupRow) -> PlacementGroup {
         name: r.1,
         strategy: r.2,
         created_at: rfc3339(r.3),
+        project_id: r.4,
+        user_id: r.5,
     }
 }
 
@@ -411,14 +529,15 @@ pub async fn insert_group<'e>(
     now: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO placement_groups (id, project_id, name, strategy, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO placement_groups (id, project_id, name, strategy, created_at, user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&g.id)
     .bind(project)
     .bind(&g.name)
     .bind(&g.strategy)
     .bind(now)
+    .bind(&g.user_id)
     .execute(e)
     .await
     .map_err(|err| StoreError::unique(err, format!("placement group {}", g.name)))?;
@@ -430,9 +549,9 @@ pub async fn get_group<'e>(
     project: &str,
     name: &str,
 ) -> StoreResult<Option<PlacementGroup>> {
-    let row: Option<GroupRow> = sqlx::query_as(
-        "SELECT id, name, strategy, created_at FROM placement_groups WHERE project_id = $1 AND name = $2",
-    )
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM placement_groups WHERE project_id = $1 AND name = $2"
+    ))
     .bind(project)
     .bind(name)
     .fetch_optional(e)
@@ -441,14 +560,14 @@ pub async fn get_group<'e>(
 }
 
 /// A project's placement group by id (Nova's server group id).
-pub async fn get_group_by_id<'e>(
+pub async fn get_project_group_by_id<'e>(
     e: impl AnyExecutor<'e>,
     project: &str,
     id: &str,
 ) -> StoreResult<Option<PlacementGroup>> {
-    let row: Option<GroupRow> = sqlx::query_as(
-        "SELECT id, name, strategy, created_at FROM placement_groups WHERE project_id = $1 AND id = $2",
-    )
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM placement_groups WHERE project_id = $1 AND id = $2"
+    ))
     .bind(project)
     .bind(id)
     .fetch_optional(e)
@@ -456,13 +575,52 @@ pub async fn get_group_by_id<'e>(
     Ok(row.map(group))
 }
 
+/// A placement group by id, whatever its project.
+pub async fn get_group_by_id<'e>(
+    e: impl AnyExecutor<'e>,
+    id: &str,
+) -> StoreResult<Option<PlacementGroup>> {
+    let row: Option<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM placement_groups WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?;
+    Ok(row.map(group))
+}
+
+/// Every project's placement groups (for admins).
+pub async fn list_all_groups<'e>(e: impl AnyExecutor<'e>) -> StoreResult<Vec<PlacementGroup>> {
+    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM placement_groups ORDER BY project_id, name"
+    ))
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(group).collect())
+}
+
+/// The instances (not terminated) in a placement group, oldest first.
+pub async fn group_members<'e>(
+    e: impl AnyExecutor<'e>,
+    group_id: &str,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM instances WHERE placement_group = $1 AND state <> 'terminated' \
+         ORDER BY launch_time, id",
+    )
+    .bind(group_id)
+    .fetch_all(e)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
 pub async fn list_groups<'e>(
     e: impl AnyExecutor<'e>,
     project: &str,
 ) -> StoreResult<Vec<PlacementGroup>> {
-    let rows: Vec<GroupRow> = sqlx::query_as(
-        "SELECT id, name, strategy, created_at FROM placement_groups WHERE project_id = $1 ORDER BY name",
-    )
+    let rows: Vec<GroupRow> = sqlx::query_as(&format!(
+        "SELECT {GROUP_COLS} FROM placement_groups WHERE project_id = $1 ORDER BY name"
+    ))
     .bind(project)
     .fetch_all(e)
     .await?;

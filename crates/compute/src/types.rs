@@ -21,6 +21,9 @@ pub enum Visibility {
     Shared,
     /// Every project; only admins may publish.
     Public,
+    /// Launchable by every project, listed to others only when they ask
+    /// for community images (Glance's `community`).
+    Community,
 }
 
 impl Visibility {
@@ -29,6 +32,7 @@ impl Visibility {
             Visibility::Private => "private",
             Visibility::Shared => "shared",
             Visibility::Public => "public",
+            Visibility::Community => "community",
         }
     }
     pub fn parse(s: &str) -> Option<Visibility> {
@@ -36,6 +40,7 @@ impl Visibility {
             "private" => Some(Visibility::Private),
             "shared" => Some(Visibility::Shared),
             "public" => Some(Visibility::Public),
+            "community" => Some(Visibility::Community),
             _ => None,
         }
     }
@@ -54,12 +59,19 @@ pub struct Image {
     pub id: String,
     pub name: String,
     /// `queued` (registered, no data yet), `saving` (upload in progress),
-    /// `active` (launchable).
+    /// `active` (launchable), `deactivated` (kept, but neither launched
+    /// nor downloaded by non-admins until reactivated).
     pub status: String,
     pub format: Option<String>,
     pub architecture: Option<String>,
     pub size: Option<i64>,
     pub sha256: Option<String>,
+    /// MD5 of the uploaded data (Glance's `checksum`), if uploaded since
+    /// nuage computes it.
+    pub md5: Option<String>,
+    /// SHA-512 of the uploaded data (Glance's `os_hash_value`), likewise.
+    pub sha512: Option<String>,
+    pub tags: Vec<String>,
     pub visibility: Visibility,
     pub owner: String,
     pub members: Vec<String>,
@@ -81,6 +93,12 @@ pub struct InstanceType {
     pub pids_limit: u32,
     pub io_weight: u16,
     pub builtin: bool,
+    /// Private types are seen and launched only by the projects on their
+    /// access list, and by admins.
+    pub is_public: bool,
+    pub description: Option<String>,
+    /// Free key/value pairs (Nova's extra specs).
+    pub extra_specs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +118,9 @@ pub struct KeyPair {
 pub struct PlacementGroup {
     pub id: String,
     pub name: String,
+    pub project_id: String,
+    /// Who made it; None for groups made before nuage kept it.
+    pub user_id: Option<String>,
     /// `cluster` (together: affinity) or `spread` (apart: anti-affinity).
     pub strategy: String,
     pub created_at: String,

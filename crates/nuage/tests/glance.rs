@@ -229,9 +229,10 @@ async fn versions_and_faults_change_nothing() {
             "/v2/images/x/import",
             Some("application/json"),
             Some("{}"),
-            501,
+            404,
         ),
-        (true, "PUT", "/v2/images/x/tags/t", None, None, 501),
+        (true, "PUT", "/v2/images/x/tags/t", None, None, 404),
+        (true, "GET", "/v2/tasks", None, None, 501),
         (true, "GET", "/v2/rockets", None, None, 404),
         (true, "PUT", "/v2/images", None, None, 405),
     ];

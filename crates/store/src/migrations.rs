@@ -54,6 +54,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "network_tags",
         sql: include_str!("../migrations/0007_network_tags.sql"),
     },
+    Migration {
+        version: 8,
+        name: "flavor_access",
+        sql: include_str!("../migrations/0008_flavor_access.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "image_tags_hashes",
+        sql: include_str!("../migrations/0009_image_tags_hashes.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"

@@ -1,12 +1,14 @@
-//! The OpenStack Image (Glance) v2 API under `/image` (ADR 30), first part:
+//! The OpenStack Image (Glance) v2 API under `/image` (ADR 30, 32):
 //! version discovery, images (create, upload, download, show, list with
-//! filters and paging, JSON-patch updates, delete) and members, over the
-//! compute service's images that EC2 and the native API see.
+//! filters and paging, JSON-patch updates, delete), tags, deactivation,
+//! community visibility and members, over the compute service's images that
+//! EC2 and the native API see.
 //!
 //! As every door (habit 12): method, path and (for JSON calls) the body
 //! become one [`Op`] before authentication; image data is streamed, never
-//! buffered. Glance features nuage does not serve yet (tags, import,
-//! deactivation, task and metadef APIs) answer 501. Errors take the shape
+//! buffered. Interoperable import is disabled (no import method is offered
+//! and an import is refused with the reason); task, metadef and cache APIs
+//! answer 501. Errors take the shape
 //! Glance's WSGI layer gives JSON clients:
 //! `{"code": "404 Not Found", "title": "Not Found", "message": "..."}`.
 
@@ -137,6 +139,14 @@ enum Op {
     AddMember(String, String),
     RemoveMember(String, String),
     Schema(String),
+    AddTag(String, String),
+    RemoveTag(String, String),
+    Deactivate(String),
+    Reactivate(String),
+    /// `GET /v2/info/import`: the import methods offered (none).
+    ImportInfo,
+    /// `POST /v2/images/{id}/import`: refused once the image is found.
+    Import(String),
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +157,8 @@ struct ListQuery {
     visibility: Option<String>,
     owner: Option<String>,
     status: Option<String>,
+    /// Every one of these tags (`tag` may repeat).
+    tags: Vec<String>,
     sort_key: String,
     descending: bool,
     /// Custom property filters (Glance filters on any property).
@@ -224,7 +236,8 @@ impl ListQuery {
                     q.descending = dir != "asc";
                 }
                 "member_status" | "os_hidden" => {}
-                "tag" | "size_min" | "size_max" | "protected" | "created_at" | "updated_at" => {
+                "tag" => q.tags.push(v.clone()),
+                "size_min" | "size_max" | "protected" | "created_at" | "updated_at" => {
                     return Err(Fault::not_yet(&format!("the {k} filter")))
                 }
                 _ => {
@@ -269,17 +282,42 @@ impl Op {
             (Method::GET, ["images", i, "file"]) => (Op::Download(id(i)), false),
             (Method::GET, ["images", i, "members"]) => (Op::Members(id(i)), false),
             (Method::POST, ["images", i, "members"]) => (Op::AddMember(id(i), String::new()), true),
-            (Method::DELETE, ["images", i, "members", m]) => (Op::RemoveMember(id(i), id(m)), false),
+            (Method::DELETE, ["images", i, "members", m]) => {
+                (Op::RemoveMember(id(i), id(m)), false)
+            }
             (Method::GET, ["schemas", s]) => (Op::Schema(id(s)), false),
-            (_, ["images", _, "tags", ..]) => return Err(Fault::not_yet("image tags")),
-            (_, ["images", _, "import"] | ["info", ..]) => {
-                return Err(Fault::not_yet("image import (glance-direct and web-download are disabled; upload the data with PUT /v2/images/{id}/file)"))
+            (Method::PUT, ["images", i, "tags", t]) => (Op::AddTag(id(i), id(t)), false),
+            (Method::DELETE, ["images", i, "tags", t]) => (Op::RemoveTag(id(i), id(t)), false),
+            (Method::POST, ["images", i, "actions", "deactivate"]) => {
+                (Op::Deactivate(id(i)), false)
             }
-            (_, ["images", _, "actions", ..]) => return Err(Fault::not_yet("image deactivation")),
-            (_, ["images", _, "members", _]) => return Err(Fault::not_yet("member status changes (members are accepted when added)")),
-            (_, ["images", _, "stage"] | ["tasks", ..] | ["metadefs", ..] | ["stores", ..] | ["discovery", ..] | ["cache", ..]) => {
-                return Err(Fault::not_yet(&format!("/v2/{}", rest.join("/"))))
+            (Method::POST, ["images", i, "actions", "reactivate"]) => {
+                (Op::Reactivate(id(i)), false)
             }
+            (Method::GET, ["info", "import"]) => (Op::ImportInfo, false),
+            (Method::POST, ["images", i, "import"]) => (Op::Import(id(i)), false),
+            (
+                _,
+                ["images", _, "tags", _]
+                | ["images", _, "actions", "deactivate" | "reactivate"]
+                | ["images", _, "import"]
+                | ["info", "import"],
+            ) => return Err(bad_method()),
+            (_, ["info", ..]) => return Err(Fault::not_yet(&format!("/v2/{}", rest.join("/")))),
+            (_, ["images", _, "members", _]) => {
+                return Err(Fault::not_yet(
+                    "member status changes (members are accepted when added)",
+                ))
+            }
+            (
+                _,
+                ["images", _, "stage"]
+                | ["tasks", ..]
+                | ["metadefs", ..]
+                | ["stores", ..]
+                | ["discovery", ..]
+                | ["cache", ..],
+            ) => return Err(Fault::not_yet(&format!("/v2/{}", rest.join("/")))),
             (_, ["images"] | ["images", _] | ["images", _, "file" | "members"]) => {
                 return Err(bad_method())
             }
@@ -381,6 +419,14 @@ async fn serve(core: &Core, req: axum::extract::Request) -> Result<Response> {
     run(core, &caller, op, body.take().unwrap_or_default()).await
 }
 
+/// Glance answers an action the image's status does not allow 403.
+fn action_error(e: nuage_compute::ComputeError, id: &str) -> Fault {
+    match e.kind() {
+        ErrorKind::Conflict => Fault::new(StatusCode::FORBIDDEN, e.to_string()),
+        _ => image_error(e, id),
+    }
+}
+
 /// Glance's words for an image the caller cannot see.
 fn image_error(e: nuage_compute::ComputeError, id: &str) -> Fault {
     match e.kind() {
@@ -453,6 +499,13 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
+            if let Some(v) = img
+                .md5
+                .as_deref()
+                .and_then(|m| HeaderValue::from_str(m).ok())
+            {
+                h.insert("content-md5", v);
+            }
             if let Some(size) = img.size {
                 if let Ok(v) = HeaderValue::from_str(&size.to_string()) {
                     h.insert(header::CONTENT_LENGTH, v);
@@ -470,7 +523,7 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
         }
         Op::AddMember(id, member) => {
             let i = image(core, caller, &id).await?;
-            if i.visibility == Visibility::Public {
+            if matches!(i.visibility, Visibility::Public | Visibility::Community) {
                 return Err(Fault::new(
                     StatusCode::FORBIDDEN,
                     "Only shared images have members.",
@@ -484,6 +537,51 @@ async fn run(core: &Core, caller: &Principal, op: Op, body: Body) -> Result<Resp
                 .cloned()
                 .unwrap_or(member);
             Ok(ok(StatusCode::OK, member_view(&shared, &pid)))
+        }
+        Op::AddTag(id, tag) => {
+            let i = image(core, caller, &id).await?;
+            core.compute
+                .add_image_tag(caller, &i.id, &tag)
+                .await
+                .map_err(|e| image_error(e, &id))?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Op::RemoveTag(id, tag) => {
+            let i = image(core, caller, &id).await?;
+            core.compute
+                .remove_image_tag(caller, &i.id, &tag)
+                .await
+                .map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => Fault::not_found(format!("Tag {tag} not found")),
+                    _ => e.into(),
+                })?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Op::Deactivate(id) => {
+            let i = image(core, caller, &id).await?;
+            let r = core.compute.deactivate_image(caller, &i.id).await;
+            r.map_err(|e| action_error(e, &id))?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Op::Reactivate(id) => {
+            let i = image(core, caller, &id).await?;
+            let r = core.compute.reactivate_image(caller, &i.id).await;
+            r.map_err(|e| action_error(e, &id))?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Op::ImportInfo => Ok(ok(
+            StatusCode::OK,
+            json!({"import-methods": {
+                "description": "Import methods available.",
+                "type": "array",
+                "value": [],
+            }}),
+        )),
+        Op::Import(id) => {
+            image(core, caller, &id).await?;
+            Err(Fault::bad_request(
+                "Image import is disabled in nuage: neither glance-direct nor web-download is offered (GET /v2/info/import lists none). Upload the data with PUT /v2/images/{id}/file (openstack image create --file).",
+            ))
         }
         Op::RemoveMember(id, member) => {
             let i = image(core, caller, &id).await?;
@@ -505,12 +603,6 @@ fn member_view(i: &Image, member: &str) -> Value {
 }
 
 async fn list(core: &Core, caller: &Principal, q: ListQuery) -> Result<Response> {
-    if q.visibility.as_deref() == Some("community") {
-        return Ok(ok(
-            StatusCode::OK,
-            json!({"images": [], "first": "/v2/images", "schema": "/v2/schemas/images"}),
-        ));
-    }
     let mut all = core
         .compute
         .list_images(
@@ -524,6 +616,7 @@ async fn list(core: &Core, caller: &Principal, q: ListQuery) -> Result<Response>
         .await?;
     all.retain(|i| {
         q.status.as_deref().is_none_or(|s| glance_status(i) == s)
+            && q.tags.iter().all(|t| i.tags.contains(t))
             && q.properties.iter().all(|(k, v)| match k.as_str() {
                 "disk_format" | "container_format" => i.properties.get(k).is_some_and(|x| x == v),
                 _ => i.properties.get(k) == Some(v),
@@ -570,6 +663,13 @@ fn glance_status(i: &Image) -> &str {
 }
 
 fn view(i: &Image) -> Value {
+    // SHA-512 as Glance's default; data uploaded before nuage kept it
+    // shows the SHA-256 it is stored by.
+    let (hash_algo, hash_value) = match (&i.sha512, &i.sha256) {
+        (Some(h), _) => (Some("sha512"), Some(h)),
+        (None, Some(h)) => (Some("sha256"), Some(h)),
+        (None, None) => (None, None),
+    };
     let mut out = json!({
         "id": i.id,
         "name": i.name,
@@ -578,9 +678,9 @@ fn view(i: &Image) -> Value {
         "protected": false,
         "os_hidden": false,
         "owner": i.owner,
-        "checksum": null,
-        "os_hash_algo": i.sha256.as_ref().map(|_| "sha256"),
-        "os_hash_value": i.sha256,
+        "checksum": i.md5,
+        "os_hash_algo": hash_algo,
+        "os_hash_value": hash_value,
         "size": i.size,
         "virtual_size": null,
         "min_disk": 0,
@@ -589,7 +689,7 @@ fn view(i: &Image) -> Value {
         "container_format": i.properties.get("container_format").cloned().unwrap_or_else(|| "bare".into()),
         "created_at": i.created_at,
         "updated_at": i.created_at,
-        "tags": [],
+        "tags": i.tags,
         "self": format!("/v2/images/{}", i.id),
         "file": format!("/v2/images/{}/file", i.id),
         "schema": "/v2/schemas/image",
@@ -605,6 +705,16 @@ fn view(i: &Image) -> Value {
         }
     }
     out
+}
+
+/// A JSON list of tag strings.
+fn tag_list(v: &Value) -> Result<Vec<String>> {
+    let bad = || Fault::bad_request("Invalid value for tags: a list of strings is expected");
+    v.as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|t| t.as_str().map(str::to_string).ok_or_else(bad))
+        .collect()
 }
 
 fn check_formats(disk: Option<&str>, container: Option<&str>) -> Result<()> {
@@ -645,14 +755,14 @@ async fn create(core: &Core, caller: &Principal, body: Map<String, Value>) -> Re
     let mut properties = BTreeMap::new();
     let mut disk = None;
     let mut container = None;
+    let mut tags = Vec::new();
     for (k, v) in &body {
         match k.as_str() {
             "name" => name = Some(string(v, k)?),
             "visibility" => {
                 let vis = string(v, k)?;
                 match vis.as_str() {
-                    "private" | "shared" | "public" => visibility = Some(vis),
-                    "community" => return Err(Fault::not_yet("community images")),
+                    "private" | "shared" | "public" | "community" => visibility = Some(vis),
                     _ => {
                         return Err(Fault::bad_request(format!(
                             "Invalid visibility value: {vis}"
@@ -663,8 +773,7 @@ async fn create(core: &Core, caller: &Principal, body: Map<String, Value>) -> Re
             "disk_format" => disk = Some(string(v, k)?),
             "container_format" => container = Some(string(v, k)?),
             "architecture" => architecture = Some(string(v, k)?),
-            "tags" if v.as_array().is_some_and(Vec::is_empty) => {}
-            "tags" => return Err(Fault::not_yet("image tags")),
+            "tags" => tags = tag_list(v)?,
             "protected" if v == &json!(false) => {}
             "min_disk" | "min_ram" if v == &json!(0) => {}
             "id" => return Err(Fault::bad_request("nuage chooses image ids; give no id")),
@@ -689,7 +798,7 @@ async fn create(core: &Core, caller: &Principal, body: Map<String, Value>) -> Re
         container.unwrap_or_else(|| "bare".into()),
     );
     let name = name.ok_or_else(|| Fault::bad_request("An image needs a name in nuage"))?;
-    let i = core
+    let mut i = core
         .compute
         .create_image(
             caller,
@@ -701,6 +810,22 @@ async fn create(core: &Core, caller: &Principal, body: Map<String, Value>) -> Re
             },
         )
         .await?;
+    if !tags.is_empty() {
+        let set = ImagePatch {
+            tags: Some(tags),
+            ..ImagePatch::default()
+        };
+        i = match core.compute.update_image(caller, &i.id, set).await {
+            Ok(i) => i,
+            Err(e) => {
+                // All or nothing: the image made a moment ago goes again.
+                if let Err(d) = core.compute.delete_image(caller, &i.id).await {
+                    tracing::warn!(image = %i.id, error = %d, "image with refused tags not removed");
+                }
+                return Err(e.into());
+            }
+        };
+    }
     let mut resp = ok(StatusCode::CREATED, view(&i));
     if let Ok(v) = HeaderValue::from_str(&format!("{}/v2/images/{}", base(core), i.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -726,7 +851,17 @@ async fn patch(core: &Core, caller: &Principal, id: &str, ops: Vec<PatchOp>) -> 
                 ))
             })?;
         if op.op == "remove" {
-            return Err(Fault::not_yet("removing image properties"));
+            match key {
+                "tags" => p.tags = Some(Vec::new()),
+                other if CORE_PROPERTIES.contains(&other) => {
+                    return Err(Fault::new(
+                        StatusCode::FORBIDDEN,
+                        format!("Attribute '{other}' is read-only or required."),
+                    ))
+                }
+                other => p.remove_properties.push(other.to_string()),
+            }
+            continue;
         }
         let value = op
             .value
@@ -734,13 +869,7 @@ async fn patch(core: &Core, caller: &Principal, id: &str, ops: Vec<PatchOp>) -> 
             .ok_or_else(|| Fault::bad_request(format!("Operation {} needs a value", op.op)))?;
         match key {
             "name" => p.name = Some(string(value, key)?),
-            "visibility" => {
-                let v = string(value, key)?;
-                if v == "community" {
-                    return Err(Fault::not_yet("community images"));
-                }
-                p.visibility = Some(v)
-            }
+            "visibility" => p.visibility = Some(string(value, key)?),
             "disk_format" | "container_format" => {
                 if i.status != "queued" {
                     return Err(Fault::new(
@@ -756,7 +885,7 @@ async fn patch(core: &Core, caller: &Principal, id: &str, ops: Vec<PatchOp>) -> 
                 }
                 p.properties.insert(key.to_string(), v);
             }
-            "tags" => return Err(Fault::not_yet("image tags")),
+            "tags" => p.tags = Some(tag_list(value)?),
             other if CORE_PROPERTIES.contains(&other) => {
                 return Err(Fault::new(
                     StatusCode::FORBIDDEN,

@@ -56,6 +56,19 @@ pub fn routes() -> Router<SharedCore> {
             "/nuage/v1/instance-types/{name}",
             get(get_type).delete(delete_type),
         )
+        .route(
+            "/nuage/v1/instance-types/{name}/extra-specs",
+            axum::routing::patch(set_type_specs),
+        )
+        .route(
+            "/nuage/v1/instance-types/{name}/extra-specs/{key}",
+            axum::routing::delete(unset_type_spec),
+        )
+        .route("/nuage/v1/instance-types/{name}/access", get(type_access))
+        .route(
+            "/nuage/v1/instance-types/{name}/access/{project}",
+            put(add_type_access).delete(remove_type_access),
+        )
         .route("/nuage/v1/key-pairs", get(list_keys).post(create_key))
         .route(
             "/nuage/v1/key-pairs/{name}",
@@ -186,6 +199,17 @@ struct NewType {
     disk_gib: u64,
     pids_limit: Option<u32>,
     io_weight: Option<u16>,
+    /// False: seen and launched only by the projects given access.
+    #[serde(default = "yes")]
+    is_public: bool,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    extra_specs: std::collections::BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 async fn list_types(State(core): State<SharedCore>, Caller(p): Caller) -> Result<Response> {
@@ -217,6 +241,9 @@ async fn create_type(
             .io_weight
             .unwrap_or(nuage_compute::catalog::DEFAULT_IO_WEIGHT),
         builtin: false,
+        is_public: t.is_public,
+        description: t.description,
+        extra_specs: t.extra_specs,
     };
     Ok(created(core.compute.create_instance_type(&p, t).await?))
 }
@@ -227,6 +254,57 @@ async fn delete_type(
     Path(name): Path<String>,
 ) -> Result<StatusCode> {
     core.compute.delete_instance_type(&p, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Merges extra specs into a type's (admins).
+async fn set_type_specs(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+    Json(specs): Json<std::collections::BTreeMap<String, String>>,
+) -> Result<Response> {
+    Ok(axum::Json(core.compute.set_extra_specs(&p, &name, specs).await?).into_response())
+}
+
+async fn unset_type_spec(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((name, key)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    core.compute.unset_extra_spec(&p, &name, &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The projects that may use a private type (admins).
+async fn type_access(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    Ok(items(core.compute.instance_type_access(&p, &name).await?))
+}
+
+async fn add_type_access(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((name, project)): Path<(String, String)>,
+) -> Result<Response> {
+    let list = core
+        .compute
+        .add_instance_type_access(&p, &name, &project)
+        .await?;
+    Ok(items(list))
+}
+
+async fn remove_type_access(
+    State(core): State<SharedCore>,
+    Caller(p): Caller,
+    Path((name, project)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    core.compute
+        .remove_instance_type_access(&p, &name, &project)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

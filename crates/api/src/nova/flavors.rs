@@ -1,24 +1,98 @@
 //! Flavors: nuage's instance types, named by their name (a flavor's id is
-//! its name, as Nova allows string ids), public to every project.
+//! its name, as Nova allows string ids). Admins create, describe (2.55)
+//! and delete them, set their extra specs (shown inline from 2.61) and make
+//! them private with an access list; who sees a private flavor is the
+//! compute service's rule, applied to launches too.
 
 use axum::response::{IntoResponse, Response};
 use http::{Method, StatusCode};
 use nuage_compute::types::InstanceType;
 use nuage_model::identity::Principal;
+use nuage_model::HasKind;
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{answer, bad_method, base, body, param, Fault, Result, Version};
 use crate::Core;
 
 #[derive(Debug)]
 pub enum Op {
-    List { detail: bool, page: ListQuery },
+    List {
+        detail: bool,
+        page: ListQuery,
+    },
     Get(String),
     Create(NewFlavor),
+    /// `PUT /flavors/{id}`: the description (2.55).
+    Update(String, Option<String>),
     Delete(String),
     ExtraSpecs(String),
+    ExtraSpec(String, String),
+    /// `POST .../os-extra_specs` and (`one`) `PUT .../os-extra_specs/{key}`.
+    SetExtraSpecs {
+        id: String,
+        specs: BTreeMap<String, String>,
+        one: bool,
+    },
+    DeleteExtraSpec(String, String),
     Access(String),
+    AddAccess(String, String),
+    RemoveAccess(String, String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    flavor: UpdateFlavor,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateFlavor {
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecsBody {
+    extra_specs: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+enum ActionBody {
+    #[serde(rename = "addTenantAccess")]
+    Add(Tenant),
+    #[serde(rename = "removeTenantAccess")]
+    Remove(Tenant),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tenant {
+    tenant: String,
+}
+
+/// Extra spec values as Nova takes them: strings, numbers or booleans,
+/// kept as strings.
+fn spec_values(raw: Map<String, Value>) -> Result<BTreeMap<String, String>> {
+    raw.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(Fault::bad_request(format!(
+                        "Invalid input for field/attribute extra_specs. Value of {k} must be a string, number or boolean"
+                    )))
+                }
+            };
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// The list filters and paging Nova takes on flavors.
@@ -26,7 +100,8 @@ pub enum Op {
 pub struct ListQuery {
     min_ram: Option<u64>,
     min_disk: Option<u64>,
-    /// `Some(false)`: private flavors only (there are none).
+    /// For admins: `Some(true)` public flavors (the default), `Some(false)`
+    /// private ones, `None` all. Others see what they may use, always.
     is_public: Option<bool>,
     limit: Option<usize>,
     marker: Option<String>,
@@ -120,6 +195,7 @@ impl Op {
         query: &[(String, String)],
         raw: &[u8],
     ) -> Result<Op> {
+        let id = |s: &str| s.to_string();
         match (method.clone(), rest) {
             (Method::GET, []) => Ok(Op::List {
                 detail: false,
@@ -130,15 +206,38 @@ impl Op {
                 page: ListQuery::parse(query)?,
             }),
             (Method::POST, []) => Ok(Op::Create(body::<FlavorBody>(raw)?.flavor)),
-            (Method::GET, [id]) => Ok(Op::Get(id.to_string())),
-            (Method::DELETE, [id]) => Ok(Op::Delete(id.to_string())),
-            (Method::GET, [id, "os-extra_specs"]) => Ok(Op::ExtraSpecs(id.to_string())),
-            (Method::GET, [id, "os-flavor-access"]) => Ok(Op::Access(id.to_string())),
-            (_, [_, "os-extra_specs", ..]) | (Method::POST, [_, "action"]) => Err(Fault::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "nuage's flavors carry no extra specs or access lists yet: every flavor is public",
+            (Method::GET, [i]) => Ok(Op::Get(id(i))),
+            (Method::PUT, [i]) => Ok(Op::Update(
+                id(i),
+                body::<UpdateBody>(raw)?.flavor.description,
             )),
-            (_, [] | [_] | [_, "os-flavor-access"]) => Err(bad_method()),
+            (Method::DELETE, [i]) => Ok(Op::Delete(id(i))),
+            (Method::GET, [i, "os-extra_specs"]) => Ok(Op::ExtraSpecs(id(i))),
+            (Method::POST, [i, "os-extra_specs"]) => Ok(Op::SetExtraSpecs {
+                id: id(i),
+                specs: spec_values(body::<SpecsBody>(raw)?.extra_specs)?,
+                one: false,
+            }),
+            (Method::GET, [i, "os-extra_specs", k]) => Ok(Op::ExtraSpec(id(i), id(k))),
+            (Method::PUT, [i, "os-extra_specs", k]) => {
+                let specs = spec_values(body::<Map<String, Value>>(raw)?)?;
+                if specs.len() != 1 || !specs.contains_key(*k) {
+                    return Err(Fault::bad_request("Request body and URI mismatch"));
+                }
+                Ok(Op::SetExtraSpecs {
+                    id: id(i),
+                    specs,
+                    one: true,
+                })
+            }
+            (Method::DELETE, [i, "os-extra_specs", k]) => Ok(Op::DeleteExtraSpec(id(i), id(k))),
+            (Method::GET, [i, "os-flavor-access"]) => Ok(Op::Access(id(i))),
+            (Method::POST, [i, "action"]) => Ok(match body::<ActionBody>(raw)? {
+                ActionBody::Add(t) => Op::AddAccess(id(i), t.tenant),
+                ActionBody::Remove(t) => Op::RemoveAccess(id(i), t.tenant),
+            }),
+            (_, [] | [_] | [_, "os-flavor-access" | "os-extra_specs" | "action"])
+            | (_, [_, "os-extra_specs", _]) => Err(bad_method()),
             _ => Err(Fault::not_found("The resource could not be found.")),
         }
     }
@@ -147,10 +246,11 @@ impl Op {
         match self {
             Op::List { detail, page } => {
                 let mut all = core.compute.list_instance_types(caller).await?;
+                let admin = caller.is_admin();
                 all.retain(|t| {
                     page.min_ram.is_none_or(|m| t.memory_mib >= m)
                         && page.min_disk.is_none_or(|d| t.disk_gib >= d)
-                        && page.is_public != Some(false)
+                        && (!admin || page.is_public.is_none_or(|p| p == t.is_public))
                 });
                 match page.sort_key.as_str() {
                     "memory_mb" => all
@@ -203,14 +303,90 @@ impl Op {
                 Ok(answer(StatusCode::OK, json!({"flavor": view(core, &t, v)})))
             }
             Op::ExtraSpecs(id) => {
+                let t = get(core, caller, &id).await?;
+                Ok(answer(
+                    StatusCode::OK,
+                    json!({"extra_specs": t.extra_specs}),
+                ))
+            }
+            Op::ExtraSpec(id, key) => {
+                let t = get(core, caller, &id).await?;
+                let value = t.extra_specs.get(&key).ok_or_else(|| {
+                    Fault::not_found(format!("Flavor {id} has no extra specs with key {key}."))
+                })?;
+                Ok(answer(StatusCode::OK, json!({ key: value })))
+            }
+            Op::SetExtraSpecs { id, specs, one } => {
+                core.compute
+                    .set_extra_specs(caller, &id, specs.clone())
+                    .await
+                    .map_err(|e| not_found_or(e, &id))?;
+                // Nova answers with what was set: the body, or the one key.
+                let body = if one {
+                    json!(specs)
+                } else {
+                    json!({ "extra_specs": specs })
+                };
+                Ok(answer(StatusCode::OK, body))
+            }
+            Op::DeleteExtraSpec(id, key) => {
                 get(core, caller, &id).await?;
-                Ok(answer(StatusCode::OK, json!({"extra_specs": {}})))
+                core.compute
+                    .unset_extra_spec(caller, &id, &key)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        nuage_model::ErrorKind::NotFound => Fault::not_found(format!(
+                            "Flavor {id} has no extra specs with key {key}."
+                        )),
+                        _ => e.into(),
+                    })?;
+                Ok(StatusCode::OK.into_response())
             }
             Op::Access(id) => {
+                let t = get(core, caller, &id).await?;
+                if t.is_public {
+                    return Err(Fault::not_found(
+                        "Access list not available for public flavors.",
+                    ));
+                }
+                let list = core.compute.instance_type_access(caller, &id).await?;
+                Ok(answer(StatusCode::OK, access_view(&id, &list)))
+            }
+            Op::AddAccess(id, project) => {
                 get(core, caller, &id).await?;
-                Err(Fault::not_found(
-                    "Access list not available for public flavors.",
-                ))
+                let list = core
+                    .compute
+                    .add_instance_type_access(caller, &id, &project)
+                    .await
+                    .map_err(|e| not_found_or(e, &id))?;
+                Ok(answer(StatusCode::OK, access_view(&id, &list)))
+            }
+            Op::RemoveAccess(id, project) => {
+                get(core, caller, &id).await?;
+                let list = core
+                    .compute
+                    .remove_instance_type_access(caller, &id, &project)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        nuage_model::ErrorKind::NotFound => Fault::not_found(format!(
+                            "Flavor access not found for {id} / {project} combination."
+                        )),
+                        _ => e.into(),
+                    })?;
+                Ok(answer(StatusCode::OK, access_view(&id, &list)))
+            }
+            Op::Update(id, description) => {
+                if !v.at_least(55) {
+                    return Err(Fault::not_found(
+                        "Updating a flavor's description takes microversion 2.55 or later.",
+                    ));
+                }
+                let t = core
+                    .compute
+                    .set_instance_type_description(caller, &id, description)
+                    .await
+                    .map_err(|e| not_found_or(e, &id))?;
+                Ok(answer(StatusCode::OK, json!({"flavor": view(core, &t, v)})))
             }
             Op::Create(new) => {
                 let t = check_new(new, v)?;
@@ -264,21 +440,9 @@ fn check_new(new: NewFlavor, v: Version) -> Result<InstanceType> {
             "nuage's flavors have an rxtx_factor of 1.0",
         ));
     }
-    if new.is_public == Some(false) {
-        return Err(Fault::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "nuage's flavors are all public; private flavors with access lists are not served yet",
-        ));
-    }
     if new.description.is_some() && !v.at_least(55) {
         return Err(Fault::bad_request(
             "Invalid input for field/attribute flavor. Additional properties are not allowed ('description' was unexpected)",
-        ));
-    }
-    if new.description.as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(Fault::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "nuage's flavors carry no description yet",
         ));
     }
     Ok(InstanceType {
@@ -289,7 +453,18 @@ fn check_new(new: NewFlavor, v: Version) -> Result<InstanceType> {
         pids_limit: nuage_compute::catalog::default_pids_limit(new.vcpus),
         io_weight: nuage_compute::catalog::DEFAULT_IO_WEIGHT,
         builtin: false,
+        is_public: new.is_public.unwrap_or(true),
+        description: new.description.filter(|d| !d.is_empty()),
+        extra_specs: BTreeMap::new(),
     })
+}
+
+fn access_view(id: &str, projects: &[String]) -> Value {
+    let list: Vec<Value> = projects
+        .iter()
+        .map(|p| json!({"flavor_id": id, "tenant_id": p}))
+        .collect();
+    json!({ "flavor_access": list })
 }
 
 fn links(core: &Core, t: &InstanceType) -> Value {
@@ -303,7 +478,7 @@ fn links(core: &Core, t: &InstanceType) -> Value {
 fn brief(core: &Core, t: &InstanceType, v: Version) -> Value {
     let mut out = json!({"id": t.name, "name": t.name, "links": links(core, t)});
     if v.at_least(55) {
-        out["description"] = Value::Null;
+        out["description"] = json!(t.description);
     }
     out
 }
@@ -319,15 +494,15 @@ fn view(core: &Core, t: &InstanceType, v: Version) -> Value {
         "swap": if v.at_least(75) { json!(0) } else { json!("") },
         "OS-FLV-EXT-DATA:ephemeral": 0,
         "OS-FLV-DISABLED:disabled": false,
-        "os-flavor-access:is_public": true,
+        "os-flavor-access:is_public": t.is_public,
         "rxtx_factor": 1.0,
         "links": links(core, t),
     });
     if v.at_least(55) {
-        out["description"] = Value::Null;
+        out["description"] = json!(t.description);
     }
     if v.at_least(61) {
-        out["extra_specs"] = json!({});
+        out["extra_specs"] = json!(t.extra_specs);
     }
     out
 }

@@ -129,7 +129,7 @@ impl Op {
                     "totalInstancesUsed": used.instances,
                     "totalCoresUsed": used.cores,
                     "totalRAMUsed": used.ram_mib,
-                    "totalServerGroupsUsed": 0,
+                    "totalServerGroupsUsed": server_groups_of(core, caller, &project).await?,
                 });
                 if !v.at_least(36) {
                     absolute["maxTotalFloatingIps"] = json!(lim("floating_ips"));
@@ -315,4 +315,15 @@ async fn zones(core: &Core, caller: &Principal, detail: bool) -> Result<Response
         StatusCode::OK,
         json!({ "availabilityZoneInfo": info }),
     ))
+}
+
+/// How many placement groups (Nova's server groups) `project` has: the
+/// caller's own, or any project's for an admin.
+async fn server_groups_of(core: &Core, caller: &Principal, project: &str) -> Result<usize> {
+    let groups = if project == caller.project_id {
+        core.compute.list_placement_groups(caller).await?
+    } else {
+        core.compute.list_all_placement_groups(caller).await?
+    };
+    Ok(groups.iter().filter(|g| g.project_id == project).count())
 }

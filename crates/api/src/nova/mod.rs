@@ -1,7 +1,7 @@
 //! The OpenStack Compute (Nova) v2.1 API under `/compute`, as devstack lays
 //! it out (ADR 28): version discovery, microversions, flavors, key pairs,
-//! availability zones, limits and quota sets, over the same compute and
-//! identity services the EC2 and native doors use.
+//! server groups, availability zones, limits and quota sets, over the same
+//! compute and identity services the EC2 and native doors use.
 //!
 //! As every door (habit 12): the request is recognised whole (method, path
 //! and body into one [`Op`]) before anything acts; a Nova resource nuage does
@@ -20,6 +20,7 @@ mod keypairs;
 mod limits;
 mod security_groups;
 mod server_actions;
+mod server_groups;
 mod server_views;
 mod servers;
 mod services;
@@ -191,12 +192,12 @@ enum Op {
     Hypervisors(hypervisors::Op),
     Services(services::Op),
     SecurityGroups(security_groups::Op),
+    ServerGroups(server_groups::Op),
 }
 
 /// Nova collections nuage does not serve yet: recognised, answered 501.
 const NOT_YET: &[&str] = &[
     "images",
-    "os-server-groups",
     "os-aggregates",
     "os-migrations",
     "os-simple-tenant-usage",
@@ -240,6 +241,9 @@ impl Op {
         match *first {
             "flavors" => flavors::Op::parse(method, more, query, body).map(Op::Flavors),
             "os-keypairs" => keypairs::Op::parse(method, more, query, body).map(Op::Keypairs),
+            "os-server-groups" => {
+                server_groups::Op::parse(method, more, query, body).map(Op::ServerGroups)
+            }
             "limits" | "os-availability-zone" | "os-quota-sets" => {
                 limits::Op::parse(method, first, more, query, body).map(Op::Limits)
             }
@@ -368,6 +372,7 @@ async fn serve(
         Op::Hypervisors(op) => op.run(core, &caller, version).await,
         Op::Services(op) => op.run(core, &caller, version).await,
         Op::SecurityGroups(op) => op.run(core, &caller, version).await,
+        Op::ServerGroups(op) => op.run(core, &caller, version).await,
         Op::Versions | Op::Version => Err(Fault::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "version documents are answered above",
