@@ -372,3 +372,59 @@ pub struct AvailabilityZone {
     pub state: &'static str,
     pub region: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nova_states_follow_the_one_state_machine() {
+        let of = |s, d, reboot, failed, before| {
+            let n = NovaState::of(s, d, reboot, failed, before);
+            (n.status, n.vm_state, n.task_state, n.power_state)
+        };
+        use Desired as D;
+        use State as S;
+        assert_eq!(
+            of(S::Pending, D::Running, false, false, false),
+            ("BUILD", "building", Some("spawning"), 0)
+        );
+        assert_eq!(
+            of(S::Pending, D::Running, false, false, true),
+            ("SHUTOFF", "stopped", Some("powering-on"), 4)
+        );
+        assert_eq!(
+            of(S::Running, D::Running, false, false, true),
+            ("ACTIVE", "active", None, 1)
+        );
+        assert_eq!(
+            of(S::Running, D::Running, true, false, true),
+            ("REBOOT", "active", Some("rebooting"), 1)
+        );
+        assert_eq!(
+            of(S::Stopping, D::Stopped, false, false, true),
+            ("ACTIVE", "active", Some("powering-off"), 1)
+        );
+        assert_eq!(
+            of(S::Stopped, D::Stopped, false, false, true),
+            ("SHUTOFF", "stopped", None, 4)
+        );
+        assert_eq!(
+            of(S::ShuttingDown, D::Terminated, false, false, true),
+            ("ACTIVE", "active", Some("deleting"), 1)
+        );
+        assert_eq!(
+            of(S::Terminated, D::Terminated, false, false, true),
+            ("DELETED", "deleted", None, 0)
+        );
+        assert_eq!(
+            of(S::Stopped, D::Stopped, false, true, true),
+            ("ERROR", "error", None, 4)
+        );
+        // The status the other doors show is the same mapping's.
+        assert_eq!(
+            Instance::nova_status(S::Stopping, D::Stopped, false, false),
+            "ACTIVE"
+        );
+    }
+}

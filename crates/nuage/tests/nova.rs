@@ -321,7 +321,7 @@ async fn versions_microversions_and_faults() {
         (
             Some("t"),
             "GET",
-            "/v2.1/servers",
+            "/v2.1/os-aggregates",
             None,
             None,
             501,

@@ -26,9 +26,9 @@ const MAX_LIMIT: usize = 1000;
 #[derive(Debug)]
 pub enum Op {
     Create(Box<CreateBody>),
-    List { detail: bool, query: ListQuery },
+    List { detail: bool, query: Box<ListQuery> },
     Show(String),
-    Update(String, UpdateServer),
+    Update(String, Box<UpdateServer>),
     Delete(String),
     Action(String, ServerAction),
     Metadata(String, MetaOp),
@@ -493,16 +493,16 @@ impl Op {
         match (method.clone(), rest) {
             (Method::GET, []) => Ok(Op::List {
                 detail: false,
-                query: ListQuery::parse(query)?,
+                query: Box::new(ListQuery::parse(query)?),
             }),
             (Method::GET, ["detail"]) => Ok(Op::List {
                 detail: true,
-                query: ListQuery::parse(query)?,
+                query: Box::new(ListQuery::parse(query)?),
             }),
             (Method::POST, []) => Ok(Op::Create(Box::new(body::<CreateBody>(raw)?))),
             (_, [] | ["detail"]) => Err(bad_method()),
             (Method::GET, [s]) => Ok(Op::Show(id(s))),
-            (Method::PUT, [s]) => Ok(Op::Update(id(s), body::<UpdateBody>(raw)?.server)),
+            (Method::PUT, [s]) => Ok(Op::Update(id(s), Box::new(body::<UpdateBody>(raw)?.server))),
             (Method::DELETE, [s]) => Ok(Op::Delete(id(s))),
             (_, [_]) => Err(bad_method()),
             (Method::POST, [s, "action"]) => Ok(Op::Action(id(s), ServerAction::parse(raw)?)),
@@ -553,7 +553,7 @@ impl Op {
     pub async fn run(self, core: &Core, caller: &Principal, v: Version) -> Result<Response> {
         match self {
             Op::Create(b) => create(core, caller, v, *b).await,
-            Op::List { detail, query } => list(core, caller, v, detail, query).await,
+            Op::List { detail, query } => list(core, caller, v, detail, *query).await,
             Op::Show(id) => {
                 let i = server(core, caller, &id).await?;
                 let ctx = view_ctx(core, caller, v, false).await?;
@@ -562,7 +562,7 @@ impl Op {
                     json!({"server": views::detail(&i, &ctx)}),
                 ))
             }
-            Op::Update(id, u) => update(core, caller, v, &id, u).await,
+            Op::Update(id, u) => update(core, caller, v, &id, *u).await,
             Op::Delete(id) => {
                 let i = server(core, caller, &id).await?;
                 if i.state != State::ShuttingDown {
