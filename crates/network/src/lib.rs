@@ -23,6 +23,7 @@ mod lookup;
 mod networks;
 mod nics;
 mod ports;
+mod rename;
 mod repo;
 mod routers;
 mod security;

@@ -1435,3 +1435,42 @@ pub async fn project_tags(c: &mut C, project: &str) -> StoreResult<Vec<(String, 
     .fetch_all(&mut *c)
     .await?)
 }
+
+// ----------------------------------------------------------------- renames
+
+/// Sets the name of the resource `id` of `kind`; `false` when another of
+/// the project's security groups holds the name already.
+pub async fn set_name(
+    c: &mut C,
+    kind: crate::Resource,
+    id: &str,
+    name: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    use crate::Resource as R;
+    let table = match kind {
+        R::Network => "networks",
+        R::Subnet => "subnets",
+        R::Port => "ports",
+        R::Router => "routers",
+        R::SecurityGroup => "security_groups",
+        R::SecurityGroupRule | R::FloatingIp => {
+            return Err(StoreError::Conflict {
+                what: format!("a {} has no name", kind.noun()),
+            })
+        }
+    };
+    let r = sqlx::query(&format!(
+        "UPDATE {table} SET name = $2, updated_at = $3 WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(now)
+    .execute(&mut *c)
+    .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(false),
+        Err(e) => Err(StoreError::Query(e)),
+    }
+}

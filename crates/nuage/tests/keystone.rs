@@ -1777,20 +1777,24 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
     kinds.sort();
     assert_eq!(
         kinds,
-        ["compute", "identity", "image", "object-store"],
+        ["compute", "identity", "image", "network", "object-store"],
         "{catalog}"
     );
 
     let services = osc_ok(&s, none, &["service", "list", "--long"]);
     let mut svc = names(&services, "Name");
     svc.sort();
-    assert_eq!(svc, ["glance", "keystone", "nova", "swift"], "{services}");
+    assert_eq!(
+        svc,
+        ["glance", "keystone", "neutron", "nova", "swift"],
+        "{services}"
+    );
     let swift = osc_ok(&s, none, &["service", "show", "object-store"]);
     assert_eq!(swift["name"], "swift", "{swift}");
     assert_eq!(swift["enabled"], true, "{swift}");
 
     let endpoints = osc_ok(&s, none, &["endpoint", "list"]);
-    assert_eq!(endpoints.as_array().map(Vec::len), Some(12), "{endpoints}");
+    assert_eq!(endpoints.as_array().map(Vec::len), Some(15), "{endpoints}");
     let public = osc_ok(
         &s,
         none,
