@@ -95,7 +95,13 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     osc_ok(
         &s,
         &[
-            "subnet", "create", "--network", "ext", "--subnet-range", "203.0.113.0/24", "ext-sub",
+            "subnet",
+            "create",
+            "--network",
+            "ext",
+            "--subnet-range",
+            "203.0.113.0/24",
+            "ext-sub",
         ],
     );
 
@@ -132,7 +138,10 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     assert_eq!(sub["cidr"], "10.1.0.0/24", "{sub}");
     assert_eq!(sub["gateway_ip"], "10.1.0.1", "{sub}");
     let pools = sub["allocation_pools"].to_string();
-    assert!(pools.contains("10.1.0.10") && pools.contains("10.1.0.100"), "{sub}");
+    assert!(
+        pools.contains("10.1.0.10") && pools.contains("10.1.0.100"),
+        "{sub}"
+    );
 
     // A router with its gateway on the external network, joining sub1.
     let r = osc_ok(&s, &["router", "create", "r1"]);
@@ -144,12 +153,20 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
         "{r}"
     );
     osc_plain(&s, &["router", "add", "subnet", "r1", "sub1"]);
-    let iface = osc_ok(&s, &["port", "list", "--router", "r1", "--long"]);
-    assert_eq!(iface.as_array().map(Vec::len), Some(1), "{iface}");
-    assert!(iface.to_string().contains("10.1.0.1"), "{iface}");
+    // Its ports: the interface holding sub1's gateway, and its gateway
+    // port on the external network.
+    let ports = osc_ok(&s, &["port", "list", "--router", "r1", "--long"]);
+    let mut owners = column(&ports, "Device Owner");
+    owners.sort();
+    assert_eq!(
+        owners,
+        ["network:router_gateway", "network:router_interface"],
+        "{ports}"
+    );
+    let text = ports.to_string();
     assert!(
-        iface.to_string().contains("network:router_interface"),
-        "{iface}"
+        text.contains("\"10.1.0.1\"") && text.contains("203.0.113."),
+        "{ports}"
     );
     // The router is in use while it joins a subnet.
     let err = osc_fails(&s, &["router", "delete", "r1"]);
@@ -197,8 +214,17 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let rule = osc_ok(
         &s,
         &[
-            "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
-            "--remote-ip", "0.0.0.0/0", "web",
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+            "--remote-ip",
+            "0.0.0.0/0",
+            "web",
         ],
     );
     let rule_id = str_of(&rule, "id").to_string();
@@ -206,17 +232,37 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let err = osc_fails(
         &s,
         &[
-            "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
-            "--remote-ip", "0.0.0.0/0", "web",
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+            "--remote-ip",
+            "0.0.0.0/0",
+            "web",
         ],
     );
     assert!(err.contains("409") || err.contains("exists"), "{err}");
-    let rules = column(
-        &osc_ok(&s, &["security", "group", "rule", "list", "web"]),
-        "ID",
+    // The new group's own egress rule, as Neutron's, and the SSH one.
+    let rules = osc_ok(&s, &["security", "group", "rule", "list", "web", "--long"]);
+    assert!(column(&rules, "ID").contains(&rule_id), "{rules}");
+    let mut directions = column(&rules, "Direction");
+    directions.sort();
+    assert_eq!(directions, ["egress", "ingress"], "{rules}");
+    osc_plain(
+        &s,
+        &[
+            "port",
+            "set",
+            "--no-security-group",
+            "--security-group",
+            "web",
+            "p1",
+        ],
     );
-    assert_eq!(rules, vec![rule_id.clone()]);
-    osc_plain(&s, &["port", "set", "--no-security-group", "--security-group", "web", "p1"]);
     let shown = osc_ok(&s, &["port", "show", "p1"]);
     assert_eq!(shown["security_group_ids"], json!([group_id]), "{shown}");
     let err = osc_fails(&s, &["security", "group", "delete", "web"]);
@@ -232,7 +278,10 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     assert_eq!(shown["port_id"], port_id.as_str(), "{shown}");
     assert_eq!(shown["fixed_ip_address"], "10.1.0.50", "{shown}");
     assert_eq!(shown["router_id"], router_id.as_str(), "{shown}");
-    let listed = column(&osc_ok(&s, &["floating", "ip", "list"]), "Floating IP Address");
+    let listed = column(
+        &osc_ok(&s, &["floating", "ip", "list"]),
+        "Floating IP Address",
+    );
     assert_eq!(listed, vec![address.clone()]);
 
     // The same objects through EC2.
@@ -245,7 +294,10 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let vpcs = aws.json(&["ec2", "describe-vpcs", "--vpc-ids", &net_id]);
     assert_eq!(vpcs["Vpcs"][0]["VpcId"], net_id.as_str(), "{vpcs}");
     let subnets = aws.json(&["ec2", "describe-subnets", "--subnet-ids", &sub_id]);
-    assert_eq!(subnets["Subnets"][0]["CidrBlock"], "10.1.0.0/24", "{subnets}");
+    assert_eq!(
+        subnets["Subnets"][0]["CidrBlock"], "10.1.0.0/24",
+        "{subnets}"
+    );
     let groups = aws.json(&["ec2", "describe-security-groups", "--group-ids", &group_id]);
     assert_eq!(groups["SecurityGroups"][0]["GroupName"], "web", "{groups}");
     assert_eq!(
@@ -253,8 +305,16 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
         "{groups}"
     );
     let addrs = aws.json(&["ec2", "describe-addresses"]);
-    assert_eq!(addrs["Addresses"][0]["PublicIp"], address.as_str(), "{addrs}");
-    assert_eq!(addrs["Addresses"][0]["AllocationId"], fip_id.as_str(), "{addrs}");
+    assert_eq!(
+        addrs["Addresses"][0]["PublicIp"],
+        address.as_str(),
+        "{addrs}"
+    );
+    assert_eq!(
+        addrs["Addresses"][0]["AllocationId"],
+        fip_id.as_str(),
+        "{addrs}"
+    );
     assert_eq!(
         addrs["Addresses"][0]["PrivateIpAddress"], "10.1.0.50",
         "{addrs}"
@@ -358,7 +418,11 @@ async fn faults_paging_and_projects_change_nothing() {
     let (st, v) = neutron(&s, t, "POST", "/v2.0/subnets", Some(&body.to_string())).await;
     assert_eq!(st, 400, "{v}");
     let (_, v) = neutron(&s, t, "GET", &format!("/v2.0/networks/{net}"), None).await;
-    assert_eq!(v["network"]["subnets"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        v["network"]["subnets"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
 
     // Another project sees neither the network nor its id.
     let (_pid, _) = project_with_member(&s, "other", PW).await;
@@ -417,33 +481,86 @@ async fn faults_paging_and_projects_change_nothing() {
         "{v}"
     );
     let next = str_of(&v["networks_links"][0], "href").to_string();
-    let path = next.split("/networking").nth(1).expect("next link").to_string();
+    let path = next
+        .split("/networking")
+        .nth(1)
+        .expect("next link")
+        .to_string();
     let (st, v) = neutron(&s, t, "GET", &path, None).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(column(&v["networks"], "name"), vec!["p1"], "{v}");
     assert!(v.get("networks_links").is_none(), "{v}");
 
     // Tags as strings, seen by EC2 as keys.
-    let (st, _) = neutron(&s, t, "PUT", &format!("/v2.0/networks/{net}/tags/blue"), None).await;
+    let (st, _) = neutron(
+        &s,
+        t,
+        "PUT",
+        &format!("/v2.0/networks/{net}/tags/blue"),
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
     let (_, v) = neutron(&s, t, "GET", "/v2.0/networks?tags=blue", None).await;
     assert_eq!(column(&v["networks"], "id"), vec![net.clone()], "{v}");
-    let (st, _) = neutron(&s, t, "DELETE", &format!("/v2.0/networks/{net}/tags/blue"), None).await;
+    let (st, _) = neutron(
+        &s,
+        t,
+        "DELETE",
+        &format!("/v2.0/networks/{net}/tags/blue"),
+        None,
+    )
+    .await;
     assert_eq!(st, 204);
-    let (st, v) = neutron(&s, t, "DELETE", &format!("/v2.0/networks/{net}/tags/blue"), None).await;
+    let (st, v) = neutron(
+        &s,
+        t,
+        "DELETE",
+        &format!("/v2.0/networks/{net}/tags/blue"),
+        None,
+    )
+    .await;
     assert_eq!(st, 404, "{v}");
 
     // Quotas: the floating IP limit is identity's, set through Neutron.
     let body = json!({"quota": {"floatingip": 0}}).to_string();
-    let (st, v) = neutron(&s, t, "PUT", &format!("/v2.0/quotas/{their_project}"), Some(&body)).await;
+    let (st, v) = neutron(
+        &s,
+        t,
+        "PUT",
+        &format!("/v2.0/quotas/{their_project}"),
+        Some(&body),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["quota"]["floatingip"], 0, "{v}");
-    let (_, q) = call(&s, &admin, "GET", &format!("/nuage/v1/projects/{their_project}/quotas"), None).await;
+    let (_, q) = call(
+        &s,
+        &admin,
+        "GET",
+        &format!("/nuage/v1/projects/{their_project}/quotas"),
+        None,
+    )
+    .await;
     assert!(q.to_string().contains("floating_ips"), "{q}");
     let body = json!({"quota": {"network": 5}}).to_string();
-    let (st, _) = neutron(&s, t, "PUT", &format!("/v2.0/quotas/{their_project}"), Some(&body)).await;
+    let (st, _) = neutron(
+        &s,
+        t,
+        "PUT",
+        &format!("/v2.0/quotas/{their_project}"),
+        Some(&body),
+    )
+    .await;
     assert_eq!(st, 400);
-    let (st, v) = neutron(&s, o, "GET", &format!("/v2.0/quotas/{their_project}/details"), None).await;
+    let (st, v) = neutron(
+        &s,
+        o,
+        "GET",
+        &format!("/v2.0/quotas/{their_project}/details"),
+        None,
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["quota"]["network"]["used"], 1, "{v}");
     assert_eq!(v["quota"]["floatingip"]["limit"], 0, "{v}");

@@ -124,9 +124,8 @@ impl Listing {
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            let listed = |v: &str| -> Vec<String> {
-                v.split(',').map(|t| t.trim().to_string()).collect()
-            };
+            let listed =
+                |v: &str| -> Vec<String> { v.split(',').map(|t| t.trim().to_string()).collect() };
             match *name {
                 "tags" => wanted
                     .iter()

@@ -143,14 +143,12 @@ impl From<NetworkError> for Fault {
             NetworkError::CannotDelete { .. } => {
                 conflict("SecurityGroupCannotRemoveDefault", e.to_string())
             }
-            NetworkError::NotAttached { .. } => Fault::not_found(
-                "RouterInterfaceNotFoundForSubnet",
-                e.to_string(),
-            ),
-            NetworkError::NotReachable { .. } => Fault::not_found(
-                "ExternalGatewayForFloatingIPNotFound",
-                e.to_string(),
-            ),
+            NetworkError::NotAttached { .. } => {
+                Fault::not_found("RouterInterfaceNotFoundForSubnet", e.to_string())
+            }
+            NetworkError::NotReachable { .. } => {
+                Fault::not_found("ExternalGatewayForFloatingIPNotFound", e.to_string())
+            }
             NetworkError::QuotaExceeded { .. } | NetworkError::LimitExceeded { .. } => {
                 conflict("OverQuota", format!("Quota exceeded for resources: {e}"))
             }
@@ -176,7 +174,8 @@ impl From<nuage_compute::ComputeError> for Fault {
 
 impl IntoResponse for Fault {
     fn into_response(self) -> Response {
-        let body = json!({"NeutronError": {"type": self.kind, "message": self.message, "detail": ""}});
+        let body =
+            json!({"NeutronError": {"type": self.kind, "message": self.message, "detail": ""}});
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -289,7 +288,9 @@ impl Op {
         if *version != "v2.0" {
             return Err(Fault::not_found(
                 "HTTPNotFound",
-                format!("nuage serves the Networking API as v2.0 under /networking/v2.0, not {version}"),
+                format!(
+                    "nuage serves the Networking API as v2.0 under /networking/v2.0, not {version}"
+                ),
             ));
         }
         let Some((first, more)) = rest.split_first() else {
@@ -543,7 +544,10 @@ async fn serve(core: &Core, parts: &http::request::Parts, body: Body) -> Result<
             json!({"extensions": EXTENSIONS.iter().map(extension_view).collect::<Vec<_>>()}),
         )),
         Op::Extension(alias) => match EXTENSIONS.iter().find(|e| e.0 == alias) {
-            Some(e) => Ok(answer(StatusCode::OK, json!({"extension": extension_view(e)}))),
+            Some(e) => Ok(answer(
+                StatusCode::OK,
+                json!({"extension": extension_view(e)}),
+            )),
             None => Err(Fault::not_found(
                 "HTTPNotFound",
                 format!("Extension with alias {alias} does not exist"),
@@ -598,7 +602,12 @@ impl Ctx<'_> {
         let all = self.core.network.tags(self.caller).await?;
         Ok(all
             .into_iter()
-            .map(|(id, kv)| (id, kv.into_iter().map(|(k, v)| tag_string(&k, &v)).collect()))
+            .map(|(id, kv)| {
+                (
+                    id,
+                    kv.into_iter().map(|(k, v)| tag_string(&k, &v)).collect(),
+                )
+            })
             .collect())
     }
 }
@@ -683,7 +692,8 @@ async fn tags(ctx: &Ctx<'_>, kind: Resource, id: &str, op: TagOp) -> Result<Resp
         TagOp::RemoveAll => {
             let remove: Vec<_> = current.iter().map(|t| removal(t)).collect();
             if !remove.is_empty() {
-                net.set_tags(caller, id, &Default::default(), &remove).await?;
+                net.set_tags(caller, id, &Default::default(), &remove)
+                    .await?;
             }
             Ok(no_content())
         }
@@ -705,9 +715,11 @@ async fn authenticate(core: &Core, parts: &http::request::Parts) -> Result<Princ
     core.identity.validate(token).await.map_err(|e| {
         let (kind, message) = context::public_error(&e);
         match kind {
-            ErrorKind::Internal | ErrorKind::Unavailable => {
-                Fault::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
-            }
+            ErrorKind::Internal | ErrorKind::Unavailable => Fault::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                message,
+            ),
             _ => unauthenticated(),
         }
     })
@@ -726,21 +738,43 @@ mod tests {
         let get = |p: &str| Op::parse(&Method::GET, p, &[], b"");
         assert!(matches!(get("/networking"), Ok(Op::Versions)));
         assert!(matches!(get("/networking/v2.0/"), Ok(Op::Resources)));
-        assert!(matches!(get("/networking/v2.0/networks"), Ok(Op::Networks(_))));
-        assert!(matches!(get("/networking/v2.0/networks.json"), Ok(Op::Networks(_))));
+        assert!(matches!(
+            get("/networking/v2.0/networks"),
+            Ok(Op::Networks(_))
+        ));
+        assert!(matches!(
+            get("/networking/v2.0/networks.json"),
+            Ok(Op::Networks(_))
+        ));
         assert!(matches!(
             get("/networking/v2.0/ports/eni-1/tags"),
-            Ok(Op::Tags { kind: Resource::Port, .. })
+            Ok(Op::Tags {
+                kind: Resource::Port,
+                ..
+            })
         ));
         assert_eq!(code(get("/networking/v2.0/rockets")), Some(404));
         assert_eq!(code(get("/networking/v3/networks")), Some(404));
-        assert_eq!(code(get("/networking/v2.0/networks/vpc-1/rockets")), Some(404));
         assert_eq!(
-            code(Op::parse(&Method::PATCH, "/networking/v2.0/networks", &[], b"")),
+            code(get("/networking/v2.0/networks/vpc-1/rockets")),
+            Some(404)
+        );
+        assert_eq!(
+            code(Op::parse(
+                &Method::PATCH,
+                "/networking/v2.0/networks",
+                &[],
+                b""
+            )),
             Some(405)
         );
         assert_eq!(
-            code(Op::parse(&Method::POST, "/networking/v2.0/networks", &[], b"{")),
+            code(Op::parse(
+                &Method::POST,
+                "/networking/v2.0/networks",
+                &[],
+                b"{"
+            )),
             Some(400)
         );
         assert_eq!(
@@ -774,7 +808,10 @@ mod tests {
             ip: "10.0.0.5".into(),
         }
         .into();
-        assert_eq!((f.status.as_u16(), f.kind), (409, "IpAddressAlreadyAllocated"));
+        assert_eq!(
+            (f.status.as_u16(), f.kind),
+            (409, "IpAddressAlreadyAllocated")
+        );
         let f: Fault = NetworkError::QuotaExceeded {
             resource: "floating_ips",
             limit: 1,

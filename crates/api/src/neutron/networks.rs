@@ -128,7 +128,9 @@ pub struct UpdateSubnet {
 
 /// Tells an absent attribute (`None`) from one given as `null`
 /// (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::deserialize(d)?))
 }
 
@@ -213,13 +215,9 @@ impl Op {
         Ok(match (method.clone(), rest) {
             (Method::GET, []) if networks => Op::ListNetworks(Listing::parse(query)?),
             (Method::GET, []) => Op::ListSubnets(Listing::parse(query)?),
-            (Method::POST, []) if networks => {
-                Op::CreateNetwork(member_of(body, "network")?)
-            }
+            (Method::POST, []) if networks => Op::CreateNetwork(member_of(body, "network")?),
             (Method::POST, []) => Op::CreateSubnet(member_of(body, "subnet")?),
-            (Method::GET, [id]) if networks => {
-                Op::ShowNetwork(id_of(id)?, Listing::parse(query)?)
-            }
+            (Method::GET, [id]) if networks => Op::ShowNetwork(id_of(id)?, Listing::parse(query)?),
             (Method::GET, [id]) => Op::ShowSubnet(id_of(id)?, Listing::parse(query)?),
             (Method::PUT, [id]) if networks => {
                 Op::UpdateNetwork(id_of(id)?, member_of(body, "network")?)
@@ -268,7 +266,10 @@ impl Op {
                     ));
                 }
                 no_description(c.description.as_deref())?;
-                if c.availability_zone_hints.as_ref().is_some_and(|h| !h.is_empty()) {
+                if c.availability_zone_hints
+                    .as_ref()
+                    .is_some_and(|h| !h.is_empty())
+                {
                     return Err(Fault::invalid(
                         "a network spans every availability zone in nuage; give no availability_zone_hints",
                     ));
@@ -355,9 +356,14 @@ impl Op {
                     ));
                 }
                 if c.service_types.as_ref().is_some_and(|t| !t.is_empty()) {
-                    return Err(Fault::invalid("nuage's subnets serve every port: give no service_types"));
+                    return Err(Fault::invalid(
+                        "nuage's subnets serve every port: give no service_types",
+                    ));
                 }
-                if c.subnetpool_id.is_some() || c.ipv6_ra_mode.is_some() || c.ipv6_address_mode.is_some() {
+                if c.subnetpool_id.is_some()
+                    || c.ipv6_ra_mode.is_some()
+                    || c.ipv6_address_mode.is_some()
+                {
                     return Err(Fault::invalid(
                         "nuage has no subnet pools nor IPv6: give an IPv4 cidr",
                     ));
@@ -413,7 +419,11 @@ impl Op {
 
 type Tags = std::collections::BTreeMap<String, Vec<String>>;
 
-fn network_view(ctx: &Ctx<'_>, n: &nuage_network::types::Network, tags: &Tags) -> Map<String, Value> {
+fn network_view(
+    ctx: &Ctx<'_>,
+    n: &nuage_network::types::Network,
+    tags: &Tags,
+) -> Map<String, Value> {
     let mut v = Map::new();
     v.insert("id".into(), json!(n.id));
     v.insert("name".into(), json!(n.name));

@@ -126,7 +126,9 @@ fn check_binding(
     port_security: Option<bool>,
 ) -> Result<()> {
     if vnic.is_some_and(|v| v != "normal") {
-        return Err(Fault::invalid("binding:vnic_type is always normal in nuage"));
+        return Err(Fault::invalid(
+            "binding:vnic_type is always normal in nuage",
+        ));
     }
     if host.is_some_and(|h| !h.is_empty()) {
         return Err(Fault::invalid(
@@ -294,7 +296,12 @@ pub async fn views(ctx: &Ctx<'_>, ports: &[Port]) -> Result<Vec<Map<String, Valu
         if placed.contains_key(&p.device_id) {
             continue;
         }
-        let where_ = match ctx.core.compute.get_instance(ctx.caller, &p.device_id).await {
+        let where_ = match ctx
+            .core
+            .compute
+            .get_instance(ctx.caller, &p.device_id)
+            .await
+        {
             Ok(i) => Some(Placement {
                 zone: i.availability_zone,
                 node: i.node,

@@ -15,9 +15,17 @@ use super::{answer, bad_method, member_of, no_content, unknown, Ctx, Fault, Resu
 #[derive(Debug)]
 pub enum Op {
     List,
-    Show { project: String, view: View },
-    Update { project: String, set: Map<String, Value> },
-    Reset { project: String },
+    Show {
+        project: String,
+        view: View,
+    },
+    Update {
+        project: String,
+        set: Map<String, Value>,
+    },
+    Reset {
+        project: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

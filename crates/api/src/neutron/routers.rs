@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    answer, bad_method, body_of, id_of, member_of, no_content, own_project, standard, unknown,
-    Ctx, Fault, Listing, Result,
+    answer, bad_method, body_of, id_of, member_of, no_content, own_project, standard, unknown, Ctx,
+    Fault, Listing, Result,
 };
 
 #[derive(Debug)]
@@ -269,7 +269,10 @@ impl Op {
                         "nuage's routers are neither distributed nor HA: each runs on the nodes of its networks",
                     ));
                 }
-                if c.availability_zone_hints.as_ref().is_some_and(|h| !h.is_empty()) {
+                if c.availability_zone_hints
+                    .as_ref()
+                    .is_some_and(|h| !h.is_empty())
+                {
                     return Err(Fault::invalid(
                         "a router spans every availability zone in nuage; give no availability_zone_hints",
                     ));
@@ -415,7 +418,12 @@ impl Op {
                     None => f,
                     Some(port) => {
                         match net
-                            .associate_floating_ip(caller, &f.id, port, c.fixed_ip_address.as_deref())
+                            .associate_floating_ip(
+                                caller,
+                                &f.id,
+                                port,
+                                c.fixed_ip_address.as_deref(),
+                            )
                             .await
                         {
                             Ok(f) => f,
@@ -486,25 +494,26 @@ async fn interface_answer(ctx: &Ctx<'_>, r: &Router, subnet: &str) -> Result<Res
 type Tags = std::collections::BTreeMap<String, Vec<String>>;
 
 async fn router_view(ctx: &Ctx<'_>, r: &Router, tags: &Tags) -> Map<String, Value> {
-    let gateway = match &r.external_network_id {
-        None => Value::Null,
-        Some(n) => {
-            let mut fixed = Vec::new();
-            if let Some(port) = &r.gateway_port_id {
-                if let Ok(p) = ctx.core.network.get_port(ctx.caller, port).await {
-                    fixed.extend(p.fixed_ips.iter().map(
-                        |f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}),
-                    ));
+    let gateway =
+        match &r.external_network_id {
+            None => Value::Null,
+            Some(n) => {
+                let mut fixed = Vec::new();
+                if let Some(port) = &r.gateway_port_id {
+                    if let Ok(p) = ctx.core.network.get_port(ctx.caller, port).await {
+                        fixed.extend(p.fixed_ips.iter().map(
+                            |f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}),
+                        ));
+                    }
                 }
-            }
-            if fixed.is_empty() {
-                if let Some(ip) = &r.external_ip {
-                    fixed.push(json!({"ip_address": ip}));
+                if fixed.is_empty() {
+                    if let Some(ip) = &r.external_ip {
+                        fixed.push(json!({"ip_address": ip}));
+                    }
                 }
+                json!({"network_id": n, "enable_snat": true, "external_fixed_ips": fixed})
             }
-            json!({"network_id": n, "enable_snat": true, "external_fixed_ips": fixed})
-        }
-    };
+        };
     let mut v = Map::new();
     v.insert("id".into(), json!(r.id));
     v.insert("name".into(), json!(r.name));
@@ -549,7 +558,11 @@ async fn fip_view(ctx: &Ctx<'_>, f: &FloatingIp, tags: &Tags) -> Map<String, Val
     v.insert("fixed_ip_address".into(), json!(f.fixed_ip_address));
     v.insert(
         "status".into(),
-        json!(if f.port_id.is_some() { "ACTIVE" } else { "DOWN" }),
+        json!(if f.port_id.is_some() {
+            "ACTIVE"
+        } else {
+            "DOWN"
+        }),
     );
     v.insert("description".into(), json!(""));
     v.insert("port_details".into(), details);

@@ -5,7 +5,9 @@
 
 use axum::response::Response;
 use http::{Method, StatusCode};
-use nuage_network::types::{Direction, NewRule, NewSecurityGroup, Protocol, SecurityGroup, SecurityGroupRule};
+use nuage_network::types::{
+    Direction, NewRule, NewSecurityGroup, Protocol, SecurityGroup, SecurityGroupRule,
+};
 use nuage_network::{NetworkError, Resource};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -164,7 +166,9 @@ impl Op {
             Op::CreateGroup(c) => {
                 own_project(caller, c.project_id.as_deref(), c.tenant_id.as_deref())?;
                 if c.stateful == Some(false) {
-                    return Err(Fault::invalid("nuage's security groups are always stateful"));
+                    return Err(Fault::invalid(
+                        "nuage's security groups are always stateful",
+                    ));
                 }
                 let g = net
                     .create_security_group(
@@ -182,7 +186,9 @@ impl Op {
             }
             Op::UpdateGroup(id, u) => {
                 if u.stateful == Some(false) {
-                    return Err(Fault::invalid("nuage's security groups are always stateful"));
+                    return Err(Fault::invalid(
+                        "nuage's security groups are always stateful",
+                    ));
                 }
                 let g = net.get_security_group(caller, &id).await?;
                 if u.description.as_ref().is_some_and(|d| *d != g.description) {
@@ -192,7 +198,8 @@ impl Op {
                 }
                 if let Some(name) = &u.name {
                     if *name != g.name {
-                        net.rename(caller, Resource::SecurityGroup, &id, name).await?;
+                        net.rename(caller, Resource::SecurityGroup, &id, name)
+                            .await?;
                     }
                 }
                 let g = net.get_security_group(caller, &id).await?;
