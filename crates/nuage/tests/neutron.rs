@@ -364,6 +364,24 @@ async fn faults_paging_and_projects_change_nothing() {
     assert_eq!(v["versions"][0]["id"], "v2.0", "{v}");
     let (st, v) = neutron(&s, None, "GET", "/v2.0/networks", None).await;
     assert_eq!(st, 401, "{v}");
+    let (st, v) = neutron(
+        &s,
+        t,
+        "GET",
+        "/v2.0/availability_zones?resource=network",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["availability_zones"][0]["resource"], "network", "{v}");
+    let (st, v) = neutron(&s, t, "GET", "/v2.0/extensions/router", None).await;
+    assert_eq!(
+        (st, &v["extension"]["alias"]),
+        (200, &json!("router")),
+        "{v}"
+    );
+    let (st, v) = neutron(&s, t, "GET", "/v2.0/extensions/dvr", None).await;
+    assert_eq!(st, 404, "{v}");
 
     let (st, v) = neutron(
         &s,
@@ -543,6 +561,15 @@ async fn faults_paging_and_projects_change_nothing() {
     )
     .await;
     assert!(q.to_string().contains("floating_ips"), "{q}");
+    let (_, v) = neutron(
+        &s,
+        t,
+        "GET",
+        &format!("/v2.0/quotas/{their_project}/default"),
+        None,
+    )
+    .await;
+    assert_eq!(v["quota"]["floatingip"], 10, "{v}");
     let body = json!({"quota": {"network": 5}}).to_string();
     let (st, _) = neutron(
         &s,
