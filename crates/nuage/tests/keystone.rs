@@ -1830,7 +1830,7 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
     let err = osc(&s, none, &["region", "create", "elsewhere"]).expect_err("region create");
     assert!(err.contains("501") || err.contains("catalog"), "{err}");
     let after = osc_ok(&s, none, &["service", "list"]);
-    assert_eq!(after.as_array().map(Vec::len), Some(4), "{after}");
+    assert_eq!(after.as_array().map(Vec::len), Some(5), "{after}");
 
     // A member reads its catalog and the regions, not the admin views.
     let admin = admin_token(&s).await;
@@ -1841,7 +1841,7 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
         ("OS_PROJECT_NAME", "cat"),
     ];
     let theirs = osc_ok(&s, &member, &["catalog", "list"]);
-    assert_eq!(theirs.as_array().map(Vec::len), Some(4), "{theirs}");
+    assert_eq!(theirs.as_array().map(Vec::len), Some(5), "{theirs}");
     osc_ok(&s, &member, &["region", "list"]);
     let err = osc(&s, &member, &["endpoint", "list"]).expect_err("member endpoint list");
     assert!(err.contains("403") || err.contains("admin"), "{err}");
