@@ -106,13 +106,26 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     );
 
     // A network, renamed, with a subnet whose gateway and pool are given.
-    let n = osc_ok(&s, &["network", "create", "net1"]);
+    let n = osc_ok(&s, &["network", "create", "--description", "blue", "net1"]);
+    assert_eq!(n["description"], "blue", "{n}");
     let net_id = str_of(&n, "id").to_string();
     assert!(net_id.starts_with("vpc-"), "{n}");
     assert_eq!(n["status"], "ACTIVE", "{n}");
-    osc_plain(&s, &["network", "set", "--name", "net1b", "net1"]);
+    osc_plain(
+        &s,
+        &[
+            "network",
+            "set",
+            "--name",
+            "net1b",
+            "--description",
+            "green",
+            "net1",
+        ],
+    );
     let shown = osc_ok(&s, &["network", "show", &net_id]);
     assert_eq!(shown["name"], "net1b", "{shown}");
+    assert_eq!(shown["description"], "green", "{shown}");
     let all = column(&osc_ok(&s, &["network", "list"]), "ID");
     assert!(all.contains(&net_id) && all.contains(&ext_id), "{all:?}");
     let external = column(&osc_ok(&s, &["network", "list", "--external"]), "ID");
@@ -408,6 +421,9 @@ async fn faults_paging_and_projects_change_nothing() {
         assert_eq!(st, 400, "{body}: {v}");
         assert!(v["NeutronError"]["message"].is_string(), "{v}");
     }
+    let long = json!({"network": {"name": "b", "description": "x".repeat(256)}}).to_string();
+    let (st, v) = neutron(&s, t, "POST", "/v2.0/networks", Some(&long)).await;
+    assert_eq!((st, fault_type(&v)), (400, "InvalidInput"), "{v}");
     let (_, after) = neutron(&s, t, "GET", "/v2.0/networks", None).await;
     assert_eq!(count(&before), count(&after), "{after}");
 

@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "network_tags",
         sql: include_str!("../migrations/0007_network_tags.sql"),
     },
+    Migration {
+        version: 11,
+        name: "network_descriptions",
+        sql: include_str!("../migrations/0011_network_descriptions.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"

@@ -452,6 +452,15 @@ pub fn standard(
     v.insert("tags".into(), json!(tags));
 }
 
+/// Checks a description before anything is made, so a bad one makes
+/// nothing (the rule is the network service's).
+pub fn check_description(text: Option<&str>) -> Result<()> {
+    if let Some(t) = text {
+        nuage_network::check_description(t)?;
+    }
+    Ok(())
+}
+
 /// A project id a body names (`project_id` or `tenant_id`) must be the
 /// caller's: the core makes resources in the caller's project only.
 pub fn own_project(caller: &Principal, a: Option<&str>, b: Option<&str>) -> Result<()> {
@@ -594,6 +603,54 @@ impl Ctx<'_> {
     /// and narrows with `project_id`/`tenant_id` filters).
     pub fn all_projects(&self) -> bool {
         self.caller.is_admin()
+    }
+
+    /// Fills in the stored descriptions of `items` (views whose `id` has
+    /// one), from one query.
+    pub async fn describe(&self, items: &mut [Map<String, Value>]) -> Result<()> {
+        let all = self
+            .core
+            .network
+            .descriptions(self.caller, self.all_projects())
+            .await?;
+        if all.is_empty() {
+            return Ok(());
+        }
+        for item in items.iter_mut() {
+            let text = item
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|id| all.get(id));
+            if let Some(text) = text {
+                item.insert("description".into(), json!(text));
+            }
+        }
+        Ok(())
+    }
+
+    /// One view with its description filled in.
+    pub async fn described(&self, v: Map<String, Value>) -> Result<Map<String, Value>> {
+        let mut items = [v];
+        self.describe(&mut items).await?;
+        let [v] = items;
+        Ok(v)
+    }
+
+    /// Sets the description given to a resource just made or changed:
+    /// `None` (not given) changes nothing.
+    pub async fn set_description(
+        &self,
+        kind: Resource,
+        id: &str,
+        text: Option<&str>,
+    ) -> Result<()> {
+        if let Some(text) = text {
+            self.core
+                .network
+                .set_description(self.caller, kind, id, text)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The tags of the caller's project's network resources, as Neutron's

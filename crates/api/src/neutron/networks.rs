@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    answer, bad_method, id_of, member_of, no_content, own_project, standard, unknown, Ctx, Fault,
-    Listing, Result,
+    answer, bad_method, check_description, id_of, member_of, no_content, own_project, standard,
+    unknown, Ctx, Fault, Listing, Result,
 };
 
 /// The MTU of nuage's bridges and veths (no encapsulation).
@@ -194,15 +194,6 @@ fn fixed<T: PartialEq + std::fmt::Debug>(name: &str, given: Option<T>, always: T
     }
 }
 
-fn no_description(d: Option<&str>) -> Result<()> {
-    match d {
-        Some(d) if !d.is_empty() => Err(Fault::invalid(
-            "nuage does not store descriptions of networks, subnets, ports or routers yet; leave description empty",
-        )),
-        _ => Ok(()),
-    }
-}
-
 impl Op {
     pub fn parse(
         method: &Method,
@@ -241,13 +232,15 @@ impl Op {
                     .await?
                     .iter()
                     .map(|n| network_view(ctx, n, &tags))
-                    .collect();
+                    .collect::<Vec<_>>();
+                let mut items = items;
+                ctx.describe(&mut items).await?;
                 listing.answer(ctx.core, "networks", NETWORK_ATTRS, items)
             }
             Op::ShowNetwork(id, listing) => {
                 let n = net.get_network(caller, &id).await?;
                 let tags = ctx.tags().await?;
-                let v = listing.trim(network_view(ctx, &n, &tags));
+                let v = listing.trim(ctx.described(network_view(ctx, &n, &tags)).await?);
                 Ok(answer(StatusCode::OK, json!({ "network": v })))
             }
             Op::CreateNetwork(c) => {
@@ -265,7 +258,7 @@ impl Op {
                         "nuage has no physical networks to name: VLANs ride the node's trunk",
                     ));
                 }
-                no_description(c.description.as_deref())?;
+                check_description(c.description.as_deref())?;
                 if c.availability_zone_hints
                     .as_ref()
                     .is_some_and(|h| !h.is_empty())
@@ -295,25 +288,31 @@ impl Op {
                         },
                     )
                     .await?;
-                let v = network_view(ctx, &n, &Default::default());
+                ctx.set_description(Resource::Network, &n.id, c.description.as_deref())
+                    .await?;
+                let v = ctx
+                    .described(network_view(ctx, &n, &Default::default()))
+                    .await?;
                 Ok(answer(StatusCode::CREATED, json!({ "network": v })))
             }
             Op::UpdateNetwork(id, u) => {
                 fixed("admin_state_up", u.admin_state_up, true)?;
                 fixed("port_security_enabled", u.port_security_enabled, true)?;
                 fixed("mtu", u.mtu, MTU)?;
-                no_description(u.description.as_deref())?;
+                check_description(u.description.as_deref())?;
                 // Read first: an unknown or foreign id is 404 even when
                 // nothing would change.
                 net.get_network(caller, &id).await?;
                 if let Some(name) = &u.name {
                     net.rename(caller, Resource::Network, &id, name).await?;
                 }
+                ctx.set_description(Resource::Network, &id, u.description.as_deref())
+                    .await?;
                 let n = net.get_network(caller, &id).await?;
                 let tags = ctx.tags().await?;
                 Ok(answer(
                     StatusCode::OK,
-                    json!({ "network": network_view(ctx, &n, &tags) }),
+                    json!({ "network": ctx.described(network_view(ctx, &n, &tags)).await? }),
                 ))
             }
             Op::DeleteNetwork(id) => {
@@ -331,13 +330,14 @@ impl Op {
                 } else {
                     net.list_subnets(caller, None).await?
                 };
-                let items = subnets.iter().map(|s| subnet_view(s, &tags)).collect();
+                let mut items: Vec<_> = subnets.iter().map(|s| subnet_view(s, &tags)).collect();
+                ctx.describe(&mut items).await?;
                 listing.answer(ctx.core, "subnets", SUBNET_ATTRS, items)
             }
             Op::ShowSubnet(id, listing) => {
                 let s = net.get_subnet(caller, &id).await?;
                 let tags = ctx.tags().await?;
-                let v = listing.trim(subnet_view(&s, &tags));
+                let v = listing.trim(ctx.described(subnet_view(&s, &tags)).await?);
                 Ok(answer(StatusCode::OK, json!({ "subnet": v })))
             }
             Op::CreateSubnet(c) => {
@@ -349,7 +349,7 @@ impl Op {
                     )));
                 }
                 fixed("enable_dhcp", c.enable_dhcp, true)?;
-                no_description(c.description.as_deref())?;
+                check_description(c.description.as_deref())?;
                 if !c.host_routes.is_empty() {
                     return Err(Fault::invalid(
                         "nuage's subnets take no host routes: a router joins subnets",
@@ -390,23 +390,27 @@ impl Op {
                         },
                     )
                     .await?;
+                ctx.set_description(Resource::Subnet, &s.id, c.description.as_deref())
+                    .await?;
                 Ok(answer(
                     StatusCode::CREATED,
-                    json!({ "subnet": subnet_view(&s, &Default::default()) }),
+                    json!({ "subnet": ctx.described(subnet_view(&s, &Default::default())).await? }),
                 ))
             }
             Op::UpdateSubnet(id, u) => {
                 fixed("enable_dhcp", u.enable_dhcp, true)?;
-                no_description(u.description.as_deref())?;
+                check_description(u.description.as_deref())?;
                 net.get_subnet(caller, &id).await?;
                 if let Some(name) = &u.name {
                     net.rename(caller, Resource::Subnet, &id, name).await?;
                 }
+                ctx.set_description(Resource::Subnet, &id, u.description.as_deref())
+                    .await?;
                 let s = net.get_subnet(caller, &id).await?;
                 let tags = ctx.tags().await?;
                 Ok(answer(
                     StatusCode::OK,
-                    json!({ "subnet": subnet_view(&s, &tags) }),
+                    json!({ "subnet": ctx.described(subnet_view(&s, &tags)).await? }),
                 ))
             }
             Op::DeleteSubnet(id) => {

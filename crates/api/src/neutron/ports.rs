@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    answer, bad_method, id_of, member_of, no_content, own_project, standard, unknown, Ctx, Fault,
-    Listing, Result,
+    answer, bad_method, check_description, id_of, member_of, no_content, own_project, standard,
+    unknown, Ctx, Fault, Listing, Result,
 };
 
 #[derive(Debug)]
@@ -201,11 +201,7 @@ impl Op {
                 if c.admin_state_up == Some(false) {
                     return Err(Fault::invalid("nuage's ports are always up"));
                 }
-                if c.description.as_deref().is_some_and(|d| !d.is_empty()) {
-                    return Err(Fault::invalid(
-                        "nuage does not store descriptions of ports yet; leave description empty",
-                    ));
-                }
+                check_description(c.description.as_deref())?;
                 if c.mac_address.is_some() {
                     return Err(Fault::invalid(
                         "nuage chooses a port's MAC address; give none",
@@ -224,6 +220,8 @@ impl Op {
                         },
                     )
                     .await?;
+                ctx.set_description(Resource::Port, &p.id, c.description.as_deref())
+                    .await?;
                 let v = views(ctx, std::slice::from_ref(&p)).await?;
                 Ok(answer(
                     StatusCode::CREATED,
@@ -241,11 +239,7 @@ impl Op {
                 if u.admin_state_up == Some(false) {
                     return Err(Fault::invalid("nuage's ports are always up"));
                 }
-                if u.description.as_deref().is_some_and(|d| !d.is_empty()) {
-                    return Err(Fault::invalid(
-                        "nuage does not store descriptions of ports yet; leave description empty",
-                    ));
-                }
+                check_description(u.description.as_deref())?;
                 let current = net.get_port(caller, &id).await?;
                 if let Some(f) = &u.fixed_ips {
                     let same = f.len() == current.fixed_ips.len()
@@ -264,6 +258,8 @@ impl Op {
                 if let Some(name) = &u.name {
                     net.rename(caller, Resource::Port, &id, name).await?;
                 }
+                ctx.set_description(Resource::Port, &id, u.description.as_deref())
+                    .await?;
                 let p = net.get_port(caller, &id).await?;
                 let v = views(ctx, std::slice::from_ref(&p)).await?;
                 Ok(answer(
@@ -312,13 +308,15 @@ pub async fn views(ctx: &Ctx<'_>, ports: &[Port]) -> Result<Vec<Map<String, Valu
         };
         placed.insert(p.device_id.clone(), where_);
     }
-    Ok(ports
+    let mut items: Vec<_> = ports
         .iter()
         .map(|p| {
             let placement = placed.get(&p.device_id).and_then(Option::as_ref);
             view(p, placement, &tags)
         })
-        .collect())
+        .collect();
+    ctx.describe(&mut items).await?;
+    Ok(items)
 }
 
 fn view(

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    answer, bad_method, body_of, id_of, member_of, no_content, own_project, standard, unknown, Ctx,
-    Fault, Listing, Result,
+    answer, bad_method, body_of, check_description, id_of, member_of, no_content, own_project,
+    standard, unknown, Ctx, Fault, Listing, Result,
 };
 
 #[derive(Debug)]
@@ -195,15 +195,6 @@ fn check_gateway(g: &Gateway) -> Result<()> {
     Ok(())
 }
 
-fn no_description(d: Option<&str>, what: &str) -> Result<()> {
-    if d.is_some_and(|d| !d.is_empty()) {
-        return Err(Fault::invalid(format!(
-            "nuage does not store descriptions of {what} yet; leave description empty"
-        )));
-    }
-    Ok(())
-}
-
 impl Op {
     pub fn parse(
         method: &Method,
@@ -250,12 +241,13 @@ impl Op {
                 for r in net.list_routers(caller, ctx.all_projects()).await? {
                     items.push(router_view(ctx, &r, &tags).await);
                 }
+                ctx.describe(&mut items).await?;
                 listing.answer(ctx.core, "routers", ROUTER_ATTRS, items)
             }
             Op::ShowRouter(id, listing) => {
                 let r = net.get_router(caller, &id).await?;
                 let tags = ctx.tags().await?;
-                let v = listing.trim(router_view(ctx, &r, &tags).await);
+                let v = listing.trim(ctx.described(router_view(ctx, &r, &tags).await).await?);
                 Ok(answer(StatusCode::OK, json!({ "router": v })))
             }
             Op::CreateRouter(c) => {
@@ -263,7 +255,7 @@ impl Op {
                 if c.admin_state_up == Some(false) {
                     return Err(Fault::invalid("nuage's routers are always up"));
                 }
-                no_description(c.description.as_deref(), "routers")?;
+                check_description(c.description.as_deref())?;
                 if c.distributed == Some(true) || c.ha == Some(true) {
                     return Err(Fault::invalid(
                         "nuage's routers are neither distributed nor HA: each runs on the nodes of its networks",
@@ -289,14 +281,18 @@ impl Op {
                         },
                     )
                     .await?;
-                let v = router_view(ctx, &r, &Default::default()).await;
+                ctx.set_description(Resource::Router, &r.id, c.description.as_deref())
+                    .await?;
+                let v = ctx
+                    .described(router_view(ctx, &r, &Default::default()).await)
+                    .await?;
                 Ok(answer(StatusCode::CREATED, json!({ "router": v })))
             }
             Op::UpdateRouter(id, u) => {
                 if u.admin_state_up == Some(false) {
                     return Err(Fault::invalid("nuage's routers are always up"));
                 }
-                no_description(u.description.as_deref(), "routers")?;
+                check_description(u.description.as_deref())?;
                 if u.routes.as_ref().is_some_and(|r| !r.is_empty()) {
                     return Err(Fault::invalid(
                         "nuage's routers take no extra routes: they join subnets and route out through their gateway",
@@ -315,11 +311,13 @@ impl Op {
                 if let Some(name) = &u.name {
                     net.rename(caller, Resource::Router, &id, name).await?;
                 }
+                ctx.set_description(Resource::Router, &id, u.description.as_deref())
+                    .await?;
                 let r = net.get_router(caller, &id).await?;
                 let tags = ctx.tags().await?;
                 Ok(answer(
                     StatusCode::OK,
-                    json!({ "router": router_view(ctx, &r, &tags).await }),
+                    json!({ "router": ctx.described(router_view(ctx, &r, &tags).await).await? }),
                 ))
             }
             Op::DeleteRouter(id) => {
@@ -392,17 +390,18 @@ impl Op {
                 for f in net.list_floating_ips(caller, ctx.all_projects()).await? {
                     items.push(fip_view(ctx, &f, &tags).await);
                 }
+                ctx.describe(&mut items).await?;
                 listing.answer(ctx.core, "floatingips", FIP_ATTRS, items)
             }
             Op::ShowFip(id, listing) => {
                 let f = net.get_floating_ip(caller, &id).await?;
                 let tags = ctx.tags().await?;
-                let v = listing.trim(fip_view(ctx, &f, &tags).await);
+                let v = listing.trim(ctx.described(fip_view(ctx, &f, &tags).await).await?);
                 Ok(answer(StatusCode::OK, json!({ "floatingip": v })))
             }
             Op::CreateFip(c) => {
                 own_project(caller, c.project_id.as_deref(), c.tenant_id.as_deref())?;
-                no_description(c.description.as_deref(), "floating IPs")?;
+                check_description(c.description.as_deref())?;
                 if c.floating_ip_address.is_some() || c.subnet_id.is_some() {
                     return Err(Fault::invalid(
                         "nuage chooses a floating IP's address from the external network's pool; give neither floating_ip_address nor subnet_id",
@@ -438,11 +437,19 @@ impl Op {
                         }
                     }
                 };
-                let v = fip_view(ctx, &f, &Default::default()).await;
+                if let Err(e) = ctx
+                    .set_description(Resource::FloatingIp, &f.id, c.description.as_deref())
+                    .await
+                {
+                    tracing::warn!(floating_ip = %f.id, "description not set: {e:?}");
+                }
+                let v = ctx
+                    .described(fip_view(ctx, &f, &Default::default()).await)
+                    .await?;
                 Ok(answer(StatusCode::CREATED, json!({ "floatingip": v })))
             }
             Op::UpdateFip(id, u) => {
-                no_description(u.description.as_deref(), "floating IPs")?;
+                check_description(u.description.as_deref())?;
                 let f = match u.port_id {
                     None => net.get_floating_ip(caller, &id).await?,
                     Some(None) => net.disassociate_floating_ip(caller, &id).await?,
@@ -451,10 +458,12 @@ impl Op {
                             .await?
                     }
                 };
+                ctx.set_description(Resource::FloatingIp, &id, u.description.as_deref())
+                    .await?;
                 let tags = ctx.tags().await?;
                 Ok(answer(
                     StatusCode::OK,
-                    json!({ "floatingip": fip_view(ctx, &f, &tags).await }),
+                    json!({ "floatingip": ctx.described(fip_view(ctx, &f, &tags).await).await? }),
                 ))
             }
             Op::DeleteFip(id) => {

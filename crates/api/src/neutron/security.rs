@@ -191,10 +191,9 @@ impl Op {
                     ));
                 }
                 let g = net.get_security_group(caller, &id).await?;
-                if u.description.as_ref().is_some_and(|d| *d != g.description) {
-                    return Err(Fault::invalid(
-                        "nuage cannot change a security group's description (EC2 cannot either)",
-                    ));
+                if let Some(d) = u.description.as_ref().filter(|d| **d != g.description) {
+                    net.set_description(caller, Resource::SecurityGroup, &id, d)
+                        .await?;
                 }
                 if let Some(name) = &u.name {
                     if *name != g.name {
