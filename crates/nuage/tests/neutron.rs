@@ -608,3 +608,50 @@ async fn faults_paging_and_projects_change_nothing() {
     assert_eq!(v["quota"]["network"]["used"], 1, "{v}");
     assert_eq!(v["quota"]["floatingip"]["limit"], 0, "{v}");
 }
+
+/// openstacksdk (python3-openstacksdk) on the same calls: creation,
+/// marker paging through `networks_links` (three pages of two), lookups
+/// by name,
+/// updates, a not-found error, deletion.
+const SDK_SCRIPT: &str = r#"
+import json, openstack
+from openstack import exceptions
+conn = openstack.connect()
+net = conn.network
+made = [net.create_network(name="sdk%d" % i) for i in (3, 1, 4, 0, 2)]
+paged = sorted(n.name for n in net.networks(limit=2) if n.name.startswith("sdk"))
+found = net.find_network("sdk4")
+sub = net.create_subnet(network_id=found.id, cidr="10.20.0.0/24", ip_version=4,
+                        name="sdksub", dns_nameservers=["10.20.0.53"])
+renamed = net.update_network(found, name="sdk4b").name
+try:
+    net.get_network("vpc-0000000000000000")
+    missing = "found"
+except exceptions.ResourceNotFound:
+    missing = "not found"
+net.delete_subnet(sub)
+for n in made:
+    net.delete_network(n)
+left = [n.name for n in net.networks() if n.name.startswith("sdk")]
+print(json.dumps({"paged": paged, "renamed": renamed, "missing": missing,
+                  "dns": sub.dns_nameservers, "left": left}))
+"#;
+
+#[test]
+fn openstacksdk_pages_finds_updates_and_deletes() {
+    let s = start_plain();
+    let mut c = s.client("/usr/bin/python3");
+    c.args(["-c", SDK_SCRIPT]);
+    let (ok, out, err) = common::run(&mut c);
+    assert!(ok, "openstacksdk script: {err}\n{}", s.logs());
+    let v: Value = serde_json::from_str(out.trim()).expect("script output");
+    assert_eq!(
+        v["paged"],
+        json!(["sdk0", "sdk1", "sdk2", "sdk3", "sdk4"]),
+        "{v}"
+    );
+    assert_eq!(v["renamed"], "sdk4b", "{v}");
+    assert_eq!(v["missing"], "not found", "{v}");
+    assert_eq!(v["dns"], json!(["10.20.0.53"]), "{v}");
+    assert_eq!(v["left"], json!([]), "{v}");
+}
