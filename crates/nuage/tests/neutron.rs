@@ -337,6 +337,25 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let shown = osc_ok(&s, &["floating", "ip", "show", &fip_id]);
     assert_eq!(shown["port_id"], Value::Null, "{shown}");
 
+    // The long listings openstackclient formats from every attribute.
+    for args in [
+        &["network", "list", "--long"][..],
+        &["subnet", "list", "--long"],
+        &["router", "list", "--long"],
+        &["port", "list", "--long"],
+        &["security", "group", "list"],
+        &["floating", "ip", "list", "--long"],
+        &["availability", "zone", "list", "--network"],
+    ] {
+        let rows = osc_ok(&s, args);
+        assert!(
+            rows.as_array().is_some_and(|r| !r.is_empty()),
+            "{args:?}: {rows}"
+        );
+    }
+    let sub_list = column(&osc_ok(&s, &["subnet", "list", "--network", "net1b"]), "ID");
+    assert_eq!(sub_list, vec![sub_id.clone()]);
+
     // Quotas: identity's floating_ips is Neutron's floatingip.
     let q = osc_ok(&s, &["quota", "show"]);
     assert_eq!(q["floating-ips"], 10, "{q}");
@@ -362,7 +381,11 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     osc_plain(&s, &["network", "delete", "net1b"]);
     let all = column(&osc_ok(&s, &["network", "list"]), "ID");
     assert!(!all.contains(&net_id), "{all:?}");
-    assert!(aws.run(&["ec2", "describe-vpcs", "--vpc-ids", &net_id]).0 == false);
+    // EC2 no longer knows the VPC either.
+    aws.fails(
+        "InvalidVpcID.NotFound",
+        &["ec2", "describe-vpcs", "--vpc-ids", &net_id],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
