@@ -359,6 +359,10 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     // Quotas: identity's floating_ips is Neutron's floatingip.
     let q = osc_ok(&s, &["quota", "show"]);
     assert_eq!(q["floating-ips"], 10, "{q}");
+    let project = s.env()["OS_PROJECT_NAME"].clone();
+    osc_plain(&s, &["quota", "set", "--floating-ips", "3", &project]);
+    let q = osc_ok(&s, &["quota", "show"]);
+    assert_eq!(q["floating-ips"], 3, "{q}");
 
     // In-use deletes are refused and change nothing.
     let err = osc_fails(&s, &["network", "delete", "net1b"]);
