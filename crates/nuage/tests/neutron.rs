@@ -564,6 +564,19 @@ async fn faults_paging_and_projects_change_nothing() {
     assert_eq!(st, 204);
     let (_, v) = neutron(&s, t, "GET", "/v2.0/networks?tags=blue", None).await;
     assert_eq!(column(&v["networks"], "id"), vec![net.clone()], "{v}");
+    let (st, v) = neutron(&s, o, "GET", &format!("/v2.0/networks/{net}/tags"), None).await;
+    assert_eq!((st, fault_type(&v)), (404, "NetworkNotFound"), "{v}");
+    let (st, _) = neutron(
+        &s,
+        o,
+        "PUT",
+        &format!("/v2.0/networks/{net}/tags/red"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (_, v) = neutron(&s, t, "GET", &format!("/v2.0/networks/{net}/tags"), None).await;
+    assert_eq!(v["tags"], json!(["blue"]), "{v}");
     let (st, _) = neutron(
         &s,
         t,

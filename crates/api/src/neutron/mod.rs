@@ -686,9 +686,17 @@ async fn tags(ctx: &Ctx<'_>, kind: Resource, id: &str, op: TagOp) -> Result<Resp
     if nuage_network::tags::kind_of(id) != Some(kind) {
         return Err(NetworkError::not_found(kind, id).into());
     }
-    // The resource must be the caller's to see, whatever the operation;
-    // an empty change only checks.
-    net.set_tags(caller, id, &Default::default(), &[]).await?;
+    // The resource must be one the caller sees, whatever the operation;
+    // a change is checked again (ownership, the member role) by the core.
+    match kind {
+        Resource::Network => net.get_network(caller, id).await.map(drop),
+        Resource::Subnet => net.get_subnet(caller, id).await.map(drop),
+        Resource::Port => net.get_port(caller, id).await.map(drop),
+        Resource::Router => net.get_router(caller, id).await.map(drop),
+        Resource::FloatingIp => net.get_floating_ip(caller, id).await.map(drop),
+        Resource::SecurityGroup => net.get_security_group(caller, id).await.map(drop),
+        Resource::SecurityGroupRule => Err(NetworkError::not_found(kind, id)),
+    }?;
     let current = ctx.tags().await?.remove(id).unwrap_or_default();
     let check = |t: &str| -> Result<()> {
         if t.is_empty() || t.chars().count() > 60 || t.contains(',') {

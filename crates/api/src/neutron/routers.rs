@@ -6,7 +6,7 @@
 
 use axum::response::Response;
 use http::{Method, StatusCode};
-use nuage_network::types::{FloatingIp, NewRouter, Router};
+use nuage_network::types::{device_owner, FloatingIp, NewRouter, Router};
 use nuage_network::{NetworkError, Resource};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -550,11 +550,25 @@ async fn fip_view(ctx: &Ctx<'_>, f: &FloatingIp, tags: &Tags) -> Map<String, Val
     let details = match &f.port_id {
         None => Value::Null,
         Some(port) => match ctx.core.network.get_port(ctx.caller, port).await {
-            Ok(p) => json!({
-                "name": p.name, "network_id": p.network_id, "mac_address": p.mac_address,
-                "admin_state_up": true, "status": "ACTIVE", "device_id": p.device_id,
-                "device_owner": p.device_owner,
-            }),
+            Ok(p) => {
+                // An instance's port shows its zone, as the port's own view.
+                let owner = if p.device_owner == device_owner::INSTANCE {
+                    let zone = ctx
+                        .core
+                        .compute
+                        .get_instance(ctx.caller, &p.device_id)
+                        .await
+                        .map_or_else(|_| "nova".to_string(), |i| i.availability_zone);
+                    format!("compute:{zone}")
+                } else {
+                    p.device_owner.clone()
+                };
+                json!({
+                    "name": p.name, "network_id": p.network_id, "mac_address": p.mac_address,
+                    "admin_state_up": true, "status": "ACTIVE", "device_id": p.device_id,
+                    "device_owner": owner,
+                })
+            }
             Err(_) => Value::Null,
         },
     };
