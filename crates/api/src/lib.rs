@@ -16,6 +16,7 @@ mod framing;
 pub mod glance;
 pub mod keystone;
 pub mod native;
+pub mod neutron;
 pub mod nova;
 mod route;
 pub mod s3;

@@ -27,7 +27,7 @@ use http::{header, StatusCode};
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::{context, ec2, glance, keystone, native, nova, s3, swift, SharedCore};
+use crate::{context, ec2, glance, keystone, native, neutron, nova, s3, swift, SharedCore};
 
 /// Bucket names S3 must refuse, since unsigned requests on those paths
 /// belong to another dialect.
@@ -44,6 +44,7 @@ pub const RESERVED_BUCKET_NAMES: &[&str] = &[
     "compute",
     "image",
     "network",
+    "networking",
     "volume",
     "orchestration",
     "version",
@@ -65,6 +66,8 @@ pub enum Dialect {
     Compute,
     /// OpenStack Image (Glance) under `/image`.
     Image,
+    /// OpenStack Networking (Neutron) under `/networking`.
+    Network,
     Ops,
 }
 
@@ -79,6 +82,7 @@ impl Dialect {
             Dialect::Ec2 => "ec2",
             Dialect::Compute => "compute",
             Dialect::Image => "image",
+            Dialect::Network => "network",
             Dialect::Ops => "ops",
         }
     }
@@ -105,6 +109,7 @@ impl Dialect {
             "api" | "apis" => Dialect::Kubernetes,
             "compute" => Dialect::Compute,
             "image" => Dialect::Image,
+            "networking" => Dialect::Network,
             "healthz" | "metrics" => Dialect::Ops,
             "" if is_ec2_query(req) => Dialect::Ec2,
             _ => Dialect::S3,
@@ -218,6 +223,7 @@ pub fn router(core: SharedCore) -> Router {
                 None if dialect == Dialect::Ec2 => ec2::handle(core, req).await,
                 None if dialect == Dialect::Compute => nova::handle(core, req).await,
                 None if dialect == Dialect::Image => glance::handle(core, req).await,
+                None if dialect == Dialect::Network => neutron::handle(core, req).await,
                 None => not_served(dialect).await,
             }
         }
@@ -284,6 +290,10 @@ mod tests {
         assert_eq!(
             Dialect::of(&req("GET", "/compute/v2.1/flavors", &[])),
             Dialect::Compute
+        );
+        assert_eq!(
+            Dialect::of(&req("GET", "/networking/v2.0/networks", &[])),
+            Dialect::Network
         );
         let s3 = "AWS4-HMAC-SHA256 Credential=AKIA/20260101/nuage-1/s3/aws4_request, SignedHeaders=host, Signature=00";
         assert_eq!(

@@ -19,6 +19,7 @@ pub mod domains;
 mod error;
 mod external;
 pub mod ipam;
+mod labels;
 mod lookup;
 mod networks;
 mod nics;
@@ -38,6 +39,7 @@ use nuage_store::{now_ms, Db, StoreError, Tx};
 
 pub use error::{NetworkError, NetworkResult, Resource};
 pub use external::ExternalNetworkConfig;
+pub use labels::check_description;
 pub use nics::PortWiring;
 pub use security::MAX_RULES_PER_GROUP;
 

@@ -1435,3 +1435,67 @@ pub async fn project_tags(c: &mut C, project: &str) -> StoreResult<Vec<(String, 
     .fetch_all(&mut *c)
     .await?)
 }
+
+// ------------------------------------------------------------------ labels
+
+/// Sets the `column` (`name` or `description`) of the resource `id` of
+/// `kind`; `false` when another of the project's security groups holds
+/// the name already.
+pub async fn set_label(
+    c: &mut C,
+    kind: crate::Resource,
+    id: &str,
+    column: &'static str,
+    value: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    use crate::Resource as R;
+    let table = match kind {
+        R::Network => "networks",
+        R::Subnet => "subnets",
+        R::Port => "ports",
+        R::Router => "routers",
+        R::SecurityGroup => "security_groups",
+        R::FloatingIp => "floating_ips",
+        R::SecurityGroupRule => {
+            return Err(StoreError::Conflict {
+                what: format!("a {} has no label", kind.noun()),
+            })
+        }
+    };
+    let column = match column {
+        "name" => "name",
+        _ => "description",
+    };
+    let r = sqlx::query(&format!(
+        "UPDATE {table} SET {column} = $2, updated_at = $3 WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(value)
+    .bind(now)
+    .execute(&mut *c)
+    .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(false),
+        Err(e) => Err(StoreError::Query(e)),
+    }
+}
+
+/// The non-empty descriptions of networks, subnets, ports, routers and
+/// floating IPs of `project` (of all with `None`): (id, description).
+pub async fn descriptions(c: &mut C, project: Option<&str>) -> StoreResult<Vec<(String, String)>> {
+    let select = |table: &str| {
+        format!(
+            "SELECT id, description FROM {table} WHERE description <> '' \
+             AND ($1 = '' OR project_id = $1)"
+        )
+    };
+    let sql = ["networks", "subnets", "ports", "routers", "floating_ips"]
+        .map(select)
+        .join(" UNION ALL ");
+    Ok(sqlx::query_as(&sql)
+        .bind(project.unwrap_or(""))
+        .fetch_all(&mut *c)
+        .await?)
+}

@@ -2058,3 +2058,125 @@ async fn router_attach_to_a_network_is_atomic() {
         );
     }
 }
+
+#[tokio::test]
+async fn renames_keep_names_unique_and_projects_apart() {
+    for engine in ENGINES {
+        let w = world(engine).await;
+        let (n, s) = network_with_subnet(&w, &w.a, "10.7.0.0/24").await;
+        let p = w.net.create_port(&w.a, port_on(&n.id)).await.expect("port");
+        let r = w
+            .net
+            .create_router(&w.a, NewRouter::default())
+            .await
+            .expect("router");
+        let g = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "web".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("group");
+        for (kind, id) in [
+            (Resource::Network, &n.id),
+            (Resource::Subnet, &s.id),
+            (Resource::Port, &p.id),
+            (Resource::Router, &r.id),
+            (Resource::SecurityGroup, &g.id),
+        ] {
+            // Another project's id is "not found", and changes nothing.
+            let e = w
+                .net
+                .rename(&w.b, kind, id, "stolen")
+                .await
+                .expect_err("another project's");
+            assert!(
+                matches!(e, NetworkError::NotFound { kind: k, .. } if k == kind),
+                "{engine} {id}: {e}"
+            );
+            w.net
+                .rename(&w.a, kind, id, "renamed")
+                .await
+                .unwrap_or_else(|e| panic!("{engine} rename {id}: {e}"));
+        }
+        assert_eq!(
+            w.net.get_network(&w.a, &n.id).await.expect("n").name,
+            "renamed"
+        );
+        assert_eq!(
+            w.net.get_subnet(&w.a, &s.id).await.expect("s").name,
+            "renamed"
+        );
+        assert_eq!(
+            w.net.get_port(&w.a, &p.id).await.expect("p").name,
+            "renamed"
+        );
+        assert_eq!(
+            w.net.get_router(&w.a, &r.id).await.expect("r").name,
+            "renamed"
+        );
+        let g2 = w
+            .net
+            .create_security_group(
+                &w.a,
+                NewSecurityGroup {
+                    name: "db".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .expect("second group");
+        // A group's name stays unique in its project, and `default` is the
+        // project's own group: neither taken nor renamed.
+        let e = w
+            .net
+            .rename(&w.a, Resource::SecurityGroup, &g2.id, "renamed")
+            .await
+            .expect_err("duplicate name");
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{engine}: {e}");
+        let e = w
+            .net
+            .rename(&w.a, Resource::SecurityGroup, &g2.id, "default")
+            .await
+            .expect_err("default taken");
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{engine}: {e}");
+        let groups = w
+            .net
+            .list_security_groups(&w.a, false)
+            .await
+            .expect("groups");
+        let default = groups
+            .iter()
+            .find(|g| g.name == "default")
+            .expect("default group");
+        let e = w
+            .net
+            .rename(&w.a, Resource::SecurityGroup, &default.id, "mine")
+            .await
+            .expect_err("default renamed");
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{engine}: {e}");
+        let names: BTreeSet<String> = w
+            .net
+            .list_security_groups(&w.a, false)
+            .await
+            .expect("groups")
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["db", "default", "renamed"].map(String::from).into(),
+            "{engine}"
+        );
+        let e = w
+            .net
+            .rename(&w.a, Resource::Network, &n.id, "bad\nname")
+            .await
+            .expect_err("control characters");
+        assert_eq!(e.kind(), ErrorKind::Invalid, "{engine}: {e}");
+    }
+}

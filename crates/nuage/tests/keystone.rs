@@ -1806,20 +1806,24 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
     kinds.sort();
     assert_eq!(
         kinds,
-        ["compute", "identity", "image", "object-store"],
+        ["compute", "identity", "image", "network", "object-store"],
         "{catalog}"
     );
 
     let services = osc_ok(&s, none, &["service", "list", "--long"]);
     let mut svc = names(&services, "Name");
     svc.sort();
-    assert_eq!(svc, ["glance", "keystone", "nova", "swift"], "{services}");
+    assert_eq!(
+        svc,
+        ["glance", "keystone", "neutron", "nova", "swift"],
+        "{services}"
+    );
     let swift = osc_ok(&s, none, &["service", "show", "object-store"]);
     assert_eq!(swift["name"], "swift", "{swift}");
     assert_eq!(swift["enabled"], true, "{swift}");
 
     let endpoints = osc_ok(&s, none, &["endpoint", "list"]);
-    assert_eq!(endpoints.as_array().map(Vec::len), Some(12), "{endpoints}");
+    assert_eq!(endpoints.as_array().map(Vec::len), Some(15), "{endpoints}");
     let public = osc_ok(
         &s,
         none,
@@ -1855,7 +1859,7 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
     let err = osc(&s, none, &["region", "create", "elsewhere"]).expect_err("region create");
     assert!(err.contains("501") || err.contains("catalog"), "{err}");
     let after = osc_ok(&s, none, &["service", "list"]);
-    assert_eq!(after.as_array().map(Vec::len), Some(4), "{after}");
+    assert_eq!(after.as_array().map(Vec::len), Some(5), "{after}");
 
     // A member reads its catalog and the regions, not the admin views.
     let admin = admin_token(&s).await;
@@ -1866,7 +1870,7 @@ async fn openstack_cli_reads_the_catalog_services_endpoints_and_regions() {
         ("OS_PROJECT_NAME", "cat"),
     ];
     let theirs = osc_ok(&s, &member, &["catalog", "list"]);
-    assert_eq!(theirs.as_array().map(Vec::len), Some(4), "{theirs}");
+    assert_eq!(theirs.as_array().map(Vec::len), Some(5), "{theirs}");
     osc_ok(&s, &member, &["region", "list"]);
     let err = osc(&s, &member, &["endpoint", "list"]).expect_err("member endpoint list");
     assert!(err.contains("403") || err.contains("admin"), "{err}");

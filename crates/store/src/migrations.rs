@@ -64,6 +64,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "image_tags_hashes",
         sql: include_str!("../migrations/0009_image_tags_hashes.sql"),
     },
+    Migration {
+        version: 10,
+        name: "network_descriptions",
+        sql: include_str!("../migrations/0010_network_descriptions.sql"),
+    },
 ];
 
 const PG_LOCK_KEY: i64 = 0x006e_7561_6765; // "nuage"

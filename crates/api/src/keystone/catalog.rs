@@ -35,7 +35,7 @@ struct Service {
 }
 
 /// The OpenStack services this build serves. Add each as its front door
-/// lands: ("network", "neutron", "/network"), ("volumev3", "cinderv3",
+/// lands: ("volumev3", "cinderv3",
 /// "/volume/v3/{project_id}"), ("orchestration", "heat",
 /// "/orchestration/v1/{project_id}").
 const SERVICES: &[Service] = &[
@@ -56,6 +56,12 @@ const SERVICES: &[Service] = &[
         name: "glance",
         description: "nuage Image (Glance v2)",
         path: "/image",
+    },
+    Service {
+        kind: "network",
+        name: "neutron",
+        description: "nuage Networking (Neutron v2.0)",
+        path: "/networking",
     },
     Service {
         kind: "object-store",
