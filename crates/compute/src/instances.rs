@@ -528,14 +528,7 @@ impl Compute {
                 image.id, image.status
             )));
         }
-        let itype = repo::get_type(self.db().reader(), &req.instance_type)
-            .await?
-            .ok_or_else(|| {
-                ComputeError::invalid(format!(
-                    "instance type {} does not exist",
-                    req.instance_type
-                ))
-            })?;
+        let itype = self.launchable_type(caller, &req.instance_type).await?;
         if let Some(k) = &req.key_name {
             repo::get_key(self.db().reader(), &project, k)
                 .await?
@@ -548,7 +541,9 @@ impl Compute {
                 // hint names the group's id).
                 let g = match repo::get_group(self.db().reader(), &project, name).await? {
                     Some(g) => Some(g),
-                    None => repo::get_project_group_by_id(self.db().reader(), &project, name).await?,
+                    None => {
+                        repo::get_project_group_by_id(self.db().reader(), &project, name).await?
+                    }
                 }
                 .ok_or_else(|| ComputeError::not_found(Resource::PlacementGroup, name))?;
                 Some(GroupRef {
@@ -809,6 +804,22 @@ impl Compute {
     /// An instance the caller may read; another project's is "not found".
     /// The instance's user data, base64 as it was given (EC2's
     /// DescribeInstanceAttribute userData); readers of the project only.
+    /// An instance type the caller may launch: a private type is one only
+    /// for its projects and admins, and a type the caller cannot see does
+    /// not exist for it (the request is invalid, not a lookup miss).
+    async fn launchable_type(
+        &self,
+        caller: &Principal,
+        name: &str,
+    ) -> ComputeResult<crate::types::InstanceType> {
+        match self.get_instance_type(caller, name).await {
+            Err(e) if nuage_model::HasKind::kind(&e) == nuage_model::ErrorKind::NotFound => Err(
+                ComputeError::invalid(format!("instance type {name} does not exist")),
+            ),
+            other => other,
+        }
+    }
+
     pub async fn user_data(&self, caller: &Principal, id: &str) -> ComputeResult<Option<String>> {
         let inst = self.get_instance_row(caller, id).await?;
         Ok(repo::user_data(self.db().reader(), &inst.id)
@@ -1063,11 +1074,7 @@ impl Compute {
         let Some(type_name) = patch.instance_type else {
             return self.get_instance(caller, id).await;
         };
-        let itype = repo::get_type(self.db().reader(), &type_name)
-            .await?
-            .ok_or_else(|| {
-                ComputeError::invalid(format!("instance type {type_name} does not exist"))
-            })?;
+        let itype = self.launchable_type(caller, &type_name).await?;
         if itype.name == inst.instance_type {
             return Ok(inst);
         }

@@ -194,6 +194,22 @@ async fn private_types_extra_specs_and_access() {
         assert_eq!(kind(public), ErrorKind::Conflict, "public: no access list");
         assert_eq!(hidden(&c, &c.alpha).await, (false, false), "{engine}");
         assert_eq!(hidden(&c, &c.beta).await, (true, true), "{engine}");
+        // Launchable as it is visible: by alpha, not by beta (for whom the
+        // type does not exist), and nothing launched for beta.
+        for who in [&c.alpha, &c.beta] {
+            let img = image(&c, who, "launch", true).await;
+            let run = RunRequest {
+                image_id: img,
+                instance_type: "private.one".into(),
+                ..Default::default()
+            };
+            let r = c.compute.run_instances(who, run).await;
+            if who.project_id == c.alpha.project_id {
+                assert_eq!(r.expect("alpha launches").len(), 1, "{engine}");
+            } else {
+                assert_eq!(kind(r), ErrorKind::Invalid, "{engine}");
+            }
+        }
 
         // Extra specs merge, all or nothing.
         c.compute
