@@ -1,0 +1,559 @@
+//! Issue 13's end-to-end OpenStack scenario against a real `nuage serve`
+//! with real runc instances and a real data plane, through the clients
+//! OpenStack users have: python3-openstackclient for every step, and
+//! openstacksdk (`tests/openstack/scenario.py`) for the same core calls.
+//!
+//! A network, subnet and router with an external gateway; a security group
+//! with rules; a key pair; an uploaded image; two servers with user data
+//! (`server create --wait`); list and show, the console log, stop, start and
+//! reboot; a floating IP created, added and reached from the external
+//! network (a bridge in a namespace this test creates); `server image
+//! create` and a server booted from it; the same servers seen through the
+//! EC2 API; quotas shown and exceeded; the faults a user meets, each
+//! changing nothing; then everything deleted and gone. Nothing is
+//! forwarded or NATed in the machine's own namespace. Needs root, runc,
+//! busybox-static, nftables, python3-openstackclient and
+//! python3-openstacksdk, as CI has.
+
+mod common;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Aws, Options, Server};
+use nuage_netdriver::testing::NetNs;
+use serde_json::Value;
+
+const EXT_HOST: &str = "192.168.102.1";
+
+/// What every server runs: the file a snapshot must keep, a boot marker on
+/// its console, then a banner naming itself on TCP 22.
+const USER_DATA: &str = "#!/bin/sh\n[ -f /os-mark ] || echo made-by $(hostname) > /os-mark\necho os-boot $(hostname)\necho os-mark $(cat /os-mark)\nwhile true; do echo ssh-banner $(hostname) | nc -l -p 22; done\n";
+
+/// Retries `f` until it gives `Some` or 60 s pass.
+fn eventually<T>(what: &str, s: &Server, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}\n{}", s.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn banner_from_external(ext: &NetNs, to: SocketAddr) -> Option<String> {
+    ext.run(|| {
+        let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(1)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut buf = [0u8; 128];
+        let n = c.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    })
+    .expect("thread in the external namespace")
+}
+
+fn ping_from_external(ext: &NetNs, ip: &str) -> bool {
+    ext.exec("/bin/busybox", &["ping", "-c", "1", "-W", "1", ip])
+        .expect("ping")
+        .status
+        .success()
+}
+
+/// `openstack ARGS -f json`: its parsed output.
+fn os_json(s: &Server, args: &[&str]) -> Value {
+    common::osc(s, &[], args, true)
+        .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()))
+}
+
+/// `openstack ARGS` without output formatting: its stdout.
+fn os_ok(s: &Server, args: &[&str]) -> String {
+    match common::osc(s, &[], args, false) {
+        Ok(Value::String(out)) => out,
+        Ok(other) => other.to_string(),
+        Err(e) => panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()),
+    }
+}
+
+/// `openstack ARGS`, which must fail: its stderr.
+fn os_fails(s: &Server, args: &[&str]) -> String {
+    match common::osc(s, &[], args, false) {
+        Ok(out) => panic!("openstack {} succeeded: {out}", args.join(" ")),
+        Err(e) => e,
+    }
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v}"))
+}
+
+/// The names (or another column) of a list's rows.
+fn column(list: &Value, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|r| r[key].as_str().unwrap_or_default().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every address of a server's `addresses` (openstackclient shows a map
+/// of network name to addresses).
+fn addresses(server: &Value) -> Vec<String> {
+    match &server["addresses"] {
+        Value::Object(m) => m
+            .values()
+            .flat_map(|v| match v {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                Value::String(s) => s.split(", ").map(str::to_string).collect(),
+                _ => vec![],
+            })
+            .collect(),
+        Value::String(s) => s
+            .split([';', ',', '='])
+            .map(str::trim)
+            .filter(|x| x.parse::<std::net::IpAddr>().is_ok())
+            .map(str::to_string)
+            .collect(),
+        other => panic!("addresses: {other}"),
+    }
+}
+
+fn status(s: &Server, server: &str) -> String {
+    str_of(&os_json(s, &["server", "show", server]), "status").to_string()
+}
+
+fn wait_status(s: &Server, server: &str, want: &str) {
+    eventually(&format!("{server} never reached {want}"), s, || {
+        (status(s, server) == want).then_some(())
+    });
+}
+
+/// How often the console of `server` shows its boot marker.
+fn boots(s: &Server, server: &str, id: &str) -> usize {
+    os_ok(s, &["console", "log", "show", server])
+        .matches(&format!("os-boot {id}"))
+        .count()
+}
+
+/// The openstacksdk steps of `tests/openstack/scenario.py`; its stdout.
+fn sdk(s: &Server, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openstack/scenario.py");
+    let mut c = s.client("/usr/bin/python3");
+    c.arg(script).args(args);
+    let (ok, out, err) = common::run(&mut c);
+    assert!(
+        ok,
+        "scenario.py {}: {err}\n{out}\n{}",
+        args.join(" "),
+        s.logs()
+    );
+    out
+}
+
+#[test]
+fn openstack_scenario_from_network_to_everything_deleted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ext = NetNs::create(tmp.path(), "ext").expect("external namespace (run as root)");
+    ext.add_bridge("ext0").expect("bridge");
+    ext.add_address("ext0", format!("{EXT_HOST}/24").parse().expect("cidr"))
+        .expect("address");
+    let config = tmp.path().join("nuage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[network.external]\nbridge = \"ext0\"\nnetns = \"{}\"\ncidr = \"192.168.102.0/24\"\n\
+             gateway = \"{EXT_HOST}\"\npool_start = \"192.168.102.10\"\npool_end = \"192.168.102.50\"\n",
+            ext.path().display()
+        ),
+    )
+    .expect("config");
+    let s = Server::start_with(Options {
+        env: vec![("NUAGE_CONFIG".into(), config.display().to_string())],
+        ..Options::default()
+    });
+    let work = tempfile::tempdir().expect("tempdir");
+    let aws = Aws {
+        srv: &s,
+        bin: "aws",
+        cwd: work.path(),
+    };
+
+    // Network, subnet, router with the external network as its gateway.
+    let external = os_json(&s, &["network", "list", "--external"]);
+    let external = external
+        .as_array()
+        .and_then(|a| a.first())
+        .map(|n| str_of(n, "ID").to_string())
+        .unwrap_or_else(|| panic!("no external network: {external}"));
+    let net = os_json(&s, &["network", "create", "os-net"]);
+    let net_id = str_of(&net, "id").to_string();
+    let sub = os_json(
+        &s,
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "os-net",
+            "--subnet-range",
+            "10.42.0.0/24",
+            "os-sub",
+        ],
+    );
+    assert_eq!(sub["cidr"], "10.42.0.0/24", "{sub}");
+    let err = os_fails(
+        &s,
+        &[
+            "subnet",
+            "create",
+            "--network",
+            "os-net",
+            "--subnet-range",
+            "10.42.0.0/33",
+            "bad-sub",
+        ],
+    );
+    assert!(!err.is_empty());
+    let subs = os_json(&s, &["subnet", "list", "--network", "os-net"]);
+    assert_eq!(column(&subs, "Name"), ["os-sub"], "{subs}");
+    os_json(&s, &["router", "create", "os-rtr"]);
+    os_ok(
+        &s,
+        &["router", "set", "--external-gateway", &external, "os-rtr"],
+    );
+    os_ok(&s, &["router", "add", "subnet", "os-rtr", "os-sub"]);
+    let rtr = os_json(&s, &["router", "show", "os-rtr"]);
+    assert!(
+        rtr["external_gateway_info"].to_string().contains(&external),
+        "{rtr}"
+    );
+
+    // A security group with SSH and ICMP.
+    os_json(
+        &s,
+        &[
+            "security",
+            "group",
+            "create",
+            "--description",
+            "ssh",
+            "os-sg",
+        ],
+    );
+    os_json(
+        &s,
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+            "--remote-ip",
+            "0.0.0.0/0",
+            "os-sg",
+        ],
+    );
+    os_json(
+        &s,
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "icmp",
+            "--remote-ip",
+            "0.0.0.0/0",
+            "os-sg",
+        ],
+    );
+    let err = os_fails(
+        &s,
+        &[
+            "security",
+            "group",
+            "rule",
+            "create",
+            "--protocol",
+            "tcp",
+            "--dst-port",
+            "22",
+            "--remote-ip",
+            "0.0.0.0/0",
+            "os-sg",
+        ],
+    );
+    assert!(
+        err.contains("409") || err.to_lowercase().contains("exist"),
+        "{err}"
+    );
+
+    // A key pair; a second of the same name is refused.
+    let key = os_ok(&s, &["keypair", "create", "os-key"]);
+    assert!(key.contains("PRIVATE KEY"), "{key}");
+    let err = os_fails(&s, &["keypair", "create", "os-key"]);
+    assert!(err.contains("409") || err.contains("exists"), "{err}");
+
+    // An uploaded image.
+    let tar = common::rootfs_tar(work.path());
+    let img = os_json(
+        &s,
+        &[
+            "image",
+            "create",
+            "--file",
+            tar.to_str().expect("path"),
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "os-img",
+        ],
+    );
+    assert_eq!(img["status"], "active", "{img}");
+    let user_data = work.path().join("user-data");
+    std::fs::write(&user_data, USER_DATA).expect("user data");
+    let user_data = user_data.to_str().expect("path");
+
+    // Faults before any server: each names the problem and creates none.
+    for (args, want) in [
+        (vec!["--flavor", "no.such", "--image", "os-img"], "flavor"),
+        (
+            vec!["--flavor", "t2.nano", "--image", "ami-00000000"],
+            "image",
+        ),
+    ] {
+        let mut cmd = vec!["server", "create", "--network", "os-net"];
+        cmd.extend(args);
+        cmd.push("os-bad");
+        let err = os_fails(&s, &cmd);
+        assert!(err.to_lowercase().contains(want), "{err}");
+    }
+    let err = os_fails(
+        &s,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "t2.nano",
+            "--image",
+            "os-img",
+            "--nic",
+            "net-id=00000000-0000-0000-0000-000000000000",
+            "os-bad",
+        ],
+    );
+    assert!(!err.is_empty());
+    let err = os_fails(&s, &["--os-compute-api-version", "2.999", "server", "list"]);
+    assert!(
+        err.contains("2.999") || err.contains("406") || err.contains("version"),
+        "{err}"
+    );
+    assert_eq!(os_json(&s, &["server", "list"]), Value::Array(vec![]));
+
+    // Two servers, each waited for.
+    let mut ids = Vec::new();
+    for name in ["os-web-1", "os-web-2"] {
+        let srv = os_json(
+            &s,
+            &[
+                "server",
+                "create",
+                "--flavor",
+                "t2.nano",
+                "--image",
+                "os-img",
+                "--network",
+                "os-net",
+                "--security-group",
+                "os-sg",
+                "--key-name",
+                "os-key",
+                "--user-data",
+                user_data,
+                "--property",
+                "stage=e2e",
+                "--wait",
+                name,
+            ],
+        );
+        assert_eq!(srv["status"], "ACTIVE", "{srv}");
+        ids.push(str_of(&srv, "id").to_string());
+    }
+    let list = os_json(&s, &["server", "list", "--long"]);
+    assert_eq!(column(&list, "Name"), ["os-web-1", "os-web-2"], "{list}");
+    let show = os_json(&s, &["server", "show", "os-web-1"]);
+    assert_eq!(show["status"], "ACTIVE", "{show}");
+    assert_eq!(show["key_name"], "os-key", "{show}");
+    assert!(
+        show["security_groups"].to_string().contains("os-sg"),
+        "{show}"
+    );
+    let fixed = addresses(&show);
+    assert_eq!(fixed.len(), 1, "{show}");
+    assert!(fixed[0].starts_with("10.42.0."), "{show}");
+    for (name, id) in ["os-web-1", "os-web-2"].iter().zip(&ids) {
+        eventually("the user data never showed on the console", &s, || {
+            (boots(&s, name, id) == 1).then_some(())
+        });
+    }
+
+    // One state, two APIs: EC2 sees the same server, name and address.
+    let d = aws.json(&["ec2", "describe-instances", "--instance-ids", &ids[0]]);
+    let i = &d["Reservations"][0]["Instances"][0];
+    assert_eq!(i["PrivateIpAddress"], fixed[0].as_str(), "{d}");
+    let tags = i["Tags"].to_string();
+    assert!(tags.contains("os-web-1"), "{d}");
+    assert!(i["SecurityGroups"].to_string().contains("os-sg"), "{d}");
+
+    // A floating IP, added, reached from the external network.
+    let fip = os_json(&s, &["floating", "ip", "create", &external]);
+    let public = str_of(&fip, "floating_ip_address").to_string();
+    assert!(public.starts_with("192.168.102."), "{fip}");
+    os_ok(
+        &s,
+        &["server", "add", "floating", "ip", "os-web-1", &public],
+    );
+    let ssh: SocketAddr = format!("{public}:22").parse().expect("addr");
+    let want = format!("ssh-banner {}", ids[0]);
+    let reach = |what: &str| {
+        eventually(what, &s, || {
+            (ping_from_external(&ext, &public)
+                && banner_from_external(&ext, ssh).as_deref() == Some(want.as_str()))
+            .then_some(())
+        })
+    };
+    reach("the external host never reached os-web-1 by its floating IP");
+    let show = os_json(&s, &["server", "show", "os-web-1"]);
+    assert!(addresses(&show).contains(&public), "{show}");
+    let d = aws.json(&["ec2", "describe-instances", "--instance-ids", &ids[0]]);
+    assert_eq!(
+        d["Reservations"][0]["Instances"][0]["PublicIpAddress"],
+        public.as_str(),
+        "{d}"
+    );
+
+    // Stop, start, reboot; an action invalid in the state is refused.
+    os_ok(&s, &["server", "stop", "os-web-1"]);
+    wait_status(&s, "os-web-1", "SHUTOFF");
+    let err = os_fails(&s, &["server", "stop", "os-web-1"]);
+    assert!(err.contains("409") || err.contains("Cannot"), "{err}");
+    os_ok(&s, &["server", "start", "os-web-1"]);
+    wait_status(&s, "os-web-1", "ACTIVE");
+    eventually("no second boot after the start", &s, || {
+        (boots(&s, "os-web-1", &ids[0]) == 2).then_some(())
+    });
+    os_ok(&s, &["server", "reboot", "--wait", "os-web-1"]);
+    eventually("no third boot after the reboot", &s, || {
+        (boots(&s, "os-web-1", &ids[0]) == 3).then_some(())
+    });
+    reach("os-web-1 is not reachable after stop, start and reboot");
+
+    // An image of the running server, and a server booted from it: its
+    // disk holds the file os-web-1 wrote.
+    os_ok(
+        &s,
+        &[
+            "server", "image", "create", "--name", "os-snap", "--wait", "os-web-1",
+        ],
+    );
+    let snap = os_json(&s, &["image", "show", "os-snap"]);
+    assert_eq!(snap["status"], "active", "{snap}");
+    let third = os_json(
+        &s,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "t2.nano",
+            "--image",
+            "os-snap",
+            "--network",
+            "os-net",
+            "--user-data",
+            user_data,
+            "--wait",
+            "os-from-snap",
+        ],
+    );
+    let third_id = str_of(&third, "id").to_string();
+    eventually("the snapshot's file never showed", &s, || {
+        os_ok(&s, &["console", "log", "show", "os-from-snap"])
+            .contains(&format!("os-mark made-by {}", ids[0]))
+            .then_some(())
+    });
+
+    // openstacksdk: the same core calls.
+    sdk(&s, &["check", &net_id, &ids[0], &ids[1], &third_id]);
+
+    // Quotas: shown, then exceeded (nothing created), then restored.
+    let project = s.env()["OS_PROJECT_NAME"].clone();
+    let q = os_json(&s, &["quota", "show", &project]);
+    assert!(q.to_string().contains("instances"), "{q}");
+    os_ok(&s, &["quota", "set", "--instances", "3", &project]);
+    let err = os_fails(
+        &s,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "t2.nano",
+            "--image",
+            "os-img",
+            "--network",
+            "os-net",
+            "os-over",
+        ],
+    );
+    assert!(err.to_lowercase().contains("quota"), "{err}");
+    let list = os_json(&s, &["server", "list"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
+    os_ok(&s, &["quota", "set", "--instances", "20", &project]);
+
+    // Everything deleted and gone.
+    os_ok(
+        &s,
+        &["server", "remove", "floating", "ip", "os-web-1", &public],
+    );
+    os_ok(&s, &["floating", "ip", "delete", &public]);
+    os_ok(
+        &s,
+        &[
+            "server",
+            "delete",
+            "--wait",
+            "os-web-1",
+            "os-web-2",
+            "os-from-snap",
+        ],
+    );
+    assert_eq!(os_json(&s, &["server", "list"]), Value::Array(vec![]));
+    os_ok(&s, &["image", "delete", "os-snap", "os-img"]);
+    os_ok(&s, &["keypair", "delete", "os-key"]);
+    os_ok(&s, &["security", "group", "delete", "os-sg"]);
+    os_ok(&s, &["router", "remove", "subnet", "os-rtr", "os-sub"]);
+    os_ok(&s, &["router", "delete", "os-rtr"]);
+    os_ok(&s, &["subnet", "delete", "os-sub"]);
+    os_ok(&s, &["network", "delete", "os-net"]);
+    let nets = os_json(&s, &["network", "list"]);
+    assert!(
+        !column(&nets, "Name").contains(&"os-net".to_string()),
+        "{nets}"
+    );
+    assert!(os_json(&s, &["floating", "ip", "list"])
+        .as_array()
+        .is_some_and(Vec::is_empty));
+    let d = aws.json(&["ec2", "describe-addresses"]);
+    assert_eq!(d["Addresses"], Value::Array(vec![]), "{d}");
+}
