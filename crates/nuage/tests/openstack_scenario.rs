@@ -305,8 +305,20 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     let err = os_fails(&s, &["keypair", "create", "os-key"]);
     assert!(err.contains("409") || err.contains("exists"), "{err}");
 
-    // An uploaded image.
-    let tar = common::rootfs_tar(work.path());
+    // An uploaded image: the built-in busybox image (its init runs the
+    // user data), downloaded and uploaded again under another name.
+    common::build_busybox(&s);
+    let tar = work.path().join("busybox.tar");
+    os_ok(
+        &s,
+        &[
+            "image",
+            "save",
+            "--file",
+            tar.to_str().expect("path"),
+            "busybox",
+        ],
+    );
     let img = os_json(
         &s,
         &[
@@ -321,6 +333,9 @@ fn openstack_scenario_from_network_to_everything_deleted() {
             "os-img",
         ],
     );
+    // openstackclient prints the image as created, before its upload.
+    assert_eq!(img["name"], "os-img", "{img}");
+    let img = os_json(&s, &["image", "show", "os-img"]);
     assert_eq!(img["status"], "active", "{img}");
     let user_data = work.path().join("user-data");
     std::fs::write(&user_data, USER_DATA).expect("user data");
