@@ -15,9 +15,8 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::{Aws, Options, Server};
 use nuage_netdriver::testing::NetNs;
@@ -29,36 +28,8 @@ const EXT_HOST: &str = "192.168.101.1";
 /// naming itself on TCP 22 (where its security group lets SSH in).
 const USER_DATA: &str = "#!/bin/sh\necho made-by $(hostname) > /scenario-mark\necho scenario-boot $(hostname)\nwhile true; do echo ssh-banner $(hostname) | nc -l -p 22; done\n";
 
-/// Retries `f` until it gives `Some` or 30 s pass (the agent applies
-/// changes within a pass or two).
-fn eventually<T>(what: &str, s: &Server, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}\n{}", s.logs());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// The banner the external host reads from `to`, if it connects.
-fn banner_from_external(ext: &NetNs, to: SocketAddr) -> Option<String> {
-    ext.run(|| {
-        let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(1)).ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut buf = [0u8; 128];
-        let n = c.read(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
-    })
-    .expect("thread in the external namespace")
-}
-
-fn ping_from_external(ext: &NetNs, ip: &str) -> bool {
-    ext.exec("/bin/busybox", &["ping", "-c", "1", "-W", "1", ip])
-        .expect("ping")
-        .status
-        .success()
+fn eventually<T>(what: &str, s: &Server, f: impl FnMut() -> Option<T>) -> T {
+    common::eventually(what, s, Duration::from_secs(30), f)
 }
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
@@ -373,8 +344,8 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     let want = format!("ssh-banner {}", ids[0]);
     let reach = |what: &str| {
         eventually(what, &s, || {
-            (ping_from_external(&ext, &public)
-                && banner_from_external(&ext, ssh).as_deref() == Some(want.as_str()))
+            (common::ping_from(&ext, &public)
+                && common::banner_from(&ext, ssh).as_deref() == Some(want.as_str()))
             .then_some(())
         })
     };
@@ -529,7 +500,7 @@ fn ec2_scenario_from_key_pair_to_everything_deleted() {
     // The address goes: disassociated, no longer answering, released.
     aws.ok(&["ec2", "disassociate-address", "--public-ip", &public]);
     eventually("the elastic IP still answers", &s, || {
-        (!ping_from_external(&ext, &public) && banner_from_external(&ext, ssh).is_none())
+        (!common::ping_from(&ext, &public) && common::banner_from(&ext, ssh).is_none())
             .then_some(())
     });
     aws.ok(&["ec2", "release-address", "--allocation-id", &allocation]);

@@ -17,9 +17,8 @@
 
 mod common;
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use common::{Aws, Options, Server};
 use nuage_netdriver::testing::NetNs;
@@ -31,37 +30,11 @@ const EXT_HOST: &str = "192.168.102.1";
 /// its console, then a banner naming itself on TCP 22.
 const USER_DATA: &str = "#!/bin/sh\n[ -f /os-mark ] || echo made-by $(hostname) > /os-mark\necho os-boot $(hostname)\necho os-mark $(cat /os-mark)\nwhile true; do echo ssh-banner $(hostname) | nc -l -p 22; done\n";
 
-/// Retries `f` until it gives `Some` or 60 s pass.
-fn eventually<T>(what: &str, s: &Server, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}\n{}", s.logs());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn banner_from_external(ext: &NetNs, to: SocketAddr) -> Option<String> {
-    ext.run(|| {
-        let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(1)).ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut buf = [0u8; 128];
-        let n = c.read(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
-    })
-    .expect("thread in the external namespace")
-}
-
-fn ping_from_external(ext: &NetNs, ip: &str) -> bool {
-    ext.exec("/bin/busybox", &["ping", "-c", "1", "-W", "1", ip])
-        .expect("ping")
-        .status
-        .success()
-}
-
 /// `openstack ARGS -f json`: its parsed output.
+fn eventually<T>(what: &str, s: &Server, f: impl FnMut() -> Option<T>) -> T {
+    common::eventually(what, s, Duration::from_secs(60), f)
+}
+
 fn os_json(s: &Server, args: &[&str]) -> Value {
     common::osc(s, &[], args, true)
         .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()))
@@ -444,8 +417,8 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     let want = format!("ssh-banner {}", ids[0]);
     let reach = |what: &str| {
         eventually(what, &s, || {
-            (ping_from_external(&ext, &public)
-                && banner_from_external(&ext, ssh).as_deref() == Some(want.as_str()))
+            (common::ping_from(&ext, &public)
+                && common::banner_from(&ext, ssh).as_deref() == Some(want.as_str()))
             .then_some(())
         })
     };

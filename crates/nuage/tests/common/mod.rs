@@ -775,3 +775,46 @@ impl Cli<'_> {
         );
     }
 }
+
+/// Retries `f` until it gives `Some` or `timeout` passes; fails with
+/// `what` and the server's logs.
+pub fn eventually<T>(
+    what: &str,
+    s: &Server,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}\n{}", s.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The first line a TCP server at `to` sends, read from inside `ns` (a
+/// test's own namespace), if it connects.
+pub fn banner_from(
+    ns: &nuage_netdriver::testing::NetNs,
+    to: std::net::SocketAddr,
+) -> Option<String> {
+    use std::io::Read;
+    ns.run(|| {
+        let mut c = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(1)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut buf = [0u8; 128];
+        let n = c.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    })
+    .expect("thread in the namespace")
+}
+
+/// Whether `ip` answers one ping from inside `ns`.
+pub fn ping_from(ns: &nuage_netdriver::testing::NetNs, ip: &str) -> bool {
+    ns.exec("/bin/busybox", &["ping", "-c", "1", "-W", "1", ip])
+        .expect("ping")
+        .status
+        .success()
+}
