@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{call, project_with_member, Cli, Options, Server};
+use common::{call, project_with_member, str_of, Cli, Options, Server};
 use serde_json::{json, Value};
 
 const PW: &str = "correct horse battery staple";
@@ -34,10 +34,6 @@ fn both_clis(s: &Server, cwd: &Path, each: impl Fn(&Cli<'_>, &str)) {
             &n.to_string(),
         );
     }
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
 fn ids_of(v: &Value, list: &str, key: &str) -> Vec<String> {

@@ -5,12 +5,8 @@
 
 mod common;
 
-use common::{osc, rootfs_tar, start_without_compute as start_plain, Aws, Server};
+use common::{glance, osc, osc_ok, rootfs_tar, start_without_compute as start_plain, Aws};
 use serde_json::{json, Value};
-
-fn osc_ok(s: &Server, args: &[&str]) -> Value {
-    osc(s, &[], args, true).unwrap_or_else(|e| panic!("openstack {}: {e}", args.join(" ")))
-}
 
 fn names(list: &Value) -> Vec<String> {
     let mut v: Vec<String> = list
@@ -21,31 +17,6 @@ fn names(list: &Value) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-async fn glance(
-    s: &Server,
-    token: Option<&str>,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut rb = s.http().request(m, format!("{}/image{path}", s.url()));
-    if let Some(t) = token {
-        rb = rb.header("x-auth-token", t);
-    }
-    if let Some(ct) = content_type {
-        rb = rb.header("content-type", ct);
-    }
-    if let Some(b) = body {
-        rb = rb.body(b.to_string());
-    }
-    let r = rb.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,12 +5,8 @@
 
 mod common;
 
-use common::{osc, rootfs_tar, start_without_compute as start_plain, Server};
+use common::{glance, osc, osc_ok, rootfs_tar, start_without_compute as start_plain};
 use serde_json::{json, Value};
-
-fn osc_ok(s: &Server, args: &[&str]) -> Value {
-    osc(s, &[], args, true).unwrap_or_else(|e| panic!("openstack {}: {e}", args.join(" ")))
-}
 
 fn names(list: &Value) -> Vec<String> {
     let mut v: Vec<String> = list
@@ -21,31 +17,6 @@ fn names(list: &Value) -> Vec<String> {
         .collect();
     v.sort();
     v
-}
-
-async fn glance(
-    s: &Server,
-    token: &str,
-    method: &str,
-    path: &str,
-    content_type: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Value) {
-    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut rb = s
-        .http()
-        .request(m, format!("{}/image{path}", s.url()))
-        .header("x-auth-token", token);
-    if let Some(ct) = content_type {
-        rb = rb.header("content-type", ct);
-    }
-    if let Some(b) = body {
-        rb = rb.body(b.to_string());
-    }
-    let r = rb.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A raw request and the status it must get: (token, method, path,
@@ -133,7 +104,7 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
     // its empty stdin.
     let (st, plain) = glance(
         &s,
-        &admin,
+        Some(&admin),
         "POST",
         "/v2/images",
         Some("application/json"),
@@ -157,7 +128,7 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
     osc(&s, &[], &["image", "unset", "--tag", "green", &id], false).expect("image unset --tag");
     let (st, v) = glance(
         &s,
-        &admin,
+        Some(&admin),
         "PUT",
         &format!("/v2/images/{id}/tags/red"),
         None,
@@ -165,7 +136,15 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
     )
     .await;
     assert_eq!(st, 204, "{v}");
-    let (_, v) = glance(&s, &admin, "GET", &format!("/v2/images/{id}"), None, None).await;
+    let (_, v) = glance(
+        &s,
+        Some(&admin),
+        "GET",
+        &format!("/v2/images/{id}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(v["tags"], json!(["blue", "first", "red"]), "{v}");
     // Refused, and nothing changed: an unknown tag, a tag too long, a
     // non-string tag, another project's image.
@@ -249,7 +228,7 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
         ),
     ];
     for (token, method, path, ct, body, status) in &cases {
-        let (st, out) = glance(&s, token, method, path, *ct, body.as_deref()).await;
+        let (st, out) = glance(&s, Some(token), method, path, *ct, body.as_deref()).await;
         assert_eq!(st, *status, "{method} {path}: {out}");
         assert!(
             out["code"]
@@ -258,12 +237,20 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
             "{out}"
         );
     }
-    let (_, v) = glance(&s, &admin, "GET", &format!("/v2/images/{id}"), None, None).await;
+    let (_, v) = glance(
+        &s,
+        Some(&admin),
+        "GET",
+        &format!("/v2/images/{id}"),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(v["tags"], json!(["blue", "first", "red"]), "{v}");
     assert_eq!(v["status"], "active", "{v}");
     let (_, v) = glance(
         &s,
-        &admin,
+        Some(&admin),
         "GET",
         &format!("/v2/images/{plain_id}"),
         None,
@@ -271,7 +258,7 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
     )
     .await;
     assert_eq!(v["status"], "queued", "{v}");
-    let (st, info) = glance(&s, &admin, "GET", "/v2/info/import", None, None).await;
+    let (st, info) = glance(&s, Some(&admin), "GET", "/v2/info/import", None, None).await;
     assert_eq!(st, 200);
     assert_eq!(info["import-methods"]["value"], json!([]), "{info}");
 
@@ -329,7 +316,7 @@ async fn openstack_cli_tags_deactivation_community_and_hashes() {
     );
     let (st, v) = glance(
         &s,
-        &guest_token,
+        Some(&guest_token),
         "GET",
         &format!("/v2/images/{id}/file"),
         None,

@@ -10,28 +10,13 @@
 
 mod common;
 
-use common::{call, osc, project_with_member, start_without_compute as start_plain, Cli, Server};
+use common::{
+    call, osc_fails, osc_ok, osc_text, project_with_member, start_without_compute as start_plain,
+    str_of, Cli, Server,
+};
 use serde_json::{json, Value};
 
 const PW: &str = "correct horse battery staple";
-
-fn osc_ok(s: &Server, args: &[&str]) -> Value {
-    osc(s, &[], args, true)
-        .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()))
-}
-
-fn osc_plain(s: &Server, args: &[&str]) {
-    osc(s, &[], args, false)
-        .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()));
-}
-
-/// Runs a command that must fail; returns its error text.
-fn osc_fails(s: &Server, args: &[&str]) -> String {
-    match osc(s, &[], args, false) {
-        Ok(out) => panic!("openstack {} succeeded: {out}", args.join(" ")),
-        Err(e) => e,
-    }
-}
 
 fn column(list: &Value, key: &str) -> Vec<String> {
     list.as_array()
@@ -42,10 +27,6 @@ fn column(list: &Value, key: &str) -> Vec<String> {
             other => other.to_string(),
         })
         .collect()
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
 /// A raw Networking API request: (status, JSON body or Null).
@@ -111,7 +92,7 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let net_id = str_of(&n, "id").to_string();
     assert!(net_id.starts_with("vpc-"), "{n}");
     assert_eq!(n["status"], "ACTIVE", "{n}");
-    osc_plain(
+    osc_text(
         &s,
         &[
             "network",
@@ -159,13 +140,13 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     // A router with its gateway on the external network, joining sub1.
     let r = osc_ok(&s, &["router", "create", "r1"]);
     let router_id = str_of(&r, "id").to_string();
-    osc_plain(&s, &["router", "set", "--external-gateway", "ext", "r1"]);
+    osc_text(&s, &["router", "set", "--external-gateway", "ext", "r1"]);
     let r = osc_ok(&s, &["router", "show", "r1"]);
     assert!(
         r["external_gateway_info"].to_string().contains(&ext_id),
         "{r}"
     );
-    osc_plain(&s, &["router", "add", "subnet", "r1", "sub1"]);
+    osc_text(&s, &["router", "add", "subnet", "r1", "sub1"]);
     // Its ports: the interface holding sub1's gateway, and its gateway
     // port on the external network.
     let ports = osc_ok(&s, &["port", "list", "--router", "r1", "--long"]);
@@ -265,7 +246,7 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let mut directions = column(&rules, "Direction");
     directions.sort();
     assert_eq!(directions, ["egress", "ingress"], "{rules}");
-    osc_plain(
+    osc_text(
         &s,
         &[
             "port",
@@ -286,7 +267,7 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let fip_id = str_of(&f, "id").to_string();
     let address = str_of(&f, "floating_ip_address").to_string();
     assert!(address.starts_with("203.0.113."), "{f}");
-    osc_plain(&s, &["floating", "ip", "set", "--port", "p1", &fip_id]);
+    osc_text(&s, &["floating", "ip", "set", "--port", "p1", &fip_id]);
     let shown = osc_ok(&s, &["floating", "ip", "show", &fip_id]);
     assert_eq!(shown["port_id"], port_id.as_str(), "{shown}");
     assert_eq!(shown["fixed_ip_address"], "10.1.0.50", "{shown}");
@@ -333,7 +314,7 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
         "{addrs}"
     );
 
-    osc_plain(&s, &["floating", "ip", "unset", "--port", &fip_id]);
+    osc_text(&s, &["floating", "ip", "unset", "--port", &fip_id]);
     let shown = osc_ok(&s, &["floating", "ip", "show", &fip_id]);
     assert_eq!(shown["port_id"], Value::Null, "{shown}");
 
@@ -360,7 +341,7 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     let q = osc_ok(&s, &["quota", "show"]);
     assert_eq!(q["floating-ips"], 10, "{q}");
     let project = s.env()["OS_PROJECT_NAME"].clone();
-    osc_plain(&s, &["quota", "set", "--floating-ips", "3", &project]);
+    osc_text(&s, &["quota", "set", "--floating-ips", "3", &project]);
     let q = osc_ok(&s, &["quota", "show"]);
     assert_eq!(q["floating-ips"], 3, "{q}");
 
@@ -372,17 +353,17 @@ async fn openstack_cli_networks_routers_ports_groups_and_floating_ips() {
     osc_ok(&s, &["network", "show", &net_id]);
 
     // Tear down, in order.
-    osc_plain(&s, &["floating", "ip", "delete", &fip_id]);
-    osc_plain(&s, &["security", "group", "rule", "delete", &rule_id]);
-    osc_plain(&s, &["port", "delete", "p1"]);
-    osc_plain(&s, &["security", "group", "delete", "web"]);
-    osc_plain(&s, &["router", "remove", "subnet", "r1", "sub1"]);
-    osc_plain(&s, &["router", "unset", "--external-gateway", "r1"]);
+    osc_text(&s, &["floating", "ip", "delete", &fip_id]);
+    osc_text(&s, &["security", "group", "rule", "delete", &rule_id]);
+    osc_text(&s, &["port", "delete", "p1"]);
+    osc_text(&s, &["security", "group", "delete", "web"]);
+    osc_text(&s, &["router", "remove", "subnet", "r1", "sub1"]);
+    osc_text(&s, &["router", "unset", "--external-gateway", "r1"]);
     let r = osc_ok(&s, &["router", "show", "r1"]);
     assert_eq!(r["external_gateway_info"], Value::Null, "{r}");
-    osc_plain(&s, &["router", "delete", "r1"]);
-    osc_plain(&s, &["subnet", "delete", "sub1"]);
-    osc_plain(&s, &["network", "delete", "net1b"]);
+    osc_text(&s, &["router", "delete", "r1"]);
+    osc_text(&s, &["subnet", "delete", "sub1"]);
+    osc_text(&s, &["network", "delete", "net1b"]);
     let all = column(&osc_ok(&s, &["network", "list"]), "ID");
     assert!(!all.contains(&net_id), "{all:?}");
     // EC2 no longer knows the VPC either.

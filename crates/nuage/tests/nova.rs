@@ -7,12 +7,8 @@
 
 mod common;
 
-use common::{call, osc, start_without_compute as start_plain, Aws, Server};
+use common::{call, osc, osc_ok, start_without_compute as start_plain, Aws, Server};
 use serde_json::{json, Value};
-
-fn osc_ok(s: &Server, args: &[&str]) -> Value {
-    osc(s, &[], args, true).unwrap_or_else(|e| panic!("openstack {}: {e}", args.join(" ")))
-}
 
 fn column(list: &Value, key: &str) -> Vec<String> {
     list.as_array()

@@ -9,13 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{build_busybox, osc, project_with_member, Cli, Server};
+use common::{build_busybox, osc, osc_ok, project_with_member, Cli, Server};
 use serde_json::{json, Value};
-
-fn osc_ok(s: &Server, args: &[&str]) -> Value {
-    osc(s, &[], args, true)
-        .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()))
-}
 
 fn osc_text(s: &Server, args: &[&str]) -> String {
     match osc(s, &[], args, false) {

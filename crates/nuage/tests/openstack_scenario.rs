@@ -20,11 +20,26 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Aws, Options, Server};
+use common::{osc_fails, osc_ok, osc_text, str_of, Aws, Options, Server};
 use nuage_netdriver::testing::NetNs;
 use serde_json::Value;
 
 const EXT_HOST: &str = "192.168.102.1";
+
+/// The group's SSH rule, made once and refused as a duplicate the second time.
+const SSH_RULE: [&str; 11] = [
+    "security",
+    "group",
+    "rule",
+    "create",
+    "--protocol",
+    "tcp",
+    "--dst-port",
+    "22",
+    "--remote-ip",
+    "0.0.0.0/0",
+    "os-sg",
+];
 
 /// What every server runs: the file a snapshot must keep, a boot marker on
 /// its console, then a banner naming itself on TCP 22.
@@ -33,34 +48,6 @@ const USER_DATA: &str = "#!/bin/sh\n[ -f /os-mark ] || echo made-by $(hostname) 
 /// `openstack ARGS -f json`: its parsed output.
 fn eventually<T>(what: &str, s: &Server, f: impl FnMut() -> Option<T>) -> T {
     common::eventually(what, s, Duration::from_secs(60), f)
-}
-
-fn os_json(s: &Server, args: &[&str]) -> Value {
-    common::osc(s, &[], args, true)
-        .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()))
-}
-
-/// `openstack ARGS` without output formatting: its stdout.
-fn os_ok(s: &Server, args: &[&str]) -> String {
-    match common::osc(s, &[], args, false) {
-        Ok(Value::String(out)) => out,
-        Ok(other) => other.to_string(),
-        Err(e) => panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()),
-    }
-}
-
-/// `openstack ARGS`, which must fail: its stderr.
-fn os_fails(s: &Server, args: &[&str]) -> String {
-    match common::osc(s, &[], args, false) {
-        Ok(out) => panic!("openstack {} succeeded: {out}", args.join(" ")),
-        Err(e) => e,
-    }
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {key} in {v}"))
 }
 
 /// The names (or another column) of a list's rows.
@@ -101,7 +88,7 @@ fn addresses(server: &Value) -> Vec<String> {
 }
 
 fn status(s: &Server, server: &str) -> String {
-    str_of(&os_json(s, &["server", "show", server]), "status").to_string()
+    str_of(&osc_ok(s, &["server", "show", server]), "status").to_string()
 }
 
 fn wait_status(s: &Server, server: &str, want: &str) {
@@ -112,7 +99,7 @@ fn wait_status(s: &Server, server: &str, want: &str) {
 
 /// How often the console of `server` shows its boot marker.
 fn boots(s: &Server, server: &str, id: &str) -> usize {
-    os_ok(s, &["console", "log", "show", server])
+    osc_text(s, &["console", "log", "show", server])
         .matches(&format!("os-boot {id}"))
         .count()
 }
@@ -161,15 +148,15 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     };
 
     // Network, subnet, router with the external network as its gateway.
-    let external = os_json(&s, &["network", "list", "--external"]);
+    let external = osc_ok(&s, &["network", "list", "--external"]);
     let external = external
         .as_array()
         .and_then(|a| a.first())
         .map(|n| str_of(n, "ID").to_string())
         .unwrap_or_else(|| panic!("no external network: {external}"));
-    let net = os_json(&s, &["network", "create", "os-net"]);
+    let net = osc_ok(&s, &["network", "create", "os-net"]);
     let net_id = str_of(&net, "id").to_string();
-    let sub = os_json(
+    let sub = osc_ok(
         &s,
         &[
             "subnet",
@@ -182,7 +169,7 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         ],
     );
     assert_eq!(sub["cidr"], "10.42.0.0/24", "{sub}");
-    let err = os_fails(
+    let err = osc_fails(
         &s,
         &[
             "subnet",
@@ -195,22 +182,22 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         ],
     );
     assert!(!err.is_empty());
-    let subs = os_json(&s, &["subnet", "list", "--network", "os-net"]);
+    let subs = osc_ok(&s, &["subnet", "list", "--network", "os-net"]);
     assert_eq!(column(&subs, "Name"), ["os-sub"], "{subs}");
-    os_json(&s, &["router", "create", "os-rtr"]);
-    os_ok(
+    osc_ok(&s, &["router", "create", "os-rtr"]);
+    osc_text(
         &s,
         &["router", "set", "--external-gateway", &external, "os-rtr"],
     );
-    os_ok(&s, &["router", "add", "subnet", "os-rtr", "os-sub"]);
-    let rtr = os_json(&s, &["router", "show", "os-rtr"]);
+    osc_text(&s, &["router", "add", "subnet", "os-rtr", "os-sub"]);
+    let rtr = osc_ok(&s, &["router", "show", "os-rtr"]);
     assert!(
         rtr["external_gateway_info"].to_string().contains(&external),
         "{rtr}"
     );
 
     // A security group with SSH and ICMP.
-    os_json(
+    osc_ok(
         &s,
         &[
             "security",
@@ -221,23 +208,8 @@ fn openstack_scenario_from_network_to_everything_deleted() {
             "os-sg",
         ],
     );
-    os_json(
-        &s,
-        &[
-            "security",
-            "group",
-            "rule",
-            "create",
-            "--protocol",
-            "tcp",
-            "--dst-port",
-            "22",
-            "--remote-ip",
-            "0.0.0.0/0",
-            "os-sg",
-        ],
-    );
-    os_json(
+    osc_ok(&s, &SSH_RULE);
+    osc_ok(
         &s,
         &[
             "security",
@@ -251,38 +223,23 @@ fn openstack_scenario_from_network_to_everything_deleted() {
             "os-sg",
         ],
     );
-    let err = os_fails(
-        &s,
-        &[
-            "security",
-            "group",
-            "rule",
-            "create",
-            "--protocol",
-            "tcp",
-            "--dst-port",
-            "22",
-            "--remote-ip",
-            "0.0.0.0/0",
-            "os-sg",
-        ],
-    );
+    let err = osc_fails(&s, &SSH_RULE);
     assert!(
         err.contains("409") || err.to_lowercase().contains("exist"),
         "{err}"
     );
 
     // A key pair; a second of the same name is refused.
-    let key = os_ok(&s, &["keypair", "create", "os-key"]);
+    let key = osc_text(&s, &["keypair", "create", "os-key"]);
     assert!(key.contains("PRIVATE KEY"), "{key}");
-    let err = os_fails(&s, &["keypair", "create", "os-key"]);
+    let err = osc_fails(&s, &["keypair", "create", "os-key"]);
     assert!(err.contains("409") || err.contains("exists"), "{err}");
 
     // An uploaded image: the built-in busybox image (its init runs the
     // user data), downloaded and uploaded again under another name.
     common::build_busybox(&s);
     let tar = work.path().join("busybox.tar");
-    os_ok(
+    osc_text(
         &s,
         &[
             "image",
@@ -292,7 +249,7 @@ fn openstack_scenario_from_network_to_everything_deleted() {
             "busybox",
         ],
     );
-    let img = os_json(
+    let img = osc_ok(
         &s,
         &[
             "image",
@@ -308,7 +265,7 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     );
     // openstackclient prints the image as created, before its upload.
     assert_eq!(img["name"], "os-img", "{img}");
-    let img = os_json(&s, &["image", "show", "os-img"]);
+    let img = osc_ok(&s, &["image", "show", "os-img"]);
     assert_eq!(img["status"], "active", "{img}");
     let user_data = work.path().join("user-data");
     std::fs::write(&user_data, USER_DATA).expect("user data");
@@ -325,10 +282,10 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         let mut cmd = vec!["server", "create", "--network", "os-net"];
         cmd.extend(args);
         cmd.push("os-bad");
-        let err = os_fails(&s, &cmd);
+        let err = osc_fails(&s, &cmd);
         assert!(err.to_lowercase().contains(want), "{err}");
     }
-    let err = os_fails(
+    let err = osc_fails(
         &s,
         &[
             "server",
@@ -343,17 +300,17 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         ],
     );
     assert!(!err.is_empty());
-    let err = os_fails(&s, &["--os-compute-api-version", "2.999", "server", "list"]);
+    let err = osc_fails(&s, &["--os-compute-api-version", "2.999", "server", "list"]);
     assert!(
         err.contains("2.999") || err.contains("406") || err.contains("version"),
         "{err}"
     );
-    assert_eq!(os_json(&s, &["server", "list"]), Value::Array(vec![]));
+    assert_eq!(osc_ok(&s, &["server", "list"]), Value::Array(vec![]));
 
     // Two servers, each waited for.
     let mut ids = Vec::new();
     for name in ["os-web-1", "os-web-2"] {
-        let srv = os_json(
+        let srv = osc_ok(
             &s,
             &[
                 "server",
@@ -379,9 +336,9 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         assert_eq!(srv["status"], "ACTIVE", "{srv}");
         ids.push(str_of(&srv, "id").to_string());
     }
-    let list = os_json(&s, &["server", "list", "--long"]);
+    let list = osc_ok(&s, &["server", "list", "--long"]);
     assert_eq!(column(&list, "Name"), ["os-web-1", "os-web-2"], "{list}");
-    let show = os_json(&s, &["server", "show", "os-web-1"]);
+    let show = osc_ok(&s, &["server", "show", "os-web-1"]);
     assert_eq!(show["status"], "ACTIVE", "{show}");
     assert_eq!(show["key_name"], "os-key", "{show}");
     assert!(
@@ -406,10 +363,10 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     assert!(i["SecurityGroups"].to_string().contains("os-sg"), "{d}");
 
     // A floating IP, added, reached from the external network.
-    let fip = os_json(&s, &["floating", "ip", "create", &external]);
+    let fip = osc_ok(&s, &["floating", "ip", "create", &external]);
     let public = str_of(&fip, "floating_ip_address").to_string();
     assert!(public.starts_with("192.168.102."), "{fip}");
-    os_ok(
+    osc_text(
         &s,
         &["server", "add", "floating", "ip", "os-web-1", &public],
     );
@@ -423,7 +380,7 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         })
     };
     reach("the external host never reached os-web-1 by its floating IP");
-    let show = os_json(&s, &["server", "show", "os-web-1"]);
+    let show = osc_ok(&s, &["server", "show", "os-web-1"]);
     assert!(addresses(&show).contains(&public), "{show}");
     let d = aws.json(&["ec2", "describe-instances", "--instance-ids", &ids[0]]);
     assert_eq!(
@@ -433,16 +390,16 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     );
 
     // Stop, start, reboot; an action invalid in the state is refused.
-    os_ok(&s, &["server", "stop", "os-web-1"]);
+    osc_text(&s, &["server", "stop", "os-web-1"]);
     wait_status(&s, "os-web-1", "SHUTOFF");
-    let err = os_fails(&s, &["server", "stop", "os-web-1"]);
+    let err = osc_fails(&s, &["server", "stop", "os-web-1"]);
     assert!(err.contains("409") || err.contains("Cannot"), "{err}");
-    os_ok(&s, &["server", "start", "os-web-1"]);
+    osc_text(&s, &["server", "start", "os-web-1"]);
     wait_status(&s, "os-web-1", "ACTIVE");
     eventually("no second boot after the start", &s, || {
         (boots(&s, "os-web-1", &ids[0]) == 2).then_some(())
     });
-    os_ok(&s, &["server", "reboot", "--wait", "os-web-1"]);
+    osc_text(&s, &["server", "reboot", "--wait", "os-web-1"]);
     eventually("no third boot after the reboot", &s, || {
         (boots(&s, "os-web-1", &ids[0]) == 3).then_some(())
     });
@@ -450,15 +407,15 @@ fn openstack_scenario_from_network_to_everything_deleted() {
 
     // An image of the running server, and a server booted from it: its
     // disk holds the file os-web-1 wrote.
-    os_ok(
+    osc_text(
         &s,
         &[
             "server", "image", "create", "--name", "os-snap", "--wait", "os-web-1",
         ],
     );
-    let snap = os_json(&s, &["image", "show", "os-snap"]);
+    let snap = osc_ok(&s, &["image", "show", "os-snap"]);
     assert_eq!(snap["status"], "active", "{snap}");
-    let third = os_json(
+    let third = osc_ok(
         &s,
         &[
             "server",
@@ -477,7 +434,7 @@ fn openstack_scenario_from_network_to_everything_deleted() {
     );
     let third_id = str_of(&third, "id").to_string();
     eventually("the snapshot's file never showed", &s, || {
-        os_ok(&s, &["console", "log", "show", "os-from-snap"])
+        osc_text(&s, &["console", "log", "show", "os-from-snap"])
             .contains(&format!("os-mark made-by {}", ids[0]))
             .then_some(())
     });
@@ -487,10 +444,10 @@ fn openstack_scenario_from_network_to_everything_deleted() {
 
     // Quotas: shown, then exceeded (nothing created), then restored.
     let project = s.env()["OS_PROJECT_NAME"].clone();
-    let q = os_json(&s, &["quota", "show", &project]);
+    let q = osc_ok(&s, &["quota", "show", &project]);
     assert!(q.to_string().contains("instances"), "{q}");
-    os_ok(&s, &["quota", "set", "--instances", "3", &project]);
-    let err = os_fails(
+    osc_text(&s, &["quota", "set", "--instances", "3", &project]);
+    let err = osc_fails(
         &s,
         &[
             "server",
@@ -505,17 +462,17 @@ fn openstack_scenario_from_network_to_everything_deleted() {
         ],
     );
     assert!(err.to_lowercase().contains("quota"), "{err}");
-    let list = os_json(&s, &["server", "list"]);
+    let list = osc_ok(&s, &["server", "list"]);
     assert_eq!(list.as_array().map(Vec::len), Some(3), "{list}");
-    os_ok(&s, &["quota", "set", "--instances", "20", &project]);
+    osc_text(&s, &["quota", "set", "--instances", "20", &project]);
 
     // Everything deleted and gone.
-    os_ok(
+    osc_text(
         &s,
         &["server", "remove", "floating", "ip", "os-web-1", &public],
     );
-    os_ok(&s, &["floating", "ip", "delete", &public]);
-    os_ok(
+    osc_text(&s, &["floating", "ip", "delete", &public]);
+    osc_text(
         &s,
         &[
             "server",
@@ -526,20 +483,20 @@ fn openstack_scenario_from_network_to_everything_deleted() {
             "os-from-snap",
         ],
     );
-    assert_eq!(os_json(&s, &["server", "list"]), Value::Array(vec![]));
-    os_ok(&s, &["image", "delete", "os-snap", "os-img"]);
-    os_ok(&s, &["keypair", "delete", "os-key"]);
-    os_ok(&s, &["security", "group", "delete", "os-sg"]);
-    os_ok(&s, &["router", "remove", "subnet", "os-rtr", "os-sub"]);
-    os_ok(&s, &["router", "delete", "os-rtr"]);
-    os_ok(&s, &["subnet", "delete", "os-sub"]);
-    os_ok(&s, &["network", "delete", "os-net"]);
-    let nets = os_json(&s, &["network", "list"]);
+    assert_eq!(osc_ok(&s, &["server", "list"]), Value::Array(vec![]));
+    osc_text(&s, &["image", "delete", "os-snap", "os-img"]);
+    osc_text(&s, &["keypair", "delete", "os-key"]);
+    osc_text(&s, &["security", "group", "delete", "os-sg"]);
+    osc_text(&s, &["router", "remove", "subnet", "os-rtr", "os-sub"]);
+    osc_text(&s, &["router", "delete", "os-rtr"]);
+    osc_text(&s, &["subnet", "delete", "os-sub"]);
+    osc_text(&s, &["network", "delete", "os-net"]);
+    let nets = osc_ok(&s, &["network", "list"]);
     assert!(
         !column(&nets, "Name").contains(&"os-net".to_string()),
         "{nets}"
     );
-    assert!(os_json(&s, &["floating", "ip", "list"])
+    assert!(osc_ok(&s, &["floating", "ip", "list"])
         .as_array()
         .is_some_and(Vec::is_empty));
     let d = aws.json(&["ec2", "describe-addresses"]);

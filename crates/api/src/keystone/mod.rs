@@ -153,40 +153,29 @@ fn timestamp(ms: i64) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The v3 version entry, as both discovery documents show it.
+fn version_entry(core: &Core) -> Value {
+    json!({
+        "id": VERSION,
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{}/", base_url(core))}],
+        "media-types": [{
+            "base": "application/json",
+            "type": "application/vnd.openstack.identity-v3+json",
+        }],
+    })
+}
+
 /// The version document keystoneauth reads to discover the API.
 async fn version(axum::extract::State(core): axum::extract::State<SharedCore>) -> Response {
-    axum::Json(json!({
-        "version": {
-            "id": VERSION,
-            "status": "stable",
-            "updated": "2020-04-07T00:00:00Z",
-            "links": [{"rel": "self", "href": format!("{}/", base_url(&core))}],
-            "media-types": [{
-                "base": "application/json",
-                "type": "application/vnd.openstack.identity-v3+json",
-            }],
-        }
-    }))
-    .into_response()
+    axum::Json(json!({ "version": version_entry(&core) })).into_response()
 }
 
 /// `GET /`: the versions Keystone serves, as its root answers them (300
 /// Multiple Choices), for clients given the bare endpoint as auth URL.
 async fn versions(axum::extract::State(core): axum::extract::State<SharedCore>) -> Response {
-    let body = json!({
-        "versions": {
-            "values": [{
-                "id": VERSION,
-                "status": "stable",
-                "updated": "2020-04-07T00:00:00Z",
-                "links": [{"rel": "self", "href": format!("{}/", base_url(&core))}],
-                "media-types": [{
-                    "base": "application/json",
-                    "type": "application/vnd.openstack.identity-v3+json",
-                }],
-            }]
-        }
-    });
+    let body = json!({ "versions": { "values": [version_entry(&core)] } });
     (StatusCode::MULTIPLE_CHOICES, axum::Json(body)).into_response()
 }
 

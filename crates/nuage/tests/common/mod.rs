@@ -818,3 +818,63 @@ pub fn ping_from(ns: &nuage_netdriver::testing::NetNs, ip: &str) -> bool {
         .status
         .success()
 }
+
+/// `openstack ARGS -f json` on admin.env: its parsed output; fails the
+/// test with the server's logs otherwise.
+pub fn osc_ok(s: &Server, args: &[&str]) -> serde_json::Value {
+    osc(s, &[], args, true)
+        .unwrap_or_else(|e| panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()))
+}
+
+/// `openstack ARGS` without output formatting: its stdout.
+pub fn osc_text(s: &Server, args: &[&str]) -> String {
+    match osc(s, &[], args, false) {
+        Ok(serde_json::Value::String(out)) => out,
+        Ok(other) => other.to_string(),
+        Err(e) => panic!("openstack {}: {e}\n{}", args.join(" "), s.logs()),
+    }
+}
+
+/// `openstack ARGS`, which must fail: its error text.
+pub fn osc_fails(s: &Server, args: &[&str]) -> String {
+    match osc(s, &[], args, false) {
+        Ok(out) => panic!("openstack {} succeeded: {out}", args.join(" ")),
+        Err(e) => e,
+    }
+}
+
+/// A raw Image API request (`/image` + `path`): status and JSON (or Null).
+pub async fn glance(
+    s: &Server,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut rb = s.http().request(m, format!("{}/image{path}", s.url()));
+    if let Some(t) = token {
+        rb = rb.header("x-auth-token", t);
+    }
+    if let Some(ct) = content_type {
+        rb = rb.header("content-type", ct);
+    }
+    if let Some(b) = body {
+        rb = rb.body(b.to_string());
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The string at `key` of a JSON object; fails the test otherwise.
+pub fn str_of<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key} in {v}"))
+}
